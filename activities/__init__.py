@@ -1,0 +1,1 @@
+"""Everything with side effects that workflows need, run by the worker as Temporal activities."""

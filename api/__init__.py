@@ -1,0 +1,1 @@
+"""The HTTP API: authenticates, validates, reads the read model and sends updates to workflows."""

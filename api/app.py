@@ -1,0 +1,52 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from temporalio.client import Client
+
+from api import errors
+from api.routes import cases, health
+from settings import Settings, get_settings
+from store.db import create_engine, session_factory
+from temporal_client import connect
+
+DESCRIPTION = """
+caseloop's HTTP API. Authenticate every request with `Authorization: Bearer <key>` or
+`XApiKey: <key>`. JSON is camelCase; errors are RFC 9457 `application/problem+json` with a stable
+`code`. POSTs accept an `Idempotency-Key`. See docs/api.md for the conventions.
+"""
+
+
+def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
+    """Build the app. Tests pass their own Temporal client; otherwise one connects lazily."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        app.state.settings = settings
+        app.state.sessions = session_factory(engine)
+        # Lazy: the API starts (and /api/health reports the outage) even while Temporal is down.
+        app.state.temporal = temporal or await connect(settings, lazy=True)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="caseloop",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    errors.install(app)
+    api = APIRouter(prefix="/api")
+    api.include_router(health.router)
+    api.include_router(cases.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,72 @@
+"""Typed dependencies every route uses: database session, Temporal client, caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+
+from api.errors import forbidden, unauthenticated
+from domain.enums import OrgKind
+from settings import Settings
+from store.accounts import Principal, principal_for_key
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def get_temporal(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_principal(
+    session: SessionDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header(alias="XApiKey")] = None,
+) -> Principal:
+    """Authenticate ``Authorization: Bearer <key>`` or ``XApiKey: <key>``; 401 otherwise."""
+    key = x_api_key
+    if key is None and authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            key = value.strip()
+    if not key:
+        raise unauthenticated()
+    principal = await principal_for_key(session=session, key=key)
+    if principal is None:
+        raise unauthenticated()
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(*roles: OrgKind) -> Callable[[Principal], Principal]:
+    """A dependency that lets only the given roles through (403 for the others)."""
+    allowed = ", ".join(r.value for r in roles)
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise forbidden(f"Only {allowed} users may do this; you are {principal.role.value}.")
+        return principal
+
+    return check
+
+
+CreditorPrincipal = Annotated[Principal, Depends(require_role(OrgKind.CREDITOR))]

@@ -1,0 +1,137 @@
+"""RFC 9457 problem+json errors with a stable ``code`` and field-level ``errors``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(dict[str, str]):
+    """``{"field": "debtor.countryAlpha2", "message": "..."}``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field=field, message=message)
+
+
+class Problem(Exception):
+    """An error the API reports as problem+json. ``code`` is stable; clients may switch on it."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.errors, self.headers, self.extra = list(errors), headers, extra or {}
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"urn:caseloop:problem:{self.code}",
+            "title": HTTPStatus(self.status).phrase,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        return JSONResponse(
+            self.body(instance), status_code=self.status, headers=self.headers, media_type=PROBLEM_JSON
+        )
+
+
+def unauthenticated() -> Problem:
+    return Problem(
+        401,
+        "unauthenticated",
+        "Send a valid API key as 'Authorization: Bearer <key>' or 'XApiKey: <key>'.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "forbidden", detail)
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, "not_found", f"{what} not found.")
+
+
+def invalid(field: str, message: str, *, code: str = "validation_failed") -> Problem:
+    """422 for one bad field."""
+    return Problem(422, code, f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+def _field_path(location: Sequence[str | int]) -> str:
+    # Drop the "body"/"query" prefix and any pydantic type tags; keep camelCase names.
+    parts: list[str] = []
+    for i, item in enumerate(location):
+        if i == 0 and item in ("body", "query", "path", "header"):
+            continue
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif "[" in item or item.startswith("function-"):
+            continue
+        else:
+            parts.append(("." if parts else "") + to_camel(item))
+    return "".join(parts) or "body"
+
+
+def validation_problem(errors: Sequence[Any]) -> Problem:
+    """422 naming every invalid field, from pydantic/FastAPI errors."""
+    fields = [
+        FieldError(_field_path(error["loc"]), error["msg"].removeprefix("Value error, "))
+        for error in errors
+    ]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return Problem(422, "validation_failed", f"Invalid input: {summary}", errors=fields)
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return exc.response(request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_problem(exc.errors()).response(request.url.path)
+
+    @app.exception_handler(ValidationError)
+    async def _validation(request: Request, exc: ValidationError) -> JSONResponse:
+        return validation_problem(exc.errors()).response(request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return Problem(exc.status_code, code, str(exc.detail), headers=exc.headers).response(
+            request.url.path
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return Problem(500, "internal_error", "Unexpected error; it has been logged.").response(
+            request.url.path
+        )

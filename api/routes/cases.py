@@ -1,0 +1,255 @@
+"""Cases: submit, read, list, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+
+from api.deps import CreditorPrincipal, CurrentPrincipal, SessionDep, SettingsDep, TemporalDep
+from api.errors import FieldError, Problem, invalid, not_found
+from api.idempotency import idempotent
+from api.pagination import PageDep, PageInfo, page_info
+from api.workflow_calls import call
+from domain import search_attributes as sa
+from domain.base import ApiModel
+from domain.cases import (
+    CaseRecord,
+    CaseSubmission,
+    CaseView,
+    CaseWorkflowInput,
+    Debtor,
+    HistoryEntry,
+    SubmitCaseInput,
+)
+from domain.enums import CaseStatus, Lifecycle, SubStatus
+from domain.ids import case_number, case_workflow_id
+from domain.lifecycle import current_stage, lifecycle_of
+from domain.time import whole_days_between
+from settings import Settings
+from store import cases as case_store
+from store.accounts import Principal
+from workflows.case import CaseWorkflow
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+
+
+class CaseList(ApiModel):
+    data: list[CaseView]
+    page: PageInfo
+
+
+class CaseHistoryView(ApiModel):
+    case_id: UUID
+    history: list[HistoryEntry]
+
+
+def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
+    case = row.case
+    status = CaseStatus(case.status)
+    sub_status = SubStatus(case.sub_status) if case.sub_status else None
+    return CaseView(
+        case_id=case.id,
+        case_number=case.case_number,
+        status=status,
+        sub_status=sub_status,
+        lifecycle=lifecycle_of(status, sub_status),
+        last_status_change=case.last_status_change,
+        current_stage=current_stage(status, sub_status),
+        days_in_current_status=whole_days_between(case.last_status_change, now),
+        assigned_partner=row.partner_name,
+        close_code=case.close_code,
+        creditor_reference=case.creditor_reference,
+        currency_code=case.currency_code,
+        amount_to_recover=case.amount_to_recover,
+        date=case.date,
+        due_date=case.due_date,
+        claim_description=case.claim_description,
+        debtor=Debtor.model_validate(case.debtor),
+        bank_account_id=case.bank_account_id,
+        date_created=case.created_at,
+        last_modified=case.updated_at,
+    )
+
+
+def _submission_hash(submission: CaseSubmission) -> str:
+    canonical = json.dumps(submission.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _submit(
+    *,
+    request: Request,
+    principal: Principal,
+    submission: CaseSubmission,
+    client: Client,
+    settings: Settings,
+) -> UUID:
+    """Start the case's workflow (or rejoin it on a retry) and wait until it is projected."""
+    sessions = request.app.state.sessions
+    today = dt.datetime.now(ZoneInfo(principal.timezone)).date()
+    if submission.date > today:
+        raise invalid("date", "must not be in the future")
+    if submission.bank_account_id is not None:
+        async with sessions() as session:
+            account = await case_store.bank_account_of(
+                session=session, bank_account_id=submission.bank_account_id, org_id=principal.org_id
+            )
+        if account is None:
+            raise invalid("bankAccountId", "is not a bank account of your organisation")
+    registration = await case_store.register_case(
+        sessions=sessions,
+        creditor_id=principal.org_id,
+        creditor_reference=submission.creditor_reference,
+        request_hash=_submission_hash(submission),
+    )
+    if registration.request_hash != _submission_hash(submission):
+        raise Problem(
+            422,
+            "duplicate_creditor_reference",
+            f"creditorReference {submission.creditor_reference!r} is already used by case "
+            f"{registration.case_id}.",
+            errors=[FieldError("creditorReference", "is already used by another case")],
+            extra={"caseId": str(registration.case_id)},
+        )
+    record = CaseRecord(
+        case_id=registration.case_id,
+        case_number=case_number(registration.id, registration.created_at.year),
+        creditor_id=principal.org_id,
+        submitted_by=principal.user_id,
+        submission=submission,
+    )
+    start = WithStartWorkflowOperation(
+        CaseWorkflow.run,
+        CaseWorkflowInput(record=record),
+        id=case_workflow_id(record.case_id),
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.CASE_STATUS, CaseStatus.CREATED.value),
+                SearchAttributePair(sa.CREDITOR_ID, str(principal.org_id)),
+            ]
+        ),
+        static_summary=f"Case {record.case_number} (creditor reference {submission.creditor_reference})",
+    )
+    await call(
+        client.execute_update_with_start_workflow(
+            CaseWorkflow.submit,
+            SubmitCaseInput(requested_by=principal.user_id),
+            start_workflow_operation=start,
+            id="submit",
+            rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
+        )
+    )
+    return record.case_id
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CaseView,
+    responses={401: {}, 403: {}, 422: {}, 503: {}},
+)
+async def create_case(
+    request: Request,
+    submission: CaseSubmission,
+    principal: CreditorPrincipal,
+    client: TemporalDep,
+    settings: SettingsDep,
+    session: SessionDep,
+) -> Response:
+    """Submit an unpaid invoice as a case (creditors only).
+
+    Starts the case's workflow and answers 201 once the case is readable. Submitting the same
+    body again (same creditorReference) returns the same case; a different body with a used
+    creditorReference is rejected with 422 ``duplicate_creditor_reference``.
+    """
+
+    async def execute() -> Response:
+        case_id = await _submit(
+            request=request, principal=principal, submission=submission, client=client, settings=settings
+        )
+        row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
+        if row is None:  # the update returns only after the projection: this is a bug if hit
+            raise Problem(500, "projection_missing", "The case was created but is not readable yet.")
+        body = _view(row, dt.datetime.now(dt.UTC)).model_dump(mode="json")
+        return JSONResponse(body, status_code=201, headers={"Location": f"/api/cases/{case_id}"})
+
+    return await idempotent(request, principal, submission.model_dump(mode="json"), execute)
+
+
+@router.get("", response_model=CaseList)
+async def list_cases(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[list[CaseStatus] | None, Query()] = None,
+    lifecycle: Lifecycle | None = None,
+    partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
+    debtor_name: Annotated[str | None, Query(alias="debtorName", max_length=200)] = None,
+    amount_from: Annotated[Decimal | None, Query(alias="amountFrom")] = None,
+    amount_to: Annotated[Decimal | None, Query(alias="amountTo")] = None,
+    date_from: Annotated[dt.datetime | None, Query(alias="dateFrom")] = None,
+    date_to: Annotated[dt.datetime | None, Query(alias="dateTo")] = None,
+    last_modified_after: Annotated[dt.datetime | None, Query(alias="lastModifiedAfter")] = None,
+) -> CaseList:
+    """The cases you may see, newest first. ``dateFrom``/``dateTo`` bound the last status change."""
+    filters = case_store.CaseFilter(
+        statuses=status or [],
+        lifecycle=lifecycle,
+        partner_id=partner_id,
+        debtor_name=debtor_name,
+        amount_from=amount_from,
+        amount_to=amount_to,
+        status_changed_from=date_from,
+        status_changed_to=date_to,
+        last_modified_after=last_modified_after,
+    )
+    rows, total = await case_store.list_cases(
+        session=session, principal=principal, filters=filters, offset=page.offset, limit=page.page_size
+    )
+    now = dt.datetime.now(dt.UTC)
+    return CaseList(data=[_view(r, now) for r in rows], page=page_info(page, total=total, count=len(rows)))
+
+
+@router.get("/{case_id}", response_model=CaseView, responses={401: {}, 404: {}})
+async def get_case(case_id: UUID, principal: CurrentPrincipal, session: SessionDep) -> CaseView:
+    """One case: status fields (seed 002), portal lifecycle and the submitted data."""
+    row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
+    if row is None:
+        raise not_found("Case")
+    return _view(row, dt.datetime.now(dt.UTC))
+
+
+@router.get("/{case_id}/history", response_model=CaseHistoryView, responses={401: {}, 404: {}})
+async def get_history(
+    case_id: UUID, principal: CurrentPrincipal, session: SessionDep
+) -> CaseHistoryView:
+    """Every status change of the case, oldest first."""
+    if await case_store.get_case(session=session, case_id=case_id, principal=principal) is None:
+        raise not_found("Case")
+    entries = await case_store.history(session=session, case_id=case_id)
+    return CaseHistoryView(
+        case_id=case_id,
+        history=[
+            HistoryEntry(
+                seq=e.seq,
+                timestamp=e.timestamp,
+                status=CaseStatus(e.status),
+                sub_status=SubStatus(e.sub_status) if e.sub_status else None,
+                changed_by=e.changed_by,
+                note=e.note,
+            )
+            for e in entries
+        ],
+    )

@@ -1,0 +1,46 @@
+"""The one table that maps status + subStatus to the portal lifecycle (SPEC.md "Case lifecycle")."""
+
+from domain.enums import CaseStatus, Lifecycle, SubStatus
+
+S = CaseStatus
+SS = SubStatus
+L = Lifecycle
+
+# (status, subStatus or None) -> lifecycle. A status listed with None also covers any sub-status
+# not listed for it, so a new sub-status never leaves a case without a lifecycle.
+LIFECYCLE_TABLE: dict[tuple[CaseStatus, SubStatus | None], Lifecycle] = {
+    (S.CREATED, None): L.PENDING_VERIFICATION,
+    (S.VALIDATED, None): L.PENDING_VERIFICATION,
+    (S.VALIDATED, SS.COLLECTING_QUOTES): L.COLLECTING_QUOTES,
+    (S.VALIDATED, SS.PENDING_QUOTE_SELECTION): L.PENDING_QUOTE_SELECTION,
+    (S.ASSIGNED, None): L.PENDING_VERIFICATION,
+    (S.IN_COLLECTION, None): L.ACTIVE,
+    (S.PAYMENT_PLAN, None): L.ACTIVE,
+    (S.ON_HOLD, SS.MORE_INFO_REQUIRED): L.MORE_INFO_REQUIRED,
+    (S.ON_HOLD, None): L.PAUSED,
+    (S.RESOLVED, None): L.CLOSED,
+    (S.CLOSED, None): L.CLOSED,
+}
+
+
+def lifecycle_of(status: CaseStatus, sub_status: SubStatus | None) -> Lifecycle:
+    """The portal lifecycle for a status and sub-status."""
+    return LIFECYCLE_TABLE.get((status, sub_status)) or LIFECYCLE_TABLE[(status, None)]
+
+
+def current_stage(status: CaseStatus, sub_status: SubStatus | None) -> str | None:
+    """The collection stage (seed 002 ``currentStage``) while a partner works the case."""
+    if sub_status is SS.LEGAL_PROCEEDINGS_INITIATED:
+        return "Legal"
+    if status in (S.IN_COLLECTION, S.PAYMENT_PLAN):
+        return "Pre-legal"
+    return None
+
+
+def statuses_for(lifecycle: Lifecycle) -> list[tuple[CaseStatus, SubStatus | None, bool]]:
+    """The table rows showing as ``lifecycle``: (status, subStatus, is_catch_all)."""
+    return [
+        (status, sub, sub is None)
+        for (status, sub), shown in LIFECYCLE_TABLE.items()
+        if shown is lifecycle
+    ]

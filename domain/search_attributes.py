@@ -1,0 +1,27 @@
+"""Typed search attributes ops use to find cases in the Temporal UI. Ids and enums only."""
+
+from temporalio.common import SearchAttributeKey
+
+CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")
+CREDITOR_ID = SearchAttributeKey.for_keyword("CreditorId")
+PARTNER_ID = SearchAttributeKey.for_keyword("PartnerId")
+OPEN_TASK_TYPES = SearchAttributeKey.for_keyword_list("OpenTaskTypes")
+NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
+OVERDUE_TASK_COUNT = SearchAttributeKey.for_int("OverdueTaskCount")
+
+ALL = (CASE_STATUS, CREDITOR_ID, PARTNER_ID, OPEN_TASK_TYPES, NEXT_DEADLINE, OVERDUE_TASK_COUNT)
+
+_CLI_TYPES = {
+    "KEYWORD": "Keyword",
+    "KEYWORD_LIST": "KeywordList",
+    "DATETIME": "Datetime",
+    "INT": "Int",
+}
+
+
+def dev_server_flags() -> list[str]:
+    """``--search-attribute Name=Type`` arguments for ``temporal server start-dev``."""
+    flags: list[str] = []
+    for key in ALL:
+        flags += ["--search-attribute", f"{key.name}={_CLI_TYPES[key.indexed_value_type.name]}"]
+    return flags

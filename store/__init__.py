@@ -1,0 +1,1 @@
+"""The read model: SQLAlchemy tables, queries and Alembic migrations."""

@@ -1,0 +1,174 @@
+"""Case queries for the API. Visibility lives here, in one place: ``visible_to``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from domain.enums import CaseStatus, Lifecycle, OrgKind
+from domain.lifecycle import LIFECYCLE_TABLE, statuses_for
+from store.accounts import Principal
+from store.db import transaction
+from store.models import BankAccount, Case, CaseHistory, CaseRegistration, Organisation
+
+Partner = aliased(Organisation)
+
+
+def visible_to(principal: Principal) -> ColumnElement[bool]:
+    """Creditors see their own cases, partners the cases assigned to them, ops everything."""
+    if principal.role is OrgKind.OPS:
+        return true()
+    if principal.role is OrgKind.CREDITOR:
+        return Case.creditor_id == principal.org_id
+    if principal.role is OrgKind.PARTNER:
+        return Case.partner_id == principal.org_id
+    return false()
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    case: Case
+    partner_name: str | None
+
+
+async def get_case(*, session: AsyncSession, case_id: uuid.UUID, principal: Principal) -> CaseRow | None:
+    """The case if it exists and the caller may see it; None otherwise (the API says 404)."""
+    row = (
+        await session.execute(
+            select(Case, Partner.name)
+            .outerjoin(Partner, Partner.id == Case.partner_id)
+            .where(Case.id == case_id, visible_to(principal))
+        )
+    ).first()
+    return CaseRow(row[0], row[1]) if row else None
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    statuses: list[CaseStatus]
+    lifecycle: Lifecycle | None = None
+    partner_id: uuid.UUID | None = None
+    debtor_name: str | None = None
+    amount_from: Decimal | None = None
+    amount_to: Decimal | None = None
+    status_changed_from: dt.datetime | None = None
+    status_changed_to: dt.datetime | None = None
+    last_modified_after: dt.datetime | None = None
+
+
+def _lifecycle_clause(lifecycle: Lifecycle) -> ColumnElement[bool]:
+    clauses: list[ColumnElement[bool]] = []
+    for status, sub, catch_all in statuses_for(lifecycle):
+        if not catch_all:
+            clauses.append(and_(Case.status == status.value, Case.sub_status == sub))
+            continue
+        # A catch-all row covers every sub-status its status has no own row for.
+        own = [s.value for (st, s) in LIFECYCLE_TABLE if st is status and s is not None]
+        clauses.append(
+            and_(
+                Case.status == status.value,
+                or_(Case.sub_status.is_(None), Case.sub_status.not_in(own)) if own else true(),
+            )
+        )
+    return or_(*clauses)
+
+
+def _filter_clauses(f: CaseFilter) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if f.statuses:
+        clauses.append(Case.status.in_([s.value for s in f.statuses]))
+    if f.lifecycle is not None:
+        clauses.append(_lifecycle_clause(f.lifecycle))
+    if f.partner_id is not None:
+        clauses.append(Case.partner_id == f.partner_id)
+    if f.debtor_name:
+        clauses.append(func.lower(Case.debtor_name).contains(f.debtor_name.lower(), autoescape=True))
+    if f.amount_from is not None:
+        clauses.append(Case.amount_to_recover >= f.amount_from)
+    if f.amount_to is not None:
+        clauses.append(Case.amount_to_recover <= f.amount_to)
+    if f.status_changed_from is not None:
+        clauses.append(Case.last_status_change >= f.status_changed_from)
+    if f.status_changed_to is not None:
+        clauses.append(Case.last_status_change <= f.status_changed_to)
+    if f.last_modified_after is not None:
+        clauses.append(Case.updated_at > f.last_modified_after)
+    return clauses
+
+
+async def list_cases(
+    *, session: AsyncSession, principal: Principal, filters: CaseFilter, offset: int, limit: int
+) -> tuple[list[CaseRow], int]:
+    """One page of the cases the caller may see, newest first, and the total count."""
+    where = [visible_to(principal), *_filter_clauses(filters)]
+    total = await session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+    rows = await session.execute(
+        select(Case, Partner.name)
+        .outerjoin(Partner, Partner.id == Case.partner_id)
+        .where(*where)
+        .order_by(Case.created_at.desc(), Case.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [CaseRow(case, name) for case, name in rows], total
+
+
+async def history(*, session: AsyncSession, case_id: uuid.UUID) -> list[CaseHistory]:
+    return list(
+        await session.scalars(
+            select(CaseHistory).where(CaseHistory.case_id == case_id).order_by(CaseHistory.seq)
+        )
+    )
+
+
+async def bank_account_of(
+    *, session: AsyncSession, bank_account_id: uuid.UUID, org_id: uuid.UUID
+) -> BankAccount | None:
+    return await session.scalar(
+        select(BankAccount).where(BankAccount.id == bank_account_id, BankAccount.org_id == org_id)
+    )
+
+
+async def register_case(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor_id: uuid.UUID,
+    creditor_reference: str,
+    request_hash: str,
+) -> CaseRegistration:
+    """Reserve a creditor reference for a new case id, or return the earlier reservation.
+
+    The caller compares ``request_hash``: the same submission continues with the same case (a
+    retry), a different one is a duplicate reference.
+    """
+    for _ in range(2):
+        async with sessions() as session:
+            existing = await session.scalar(
+                select(CaseRegistration).where(
+                    CaseRegistration.creditor_id == creditor_id,
+                    CaseRegistration.creditor_reference == creditor_reference,
+                )
+            )
+        if existing is not None:
+            return existing
+        try:
+            async with transaction(sessions) as session:
+                registration = CaseRegistration(
+                    case_id=uuid.uuid4(),
+                    creditor_id=creditor_id,
+                    creditor_reference=creditor_reference,
+                    request_hash=request_hash,
+                    created_at=dt.datetime.now(dt.UTC),
+                )
+                session.add(registration)
+            return registration
+        except IntegrityError:
+            continue  # raced with another request for the same reference: read its row
+    raise RuntimeError("case registration neither found nor created")

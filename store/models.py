@@ -1,0 +1,175 @@
+"""Tables of the read model. Workflows own case state; these rows are its projection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, Uuid
+
+from domain.time import as_utc
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp; SQLite drops the zone, so values are normalised to UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        utc = value.astimezone(dt.UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UtcDateTime(), uuid.UUID: Uuid(), dict[str, Any]: JSON()}
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime]
+
+
+class ApiKey(Base):
+    """An API key; only the SHA-256 of the secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class BankAccount(Base):
+    """A creditor's payout account, set on cases so collected money can be paid out."""
+
+    __tablename__ = "bank_accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    iban: Mapped[str] = mapped_column(String(34))
+    holder_name: Mapped[str] = mapped_column(String(200))
+    currency_code: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[dt.datetime]
+
+
+class CaseRegistration(Base):
+    """Reserves a creditor reference for one case id before its workflow starts.
+
+    The integer id gives the human case number; the unique constraint makes a reference map to
+    exactly one case even when two requests race.
+    """
+
+    __tablename__ = "case_registrations"
+    __table_args__ = (UniqueConstraint("creditor_id", "creditor_reference"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    case_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    creditor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    creditor_reference: Mapped[str] = mapped_column(String(100))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+
+
+class Case(Base):
+    """The read-model row of a case, written only by the case workflow's projection activity."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        UniqueConstraint("creditor_id", "creditor_reference"),
+        Index("ix_cases_creditor_status", "creditor_id", "status"),
+        Index("ix_cases_partner_status", "partner_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    version: Mapped[int]
+    case_number: Mapped[str] = mapped_column(String(32), unique=True)
+    creditor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
+    submitted_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    creditor_reference: Mapped[str] = mapped_column(String(100))
+    currency_code: Mapped[str] = mapped_column(String(3))
+    amount_to_recover: Mapped[Decimal] = mapped_column(Numeric(15, 2))
+    date: Mapped[dt.date]
+    due_date: Mapped[dt.date]
+    claim_description: Mapped[str] = mapped_column(Text)
+    debtor_name: Mapped[str] = mapped_column(String(200), index=True)
+    debtor: Mapped[dict[str, Any]]
+    bank_account_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_accounts.id"))
+    status: Mapped[str] = mapped_column(String(32))
+    sub_status: Mapped[str | None] = mapped_column(String(64))
+    last_status_change: Mapped[dt.datetime]
+    close_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class CaseHistory(Base):
+    """Append-only status history; ``seq`` numbers a case's changes from 1."""
+
+    __tablename__ = "case_history"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    timestamp: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(32))
+    sub_status: Mapped[str | None] = mapped_column(String(64))
+    changed_by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST carrying an ``Idempotency-Key``, replayed on retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]

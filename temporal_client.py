@@ -1,0 +1,38 @@
+"""One way to connect to Temporal, used by the API, the worker, the CLI and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
+
+from settings import Settings
+
+
+def _tls(settings: Settings) -> TLSConfig | bool:
+    if settings.temporal_tls_client_cert or settings.temporal_tls_server_ca_cert:
+        return TLSConfig(
+            client_cert=_read(settings.temporal_tls_client_cert),
+            client_private_key=_read(settings.temporal_tls_client_key),
+            server_root_ca_cert=_read(settings.temporal_tls_server_ca_cert),
+        )
+    # An API key implies TLS (Temporal Cloud refuses plaintext).
+    return settings.temporal_tls or settings.temporal_api_key is not None
+
+
+def _read(path: Path | None) -> bytes | None:
+    return Path(str(path)).read_bytes() if path else None
+
+
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+    """A client with caseloop's data converter. ``lazy`` defers the connection to first use."""
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+        tls=_tls(settings),
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )

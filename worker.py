@@ -1,0 +1,67 @@
+"""The caseloop worker: runs every workflow and activity on the configured task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.projection import ProjectionActivities
+from settings import Settings, get_settings
+from store.db import create_engine, session_factory
+from temporal_client import connect
+from workflows.case import CaseWorkflow
+
+WORKFLOWS = [CaseWorkflow]
+
+# Libraries that pydantic validation calls inside workflows; they are deterministic and safe to
+# share with the sandbox instead of being re-imported for every workflow run.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+        "pydantic", "pydantic_core", "email_validator", "idna", "pycountry", "dns"
+    )
+)
+
+
+def build_worker(
+    client: Client, *, task_queue: str, sessions: async_sessionmaker[AsyncSession]
+) -> Worker:
+    """A worker with every workflow and activity; the tests build theirs the same way."""
+    projection = ProjectionActivities(sessions)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        workflow_runner=WORKFLOW_RUNNER,
+        activities=[projection.project_case],
+    )
+
+
+async def run(settings: Settings) -> None:
+    """Connect and poll until cancelled."""
+    client = await connect(settings)
+    engine = create_engine(settings.database_url)
+    try:
+        worker = build_worker(
+            client, task_queue=settings.temporal_task_queue, sessions=session_factory(engine)
+        )
+        logging.info("worker polling task queue %r", settings.temporal_task_queue)
+        await worker.run()
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    try:
+        asyncio.run(run(get_settings()))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
