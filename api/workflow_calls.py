@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Problem
 from domain.errors import HTTP_STATUS_OF
@@ -32,6 +32,13 @@ async def call(operation: Awaitable[T]) -> T:
             headers={"Retry-After": "5"},
         ) from exc
     except RPCError as exc:
+        if exc.status is RPCStatusCode.DEADLINE_EXCEEDED:
+            raise Problem(
+                503,
+                "workflow_busy",
+                "The case did not confirm the request in time; it is safe to retry the same request.",
+                headers={"Retry-After": "5"},
+            ) from exc
         raise Problem(
             503,
             "temporal_unavailable",

@@ -14,16 +14,21 @@ from domain.base import ApiModel
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, SubStatus
 
 
+# Loaded once at import: pycountry reads its data files lazily, which a workflow sandbox forbids.
+CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
 def _iso_4217(code: str) -> str:
     code = code.upper()
-    if pycountry.currencies.get(alpha_3=code) is None:
+    if code not in CURRENCY_CODES:
         raise ValueError(f"'{code}' is not an ISO 4217 currency code")
     return code
 
 
 def _iso_3166_alpha2(code: str) -> str:
     code = code.upper()
-    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+    if code not in COUNTRY_CODES:
         raise ValueError(f"'{code}' is not an ISO 3166-1 alpha-2 country code")
     return code
 

@@ -9,10 +9,10 @@ import uuid
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pycountry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.cases import COUNTRY_CODES
 from domain.enums import OrgKind
 from store.models import ApiKey, Organisation, User
 
@@ -46,7 +46,7 @@ async def create_org(
     if not name:
         raise AccountError("name must not be empty")
     country = country.upper()
-    if pycountry.countries.get(alpha_2=country) is None:
+    if country not in COUNTRY_CODES:
         raise AccountError(f"country {country!r} is not an ISO 3166-1 alpha-2 code")
     try:
         ZoneInfo(timezone)

@@ -1,0 +1,191 @@
+"""The ``caseloop`` command: accounts, migrations, the worker, the API and the local dev stack."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import httpx
+import typer
+from sqlalchemy.exc import DBAPIError
+
+from domain.enums import OrgKind
+from settings import get_settings
+from store import accounts
+from store.db import create_engine, session_factory, transaction
+from store.migrate import upgrade
+
+app = typer.Typer(help="caseloop: the back office of a debt-collection marketplace.", no_args_is_help=True)
+org_app = typer.Typer(help="Organisations (creditors, partners, platform ops).", no_args_is_help=True)
+user_app = typer.Typer(help="Users of an organisation.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="The read-model database.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+app.add_typer(user_app, name="user")
+app.add_typer(key_app, name="key")
+app.add_typer(db_app, name="db")
+
+T = TypeVar("T")
+
+
+def _with_session(work: Callable[[accounts.AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed transaction; account errors exit 2 with their message."""
+
+    async def run() -> T:
+        engine = create_engine(get_settings().database_url)
+        try:
+            async with transaction(session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except accounts.AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except DBAPIError as exc:
+        typer.echo(
+            f"error: database not ready ({exc.orig}); run `caseloop db upgrade` first", err=True
+        )
+        raise typer.Exit(1) from exc
+
+
+@org_app.command("create")
+def org_create(
+    kind: Annotated[OrgKind, typer.Option(help="creditor, partner, or ops (platform staff)")],
+    name: Annotated[str, typer.Option()],
+    country: Annotated[str, typer.Option(help="ISO 3166-1 alpha-2, e.g. DK")],
+    timezone: Annotated[str, typer.Option(help="IANA zone, e.g. Europe/Copenhagen")],
+) -> None:
+    """Create an organisation and print its id."""
+    org = _with_session(
+        lambda s: accounts.create_org(session=s, kind=kind, name=name, country=country, timezone=timezone)
+    )
+    typer.echo(org.id)
+
+
+@user_app.command("create")
+def user_create(
+    org: Annotated[uuid.UUID, typer.Option(help="organisation id")],
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create a user in an organisation and print its id."""
+    user = _with_session(lambda s: accounts.create_user(session=s, org_id=org, email=email, name=name))
+    typer.echo(user.id)
+
+
+@key_app.command("create")
+def key_create(user: Annotated[uuid.UUID, typer.Option(help="user id")]) -> None:
+    """Create an API key for a user and print it. It is shown once; only its hash is stored."""
+    _, secret = _with_session(lambda s: accounts.create_key(session=s, user_id=user))
+    typer.echo(secret)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations to DATABASE_URL."""
+    upgrade(get_settings().database_url)
+    typer.echo("database is at the latest migration")
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker (all workflows and activities)."""
+    import worker as worker_module
+
+    worker_module.main()
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API with uvicorn on API_HOST:API_PORT."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("api.app:create_app", factory=True, host=settings.api_host, port=settings.api_port)
+
+
+@app.command()
+def dev() -> None:
+    """Run the whole stack locally: Temporal dev server + UI, migrations, worker, API (make run)."""
+    from devstack import run_dev_stack
+
+    raise typer.Exit(run_dev_stack(get_settings()))
+
+
+@app.command()
+def demo(
+    api_url: Annotated[str | None, typer.Option(help="defaults to http://API_HOST:API_PORT")] = None,
+) -> None:
+    """Create a demo creditor, partner, users and keys, submit a case, and print how to call the API."""
+    settings = get_settings()
+    base = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    suffix = uuid.uuid4().hex[:6]
+
+    async def make_accounts(session: accounts.AsyncSession) -> dict[str, str]:
+        creditor = await accounts.create_org(
+            session=session, kind=OrgKind.CREDITOR, name=f"Demo Creditor {suffix}",
+            country="DK", timezone="Europe/Copenhagen",
+        )
+        partner = await accounts.create_org(
+            session=session, kind=OrgKind.PARTNER, name=f"Demo Partner {suffix}",
+            country="DK", timezone="Europe/Copenhagen",
+        )
+        alice = await accounts.create_user(
+            session=session, org_id=creditor.id, email=f"alice-{suffix}@creditor.example", name="Alice"
+        )
+        bob = await accounts.create_user(
+            session=session, org_id=partner.id, email=f"bob-{suffix}@partner.example", name="Bob"
+        )
+        _, creditor_key = await accounts.create_key(session=session, user_id=alice.id)
+        _, partner_key = await accounts.create_key(session=session, user_id=bob.id)
+        return {
+            "creditor": str(creditor.id), "partner": str(partner.id),
+            "creditor_key": creditor_key, "partner_key": partner_key,
+        }
+
+    made = _with_session(make_accounts)
+    body = {
+        "creditorReference": f"DEMO-{suffix}",
+        "currencyCode": "DKK",
+        "amountToRecover": "12500.00",
+        "date": "2026-09-01",
+        "dueDate": "2026-10-01",
+        "claimDescription": "Unpaid invoice 2026-0917 for consulting services.",
+        "debtor": {"type": "Company", "name": "Nordisk Tømrer ApS", "countryAlpha2": "DK"},
+    }
+    try:
+        response = httpx.post(
+            f"{base}/api/cases",
+            json=body,
+            headers={"Authorization": f"Bearer {made['creditor_key']}", "Idempotency-Key": suffix},
+            timeout=60,
+        )
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: the API at {base} is not reachable ({exc}); start it with `make run`", err=True)
+        raise typer.Exit(1) from exc
+    if response.status_code != 201:
+        typer.echo(f"error: creating the demo case failed: {response.status_code} {response.text}", err=True)
+        raise typer.Exit(1)
+    case = response.json()
+    typer.echo(
+        f"""Demo creditor  {made['creditor']}  key {made['creditor_key']}
+Demo partner   {made['partner']}  key {made['partner_key']}
+Demo case      {case['caseId']}  {case['caseNumber']}  status {case['status']}
+
+Read it:
+  curl -H 'Authorization: Bearer {made['creditor_key']}' {base}/api/cases/{case['caseId']}
+  curl -H 'Authorization: Bearer {made['creditor_key']}' {base}/api/cases/{case['caseId']}/history
+Find its workflow:
+  .venv/bin/temporal workflow list --query "CaseStatus='Created' AND CreditorId='{made['creditor']}'"
+  http://localhost:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows/case-{case['caseId']}
+API docs: {base}/docs"""
+    )
+
+
+if __name__ == "__main__":
+    app()

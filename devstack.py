@@ -1,0 +1,127 @@
+"""``make run``: the Temporal dev server with its UI, migrations, the worker and the API.
+
+All four run as child processes of this one; Ctrl-C (or SIGTERM) stops them in reverse order and
+waits for each. Data lives under ``var/`` (Temporal's SQLite file and, by default, the read model),
+so a second run carries on where the first stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from domain.search_attributes import dev_server_flags
+from settings import Settings
+from store.migrate import upgrade
+from temporal_client import connect
+
+STOP_GRACE_SECONDS = 15
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _start(name: str, argv: list[str]) -> tuple[str, subprocess.Popen[bytes]]:
+    # A new session per child: the terminal's Ctrl-C reaches only us, and we stop the children in
+    # order (API first, Temporal last) instead of all at once.
+    return name, subprocess.Popen(argv, start_new_session=True)
+
+
+def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for name, process in reversed(children):
+        if process.poll() is None:
+            print(f"stopping {name} ...", flush=True)
+            process.send_signal(signal.SIGINT if name == "temporal" else signal.SIGTERM)
+            try:
+                process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def _wait_for_temporal(settings: Settings, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client = await connect(settings)
+            await client.service_client.check_health()
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+def run_dev_stack(settings: Settings) -> int:
+    """Run everything until interrupted; returns the exit code."""
+    var = settings.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    host, _, port = settings.temporal_address.rpartition(":")
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        children.append(
+            _start(
+                "temporal",
+                [
+                    _bin("temporal"), "server", "start-dev",
+                    "--ip", host or "127.0.0.1", "--port", port or "7233",
+                    "--ui-port", str(settings.temporal_ui_port),
+                    "--namespace", settings.temporal_namespace,
+                    "--db-filename", str(var / "temporal.db"),
+                    "--log-level", "error",
+                    *dev_server_flags(),
+                ],
+            )
+        )
+        asyncio.run(_wait_for_temporal(settings, 60))
+        upgrade(settings.database_url)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        children.append(("worker", subprocess.Popen([sys.executable, "-m", "worker"], env=env, start_new_session=True)))
+        children.append(
+            (
+                "api",
+                subprocess.Popen(
+                    [
+                        sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+                        "--host", settings.api_host, "--port", str(settings.api_port),
+                    ],
+                    env=env,
+                    start_new_session=True,
+                ),
+            )
+        )
+        print(
+            f"""
+caseloop is running (Ctrl-C stops everything):
+  API            http://{settings.api_host}:{settings.api_port}/api/health
+  API docs       http://{settings.api_host}:{settings.api_port}/docs
+  Temporal UI    http://localhost:{settings.temporal_ui_port}
+  Temporal gRPC  {settings.temporal_address}
+  Database       {settings.database_url}
+Try: .venv/bin/caseloop demo
+""",
+            flush=True,
+        )
+        while not stop_requested:
+            for name, process in children:
+                if process.poll() is not None:
+                    print(f"{name} exited with code {process.returncode}; stopping the rest", flush=True)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        _stop(children)
