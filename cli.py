@@ -17,8 +17,12 @@ from store import accounts
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade
 
-app = typer.Typer(help="caseloop: the back office of a debt-collection marketplace.", no_args_is_help=True)
-org_app = typer.Typer(help="Organisations (creditors, partners, platform ops).", no_args_is_help=True)
+app = typer.Typer(
+    help="caseloop: the back office of a debt-collection marketplace.", no_args_is_help=True
+)
+org_app = typer.Typer(
+    help="Organisations (creditors, partners, platform ops).", no_args_is_help=True
+)
 user_app = typer.Typer(help="Users of an organisation.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="The read-model database.", no_args_is_help=True)
@@ -62,7 +66,9 @@ def org_create(
 ) -> None:
     """Create an organisation and print its id."""
     org = _with_session(
-        lambda s: accounts.create_org(session=s, kind=kind, name=name, country=country, timezone=timezone)
+        lambda s: accounts.create_org(
+            session=s, kind=kind, name=name, country=country, timezone=timezone
+        )
     )
     typer.echo(org.id)
 
@@ -74,7 +80,9 @@ def user_create(
     name: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Create a user in an organisation and print its id."""
-    user = _with_session(lambda s: accounts.create_user(session=s, org_id=org, email=email, name=name))
+    user = _with_session(
+        lambda s: accounts.create_user(session=s, org_id=org, email=email, name=name)
+    )
     typer.echo(user.id)
 
 
@@ -119,24 +127,35 @@ def dev() -> None:
 
 @app.command()
 def demo(
-    api_url: Annotated[str | None, typer.Option(help="defaults to http://API_HOST:API_PORT")] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="defaults to http://API_HOST:API_PORT")
+    ] = None,
 ) -> None:
-    """Create a demo creditor, partner, users and keys, submit a case, and print how to call the API."""
+    """Create a demo creditor and partner with keys, submit a case, print how to call the API."""
     settings = get_settings()
     base = api_url or f"http://{settings.api_host}:{settings.api_port}"
     suffix = uuid.uuid4().hex[:6]
 
     async def make_accounts(session: accounts.AsyncSession) -> dict[str, str]:
         creditor = await accounts.create_org(
-            session=session, kind=OrgKind.CREDITOR, name=f"Demo Creditor {suffix}",
-            country="DK", timezone="Europe/Copenhagen",
+            session=session,
+            kind=OrgKind.CREDITOR,
+            name=f"Demo Creditor {suffix}",
+            country="DK",
+            timezone="Europe/Copenhagen",
         )
         partner = await accounts.create_org(
-            session=session, kind=OrgKind.PARTNER, name=f"Demo Partner {suffix}",
-            country="DK", timezone="Europe/Copenhagen",
+            session=session,
+            kind=OrgKind.PARTNER,
+            name=f"Demo Partner {suffix}",
+            country="DK",
+            timezone="Europe/Copenhagen",
         )
         alice = await accounts.create_user(
-            session=session, org_id=creditor.id, email=f"alice-{suffix}@creditor.example", name="Alice"
+            session=session,
+            org_id=creditor.id,
+            email=f"alice-{suffix}@creditor.example",
+            name="Alice",
         )
         bob = await accounts.create_user(
             session=session, org_id=partner.id, email=f"bob-{suffix}@partner.example", name="Bob"
@@ -144,8 +163,10 @@ def demo(
         _, creditor_key = await accounts.create_key(session=session, user_id=alice.id)
         _, partner_key = await accounts.create_key(session=session, user_id=bob.id)
         return {
-            "creditor": str(creditor.id), "partner": str(partner.id),
-            "creditor_key": creditor_key, "partner_key": partner_key,
+            "creditor": str(creditor.id),
+            "partner": str(partner.id),
+            "creditor_key": creditor_key,
+            "partner_key": partner_key,
         }
 
     made = _with_session(make_accounts)
@@ -166,23 +187,29 @@ def demo(
             timeout=60,
         )
     except httpx.HTTPError as exc:
-        typer.echo(f"error: the API at {base} is not reachable ({exc}); start it with `make run`", err=True)
+        typer.echo(
+            f"error: the API at {base} is not reachable ({exc}); start it with `make run`", err=True
+        )
         raise typer.Exit(1) from exc
     if response.status_code != 201:
-        typer.echo(f"error: creating the demo case failed: {response.status_code} {response.text}", err=True)
+        typer.echo(
+            f"error: creating the demo case failed: {response.status_code} {response.text}",
+            err=True,
+        )
         raise typer.Exit(1)
     case = response.json()
     typer.echo(
-        f"""Demo creditor  {made['creditor']}  key {made['creditor_key']}
-Demo partner   {made['partner']}  key {made['partner_key']}
-Demo case      {case['caseId']}  {case['caseNumber']}  status {case['status']}
+        f"""Demo creditor  {made["creditor"]}  key {made["creditor_key"]}
+Demo partner   {made["partner"]}  key {made["partner_key"]}
+Demo case      {case["caseId"]}  {case["caseNumber"]}  status {case["status"]}
 
 Read it:
-  curl -H 'Authorization: Bearer {made['creditor_key']}' {base}/api/cases/{case['caseId']}
-  curl -H 'Authorization: Bearer {made['creditor_key']}' {base}/api/cases/{case['caseId']}/history
+  curl -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/cases/{case["caseId"]}
+  curl -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/cases/{case["caseId"]}/history
 Find its workflow:
-  .venv/bin/temporal workflow list --query "CaseStatus='Created' AND CreditorId='{made['creditor']}'"
-  http://localhost:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows/case-{case['caseId']}
+  .venv/bin/temporal workflow list \\
+      --query "CaseStatus='Created' AND CreditorId='{made["creditor"]}'"
+  http://localhost:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows/case-{case["caseId"]}
 API docs: {base}/docs"""
     )
 

@@ -77,12 +77,21 @@ def run_dev_stack(settings: Settings) -> int:
             _start(
                 "temporal",
                 [
-                    _bin("temporal"), "server", "start-dev",
-                    "--ip", host or "127.0.0.1", "--port", port or "7233",
-                    "--ui-port", str(settings.temporal_ui_port),
-                    "--namespace", settings.temporal_namespace,
-                    "--db-filename", str(var / "temporal.db"),
-                    "--log-level", "error",
+                    _bin("temporal"),
+                    "server",
+                    "start-dev",
+                    "--ip",
+                    host or "127.0.0.1",
+                    "--port",
+                    port or "7233",
+                    "--ui-port",
+                    str(settings.temporal_ui_port),
+                    "--namespace",
+                    settings.temporal_namespace,
+                    "--db-filename",
+                    str(var / "temporal.db"),
+                    "--log-level",
+                    "error",
                     *dev_server_flags(),
                 ],
             )
@@ -90,14 +99,26 @@ def run_dev_stack(settings: Settings) -> int:
         asyncio.run(_wait_for_temporal(settings, 60))
         upgrade(settings.database_url)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        children.append(("worker", subprocess.Popen([sys.executable, "-m", "worker"], env=env, start_new_session=True)))
+        children.append(
+            (
+                "worker",
+                subprocess.Popen([sys.executable, "-m", "worker"], env=env, start_new_session=True),
+            )
+        )
         children.append(
             (
                 "api",
                 subprocess.Popen(
                     [
-                        sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-                        "--host", settings.api_host, "--port", str(settings.api_port),
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "api.app:create_app",
+                        "--factory",
+                        "--host",
+                        settings.api_host,
+                        "--port",
+                        str(settings.api_port),
                     ],
                     env=env,
                     start_new_session=True,
@@ -119,7 +140,10 @@ Try: .venv/bin/caseloop demo
         while not stop_requested:
             for name, process in children:
                 if process.poll() is not None:
-                    print(f"{name} exited with code {process.returncode}; stopping the rest", flush=True)
+                    print(
+                        f"{name} exited with code {process.returncode}; stopping the rest",
+                        flush=True,
+                    )
                     return 1
             time.sleep(0.5)
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -42,25 +43,28 @@ def build_worker(
 
 
 async def run(settings: Settings) -> None:
-    """Connect and poll until cancelled."""
+    """Poll until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
     client = await connect(settings)
     engine = create_engine(settings.database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
         worker = build_worker(
             client, task_queue=settings.temporal_task_queue, sessions=session_factory(engine)
         )
-        logging.info("worker polling task queue %r", settings.temporal_task_queue)
-        await worker.run()
+        async with worker:
+            logging.info("worker polling task queue %r", settings.temporal_task_queue)
+            await stop.wait()
+            logging.info("worker stopping")
     finally:
         await engine.dispose()
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
-    try:
-        asyncio.run(run(get_settings()))
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(run(get_settings()))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -33,7 +33,7 @@ class Problem(Exception):
         detail: str,
         *,
         errors: Sequence[FieldError] = (),
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
@@ -57,7 +57,10 @@ class Problem(Exception):
 
     def response(self, instance: str | None = None) -> JSONResponse:
         return JSONResponse(
-            self.body(instance), status_code=self.status, headers=self.headers, media_type=PROBLEM_JSON
+            self.body(instance),
+            status_code=self.status,
+            headers=self.headers,
+            media_type=PROBLEM_JSON,
         )
 
 

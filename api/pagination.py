@@ -29,7 +29,9 @@ def _page_params(
     page: Annotated[int | None, Query()] = None,
     page_pascal: Annotated[int | None, Query(alias="Page", include_in_schema=False)] = None,
     page_size: Annotated[int | None, Query(alias="pageSize")] = None,
-    page_size_pascal: Annotated[int | None, Query(alias="PageSize", include_in_schema=False)] = None,
+    page_size_pascal: Annotated[
+        int | None, Query(alias="PageSize", include_in_schema=False)
+    ] = None,
 ) -> PageParams:
     number = page if page is not None else page_pascal
     size = page_size if page_size is not None else page_size_pascal

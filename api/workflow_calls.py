@@ -14,6 +14,12 @@ from domain.errors import HTTP_STATUS_OF
 
 T = TypeVar("T")
 
+RETRY_SAFE = "it is safe to retry the same request."
+
+
+def _unavailable(code: str, detail: str) -> Problem:
+    return Problem(503, code, f"{detail}; {RETRY_SAFE}", headers={"Retry-After": "5"})
+
 
 async def call(operation: Awaitable[T]) -> T:
     """Await a client call; business rejections become 4xx, outages 503 (safe to retry)."""
@@ -24,24 +30,9 @@ async def call(operation: Awaitable[T]) -> T:
         if isinstance(cause, ApplicationError) and cause.type:
             raise Problem(HTTP_STATUS_OF.get(cause.type, 422), cause.type, cause.message) from exc
         raise
-    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-        raise Problem(
-            503,
-            "workflow_busy",
-            "The case did not confirm the request in time; it is safe to retry the same request.",
-            headers={"Retry-After": "5"},
-        ) from exc
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.DEADLINE_EXCEEDED:
-            raise Problem(
-                503,
-                "workflow_busy",
-                "The case did not confirm the request in time; it is safe to retry the same request.",
-                headers={"Retry-After": "5"},
+    except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
+        if isinstance(exc, RPCError) and exc.status is not RPCStatusCode.DEADLINE_EXCEEDED:
+            raise _unavailable(
+                "temporal_unavailable", "The workflow service is unreachable"
             ) from exc
-        raise Problem(
-            503,
-            "temporal_unavailable",
-            "The workflow service is unreachable; it is safe to retry the same request.",
-            headers={"Retry-After": "5"},
-        ) from exc
+        raise _unavailable("workflow_busy", "The case did not confirm the request in time") from exc

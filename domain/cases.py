@@ -13,7 +13,6 @@ from pydantic import AfterValidator, EmailStr, Field, model_validator
 from domain.base import ApiModel
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, SubStatus
 
-
 # Loaded once at import: pycountry reads its data files lazily, which a workflow sandbox forbids.
 CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)

@@ -111,8 +111,13 @@ async def principal_for_key(*, session: AsyncSession, key: str) -> Principal | N
     """The principal a key belongs to, or None for an unknown, revoked or inactive key."""
     row = (
         await session.execute(
-            select(User.id, Organisation.id, Organisation.kind, Organisation.country,
-                   Organisation.timezone)
+            select(
+                User.id,
+                Organisation.id,
+                Organisation.kind,
+                Organisation.country,
+                Organisation.timezone,
+            )
             .select_from(ApiKey)
             .join(User, User.id == ApiKey.user_id)
             .join(Organisation, Organisation.id == User.org_id)

@@ -38,7 +38,9 @@ class CaseRow:
     partner_name: str | None
 
 
-async def get_case(*, session: AsyncSession, case_id: uuid.UUID, principal: Principal) -> CaseRow | None:
+async def get_case(
+    *, session: AsyncSession, case_id: uuid.UUID, principal: Principal
+) -> CaseRow | None:
     """The case if it exists and the caller may see it; None otherwise (the API says 404)."""
     row = (
         await session.execute(
@@ -89,7 +91,9 @@ def _filter_clauses(f: CaseFilter) -> list[ColumnElement[bool]]:
     if f.partner_id is not None:
         clauses.append(Case.partner_id == f.partner_id)
     if f.debtor_name:
-        clauses.append(func.lower(Case.debtor_name).contains(f.debtor_name.lower(), autoescape=True))
+        clauses.append(
+            func.lower(Case.debtor_name).contains(f.debtor_name.lower(), autoescape=True)
+        )
     if f.amount_from is not None:
         clauses.append(Case.amount_to_recover >= f.amount_from)
     if f.amount_to is not None:

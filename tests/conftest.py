@@ -125,7 +125,9 @@ async def api(
     app = create_app(settings, temporal=dev_env.client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://caseloop.test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://caseloop.test"
+        ) as client:
             yield client
 
 

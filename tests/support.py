@@ -55,8 +55,11 @@ async def make_actor(
     async with transaction(sessions) as session:
         if org_id is None:
             org = await accounts.create_org(
-                session=session, kind=kind, name=f"{kind.value} {uuid.uuid4().hex[:6]}",
-                country=country, timezone=timezone,
+                session=session,
+                kind=kind,
+                name=f"{kind.value} {uuid.uuid4().hex[:6]}",
+                country=country,
+                timezone=timezone,
             )
             org_id = org.id
         user = await accounts.create_user(
@@ -93,7 +96,9 @@ def case_body(**overrides: object) -> dict[str, object]:
     return body
 
 
-async def eventually_listed(env: WorkflowEnvironment, query: str, *, seconds: float = 10) -> list[str]:
+async def eventually_listed(
+    env: WorkflowEnvironment, query: str, *, seconds: float = 10
+) -> list[str]:
     """Workflow ids matching a visibility query, polling until some match (visibility lags)."""
     for _ in range(int(seconds * 10)):
         ids = [wf.id async for wf in env.client.list_workflows(query)]

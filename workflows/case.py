@@ -48,14 +48,18 @@ class CaseWorkflow:
         self._publish()
         while True:
             await workflow.wait_condition(
-                lambda: self.state.version > self.state.projected_version
-                or workflow.info().is_continue_as_new_suggested()
+                lambda: (
+                    self.state.version > self.state.projected_version
+                    or workflow.info().is_continue_as_new_suggested()
+                )
             )
             await self._project()
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._project()
-                workflow.continue_as_new(CaseWorkflowInput(record=self.state.record, state=self.state))
+                workflow.continue_as_new(
+                    CaseWorkflowInput(record=self.state.record, state=self.state)
+                )
 
     @workflow.update
     async def submit(self, input: SubmitCaseInput) -> CaseRecord:

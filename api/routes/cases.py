@@ -140,7 +140,9 @@ async def _submit(
                 SearchAttributePair(sa.CREDITOR_ID, str(principal.org_id)),
             ]
         ),
-        static_summary=f"Case {record.case_number} (creditor reference {submission.creditor_reference})",
+        static_summary=(
+            f"Case {record.case_number} (creditor reference {submission.creditor_reference})"
+        ),
     )
     await call(
         client.execute_update_with_start_workflow(
@@ -177,11 +179,17 @@ async def create_case(
 
     async def execute() -> Response:
         case_id = await _submit(
-            request=request, principal=principal, submission=submission, client=client, settings=settings
+            request=request,
+            principal=principal,
+            submission=submission,
+            client=client,
+            settings=settings,
         )
         row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
         if row is None:  # the update returns only after the projection: this is a bug if hit
-            raise Problem(500, "projection_missing", "The case was created but is not readable yet.")
+            raise Problem(
+                500, "projection_missing", "The case was created but is not readable yet."
+            )
         body = _view(row, dt.datetime.now(dt.UTC)).model_dump(mode="json")
         return JSONResponse(body, status_code=201, headers={"Location": f"/api/cases/{case_id}"})
 
@@ -216,10 +224,16 @@ async def list_cases(
         last_modified_after=last_modified_after,
     )
     rows, total = await case_store.list_cases(
-        session=session, principal=principal, filters=filters, offset=page.offset, limit=page.page_size
+        session=session,
+        principal=principal,
+        filters=filters,
+        offset=page.offset,
+        limit=page.page_size,
     )
     now = dt.datetime.now(dt.UTC)
-    return CaseList(data=[_view(r, now) for r in rows], page=page_info(page, total=total, count=len(rows)))
+    return CaseList(
+        data=[_view(r, now) for r in rows], page=page_info(page, total=total, count=len(rows))
+    )
 
 
 @router.get("/{case_id}", response_model=CaseView, responses={401: {}, 404: {}})

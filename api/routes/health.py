@@ -51,4 +51,6 @@ async def health(request: Request, client: TemporalDep) -> JSONResponse:
         temporal="ok" if temporal else "unavailable",
         database="ok" if database else "unavailable",
     )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.status == "ok" else 503)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=200 if body.status == "ok" else 503
+    )

@@ -13,7 +13,9 @@ from store.models import Case, CaseHistory
 from tests.support import Actor, case_body, eventually_listed, make_actor
 
 
-async def test_creditor_creates_case_and_reads_it_back(api: httpx.AsyncClient, creditor: Actor) -> None:
+async def test_creditor_creates_case_and_reads_it_back(
+    api: httpx.AsyncClient, creditor: Actor
+) -> None:
     body = case_body()
     created = await api.post("/api/cases", json=body, headers=creditor.headers)
     assert created.status_code == 201, created.text
@@ -32,9 +34,13 @@ async def test_creditor_creates_case_and_reads_it_back(api: httpx.AsyncClient, c
     assert fetched.json() == case
 
 
-async def test_new_case_history_starts_with_created(api: httpx.AsyncClient, creditor: Actor) -> None:
+async def test_new_case_history_starts_with_created(
+    api: httpx.AsyncClient, creditor: Actor
+) -> None:
     case = (await api.post("/api/cases", json=case_body(), headers=creditor.headers)).json()
-    history = (await api.get(f"/api/cases/{case['caseId']}/history", headers=creditor.headers)).json()
+    history = (
+        await api.get(f"/api/cases/{case['caseId']}/history", headers=creditor.headers)
+    ).json()
     assert [(h["status"], h["changedBy"], h["note"]) for h in history["history"]] == [
         ("Created", "API", "Case created via API")
     ]
@@ -107,12 +113,16 @@ async def test_due_date_before_date_and_future_date_are_422(
     api: httpx.AsyncClient, creditor: Actor
 ) -> None:
     response = await api.post(
-        "/api/cases", json=case_body(date="2026-09-10", dueDate="2026-09-01"), headers=creditor.headers
+        "/api/cases",
+        json=case_body(date="2026-09-10", dueDate="2026-09-01"),
+        headers=creditor.headers,
     )
     assert response.status_code == 422
     assert "dueDate must not be before date" in response.json()["detail"]
     response = await api.post(
-        "/api/cases", json=case_body(date="2999-01-01", dueDate="2999-02-01"), headers=creditor.headers
+        "/api/cases",
+        json=case_body(date="2999-01-01", dueDate="2999-02-01"),
+        headers=creditor.headers,
     )
     assert response.status_code == 422
     assert response.json()["errors"] == [{"field": "date", "message": "must not be in the future"}]
@@ -181,9 +191,13 @@ async def test_same_reference_is_fine_for_two_creditors(
     assert a.json()["caseId"] != b.json()["caseId"]
 
 
-async def test_list_cases_paginates_with_page_envelope(api: httpx.AsyncClient, creditor: Actor) -> None:
+async def test_list_cases_paginates_with_page_envelope(
+    api: httpx.AsyncClient, creditor: Actor
+) -> None:
     for _ in range(3):
-        assert (await api.post("/api/cases", json=case_body(), headers=creditor.headers)).status_code == 201
+        assert (
+            await api.post("/api/cases", json=case_body(), headers=creditor.headers)
+        ).status_code == 201
     page = (await api.get("/api/cases?pageSize=2&page=2", headers=creditor.headers)).json()
     assert page["page"] == {
         "totalResults": 3,
@@ -199,8 +213,12 @@ async def test_list_cases_paginates_with_page_envelope(api: httpx.AsyncClient, c
     assert too_big.json()["errors"][0]["field"] == "pageSize"
 
 
-async def test_list_filters_by_status_and_lifecycle(api: httpx.AsyncClient, creditor: Actor) -> None:
-    assert (await api.post("/api/cases", json=case_body(), headers=creditor.headers)).status_code == 201
+async def test_list_filters_by_status_and_lifecycle(
+    api: httpx.AsyncClient, creditor: Actor
+) -> None:
+    assert (
+        await api.post("/api/cases", json=case_body(), headers=creditor.headers)
+    ).status_code == 201
     created = (await api.get("/api/cases?status=Created", headers=creditor.headers)).json()
     assert created["page"]["totalResults"] == 1
     active = (await api.get("/api/cases?status=In Collection", headers=creditor.headers)).json()

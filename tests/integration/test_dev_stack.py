@@ -44,8 +44,12 @@ class Stack:
         self.env = env
         self.api = f"http://127.0.0.1:{env['API_PORT']}"
         self.process = subprocess.Popen(
-            [str(BIN / "caseloop"), "dev"], env=env, start_new_session=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [str(BIN / "caseloop"), "dev"],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     def wait_healthy(self, seconds: float = 60) -> float:
@@ -86,7 +90,9 @@ def _run(argv: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(stack: Stack, stack_env: dict[str, str]) -> None:
+def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
+    stack: Stack, stack_env: dict[str, str]
+) -> None:
     assert stack.wait_healthy() < 60
     ui = httpx.get(f"http://127.0.0.1:{stack_env['TEMPORAL_UI_PORT']}/", timeout=5)
     assert ui.status_code == 200
@@ -100,8 +106,17 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(stack: Stack, stack_env
     assert case.json()["status"] == "Created"
 
     listed = _run(
-        [bundled_binary("temporal"), "workflow", "list", "--address", stack_env["TEMPORAL_ADDRESS"],
-         "--query", "CaseStatus='Created'", "--output", "json"],
+        [
+            bundled_binary("temporal"),
+            "workflow",
+            "list",
+            "--address",
+            stack_env["TEMPORAL_ADDRESS"],
+            "--query",
+            "CaseStatus='Created'",
+            "--output",
+            "json",
+        ],
         stack_env,
     )
     assert f"case-{case_id}" in {wf["execution"]["workflowId"] for wf in json.loads(listed)}
@@ -114,8 +129,17 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(stack: Stack, stack_env
         after = httpx.get(f"{again.api}/api/cases/{case_id}", headers=headers, timeout=5)
         assert after.status_code == 200, "the read model survives a restart"
         listed = _run(
-            [bundled_binary("temporal"), "workflow", "list", "--address",
-             stack_env["TEMPORAL_ADDRESS"], "--query", f"WorkflowId='case-{case_id}'", "--output", "json"],
+            [
+                bundled_binary("temporal"),
+                "workflow",
+                "list",
+                "--address",
+                stack_env["TEMPORAL_ADDRESS"],
+                "--query",
+                f"WorkflowId='case-{case_id}'",
+                "--output",
+                "json",
+            ],
             stack_env,
         )
         assert json.loads(listed), "the workflow survives a restart"
