@@ -10,12 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
-from domain.enums import OrgKind
+from domain import search_attributes as sa
+from domain.cases import CaseRecord, CaseSubmission, CaseWorkflowInput, SubmitCaseInput
+from domain.enums import CaseStatus, OrgKind
+from domain.ids import case_number, case_workflow_id
 from store import accounts
 from store.accounts import Principal
 from store.db import transaction
+from workflows.case import CaseWorkflow
 
 
 def bundled_binary(name: str) -> str:
@@ -106,3 +112,44 @@ async def eventually_listed(
             return ids
         await asyncio.sleep(0.1)
     return []
+
+
+def new_case_record(creditor: Actor, **submission: object) -> CaseRecord:
+    """A case as the API hands it to a new CaseWorkflow, submitted by ``creditor``."""
+    return CaseRecord(
+        case_id=uuid.uuid4(),
+        case_number=case_number(uuid.uuid4().int % 1_000_000, 2026),
+        creditor_id=creditor.org_id,
+        submitted_by=creditor.principal.user_id,
+        submission=CaseSubmission.model_validate(case_body(**submission)),
+    )
+
+
+def case_start(record: CaseRecord, *, task_queue: str) -> WithStartWorkflowOperation:
+    """The start operation ``POST /api/cases`` sends (api/routes/cases.py ``_submit``)."""
+    return WithStartWorkflowOperation(
+        CaseWorkflow.run,
+        CaseWorkflowInput(record=record),
+        id=case_workflow_id(record.case_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.CASE_STATUS, CaseStatus.CREATED.value),
+                SearchAttributePair(sa.CREDITOR_ID, str(record.creditor_id)),
+            ]
+        ),
+        static_summary=f"Case {record.case_number}",
+    )
+
+
+async def submit_case(
+    client: Client, start: WithStartWorkflowOperation, *, requested_by: uuid.UUID
+) -> CaseRecord:
+    """Start the case workflow with its ``submit`` update, as the API does; returns the result."""
+    return await client.execute_update_with_start_workflow(
+        CaseWorkflow.submit,
+        SubmitCaseInput(requested_by=requested_by),
+        start_workflow_operation=start,
+        id="submit",
+    )

@@ -1,0 +1,67 @@
+"""Every recorded CaseWorkflow history must replay on today's workflow code, deterministically."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+
+import worker
+from domain.cases import CaseRecord, CaseState, CaseWorkflowInput, SubmitCaseInput
+
+HISTORIES_DIR = Path(__file__).parent / "histories"
+HISTORIES = sorted(HISTORIES_DIR.glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+
+
+def test_recorded_histories_are_present() -> None:
+    # An empty folder would make the replay test below pass without checking anything.
+    assert "case_created.json" in [path.name for path in HISTORIES]
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.name for path in HISTORIES])
+async def test_recorded_history_replays_on_current_workflow_code(path: Path) -> None:
+    replayer = Replayer(
+        workflows=worker.WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        workflow_runner=worker.WORKFLOW_RUNNER,
+    )
+    await replayer.replay_workflow(load(path))  # raises on any nondeterminism
+
+
+@workflow.defn(name="CaseWorkflow", sandboxed=False)
+class CaseWorkflowChangedWithoutPatch:
+    """CaseWorkflow as if someone added a timer before the first projection, without
+    ``workflow.patched``: exactly what the replay test exists to catch."""
+
+    @workflow.init
+    def __init__(self, input: CaseWorkflowInput) -> None:
+        self.state = input.state or CaseState(record=input.record)
+
+    @workflow.run
+    async def run(self, input: CaseWorkflowInput) -> None:
+        await workflow.sleep(timedelta(minutes=1))
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update
+    async def submit(self, input: SubmitCaseInput) -> CaseRecord:
+        await workflow.wait_condition(lambda: self.state.projected_version >= 1)
+        return self.state.record
+
+
+async def test_replay_fails_when_workflow_code_changes_without_a_patch() -> None:
+    replayer = Replayer(
+        workflows=[CaseWorkflowChangedWithoutPatch],
+        data_converter=pydantic_data_converter,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    with pytest.raises(workflow.NondeterminismError):
+        await replayer.replay_workflow(load(HISTORIES_DIR / "case_created.json"))
