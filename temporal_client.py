@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
+from domain import search_attributes as sa
+from domain.cases import CaseRecord, CaseWorkflowInput
+from domain.enums import CaseStatus
+from domain.ids import case_workflow_id
 from settings import Settings
+from workflows.case import CaseWorkflow
 
 
 def _tls(settings: Settings) -> TLSConfig | bool:
@@ -35,4 +41,24 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         tls=_tls(settings),
         data_converter=pydantic_data_converter,
         lazy=lazy,
+    )
+
+
+def case_start_operation(record: CaseRecord, *, task_queue: str) -> WithStartWorkflowOperation:
+    """How a new case's workflow is started (joined, if it already runs)."""
+    return WithStartWorkflowOperation(
+        CaseWorkflow.run,
+        CaseWorkflowInput(record=record),
+        id=case_workflow_id(record.case_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.CASE_STATUS, CaseStatus.CREATED.value),
+                SearchAttributePair(sa.CREDITOR_ID, str(record.creditor_id)),
+            ]
+        ),
+        static_summary=(
+            f"Case {record.case_number} (creditor reference {record.submission.creditor_reference})"
+        ),
     )

@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from domain.accounts import AccountProjection
 from domain.cases import CaseProjection, CaseRecord
+from domain.tasks import OutboxEvent, Task
 from store.db import transaction
-from store.models import Case, CaseHistory
+from store.models import Case, CaseHistory, Organisation, OutboxEventRow, TaskRow
 
 
 def _case_columns(record: CaseRecord) -> dict[str, object]:
@@ -22,6 +24,7 @@ def _case_columns(record: CaseRecord) -> dict[str, object]:
         "case_number": record.case_number,
         "creditor_id": record.creditor_id,
         "partner_id": record.partner_id,
+        "bank_account_id": record.bank_account.id if record.bank_account else None,
         "submitted_by": record.submitted_by,
         "creditor_reference": submission.creditor_reference,
         "currency_code": submission.currency_code,
@@ -31,7 +34,6 @@ def _case_columns(record: CaseRecord) -> dict[str, object]:
         "claim_description": submission.claim_description,
         "debtor_name": submission.debtor.name,
         "debtor": submission.debtor.model_dump(mode="json"),
-        "bank_account_id": submission.bank_account_id,
         "status": record.status.value,
         "sub_status": record.sub_status.value if record.sub_status else None,
         "last_status_change": record.last_status_change,
@@ -88,3 +90,81 @@ class ProjectionActivities:
                     for entry in projection.new_history
                     if entry.seq not in existing
                 )
+            await write_tasks(session, projection.tasks)
+            await write_events(session, projection.events)
+
+    @activity.defn
+    async def project_account(self, projection: AccountProjection) -> None:
+        """Write a creditor account's contract state, tasks and events."""
+        async with transaction(self._sessions) as session:
+            org = await session.get(Organisation, projection.creditor_id, with_for_update=True)
+            if org is not None and org.account_version < projection.version:
+                org.contract_signed_at = projection.contract_signed_at
+                org.account_version = projection.version
+            await write_tasks(session, projection.tasks)
+            await write_events(session, projection.events)
+
+
+def _task_columns(task: Task) -> dict[str, object]:
+    return {
+        "version": task.version,
+        "workflow_id": task.workflow_id,
+        "type": task.type.value,
+        "title": task.title,
+        "description": task.description,
+        "status": task.status.value,
+        "access_level": task.access_level.value,
+        "scope": task.scope.value,
+        "owner_org_id": task.owner_org_id,
+        "case_id": task.case_id,
+        "deadline": task.deadline,
+        "original_deadline": task.original_deadline,
+        "date_created": task.date_created,
+        "date_solved": task.date_solved,
+        "overdue_since": task.overdue_since,
+        "assignee_id": task.assignee_id,
+        "resolved_by": task.resolved_by.model_dump(mode="json") if task.resolved_by else None,
+    }
+
+
+async def write_tasks(session: AsyncSession, tasks: list[Task]) -> None:
+    """Upsert tasks; a row only moves forward in version."""
+    if not tasks:
+        return
+    rows = {
+        row.id: row
+        for row in await session.scalars(
+            select(TaskRow).where(TaskRow.id.in_([t.id for t in tasks])).with_for_update()
+        )
+    }
+    for task in tasks:
+        row = rows.get(task.id)
+        if row is None:
+            session.add(TaskRow(id=task.id, **_task_columns(task)))
+        elif row.version < task.version:
+            for column, value in _task_columns(task).items():
+                setattr(row, column, value)
+
+
+async def write_events(session: AsyncSession, events: list[OutboxEvent]) -> None:
+    """Insert outbox events once each (their ids are deterministic)."""
+    if not events:
+        return
+    existing = set(
+        await session.scalars(
+            select(OutboxEventRow.id).where(OutboxEventRow.id.in_([e.id for e in events]))
+        )
+    )
+    session.add_all(
+        OutboxEventRow(
+            id=event.id,
+            type=event.type,
+            org_id=event.org_id,
+            case_id=event.case_id,
+            occurred_at=event.occurred_at,
+            payload=event.model_dump(mode="json")["payload"],
+            delivered_at=None,
+        )
+        for event in events
+        if event.id not in existing
+    )

@@ -70,3 +70,5 @@ def require_role(*roles: OrgKind) -> Callable[[Principal], Principal]:
 
 
 CreditorPrincipal = Annotated[Principal, Depends(require_role(OrgKind.CREDITOR))]
+PartnerPrincipal = Annotated[Principal, Depends(require_role(OrgKind.PARTNER))]
+OpsPrincipal = Annotated[Principal, Depends(require_role(OrgKind.OPS))]

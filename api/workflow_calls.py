@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from fastapi import Request
+from temporalio.client import (
+    Client,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -31,8 +37,30 @@ async def call(operation: Awaitable[T]) -> T:
             raise Problem(HTTP_STATUS_OF.get(cause.type, 422), cause.type, cause.message) from exc
         raise
     except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
+        if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
+            raise Problem(404, "not_found", "The case or account is not running.") from exc
         if isinstance(exc, RPCError) and exc.status is not RPCStatusCode.DEADLINE_EXCEEDED:
             raise _unavailable(
                 "temporal_unavailable", "The workflow service is unreachable"
             ) from exc
         raise _unavailable("workflow_busy", "The case did not confirm the request in time") from exc
+
+
+async def update_workflow(
+    request: Request, client: Client, workflow_id: str, update: Any, arg: Any
+) -> Any:
+    """Send an update and wait for its result (the workflow answers once it is projected).
+
+    The request's Idempotency-Key, if any, is the update id, so a retry after a lost response is
+    applied once by the workflow too.
+    """
+    settings = request.app.state.settings
+    handle = client.get_workflow_handle(workflow_id)
+    return await call(
+        handle.execute_update(
+            update,
+            arg,
+            id=request.headers.get("Idempotency-Key"),
+            rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
+        )
+    )

@@ -55,10 +55,14 @@ def add_calendar_days(start: dt.datetime, days: int, *, timezone: str) -> dt.dat
     """The end of the local day ``days`` calendar days after ``start``."""
     if days < 1:
         raise ValueError("days must be at least 1")
-    return end_of_day(start.astimezone(ZoneInfo(timezone)).date() + dt.timedelta(days=days), timezone)
+    return end_of_day(
+        start.astimezone(ZoneInfo(timezone)).date() + dt.timedelta(days=days), timezone
+    )
 
 
-def business_days_between(start: dt.datetime, end: dt.datetime, *, country: str, timezone: str) -> int:
+def business_days_between(
+    start: dt.datetime, end: dt.datetime, *, country: str, timezone: str
+) -> int:
     """Business days after ``start``'s local date up to and including ``end``'s local date."""
     zone = ZoneInfo(timezone)
     day, last = start.astimezone(zone).date(), end.astimezone(zone).date()

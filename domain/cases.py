@@ -10,8 +10,10 @@ from uuid import UUID
 import pycountry
 from pydantic import AfterValidator, EmailStr, Field, model_validator
 
+from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, SubStatus
+from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
 
 # Loaded once at import: pycountry reads its data files lazily, which a workflow sandbox forbids.
 CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
@@ -81,19 +83,35 @@ class HistoryEntry(ApiModel):
     note: str | None = None
 
 
+class ValidationIssue(ApiModel):
+    """Missing or inconsistent case data found by ``domain.validation``."""
+
+    field: str
+    message: str
+
+
 class CaseRecord(ApiModel):
     """Everything the read model stores about a case; the workflow owns it, projections copy it."""
 
     case_id: UUID
     case_number: str
-    creditor_id: UUID
+    creditor: OrgRef
     submitted_by: UUID
     submission: CaseSubmission
+    bank_account: BankAccountRef | None = None
     status: CaseStatus = CaseStatus.CREATED
     sub_status: SubStatus | None = None
     last_status_change: dt.datetime | None = None
-    partner_id: UUID | None = None
+    partner: OrgRef | None = None
     created_at: dt.datetime | None = None
+
+    @property
+    def creditor_id(self) -> UUID:
+        return self.creditor.id
+
+    @property
+    def partner_id(self) -> UUID | None:
+        return self.partner.id if self.partner else None
 
 
 class CaseProjection(ApiModel):
@@ -103,6 +121,8 @@ class CaseProjection(ApiModel):
     modified_at: dt.datetime
     case: CaseRecord
     new_history: list[HistoryEntry] = []
+    tasks: list[Task] = []
+    events: list[OutboxEvent] = []
 
 
 class CaseView(ApiModel):
@@ -141,6 +161,11 @@ class CaseState(ApiModel):
     # History entries not yet written to the read model; cleared once projected, so the state
     # stays small however long the case lives.
     pending_history: list[HistoryEntry] = []
+    book: TaskBookState = TaskBookState()
+    # Intake: the creditor account confirms the contract; signals to it wait here until sent.
+    contract_confirmed: bool = False
+    account_outbox: list[AccountSignal] = []
+    validation_issues: list[ValidationIssue] = []
 
 
 class CaseWorkflowInput(ApiModel):
@@ -154,3 +179,37 @@ class SubmitCaseInput(ApiModel):
     """Argument of the ``submit`` update sent with the start: who submitted the case."""
 
     requested_by: UUID
+
+
+class CorrectCaseInput(ApiModel):
+    """The corrected case data (whole, already validated by the API) and who corrected it."""
+
+    submission: CaseSubmission
+    user_id: UUID
+
+
+class AssignBankAccountInput(ApiModel):
+    bank_account: BankAccountRef
+    user_id: UUID
+
+
+class AssignPartnerInput(ApiModel):
+    partner: OrgRef
+    user_id: UUID
+
+
+class PartnerDecisionInput(ApiModel):
+    """A partner accepting (no reason needed) or rejecting (reason required) a case."""
+
+    partner_id: UUID
+    user_id: UUID
+    reason: str | None = None
+
+
+class GenericTaskInput(ApiModel):
+    owner: OrgRef
+    access_level: AccessLevel
+    title: str
+    description: str
+    deadline: dt.datetime | None = None
+    user_id: UUID

@@ -5,7 +5,17 @@ code to an HTTP status with this table (422 when a code is not listed).
 """
 
 INVALID_TRANSITION = "invalid_transition"
+TASK_NOT_FOUND = "task_not_found"
+TASK_NOT_OPEN = "task_not_open"
+TASK_NOT_RESOLVABLE_BY_HAND = "task_not_resolvable_by_hand"
+INVALID_DEADLINE = "invalid_deadline"
+CASE_NOT_EDITABLE = "case_not_editable"
 
 HTTP_STATUS_OF: dict[str, int] = {
     INVALID_TRANSITION: 409,
+    TASK_NOT_FOUND: 404,
+    TASK_NOT_OPEN: 409,
+    TASK_NOT_RESOLVABLE_BY_HAND: 409,
+    INVALID_DEADLINE: 422,
+    CASE_NOT_EDITABLE: 409,
 }

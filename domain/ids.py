@@ -11,3 +11,8 @@ def case_workflow_id(case_id: UUID | str) -> str:
 def case_number(sequence: int, year: int) -> str:
     """The human case number shown to users, e.g. ``CL-2026-000042``."""
     return f"CL-{year}-{sequence:06d}"
+
+
+def creditor_workflow_id(creditor_id: UUID | str) -> str:
+    """The id of the workflow that owns a creditor account's tasks."""
+    return f"creditor-{creditor_id}"

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.accounts import OrgRef
 from domain.cases import COUNTRY_CODES
 from domain.enums import OrgKind
 from store.models import ApiKey, Organisation, User
@@ -32,6 +33,14 @@ class Principal:
     role: OrgKind
     country: str
     timezone: str
+    org_name: str = ""
+    user_label: str = ""  # name, else e-mail: how history and tasks name the user
+
+    @property
+    def org_ref(self) -> OrgRef:
+        return OrgRef(
+            id=self.org_id, name=self.org_name, country=self.country, timezone=self.timezone
+        )
 
 
 def hash_key(key: str) -> str:
@@ -117,6 +126,9 @@ async def principal_for_key(*, session: AsyncSession, key: str) -> Principal | N
                 Organisation.kind,
                 Organisation.country,
                 Organisation.timezone,
+                Organisation.name,
+                User.name,
+                User.email,
             )
             .select_from(ApiKey)
             .join(User, User.id == ApiKey.user_id)
@@ -126,5 +138,7 @@ async def principal_for_key(*, session: AsyncSession, key: str) -> Principal | N
     ).first()
     if row is None:
         return None
-    user_id, org_id, kind, country, timezone = row
-    return Principal(user_id, org_id, OrgKind(kind), country, timezone)
+    user_id, org_id, kind, country, timezone, org_name, user_name, email = row
+    return Principal(
+        user_id, org_id, OrgKind(kind), country, timezone, org_name, user_name or email
+    )

@@ -56,6 +56,9 @@ class Organisation(Base):
     country: Mapped[str] = mapped_column(String(2))
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime]
+    # Creditor accounts: projected from the account workflow.
+    contract_signed_at: Mapped[dt.datetime | None]
+    account_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class User(Base):
@@ -173,3 +176,46 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int | None]
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
+
+
+class TaskRow(Base):
+    """A task as its owning workflow last projected it."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_owner_status_deadline", "owner_org_id", "status", "deadline"),
+        Index("ix_tasks_case", "case_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int]
+    workflow_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10))
+    access_level: Mapped[str] = mapped_column(String(10))
+    scope: Mapped[str] = mapped_column(String(10))
+    owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    case_id: Mapped[uuid.UUID | None]
+    deadline: Mapped[dt.datetime | None]
+    original_deadline: Mapped[dt.datetime | None]
+    date_created: Mapped[dt.datetime]
+    date_solved: Mapped[dt.datetime | None]
+    overdue_since: Mapped[dt.datetime | None]
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    resolved_by: Mapped[dict[str, Any] | None]
+
+
+class OutboxEventRow(Base):
+    """Events for webhooks, written in the same transaction as the projection that caused them."""
+
+    __tablename__ = "outbox_events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    org_id: Mapped[uuid.UUID | None]
+    case_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    occurred_at: Mapped[dt.datetime]
+    payload: Mapped[dict[str, Any]]
+    delivered_at: Mapped[dt.datetime | None]

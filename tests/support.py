@@ -11,16 +11,16 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
-from domain import search_attributes as sa
-from domain.cases import CaseRecord, CaseSubmission, CaseWorkflowInput, SubmitCaseInput
-from domain.enums import CaseStatus, OrgKind
-from domain.ids import case_number, case_workflow_id
+from domain.accounts import OrgRef
+from domain.cases import CaseRecord, CaseSubmission, SubmitCaseInput
+from domain.enums import OrgKind
+from domain.ids import case_number
 from store import accounts
 from store.accounts import Principal
 from store.db import transaction
+from temporal_client import case_start_operation
 from workflows.case import CaseWorkflow
 
 
@@ -47,6 +47,10 @@ class Actor:
     @property
     def org_id(self) -> uuid.UUID:
         return self.principal.org_id
+
+    @property
+    def org_ref(self) -> OrgRef:
+        return self.principal.org_ref
 
 
 async def make_actor(
@@ -119,28 +123,15 @@ def new_case_record(creditor: Actor, **submission: object) -> CaseRecord:
     return CaseRecord(
         case_id=uuid.uuid4(),
         case_number=case_number(uuid.uuid4().int % 1_000_000, 2026),
-        creditor_id=creditor.org_id,
+        creditor=creditor.org_ref,
         submitted_by=creditor.principal.user_id,
         submission=CaseSubmission.model_validate(case_body(**submission)),
     )
 
 
 def case_start(record: CaseRecord, *, task_queue: str) -> WithStartWorkflowOperation:
-    """The start operation ``POST /api/cases`` sends (api/routes/cases.py ``_submit``)."""
-    return WithStartWorkflowOperation(
-        CaseWorkflow.run,
-        CaseWorkflowInput(record=record),
-        id=case_workflow_id(record.case_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.CASE_STATUS, CaseStatus.CREATED.value),
-                SearchAttributePair(sa.CREDITOR_ID, str(record.creditor_id)),
-            ]
-        ),
-        static_summary=f"Case {record.case_number}",
-    )
+    """The start operation ``POST /api/cases`` sends."""
+    return case_start_operation(record, task_queue=task_queue)
 
 
 async def submit_case(

@@ -5,39 +5,55 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from pydantic import Field
+from temporalio.client import Client
 
-from api.deps import CreditorPrincipal, CurrentPrincipal, SessionDep, SettingsDep, TemporalDep
+from api.deps import (
+    CreditorPrincipal,
+    CurrentPrincipal,
+    OpsPrincipal,
+    PartnerPrincipal,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+)
 from api.errors import FieldError, Problem, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
-from api.workflow_calls import call
-from domain import search_attributes as sa
+from api.routes.tasks import TaskView, task_view
+from api.workflow_calls import call, update_workflow
+from domain.accounts import BankAccountRef, OrgRef
 from domain.base import ApiModel
 from domain.cases import (
+    AssignBankAccountInput,
+    AssignPartnerInput,
     CaseRecord,
     CaseSubmission,
     CaseView,
-    CaseWorkflowInput,
+    CorrectCaseInput,
     Debtor,
     HistoryEntry,
+    PartnerDecisionInput,
     SubmitCaseInput,
 )
-from domain.enums import CaseStatus, Lifecycle, SubStatus
+from domain.enums import CaseStatus, Lifecycle, OrgKind, SubStatus
 from domain.ids import case_number, case_workflow_id
 from domain.lifecycle import current_stage, lifecycle_of
 from domain.time import whole_days_between
 from settings import Settings
 from store import cases as case_store
+from store import tasks as task_store
 from store.accounts import Principal
+from store.models import Organisation
+from temporal_client import case_start_operation
 from workflows.case import CaseWorkflow
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -81,6 +97,18 @@ def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
     )
 
 
+async def _bank_account_ref(
+    request: Request, principal: Principal, bank_account_id: UUID
+) -> BankAccountRef:
+    async with request.app.state.sessions() as session:
+        account = await case_store.bank_account_of(
+            session=session, bank_account_id=bank_account_id, org_id=principal.org_id
+        )
+    if account is None:
+        raise invalid("bankAccountId", "is not a bank account of your organisation")
+    return BankAccountRef(id=account.id, currency_code=account.currency_code)
+
+
 def _submission_hash(submission: CaseSubmission) -> str:
     canonical = json.dumps(submission.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -99,13 +127,9 @@ async def _submit(
     today = dt.datetime.now(ZoneInfo(principal.timezone)).date()
     if submission.date > today:
         raise invalid("date", "must not be in the future")
+    bank_account = None
     if submission.bank_account_id is not None:
-        async with sessions() as session:
-            account = await case_store.bank_account_of(
-                session=session, bank_account_id=submission.bank_account_id, org_id=principal.org_id
-            )
-        if account is None:
-            raise invalid("bankAccountId", "is not a bank account of your organisation")
+        bank_account = await _bank_account_ref(request, principal, submission.bank_account_id)
     registration = await case_store.register_case(
         sessions=sessions,
         creditor_id=principal.org_id,
@@ -124,26 +148,12 @@ async def _submit(
     record = CaseRecord(
         case_id=registration.case_id,
         case_number=case_number(registration.id, registration.created_at.year),
-        creditor_id=principal.org_id,
+        creditor=principal.org_ref,
         submitted_by=principal.user_id,
         submission=submission,
+        bank_account=bank_account,
     )
-    start = WithStartWorkflowOperation(
-        CaseWorkflow.run,
-        CaseWorkflowInput(record=record),
-        id=case_workflow_id(record.case_id),
-        task_queue=settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.CASE_STATUS, CaseStatus.CREATED.value),
-                SearchAttributePair(sa.CREDITOR_ID, str(principal.org_id)),
-            ]
-        ),
-        static_summary=(
-            f"Case {record.case_number} (creditor reference {submission.creditor_reference})"
-        ),
-    )
+    start = case_start_operation(record, task_queue=settings.temporal_task_queue)
     await call(
         client.execute_update_with_start_workflow(
             CaseWorkflow.submit,
@@ -266,4 +276,222 @@ async def get_history(
             )
             for e in entries
         ],
+    )
+
+
+@router.get("/{case_id}/tasks", response_model=list[TaskView], responses={401: {}, 404: {}})
+async def get_case_tasks(
+    case_id: UUID, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
+) -> list[TaskView]:
+    """Your side's tasks on this case, open ones first (account-level tasks never appear)."""
+    if await case_store.get_case(session=session, case_id=case_id, principal=principal) is None:
+        raise not_found("Case")
+    records = await task_store.case_tasks(session=session, principal=principal, case_id=case_id)
+    return [task_view(r, settings) for r in records]
+
+
+async def _case_action(
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    client: Client,
+    case_id: UUID,
+    body: dict[str, object],
+    update: Callable[..., Any],
+    make_input: Callable[[case_store.CaseRow], Awaitable[ApiModel] | ApiModel],
+) -> Response:
+    """Find the case (404 if not yours), send the update, answer with the case as it is now."""
+
+    async def execute() -> Response:
+        row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
+        if row is None:
+            raise not_found("Case")
+        arg = make_input(row)
+        if isinstance(arg, Awaitable):
+            arg = await arg
+        await update_workflow(request, client, case_workflow_id(case_id), update, arg)
+        session.expire_all()
+        fresh = await case_store.get_case(session=session, case_id=case_id, principal=principal)
+        assert fresh is not None
+        return JSONResponse(_view(fresh, dt.datetime.now(dt.UTC)).model_dump(mode="json"))
+
+    return await idempotent(request, principal, {"caseId": str(case_id), **body}, execute)
+
+
+class CaseCorrection(ApiModel):
+    """``PATCH /api/cases/{id}``: the fields to change; creditorReference cannot change."""
+
+    currency_code: str | None = None
+    amount_to_recover: Decimal | None = None
+    date: dt.date | None = None
+    due_date: dt.date | None = None
+    claim_description: str | None = None
+    debtor: dict[str, object] | None = None
+
+
+@router.patch("/{case_id}", response_model=CaseView, responses={404: {}, 409: {}, 422: {}})
+async def correct_case(
+    case_id: UUID,
+    body: CaseCorrection,
+    request: Request,
+    principal: CreditorPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+) -> Response:
+    """Correct a case's data while it is in intake (Created); validation runs again.
+
+    ``debtor`` fields are merged into the current debtor; send ``null`` to clear one.
+    """
+
+    def corrected(row: case_store.CaseRow) -> CorrectCaseInput:
+        case = row.case
+        current = {
+            "creditorReference": case.creditor_reference,
+            "currencyCode": case.currency_code,
+            "amountToRecover": str(case.amount_to_recover),
+            "date": case.date.isoformat(),
+            "dueDate": case.due_date.isoformat(),
+            "claimDescription": case.claim_description,
+            "debtor": case.debtor,
+            "bankAccountId": str(case.bank_account_id) if case.bank_account_id else None,
+        }
+        changes = body.model_dump(mode="json", exclude_unset=True)
+        if "debtor" in changes and changes["debtor"] is not None:
+            changes["debtor"] = {**case.debtor, **changes["debtor"]}
+        return CorrectCaseInput(
+            submission=CaseSubmission.model_validate({**current, **changes}),
+            user_id=principal.user_id,
+        )
+
+    return await _case_action(
+        request,
+        principal,
+        session,
+        client,
+        case_id,
+        body.model_dump(mode="json", exclude_unset=True),
+        CaseWorkflow.correct_case,
+        corrected,
+    )
+
+
+class BankAccountChoice(ApiModel):
+    bank_account_id: UUID
+
+
+@router.put(
+    "/{case_id}/bank-account", response_model=CaseView, responses={404: {}, 409: {}, 422: {}}
+)
+async def set_bank_account(
+    case_id: UUID,
+    body: BankAccountChoice,
+    request: Request,
+    principal: CreditorPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+) -> Response:
+    """Set the bank account collected money is paid out to (one of your organisation's)."""
+
+    async def make(row: case_store.CaseRow) -> AssignBankAccountInput:
+        ref = await _bank_account_ref(request, principal, body.bank_account_id)
+        return AssignBankAccountInput(bank_account=ref, user_id=principal.user_id)
+
+    return await _case_action(
+        request,
+        principal,
+        session,
+        client,
+        case_id,
+        body.model_dump(mode="json"),
+        CaseWorkflow.assign_bank_account,
+        make,
+    )
+
+
+class PartnerChoice(ApiModel):
+    partner_id: UUID
+
+
+@router.post(
+    "/{case_id}/assign", response_model=CaseView, responses={403: {}, 404: {}, 409: {}, 422: {}}
+)
+async def assign_partner(
+    case_id: UUID,
+    body: PartnerChoice,
+    request: Request,
+    principal: OpsPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+) -> Response:
+    """Ops: give a Validated case to a partner, who gets a ReviewNewCase task."""
+
+    async def make(row: case_store.CaseRow) -> AssignPartnerInput:
+        partner = await session.get(Organisation, body.partner_id)
+        if partner is None or partner.kind != OrgKind.PARTNER.value:
+            raise invalid("partnerId", "is not a partner organisation")
+        return AssignPartnerInput(
+            partner=OrgRef(
+                id=partner.id, name=partner.name, country=partner.country, timezone=partner.timezone
+            ),
+            user_id=principal.user_id,
+        )
+
+    return await _case_action(
+        request,
+        principal,
+        session,
+        client,
+        case_id,
+        body.model_dump(mode="json"),
+        CaseWorkflow.assign_partner,
+        make,
+    )
+
+
+class Rejection(ApiModel):
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+@router.post("/{case_id}/accept", response_model=CaseView, responses={403: {}, 404: {}, 409: {}})
+async def accept_case(
+    case_id: UUID,
+    request: Request,
+    principal: PartnerPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+) -> Response:
+    """The assigned partner accepts the case: it goes In Collection and ReviewNewCase is solved."""
+    return await _case_action(
+        request,
+        principal,
+        session,
+        client,
+        case_id,
+        {},
+        CaseWorkflow.accept_case,
+        lambda row: PartnerDecisionInput(partner_id=principal.org_id, user_id=principal.user_id),
+    )
+
+
+@router.post("/{case_id}/reject", response_model=CaseView, responses={403: {}, 404: {}, 409: {}})
+async def reject_case(
+    case_id: UUID,
+    body: Rejection,
+    request: Request,
+    principal: PartnerPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+) -> Response:
+    """The assigned partner rejects the case with a reason: it is Validated again."""
+    return await _case_action(
+        request,
+        principal,
+        session,
+        client,
+        case_id,
+        body.model_dump(mode="json"),
+        CaseWorkflow.reject_case,
+        lambda row: PartnerDecisionInput(
+            partner_id=principal.org_id, user_id=principal.user_id, reason=body.reason
+        ),
     )

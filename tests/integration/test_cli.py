@@ -27,12 +27,23 @@ async def test_org_user_and_key_commands_print_ids_and_a_working_key(
     database_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     org = caseloop(
-        database_url, "org", "create", "--kind", "partner", "--name", "Inkasso A/S",
-        "--country", "dk", "--timezone", "Europe/Copenhagen",
+        database_url,
+        "org",
+        "create",
+        "--kind",
+        "partner",
+        "--name",
+        "Inkasso A/S",
+        "--country",
+        "dk",
+        "--timezone",
+        "Europe/Copenhagen",
     )
     assert org.returncode == 0, org.stderr
     org_id = uuid.UUID(org.stdout.strip())
-    user = caseloop(database_url, "user", "create", "--org", str(org_id), "--email", "Bo@Inkasso.dk")
+    user = caseloop(
+        database_url, "user", "create", "--org", str(org_id), "--email", "Bo@Inkasso.dk"
+    )
     assert user.returncode == 0, user.stderr
     user_id = uuid.UUID(user.stdout.strip())
     key = caseloop(database_url, "key", "create", "--user", str(user_id))
@@ -44,7 +55,11 @@ async def test_org_user_and_key_commands_print_ids_and_a_working_key(
         principal = await principal_for_key(session=session, key=secret)
         stored = await session.scalar(select(ApiKey.key_hash))
     assert principal is not None
-    assert (principal.org_id, principal.user_id, principal.role) == (org_id, user_id, OrgKind.PARTNER)
+    assert (principal.org_id, principal.user_id, principal.role) == (
+        org_id,
+        user_id,
+        OrgKind.PARTNER,
+    )
     assert principal.country == "DK"
     assert stored is not None and secret not in stored, "only a hash of the key is stored"
 
@@ -53,23 +68,52 @@ async def test_bad_org_input_exits_2_with_a_clear_message_and_creates_nothing(
     database_url: str, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     bad_country = caseloop(
-        database_url, "org", "create", "--kind", "creditor", "--name", "X",
-        "--country", "XX", "--timezone", "Europe/Copenhagen",
+        database_url,
+        "org",
+        "create",
+        "--kind",
+        "creditor",
+        "--name",
+        "X",
+        "--country",
+        "XX",
+        "--timezone",
+        "Europe/Copenhagen",
     )
     assert bad_country.returncode == 2
     assert "country 'XX'" in bad_country.stderr
     bad_zone = caseloop(
-        database_url, "org", "create", "--kind", "creditor", "--name", "X",
-        "--country", "DK", "--timezone", "Mars/Olympus",
+        database_url,
+        "org",
+        "create",
+        "--kind",
+        "creditor",
+        "--name",
+        "X",
+        "--country",
+        "DK",
+        "--timezone",
+        "Mars/Olympus",
     )
     assert bad_zone.returncode == 2
     assert "timezone 'Mars/Olympus'" in bad_zone.stderr
     bad_kind = caseloop(
-        database_url, "org", "create", "--kind", "bank", "--name", "X",
-        "--country", "DK", "--timezone", "Europe/Copenhagen",
+        database_url,
+        "org",
+        "create",
+        "--kind",
+        "bank",
+        "--name",
+        "X",
+        "--country",
+        "DK",
+        "--timezone",
+        "Europe/Copenhagen",
     )
     assert bad_kind.returncode == 2
-    no_org = caseloop(database_url, "user", "create", "--org", str(uuid.uuid4()), "--email", "a@b.c")
+    no_org = caseloop(
+        database_url, "user", "create", "--org", str(uuid.uuid4()), "--email", "a@b.c"
+    )
     assert no_org.returncode == 2
     assert "no organisation" in no_org.stderr
     async with sessions() as session:

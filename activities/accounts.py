@@ -1,0 +1,54 @@
+"""Signals from a case to its creditor's account workflow, sent as signal-with-start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+
+from domain import search_attributes as sa
+from domain.accounts import AccountSignal, CreditorWorkflowInput, OrgRef
+from domain.ids import creditor_workflow_id
+
+
+def creditor_start_options(creditor: OrgRef, *, task_queue: str) -> dict[str, Any]:
+    """Start options of a creditor's account workflow: joined if it already runs."""
+    return {
+        "id": creditor_workflow_id(creditor.id),
+        "task_queue": task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "search_attributes": TypedSearchAttributes(
+            [SearchAttributePair(sa.CREDITOR_ID, str(creditor.id))]
+        ),
+        "static_summary": f"Creditor account {creditor.name or creditor.id}",
+    }
+
+
+async def start_creditor_workflow_with_signal(
+    client: Client, *, task_queue: str, signal: AccountSignal
+) -> None:
+    """Deliver ``signal`` to ``creditor-{id}``, starting that workflow if it is not running."""
+    await client.start_workflow(
+        "CreditorWorkflow",
+        CreditorWorkflowInput(creditor=signal.creditor),
+        start_signal=signal.name,
+        start_signal_args=[signal.event],
+        **creditor_start_options(signal.creditor, task_queue=task_queue),
+    )
+
+
+class AccountActivities:
+    """Activities that talk to other workflows through the Temporal client."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    @activity.defn
+    async def signal_creditor_account(self, signal: AccountSignal) -> None:
+        """Tell the creditor's account workflow about a case (signal-with-start)."""
+        await start_creditor_workflow_with_signal(
+            self._client, task_queue=self._task_queue, signal=signal
+        )

@@ -1,0 +1,426 @@
+"""Tasks: the account-wide work queue, and the actions on one task.
+
+Every action is an update to the workflow that owns the task; the response is read back from
+the read model, which the workflow has updated before it answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, TemporalDep
+from api.errors import Problem, invalid, not_found
+from api.idempotency import idempotent
+from api.pagination import PageDep, PageInfo, page_info
+from api.workflow_calls import update_workflow
+from domain.accounts import OrgRef
+from domain.base import ApiModel
+from domain.cases import GenericTaskInput
+from domain.enums import OrgKind
+from domain.ids import case_workflow_id
+from domain.tasks import (
+    CATALOGUE,
+    AccessLevel,
+    AssignTaskInput,
+    CloseTaskInput,
+    PostponeTaskInput,
+    Scope,
+    TaskStatus,
+    TaskType,
+    action_of,
+    solution_url,
+)
+from settings import Settings
+from store import cases as case_store
+from store import tasks as task_store
+from store.accounts import Principal
+from store.models import Organisation
+from workflows.base import TaskOwnerWorkflow
+from workflows.case import CaseWorkflow
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+class UserRef(ApiModel):
+    id: UUID
+    name: str | None
+    email: str
+
+
+class TaskActionView(ApiModel):
+    method: str
+    path: str
+
+
+class ResolvedByView(ApiModel):
+    kind: str
+    user_id: UUID | None = None
+    reason: str
+
+
+class TaskView(ApiModel):
+    """A task as seed 000 describes it."""
+
+    id: str
+    type: TaskType
+    type_label: str
+    title: str
+    description: str
+    status: TaskStatus
+    case_id: UUID | None
+    case_reference: str | None
+    lead_id: UUID | None = None
+    deadline: dt.datetime | None
+    original_deadline: dt.datetime | None
+    overdue: bool
+    date_created: dt.datetime
+    date_solved: dt.datetime | None
+    assignee: UserRef | None
+    resolved_by: ResolvedByView | None
+    access_level: AccessLevel
+    scope: Scope
+    solution_url: str
+    action: TaskActionView | None
+
+
+class TaskList(ApiModel):
+    data: list[TaskView]
+    page: PageInfo
+
+
+class PostponeBody(ApiModel):
+    deadline: dt.datetime
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class AssignBody(ApiModel):
+    user_id: UUID | None
+
+
+class CloseBody(ApiModel):
+    reason: Annotated[str | None, Field(max_length=1000)] = None
+
+
+class GenericTaskBody(ApiModel):
+    case_id: UUID
+    title: Annotated[str, Field(min_length=1, max_length=300)]
+    description: Annotated[str, Field(max_length=4000)] = ""
+    deadline: dt.datetime | None = None
+    access_level: AccessLevel | None = None  # ops only: which side the task is for
+
+
+def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
+    """The API shape of a task; labels, action and links come from the catalogue."""
+    row = record.task
+    spec = CATALOGUE[TaskType(row.type)]
+    action = action_of(spec, row.case_id)
+    return TaskView(
+        id=row.id,
+        type=spec.type,
+        type_label=spec.label,
+        title=row.title,
+        description=row.description,
+        status=TaskStatus(row.status),
+        case_id=row.case_id,
+        case_reference=record.case_reference,
+        deadline=row.deadline,
+        original_deadline=row.original_deadline,
+        overdue=row.overdue_since is not None and row.status == TaskStatus.OPEN.value,
+        date_created=row.date_created,
+        date_solved=row.date_solved,
+        assignee=UserRef(
+            id=record.assignee.id, name=record.assignee.name, email=record.assignee.email
+        )
+        if record.assignee
+        else None,
+        resolved_by=ResolvedByView.model_validate(row.resolved_by) if row.resolved_by else None,
+        access_level=AccessLevel(row.access_level),
+        scope=Scope(row.scope),
+        solution_url=solution_url(
+            settings.portal_base_url, spec, task_id=row.id, case_id=row.case_id
+        ),
+        action=TaskActionView(**action) if action else None,
+    )
+
+
+@router.get("", response_model=TaskList)
+async def list_tasks(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    page: PageDep,
+    status: TaskStatus | None = None,
+    type: Annotated[list[TaskType] | None, Query()] = None,
+    assignee: UUID | None = None,
+    overdue: bool | None = None,
+    deadline_from: Annotated[dt.datetime | None, Query(alias="deadlineFrom")] = None,
+    deadline_to: Annotated[dt.datetime | None, Query(alias="deadlineTo")] = None,
+    case_id: Annotated[UUID | None, Query(alias="caseId")] = None,
+) -> TaskList:
+    """Your organisation's tasks (account-level ones included), earliest deadline first."""
+    filters = task_store.TaskFilter(
+        status=status,
+        types=tuple(type or ()),
+        assignee_id=assignee,
+        overdue=overdue,
+        deadline_from=deadline_from,
+        deadline_to=deadline_to,
+        case_id=case_id,
+    )
+    rows, total = await task_store.list_tasks(
+        session=session,
+        principal=principal,
+        filters=filters,
+        offset=page.offset,
+        limit=page.page_size,
+    )
+    return TaskList(
+        data=[task_view(r, settings) for r in rows],
+        page=page_info(page, total=total, count=len(rows)),
+    )
+
+
+@router.get("/{task_id}", response_model=TaskView, responses={404: {}})
+async def get_task(
+    task_id: str, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
+) -> TaskView:
+    """One of your organisation's tasks."""
+    return task_view(await _visible_task(session, principal, task_id), settings)
+
+
+async def _visible_task(
+    session: SessionDep, principal: Principal, task_id: str
+) -> task_store.TaskRecord:
+    record = await task_store.get_task(session=session, principal=principal, task_id=task_id)
+    if record is None:
+        raise not_found("Task")
+    return record
+
+
+async def _act(
+    request: Request,
+    principal: Principal,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: Settings,
+    task_id: str,
+    body: ApiModel,
+    update: object,
+    make_input: object,
+    *,
+    check: object = None,
+) -> Response:
+    """Common shape of a task action: find, check, update the owner, answer with the task."""
+
+    async def execute() -> Response:
+        record = await _visible_task(session, principal, task_id)
+        if callable(check):
+            await check(record)
+        assert callable(make_input)
+        await update_workflow(request, client, record.task.workflow_id, update, make_input(record))
+        session.expire_all()
+        fresh = await _visible_task(session, principal, task_id)
+        return JSONResponse(task_view(fresh, settings).model_dump(mode="json"))
+
+    return await idempotent(
+        request, principal, {"taskId": task_id, **body.model_dump(mode="json")}, execute
+    )
+
+
+@router.post("/{task_id}/postpone", response_model=TaskView, responses={404: {}, 409: {}, 422: {}})
+async def postpone_task(
+    task_id: str,
+    body: PostponeBody,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> Response:
+    """Move the deadline later (it must be in the future); ``originalDeadline`` is kept."""
+    if body.deadline.tzinfo is None:
+        raise invalid("deadline", "must include a time zone offset, e.g. 2026-12-01T17:00:00Z")
+    return await _act(
+        request,
+        principal,
+        session,
+        client,
+        settings,
+        task_id,
+        body,
+        TaskOwnerWorkflow.postpone_task,
+        lambda r: PostponeTaskInput(
+            task_id=task_id, deadline=body.deadline, reason=body.reason, user_id=principal.user_id
+        ),
+    )
+
+
+@router.post("/{task_id}/assign", response_model=TaskView, responses={404: {}, 409: {}, 422: {}})
+async def assign_task(
+    task_id: str,
+    body: AssignBody,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> Response:
+    """Assign the task to a user of the organisation that owns it (``userId: null`` unassigns)."""
+
+    async def check(record: task_store.TaskRecord) -> None:
+        if body.user_id is None:
+            return
+        member = await task_store.active_member(
+            session=session, user_id=body.user_id, org_id=record.task.owner_org_id
+        )
+        if member is None:
+            raise invalid("userId", "must be an active user of the organisation that owns the task")
+
+    return await _act(
+        request,
+        principal,
+        session,
+        client,
+        settings,
+        task_id,
+        body,
+        TaskOwnerWorkflow.assign_task,
+        lambda r: AssignTaskInput(
+            task_id=task_id, assignee_id=body.user_id, user_id=principal.user_id
+        ),
+        check=check,
+    )
+
+
+def _requires(kind: str, allowed: object) -> object:
+    async def check(record: task_store.TaskRecord) -> None:
+        spec = CATALOGUE[TaskType(record.task.type)]
+        if not callable(allowed) or not allowed(spec):
+            raise Problem(
+                409,
+                "task_not_resolvable_by_hand",
+                f"{spec.type.value} tasks cannot be {kind}; they resolve when "
+                f"{spec.resolves_when}.",
+            )
+
+    return check
+
+
+@router.post("/{task_id}/close", response_model=TaskView, responses={404: {}, 409: {}})
+async def close_task(
+    task_id: str,
+    body: CloseBody,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> Response:
+    """Close a Generic task by hand."""
+    return await _act(
+        request,
+        principal,
+        session,
+        client,
+        settings,
+        task_id,
+        body,
+        TaskOwnerWorkflow.close_task,
+        lambda r: CloseTaskInput(
+            task_id=task_id, user_id=principal.user_id, reason=body.reason or "closed"
+        ),
+        check=_requires("closed by hand", lambda spec: spec.type is TaskType.GENERIC),
+    )
+
+
+@router.post("/{task_id}/done", response_model=TaskView, responses={404: {}, 409: {}})
+async def mark_task_done(
+    task_id: str,
+    body: CloseBody,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> Response:
+    """ "Mark as done" for tasks whose step happens outside the platform (e.g. MoreInfoNeeded)."""
+    return await _act(
+        request,
+        principal,
+        session,
+        client,
+        settings,
+        task_id,
+        body,
+        TaskOwnerWorkflow.close_task,
+        lambda r: CloseTaskInput(
+            task_id=task_id, user_id=principal.user_id, reason=body.reason or "marked as done"
+        ),
+        check=_requires("marked as done", lambda spec: spec.mark_as_done),
+    )
+
+
+@router.post("", status_code=201, response_model=TaskView, responses={403: {}, 404: {}, 422: {}})
+async def create_generic_task(
+    body: GenericTaskBody,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> Response:
+    """Create a Generic task on a case, for your own side (ops choose ``accessLevel``)."""
+
+    async def execute() -> Response:
+        row = await case_store.get_case(session=session, case_id=body.case_id, principal=principal)
+        if row is None:
+            raise not_found("Case")
+        if body.deadline is not None and body.deadline.tzinfo is None:
+            raise invalid("deadline", "must include a time zone offset")
+        access = _generic_access(principal, body)
+        owner_id = row.case.creditor_id if access is AccessLevel.CREDITOR else row.case.partner_id
+        if owner_id is None:
+            raise invalid("accessLevel", "the case has no partner to give a Partner task to")
+        owner = await session.get(Organisation, owner_id)
+        assert owner is not None
+        task = await update_workflow(
+            request,
+            client,
+            case_workflow_id(body.case_id),
+            CaseWorkflow.create_generic_task,
+            GenericTaskInput(
+                owner=OrgRef(
+                    id=owner.id, name=owner.name, country=owner.country, timezone=owner.timezone
+                ),
+                access_level=access,
+                title=body.title,
+                description=body.description,
+                deadline=body.deadline,
+                user_id=principal.user_id,
+            ),
+        )
+        record = await task_store.get_task(session=session, principal=principal, task_id=task.id)
+        if record is None:
+            raise Problem(
+                500, "projection_missing", "The task was created but is not readable yet."
+            )
+        return JSONResponse(task_view(record, settings).model_dump(mode="json"), status_code=201)
+
+    return await idempotent(request, principal, body.model_dump(mode="json"), execute)
+
+
+def _generic_access(principal: Principal, body: GenericTaskBody) -> AccessLevel:
+    if principal.role is OrgKind.OPS:
+        if body.access_level is None:
+            raise invalid("accessLevel", "ops must say which side the task is for")
+        return body.access_level
+    own = task_store.ACCESS_OF_ROLE[principal.role]
+    if body.access_level not in (None, own):
+        raise invalid("accessLevel", f"you can only create {own.value} tasks")
+    return own

@@ -1,0 +1,228 @@
+"""The task catalogue (one table, SPEC.md "Tasks") and the task payloads.
+
+Workflows raise and resolve tasks from this table, the API renders labels, access, scope, action
+and solution links from it, and docs/tasks.md is generated from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+from domain.base import ApiModel
+
+
+class TaskType(StrEnum):
+    REVIEW_NEW_CASE = "ReviewNewCase"
+    UPDATE_CASE_STATUS = "UpdateCaseStatus"
+    NEW_MESSAGE = "NewMessage"
+    REPLY_TO_CHAT = "ReplyToChat"
+    PROVIDE_QUOTE = "ProvideQuote"
+    SELECT_QUOTE_WINNER = "SelectQuoteWinner"
+    REVIEW_PARTNER = "ReviewPartner"
+    RECORD_PAYMENT = "RecordPayment"
+    CHASE_PAYMENT = "ChasePayment"
+    RESPOND_TO_COMPLAINT = "RespondToComplaint"
+    CLIENT_INPUT_REQUIRED = "ClientInputRequired"
+    FOLLOW_UP_PAUSED_CASE = "FollowUpPausedCase"
+    SIGN_CONTRACT = "SignContract"
+    MORE_INFO_NEEDED = "MoreInfoNeeded"
+    ASSIGN_BANK_ACCOUNT = "AssignBankAccount"
+    CASE_VALIDATION_NEEDS_INFO = "CaseValidationNeedsInfo"
+    GENERIC = "Generic"
+
+
+class AccessLevel(StrEnum):
+    CREDITOR = "Creditor"
+    PARTNER = "Partner"
+
+
+class Scope(StrEnum):
+    CASE = "Case"
+    ACCOUNT = "Account"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "Open"
+    SOLVED = "Solved"
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A default deadline: business days, or calendar days (``calendar=True``)."""
+
+    days: int
+    calendar: bool = False
+
+
+@dataclass(frozen=True)
+class Action:
+    """The API call that resolves a task; ``path`` may contain ``{caseId}``."""
+
+    method: str
+    path: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    type: TaskType
+    label: str
+    access: AccessLevel | None  # None: either party (Generic; the creator's side)
+    scope: Scope
+    deadline: Deadline | None
+    resolves_when: str
+    action: Action | None
+    solution_path: str  # below PORTAL_BASE_URL; may contain {caseId} and {taskId}
+    mark_as_done: bool = False  # the owner may resolve it by hand
+
+
+REPLY_IN_CHAT = Action("POST", "/api/cases/{caseId}/chats")
+C, P = AccessLevel.CREDITOR, AccessLevel.PARTNER
+BD = Deadline
+
+# fmt: off
+CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
+    TaskSpec(TaskType.REVIEW_NEW_CASE, "Review New Case", P, Scope.CASE, BD(2),
+             "partner accepts or rejects the case", None, "/cases/{caseId}/review"),
+    TaskSpec(TaskType.UPDATE_CASE_STATUS, "Update Case Status", P, Scope.CASE, BD(5),
+             "partner submits the monthly survey", None, "/cases/{caseId}/survey"),
+    TaskSpec(TaskType.NEW_MESSAGE, "New Message", P, Scope.CASE, BD(2),
+             "partner replies in that thread, or nightly cleanup", None, "/cases/{caseId}/chat"),
+    TaskSpec(TaskType.REPLY_TO_CHAT, "Reply to chat", C, Scope.CASE, BD(2),
+             "creditor replies in that thread, or nightly cleanup", REPLY_IN_CHAT,
+             "/cases/{caseId}/chat"),
+    TaskSpec(TaskType.PROVIDE_QUOTE, "Provide Quote", P, Scope.CASE, BD(5),
+             "partner submits or declines a quote", None, "/leads/{caseId}/quote"),
+    TaskSpec(TaskType.SELECT_QUOTE_WINNER, "Select Quote Winner", C, Scope.CASE,
+             BD(14, calendar=True), "creditor picks a quote, or the quotes expire", None,
+             "/leads/{caseId}/quotes"),
+    TaskSpec(TaskType.REVIEW_PARTNER, "Review Partner", C, Scope.CASE, BD(10),
+             "creditor submits a 0-10 rating", None, "/cases/{caseId}/review-partner"),
+    TaskSpec(TaskType.RECORD_PAYMENT, "Invoice & collect payment from client", P, Scope.CASE,
+             BD(10), "partner records the commission payment", None, "/cases/{caseId}/payments"),
+    TaskSpec(TaskType.CHASE_PAYMENT, "Chase Payment & Start Collection", P, Scope.CASE, BD(10),
+             "the commission payment is recorded", None, "/cases/{caseId}/payments"),
+    TaskSpec(TaskType.RESPOND_TO_COMPLAINT, "Respond to complaint", P, Scope.CASE,
+             BD(10, calendar=True), "partner responds through the complaint flow", None,
+             "/cases/{caseId}/complaint"),
+    TaskSpec(TaskType.CLIENT_INPUT_REQUIRED, "Client input required", C, Scope.CASE, BD(14),
+             "case resumed, or creditor replies in chat", REPLY_IN_CHAT, "/cases/{caseId}/chat"),
+    TaskSpec(TaskType.FOLLOW_UP_PAUSED_CASE, "Follow up on paused case", P, Scope.CASE, BD(14),
+             "case resumed or closed", None, "/cases/{caseId}"),
+    TaskSpec(TaskType.SIGN_CONTRACT, "Sign Contract", C, Scope.ACCOUNT, BD(7),
+             "contract signed; one task covers all waiting cases", None, "/account/contract"),
+    TaskSpec(TaskType.MORE_INFO_NEEDED, "More Info Needed", C, Scope.CASE, BD(5),
+             "case leaves Needs Additional Details, or creditor marks it done", REPLY_IN_CHAT,
+             "/cases/{caseId}/chat", mark_as_done=True),
+    TaskSpec(TaskType.ASSIGN_BANK_ACCOUNT, "Assign Bank Account", C, Scope.ACCOUNT, BD(7),
+             "every case has a bank account", None, "/account/bank-accounts"),
+    TaskSpec(TaskType.CASE_VALIDATION_NEEDS_INFO, "Case validation needs info", C, Scope.CASE,
+             BD(5), "case data corrected and revalidated", None, "/cases/{caseId}/edit"),
+    TaskSpec(TaskType.GENERIC, "Generic", None, Scope.CASE, None,
+             "closed by hand", None, "/tasks/{taskId}"),
+)}
+# fmt: on
+
+
+def solution_url(base: str, spec: TaskSpec, *, task_id: str, case_id: UUID | None) -> str:
+    """The absolute link that resolves a task in the portal."""
+    path = spec.solution_path.format(caseId=case_id or "", taskId=task_id)
+    return base.rstrip("/") + path
+
+
+def action_of(spec: TaskSpec, case_id: UUID | None) -> dict[str, str] | None:
+    if spec.action is None:
+        return None
+    return {"method": spec.action.method, "path": spec.action.path.format(caseId=case_id)}
+
+
+def task_id(owner_workflow_id: str, key: str) -> str:
+    """Deterministic task id, so replays and retried projections address the same task."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"caseloop:{owner_workflow_id}:{key}"))
+
+
+class ResolvedBy(ApiModel):
+    kind: str  # "system" or "user"
+    user_id: UUID | None = None
+    reason: str
+
+
+class Task(ApiModel):
+    """One task as a workflow keeps it and the read model stores it."""
+
+    id: str
+    type: TaskType
+    title: str
+    description: str
+    status: TaskStatus = TaskStatus.OPEN
+    access_level: AccessLevel
+    scope: Scope
+    owner_org_id: UUID  # the organisation that sees and works the task
+    owner_country: str  # its calendar, for business-day deadlines
+    owner_timezone: str
+    case_id: UUID | None = None
+    deadline: dt.datetime | None = None
+    original_deadline: dt.datetime | None = None
+    date_created: dt.datetime
+    date_solved: dt.datetime | None = None
+    overdue_since: dt.datetime | None = None
+    assignee_id: UUID | None = None
+    resolved_by: ResolvedBy | None = None
+    key: str  # the situation the task stands for, unique among a workflow's open tasks
+    workflow_id: str
+    version: int = 0
+
+
+class DeadlineRequest(ApiModel):
+    """Input of the deadline activity."""
+
+    start: dt.datetime
+    days: int
+    calendar: bool = False
+    country: str
+    timezone: str
+
+
+class OutboxEvent(ApiModel):
+    """An event for webhooks, written to the outbox with the projection that caused it."""
+
+    id: str
+    type: str  # task.created, task.solved, task.overdue, case.status.changed, ...
+    org_id: UUID | None = None
+    case_id: UUID | None = None
+    occurred_at: dt.datetime
+    payload: dict[str, object] = {}
+
+
+class TaskBookState(ApiModel):
+    """The tasks a workflow owns: open ones, plus solved ones until they are projected."""
+
+    tasks: list[Task] = []
+    dirty: list[str] = []  # ids changed since the last projection
+    events: list[OutboxEvent] = []  # not yet projected
+    event_seq: int = 0
+    key_seq: dict[str, int] = {}  # per-key counters so a re-raised task gets a new id
+
+
+class PostponeTaskInput(ApiModel):
+    task_id: str
+    deadline: dt.datetime
+    reason: str
+    user_id: UUID
+
+
+class AssignTaskInput(ApiModel):
+    task_id: str
+    assignee_id: UUID | None
+    user_id: UUID
+
+
+class CloseTaskInput(ApiModel):
+    """Resolve by hand: closing a Generic task, or "mark as done" where the catalogue allows."""
+
+    task_id: str
+    user_id: UUID
+    reason: str | None = None

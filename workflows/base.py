@@ -1,0 +1,207 @@
+"""What every task-owning workflow shares: the main loop, deadline timers, task updates.
+
+A subclass keeps its state in ``self.state`` (with ``version``, ``projected_version`` and
+``book``), implements ``_project`` and may override ``_advance`` (react to changes) and
+``_finished``. Handlers only change state and call ``_touch``; the main loop computes deadlines,
+reacts, projects, and sleeps until something changes or the earliest deadline passes.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Protocol
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.deadlines import compute_deadline
+    from domain import search_attributes as sa
+    from domain.errors import INVALID_DEADLINE
+    from domain.tasks import (
+        CATALOGUE,
+        AssignTaskInput,
+        CloseTaskInput,
+        DeadlineRequest,
+        PostponeTaskInput,
+        ResolvedBy,
+        Task,
+        TaskBookState,
+    )
+    from workflows.taskbook import TaskBook, check_open_and_resolvable_by_hand
+
+
+class OwnerState(Protocol):
+    version: int
+    projected_version: int
+    book: TaskBookState
+
+
+class TaskOwnerWorkflow:
+    """Mixin for workflows that own tasks. Not a workflow by itself."""
+
+    state: Any  # an OwnerState
+    book: TaskBook
+
+    def _init_book(self, workflow_id: str) -> None:
+        self.book = TaskBook(self.state.book, workflow_id=workflow_id, touch=self._touch)
+
+    # -- the loop -----------------------------------------------------------------------------
+    async def _serve(self) -> None:
+        """Run until ``_finished``; continue-as-new when history grows long."""
+        while True:
+            await self._fill_deadlines()
+            await self._advance()
+            if self._dirty():
+                await self._project()
+                self._publish()
+                continue
+            if self._finished():
+                return
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._dirty():
+                    self._continue_as_new()
+                continue
+            await self._sleep_until_change_or_deadline()
+
+    def _dirty(self) -> bool:
+        return bool(
+            self.state.version > self.state.projected_version or self.book.needs_deadlines()
+        )
+
+    async def _sleep_until_change_or_deadline(self) -> None:
+        next_task = self.book.next_deadline()
+        timeout: timedelta | None = None
+        summary: str | None = None
+        if next_task is not None and next_task.deadline is not None:
+            timeout = next_task.deadline - workflow.now()
+            summary = f"{next_task.type.value} deadline ({next_task.id})"
+        if timeout is None or timeout > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._dirty() or workflow.info().is_continue_as_new_suggested(),
+                    timeout=timeout,
+                    timeout_summary=summary,
+                )
+            except TimeoutError:
+                pass
+        if self.book.mark_overdue(workflow.now()):
+            workflow.logger.info("tasks became overdue")
+
+    async def _fill_deadlines(self) -> None:
+        for task in self.book.needs_deadlines():
+            rule = CATALOGUE[task.type].deadline
+            assert rule is not None
+            deadline = await workflow.execute_local_activity(
+                compute_deadline,
+                DeadlineRequest(
+                    start=task.date_created,
+                    days=rule.days,
+                    calendar=rule.calendar,
+                    country=task.owner_country,
+                    timezone=task.owner_timezone,
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                summary=f"deadline for {task.type.value}",
+            )
+            self.book.set_deadline(task, deadline)
+
+    async def _settled(self) -> None:
+        """Wait until everything changed so far is in the read model (read-your-writes)."""
+        version = self.state.version
+        await workflow.wait_condition(
+            lambda: self.state.projected_version >= version and not self.book.needs_deadlines()
+        )
+
+    def _touch(self) -> None:
+        self.state.version += 1
+
+    def _publish_task_attributes(self) -> None:
+        next_task = self.book.next_deadline()
+        workflow.upsert_search_attributes(
+            [
+                sa.OPEN_TASK_TYPES.value_set(self.book.open_types()),
+                sa.OVERDUE_TASK_COUNT.value_set(self.book.overdue_count()),
+                sa.NEXT_DEADLINE.value_set(next_task.deadline)
+                if next_task is not None and next_task.deadline is not None
+                else sa.NEXT_DEADLINE.value_unset(),
+            ]
+        )
+
+    def _task_lines(self) -> str:
+        lines = [
+            f"- {t.type.value} due {t.deadline:%Y-%m-%d %H:%M} UTC"
+            + (" **overdue**" if t.overdue_since else "")
+            if t.deadline
+            else f"- {t.type.value}"
+            for t in self.book.open_tasks()
+        ]
+        return "\n".join(lines) or "- none"
+
+    # -- hooks --------------------------------------------------------------------------------
+    async def _advance(self) -> None:
+        """React to changes (raise/solve tasks, move status). Must be idempotent."""
+
+    async def _project(self) -> None:
+        raise NotImplementedError
+
+    def _publish(self) -> None:
+        self._publish_task_attributes()
+
+    def _finished(self) -> bool:
+        return False
+
+    def _continue_as_new(self) -> None:
+        raise NotImplementedError
+
+    # -- task updates, shared by every owner --------------------------------------------------
+    @workflow.update
+    async def postpone_task(self, input: PostponeTaskInput) -> Task:
+        """Move a task's deadline later; the original deadline is kept, the timer moves."""
+        task = self.book.get_open(input.task_id)
+        self.book.postpone(task, input.deadline, now=workflow.now())
+        await self._settled()
+        return task
+
+    @postpone_task.validator
+    def validate_postpone_task(self, input: PostponeTaskInput) -> None:
+        self.book.get_open(input.task_id)
+        if input.deadline <= workflow.now():
+            raise ApplicationError(
+                "the new deadline must be later than now", type=INVALID_DEADLINE, non_retryable=True
+            )
+
+    @workflow.update
+    async def assign_task(self, input: AssignTaskInput) -> Task:
+        """Give a task to a user of the owning organisation (the API checks membership)."""
+        task = self.book.get_open(input.task_id)
+        self.book.assign(task, input.assignee_id)
+        await self._settled()
+        return task
+
+    @assign_task.validator
+    def validate_assign_task(self, input: AssignTaskInput) -> None:
+        self.book.get_open(input.task_id)
+
+    @workflow.update
+    async def close_task(self, input: CloseTaskInput) -> Task:
+        """Close a Generic task, or mark a mark-as-done task (e.g. MoreInfoNeeded) as done."""
+        task = self.book.get_open(input.task_id)
+        self.book.solve(
+            task,
+            now=workflow.now(),
+            by=ResolvedBy(
+                kind="user", user_id=input.user_id, reason=input.reason or "closed by hand"
+            ),
+        )
+        await self._on_closed_by_hand(task)
+        await self._settled()
+        return task
+
+    @close_task.validator
+    def validate_close_task(self, input: CloseTaskInput) -> None:
+        check_open_and_resolvable_by_hand(self.book.get_open(input.task_id))
+
+    async def _on_closed_by_hand(self, task: Task) -> None:
+        """Hook: a task resolved by hand may change the owner's state."""

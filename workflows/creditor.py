@@ -1,0 +1,201 @@
+"""``CreditorWorkflow``: one per creditor account (``creditor-{id}``), owner of account-level tasks.
+
+SignContract: one task for every case of the creditor waiting on a signed contract; signing
+releases them all. AssignBankAccount: one task, titled with the number of cases still lacking a
+bank account, solved when none is left. Cases reach this workflow through signals sent by an
+activity (signal-with-start), and are released by signals back.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.projection import ProjectionActivities
+    from domain.accounts import (
+        AccountProjection,
+        AccountView,
+        CaseAccountEvent,
+        CreditorState,
+        CreditorWorkflowInput,
+        SignContractInput,
+    )
+    from domain.ids import case_workflow_id, creditor_workflow_id
+    from domain.tasks import AccessLevel, TaskType
+    from workflows.base import TaskOwnerWorkflow
+    from workflows.retry import PROJECTION_RETRY
+
+SIGN_CONTRACT_KEY = "sign-contract"
+ASSIGN_BANK_ACCOUNT_KEY = "assign-bank-account"
+
+
+def bank_account_title(count: int) -> str:
+    return f"Assign a bank account to {count} case{'s' if count != 1 else ''}"
+
+
+@workflow.defn
+class CreditorWorkflow(TaskOwnerWorkflow):
+    """The account of one creditor: contract and bank-account tasks covering many cases."""
+
+    @workflow.init
+    def __init__(self, input: CreditorWorkflowInput) -> None:
+        self.state = input.state or CreditorState(creditor=input.creditor)
+        self._init_book(creditor_workflow_id(self.state.creditor.id))
+
+    @workflow.run
+    async def run(self, input: CreditorWorkflowInput) -> None:
+        """Serve the account for as long as it exists (continuing as new when history grows)."""
+        self._publish()
+        await self._serve()
+
+    # -- signals from cases -------------------------------------------------------------------
+    @workflow.signal
+    def case_opened(self, event: CaseAccountEvent) -> None:
+        """A new case: wait for the contract unless signed; count it if it lacks a bank account."""
+        if self.state.contract_signed_at is not None:
+            self._queue_release(event.case_id)
+        elif event.case_id not in self.state.waiting_for_contract:
+            self.state.waiting_for_contract.append(event.case_id)
+        if event.needs_bank_account and event.case_id not in self.state.missing_bank_account:
+            self.state.missing_bank_account.append(event.case_id)
+        self._touch()
+
+    @workflow.signal
+    def bank_account_assigned(self, event: CaseAccountEvent) -> None:
+        """A case got its bank account: it no longer counts towards AssignBankAccount."""
+        if event.case_id in self.state.missing_bank_account:
+            self.state.missing_bank_account.remove(event.case_id)
+            self._touch()
+
+    # -- user actions -------------------------------------------------------------------------
+    @workflow.update
+    async def sign_contract(self, input: SignContractInput) -> AccountView:
+        """The contract is signed (stands in for the e-signature callback): release all cases."""
+        if self.state.contract_signed_at is None:
+            self.state.contract_signed_at = workflow.now()
+            self.state.contract_signed_by = input.user_id
+            for case_id in self.state.waiting_for_contract:
+                self._queue_release(case_id)
+            self.state.waiting_for_contract = []
+            self.book.solve_open(
+                TaskType.SIGN_CONTRACT,
+                now=workflow.now(),
+                reason="contract signed",
+                user_id=input.user_id,
+            )
+            self._touch()
+        await self._settled()
+        return self.view()
+
+    @workflow.query
+    def view(self) -> AccountView:
+        """The account as the API shows it."""
+        return AccountView(
+            creditor_id=self.state.creditor.id,
+            contract_signed_at=self.state.contract_signed_at,
+            cases_waiting_for_contract=len(self.state.waiting_for_contract),
+            cases_missing_bank_account=len(self.state.missing_bank_account),
+        )
+
+    @workflow.query
+    def get_state(self) -> CreditorState:
+        return self.state
+
+    # -- the loop's hooks ---------------------------------------------------------------------
+    async def _advance(self) -> None:
+        now = workflow.now()
+        creditor = self.state.creditor
+        waiting = len(self.state.waiting_for_contract)
+        if waiting:
+            task = self.book.raise_task(
+                TaskType.SIGN_CONTRACT,
+                key=SIGN_CONTRACT_KEY,
+                now=now,
+                owner_org_id=creditor.id,
+                owner_country=creditor.country,
+                owner_timezone=creditor.timezone,
+                title="Sign the collection contract",
+                description="",
+                access=AccessLevel.CREDITOR,
+            )
+            self.book.retitle(
+                task,
+                task.title,
+                f"{waiting} case{'s' if waiting != 1 else ''} wait for a signed contract "
+                "(SDCA / power of attorney) before collection can start.",
+            )
+        missing = len(self.state.missing_bank_account)
+        if missing:
+            task = self.book.raise_task(
+                TaskType.ASSIGN_BANK_ACCOUNT,
+                key=ASSIGN_BANK_ACCOUNT_KEY,
+                now=now,
+                owner_org_id=creditor.id,
+                owner_country=creditor.country,
+                owner_timezone=creditor.timezone,
+                title=bank_account_title(missing),
+                description="",
+                access=AccessLevel.CREDITOR,
+            )
+            self.book.retitle(
+                task,
+                bank_account_title(missing),
+                "Collected money is paid out to a case's bank account; these cases have none.",
+            )
+        else:
+            self.book.solve_open(
+                TaskType.ASSIGN_BANK_ACCOUNT, now=now, reason="every case has a bank account"
+            )
+        while self.state.to_release:
+            case_id = self.state.to_release[0]
+            try:
+                await workflow.get_external_workflow_handle(case_workflow_id(case_id)).signal(
+                    "contract_signed"
+                )
+            except ApplicationError:
+                workflow.logger.warning("case %s is gone; not released", case_id)
+            self.state.to_release.pop(0)
+            self._touch()
+
+    async def _project(self) -> None:
+        while self.state.projected_version < self.state.version:
+            version = self.state.version
+            tasks, events = self.book.unprojected()
+            await workflow.execute_activity_method(
+                ProjectionActivities.project_account,
+                AccountProjection(
+                    creditor_id=self.state.creditor.id,
+                    version=version,
+                    contract_signed_at=self.state.contract_signed_at,
+                    tasks=tasks,
+                    events=events,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PROJECTION_RETRY,
+                summary=f"project account v{version}",
+            )
+            self.book.projected(tasks, events)
+            self.state.projected_version = max(self.state.projected_version, version)
+
+    def _publish(self) -> None:
+        self._publish_task_attributes()
+        signed = self.state.contract_signed_at
+        workflow.set_current_details(
+            f"**Contract** {'signed ' + signed.isoformat() if signed else 'not signed'}\n\n"
+            f"Cases waiting for the contract: {len(self.state.waiting_for_contract)}\n\n"
+            f"Cases without a bank account: {len(self.state.missing_bank_account)}\n\n"
+            f"Open tasks:\n{self._task_lines()}"
+        )
+
+    def _continue_as_new(self) -> None:
+        workflow.continue_as_new(
+            CreditorWorkflowInput(creditor=self.state.creditor, state=self.state)
+        )
+
+    def _queue_release(self, case_id: UUID) -> None:
+        if case_id not in self.state.to_release:
+            self.state.to_release.append(case_id)
