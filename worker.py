@@ -11,13 +11,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.accounts import AccountActivities
+from activities.deadlines import compute_deadline
 from activities.projection import ProjectionActivities
 from settings import Settings, get_settings
 from store.db import create_engine, session_factory
 from temporal_client import connect
 from workflows.case import CaseWorkflow
+from workflows.creditor import CreditorWorkflow
 
-WORKFLOWS = [CaseWorkflow]
+WORKFLOWS = [CaseWorkflow, CreditorWorkflow]
 
 # Libraries that pydantic validation calls inside workflows; they are deterministic and safe to
 # share with the sandbox instead of being re-imported for every workflow run.
@@ -33,12 +36,18 @@ def build_worker(
 ) -> Worker:
     """A worker with every workflow and activity; the tests build theirs the same way."""
     projection = ProjectionActivities(sessions)
+    accounts = AccountActivities(client, task_queue)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
-        activities=[projection.project_case],
+        activities=[
+            projection.project_case,
+            projection.project_account,
+            accounts.signal_creditor_account,
+            compute_deadline,
+        ],
     )
 
 
