@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy import ColumnElement, Row, Select, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import OrgKind
@@ -44,12 +44,17 @@ class TaskFilter:
     case_id: uuid.UUID | None = None
 
 
-def _select() -> Select[tuple[TaskRow, str | None, User | None]]:
+def _select() -> Select[TaskRow, str, User]:
     return (
         select(TaskRow, Case.creditor_reference, User)
         .outerjoin(Case, Case.id == TaskRow.case_id)
         .outerjoin(User, User.id == TaskRow.assignee_id)
     )
+
+
+def _record(row: Row[TaskRow, str, User]) -> TaskRecord:
+    task, case_reference, assignee = row
+    return TaskRecord(task, case_reference, assignee)
 
 
 def _clauses(f: TaskFilter) -> list[ColumnElement[bool]]:
@@ -88,7 +93,7 @@ async def list_tasks(
         .offset(offset)
         .limit(limit)
     )
-    return [TaskRecord(*row) for row in rows], total
+    return [_record(row) for row in rows], total
 
 
 async def case_tasks(
@@ -102,7 +107,7 @@ async def case_tasks(
         )
         .order_by(TaskRow.status, TaskRow.deadline.is_(None), TaskRow.deadline, TaskRow.id)
     )
-    return [TaskRecord(*row) for row in rows]
+    return [_record(row) for row in rows]
 
 
 async def get_task(
@@ -111,7 +116,7 @@ async def get_task(
     row = (
         await session.execute(_select().where(TaskRow.id == task_id, visible_tasks(principal)))
     ).first()
-    return TaskRecord(*row) if row else None
+    return _record(row) if row else None
 
 
 async def active_member(

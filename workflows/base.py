@@ -50,8 +50,9 @@ class TaskOwnerWorkflow:
     async def _serve(self) -> None:
         """Run until ``_finished``; continue-as-new when history grows long."""
         while True:
-            await self._fill_deadlines()
             await self._advance()
+            # Deadlines before projecting, so no task is ever shown without its deadline.
+            await self._fill_deadlines()
             if self._dirty():
                 await self._project()
                 self._publish()
@@ -109,10 +110,9 @@ class TaskOwnerWorkflow:
 
     async def _settled(self) -> None:
         """Wait until everything changed so far is in the read model (read-your-writes)."""
-        version = self.state.version
-        await workflow.wait_condition(
-            lambda: self.state.projected_version >= version and not self.book.needs_deadlines()
-        )
+        # Wait for a fully settled state, not just the version seen on entry: a deadline filled
+        # in after entry bumps the version and must be projected before the caller reads.
+        await workflow.wait_condition(lambda: not self._dirty())
 
     def _touch(self) -> None:
         self.state.version += 1

@@ -312,7 +312,8 @@ async def _case_action(
         await update_workflow(request, client, case_workflow_id(case_id), update, arg)
         session.expire_all()
         fresh = await case_store.get_case(session=session, case_id=case_id, principal=principal)
-        assert fresh is not None
+        if fresh is None:  # the action ended the caller's access (a partner rejecting the case)
+            return Response(status_code=204)
         return JSONResponse(_view(fresh, dt.datetime.now(dt.UTC)).model_dump(mode="json"))
 
     return await idempotent(request, principal, {"caseId": str(case_id), **body}, execute)
@@ -473,7 +474,7 @@ async def accept_case(
     )
 
 
-@router.post("/{case_id}/reject", response_model=CaseView, responses={403: {}, 404: {}, 409: {}})
+@router.post("/{case_id}/reject", status_code=204, responses={403: {}, 404: {}, 409: {}, 422: {}})
 async def reject_case(
     case_id: UUID,
     body: Rejection,
@@ -482,7 +483,8 @@ async def reject_case(
     session: SessionDep,
     client: TemporalDep,
 ) -> Response:
-    """The assigned partner rejects the case with a reason: it is Validated again."""
+    """The assigned partner rejects the case with a reason: it is Validated again (204; the
+    partner no longer sees the case)."""
     return await _case_action(
         request,
         principal,

@@ -7,7 +7,8 @@ the read model, which the workflow has updated before it answers.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
@@ -31,6 +32,7 @@ from domain.tasks import (
     CloseTaskInput,
     PostponeTaskInput,
     Scope,
+    TaskSpec,
     TaskStatus,
     TaskType,
     action_of,
@@ -45,6 +47,8 @@ from workflows.base import TaskOwnerWorkflow
 from workflows.case import CaseWorkflow
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+Check = Callable[[task_store.TaskRecord], Awaitable[None]]
 
 
 class UserRef(ApiModel):
@@ -211,18 +215,17 @@ async def _act(
     settings: Settings,
     task_id: str,
     body: ApiModel,
-    update: object,
-    make_input: object,
+    update: Callable[..., Any],
+    make_input: Callable[[task_store.TaskRecord], ApiModel],
     *,
-    check: object = None,
+    check: Check | None = None,
 ) -> Response:
     """Common shape of a task action: find, check, update the owner, answer with the task."""
 
     async def execute() -> Response:
         record = await _visible_task(session, principal, task_id)
-        if callable(check):
+        if check is not None:
             await check(record)
-        assert callable(make_input)
         await update_workflow(request, client, record.task.workflow_id, update, make_input(record))
         session.expire_all()
         fresh = await _visible_task(session, principal, task_id)
@@ -298,10 +301,10 @@ async def assign_task(
     )
 
 
-def _requires(kind: str, allowed: object) -> object:
+def _requires(kind: str, allowed: Callable[[TaskSpec], bool]) -> Check:
     async def check(record: task_store.TaskRecord) -> None:
         spec = CATALOGUE[TaskType(record.task.type)]
-        if not callable(allowed) or not allowed(spec):
+        if not allowed(spec):
             raise Problem(
                 409,
                 "task_not_resolvable_by_hand",

@@ -1,0 +1,392 @@
+"""Tasks through the API: account tasks, partner review, postpone/assign, visibility, catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities.projection import write_tasks
+from domain.calendar import is_business_day
+from domain.enums import OrgKind
+from domain.tasks import CATALOGUE, AccessLevel, Scope, Task, TaskType
+from store.db import transaction
+from store.models import TaskRow
+from tests.support import Actor, case_body, make_actor
+
+T = TypeVar("T")
+IBAN_DK = "DK5000400440116243"
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], *, seconds: float = 10) -> T:
+    """Poll until ``probe`` returns something truthy (work between workflows is asynchronous)."""
+    for _ in range(int(seconds * 20)):
+        result = await probe()
+        if result:
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def tasks_of(api: httpx.AsyncClient, actor: Actor, **params: Any) -> list[dict[str, Any]]:
+    response = await api.get("/api/tasks", params={"pageSize": 100, **params}, headers=actor.headers)
+    assert response.status_code == 200, response.text
+    return list(response.json()["data"])
+
+
+async def new_case(api: httpx.AsyncClient, creditor: Actor, **overrides: Any) -> dict[str, Any]:
+    response = await api.post("/api/cases", json=case_body(**overrides), headers=creditor.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def bank_account(api: httpx.AsyncClient, creditor: Actor, currency: str = "DKK") -> str:
+    response = await api.post(
+        "/api/bank-accounts",
+        json={"iban": IBAN_DK, "holderName": "Acme ApS", "currencyCode": currency},
+        headers=creditor.headers,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def sign(api: httpx.AsyncClient, creditor: Actor) -> None:
+    response = await api.post("/api/account/contract/sign", headers=creditor.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["contractSigned"] is True
+
+
+async def test_case_without_bank_account_raises_one_account_task_counting_cases(
+    api: httpx.AsyncClient, creditor: Actor
+) -> None:
+    first = await new_case(api, creditor)
+
+    async def open_bank_tasks() -> list[dict[str, Any]]:
+        return await tasks_of(api, creditor, type="AssignBankAccount", status="Open")
+
+    [task] = await eventually(open_bank_tasks)
+    assert task["title"] == "Assign a bank account to 1 case"
+    assert (task["scope"], task["accessLevel"], task["caseId"]) == ("Account", "Creditor", None)
+    deadline = dt.datetime.fromisoformat(task["deadline"]).astimezone(ZoneInfo("Europe/Copenhagen"))
+    assert deadline.time() == dt.time(23, 59, 59)
+    assert is_business_day(deadline.date(), "DK")
+    assert task["originalDeadline"] == task["deadline"]
+    assert task["solutionUrl"] == "https://portal.example.test/account/bank-accounts"
+    assert task["action"] is None
+
+    second = await new_case(api, creditor)
+
+    async def retitled() -> list[dict[str, Any]]:
+        found = await open_bank_tasks()
+        return found if found and found[0]["title"].endswith("2 cases") else []
+
+    [task2] = await eventually(retitled)
+    assert task2["id"] == task["id"], "one task covers both cases"
+    for case in (first, second):
+        case_tasks = await api.get(f"/api/cases/{case['caseId']}/tasks", headers=creditor.headers)
+        assert all(t["scope"] == "Case" for t in case_tasks.json()), "account tasks stay off cases"
+
+    account_id = await bank_account(api, creditor)
+    for case in (first, second):
+        response = await api.put(
+            f"/api/cases/{case['caseId']}/bank-account",
+            json={"bankAccountId": account_id},
+            headers=creditor.headers,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["bankAccountId"] == account_id
+
+    async def solved() -> list[dict[str, Any]]:
+        return await tasks_of(api, creditor, type="AssignBankAccount", status="Solved")
+
+    [done] = await eventually(solved)
+    assert done["id"] == task["id"]
+    assert done["dateSolved"] is not None
+    assert await open_bank_tasks() == []
+
+
+async def test_contract_signing_releases_every_waiting_case(
+    api: httpx.AsyncClient, creditor: Actor
+) -> None:
+    account_id = await bank_account(api, creditor)
+    cases = [await new_case(api, creditor, bankAccountId=account_id) for _ in range(3)]
+    for case in cases:
+        assert case["subStatus"] == "Pending contract signing"
+
+    [task] = await eventually(lambda: tasks_of(api, creditor, type="SignContract", status="Open"))
+    assert "3 cases" in task["description"]
+
+    await sign(api, creditor)
+
+    async def all_validated() -> bool:
+        statuses = [
+            (await api.get(f"/api/cases/{c['caseId']}", headers=creditor.headers)).json()["status"]
+            for c in cases
+        ]
+        return statuses == ["Validated"] * 3
+
+    await eventually(all_validated)
+    [solved] = await tasks_of(api, creditor, type="SignContract")
+    assert solved["status"] == "Solved"
+    assert solved["resolvedBy"]["kind"] == "user"
+    assert (await api.get("/api/account", headers=creditor.headers)).json()["contractSigned"]
+    # A case created after signing does not wait for the contract.
+    later = await new_case(api, creditor, bankAccountId=account_id)
+
+    async def later_validated() -> bool:
+        got = await api.get(f"/api/cases/{later['caseId']}", headers=creditor.headers)
+        return bool(got.json()["status"] == "Validated")
+
+    await eventually(later_validated)
+
+
+async def ready_case(api: httpx.AsyncClient, creditor: Actor) -> dict[str, Any]:
+    """A Validated case: contract signed, bank account set."""
+    await sign(api, creditor)
+    case = await new_case(api, creditor, bankAccountId=await bank_account(api, creditor))
+
+    async def validated() -> dict[str, Any] | None:
+        got = (await api.get(f"/api/cases/{case['caseId']}", headers=creditor.headers)).json()
+        return dict(got) if got["status"] == "Validated" else None
+
+    return await eventually(validated)
+
+
+async def assign(api: httpx.AsyncClient, ops: Actor, case_id: str, partner: Actor) -> httpx.Response:
+    return await api.post(
+        f"/api/cases/{case_id}/assign", json={"partnerId": str(partner.org_id)}, headers=ops.headers
+    )
+
+
+async def test_partner_reviews_assigned_case_and_accepting_solves_the_task(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await ready_case(api, creditor)
+    assigned = await assign(api, ops, case["caseId"], partner)
+    assert assigned.status_code == 200, assigned.text
+    assert (assigned.json()["status"], assigned.json()["subStatus"]) == ("Assigned", "Partner reviewing")
+
+    [review] = (await api.get(f"/api/cases/{case['caseId']}/tasks", headers=partner.headers)).json()
+    assert (review["type"], review["typeLabel"], review["accessLevel"]) == (
+        "ReviewNewCase",
+        "Review New Case",
+        "Partner",
+    )
+    assert review["caseReference"] == case["creditorReference"]
+    deadline = dt.datetime.fromisoformat(review["deadline"]).astimezone(ZoneInfo("Europe/Copenhagen"))
+    assert deadline.time() == dt.time(23, 59, 59) and is_business_day(deadline.date(), "DK")
+    # The creditor never sees the partner's task, not even by id.
+    creditor_case_tasks = await api.get(f"/api/cases/{case['caseId']}/tasks", headers=creditor.headers)
+    assert [t["type"] for t in creditor_case_tasks.json()] == []
+    assert (await api.get(f"/api/tasks/{review['id']}", headers=creditor.headers)).status_code == 404
+    assert review["id"] not in [t["id"] for t in await tasks_of(api, creditor)]
+
+    accepted = await api.post(f"/api/cases/{case['caseId']}/accept", headers=partner.headers)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "In Collection"
+    assert accepted.json()["lifecycle"] == "Active"
+    solved = (await api.get(f"/api/tasks/{review['id']}", headers=partner.headers)).json()
+    assert solved["status"] == "Solved"
+    assert solved["resolvedBy"] == {
+        "kind": "user",
+        "userId": str(partner.principal.user_id),
+        "reason": "case accepted",
+    }
+    again = await api.post(f"/api/cases/{case['caseId']}/accept", headers=partner.headers)
+    assert again.status_code == 409
+    assert again.json()["code"] == "invalid_transition"
+
+
+async def test_partner_rejection_returns_case_to_validated_with_reason(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await ready_case(api, creditor)
+    assert (await assign(api, ops, case["caseId"], partner)).status_code == 200
+    no_reason = await api.post(f"/api/cases/{case['caseId']}/reject", json={}, headers=partner.headers)
+    assert no_reason.status_code == 422
+    rejected = await api.post(
+        f"/api/cases/{case['caseId']}/reject",
+        json={"reason": "Outside our jurisdiction"},
+        headers=partner.headers,
+    )
+    assert rejected.status_code == 204, rejected.text
+    history = (await api.get(f"/api/cases/{case['caseId']}/history", headers=creditor.headers)).json()
+    last = history["history"][-1]
+    assert last["status"] == "Validated"
+    assert "Outside our jurisdiction" in last["note"]
+    # The partner no longer sees the case, but keeps its solved task in its list.
+    assert (await api.get(f"/api/cases/{case['caseId']}", headers=partner.headers)).status_code == 404
+    [task] = await tasks_of(api, partner, type="ReviewNewCase")
+    assert task["status"] == "Solved"
+
+
+async def test_assigning_needs_ops_and_a_validated_case(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await new_case(api, creditor)  # still waiting for contract and bank account
+    assert (await assign(api, creditor, case["caseId"], partner)).status_code == 403
+    not_ready = await assign(api, ops, case["caseId"], partner)
+    assert not_ready.status_code == 409
+    assert "Validated" in not_ready.json()["detail"]
+    bad_partner = await api.post(
+        f"/api/cases/{case['caseId']}/assign",
+        json={"partnerId": str(creditor.org_id)},
+        headers=ops.headers,
+    )
+    assert bad_partner.status_code == 422
+
+
+async def test_postpone_keeps_original_deadline_and_rejects_the_past(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await ready_case(api, creditor)
+    await assign(api, ops, case["caseId"], partner)
+    [review] = (await api.get(f"/api/cases/{case['caseId']}/tasks", headers=partner.headers)).json()
+    later = (dt.datetime.fromisoformat(review["deadline"]) + dt.timedelta(days=3)).isoformat()
+    postponed = await api.post(
+        f"/api/tasks/{review['id']}/postpone",
+        json={"deadline": later, "reason": "Waiting for the debtor register"},
+        headers=partner.headers,
+    )
+    assert postponed.status_code == 200, postponed.text
+    body = postponed.json()
+    assert dt.datetime.fromisoformat(body["deadline"]) == dt.datetime.fromisoformat(later)
+    assert body["originalDeadline"] == review["deadline"]
+
+    past = await api.post(
+        f"/api/tasks/{review['id']}/postpone",
+        json={"deadline": "2020-01-01T00:00:00Z", "reason": "x"},
+        headers=partner.headers,
+    )
+    assert past.status_code == 422
+    assert past.json()["code"] == "invalid_deadline"
+    unchanged = (await api.get(f"/api/tasks/{review['id']}", headers=partner.headers)).json()
+    assert unchanged["deadline"] == body["deadline"]
+    other_side = await api.post(
+        f"/api/tasks/{review['id']}/postpone",
+        json={"deadline": later, "reason": "x"},
+        headers=creditor.headers,
+    )
+    assert other_side.status_code == 404
+
+
+async def test_assigning_task_to_another_organisations_user_is_422_and_changes_nothing(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    case = await ready_case(api, creditor)
+    await assign(api, ops, case["caseId"], partner)
+    [review] = (await api.get(f"/api/cases/{case['caseId']}/tasks", headers=partner.headers)).json()
+    outsider = await api.post(
+        f"/api/tasks/{review['id']}/assign",
+        json={"userId": str(creditor.principal.user_id)},
+        headers=partner.headers,
+    )
+    assert outsider.status_code == 422
+    assert outsider.json()["errors"][0]["field"] == "userId"
+    assert (await api.get(f"/api/tasks/{review['id']}", headers=partner.headers)).json()["assignee"] is None
+
+    colleague = await make_actor(sessions, OrgKind.PARTNER, org_id=partner.org_id)
+    assigned = await api.post(
+        f"/api/tasks/{review['id']}/assign",
+        json={"userId": str(colleague.principal.user_id)},
+        headers=partner.headers,
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["assignee"]["id"] == str(colleague.principal.user_id)
+    mine = await tasks_of(api, partner, assignee=str(colleague.principal.user_id))
+    assert [t["id"] for t in mine] == [review["id"]]
+
+
+async def test_generic_tasks_are_created_and_closed_by_hand_others_are_not(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await ready_case(api, creditor)
+    created = await api.post(
+        "/api/tasks",
+        json={"caseId": case["caseId"], "title": "Call the debtor's accountant"},
+        headers=creditor.headers,
+    )
+    assert created.status_code == 201, created.text
+    generic = created.json()
+    assert (generic["type"], generic["accessLevel"], generic["deadline"]) == ("Generic", "Creditor", None)
+    closed = await api.post(f"/api/tasks/{generic['id']}/close", json={}, headers=creditor.headers)
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["status"] == "Solved"
+
+    await assign(api, ops, case["caseId"], partner)
+    [review] = (await api.get(f"/api/cases/{case['caseId']}/tasks", headers=partner.headers)).json()
+    refused = await api.post(f"/api/tasks/{review['id']}/close", json={}, headers=partner.headers)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "task_not_resolvable_by_hand"
+    not_done = await api.post(f"/api/tasks/{review['id']}/done", json={}, headers=partner.headers)
+    assert not_done.status_code == 409
+    still = (await api.get(f"/api/tasks/{review['id']}", headers=partner.headers)).json()
+    assert still["status"] == "Open"
+
+
+async def test_catalogue_drives_every_task_type_in_the_api(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    partner: Actor,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # One projected task of every type, owned by the side the catalogue says (Generic: creditor).
+    now = dt.datetime.now(dt.UTC)
+    case_id = uuid.uuid4()
+    tasks = []
+    for spec in CATALOGUE.values():
+        owner = partner if spec.access is AccessLevel.PARTNER else creditor
+        tasks.append(
+            Task(
+                id=str(uuid.uuid4()),
+                type=spec.type,
+                title=spec.label,
+                description="",
+                access_level=spec.access or AccessLevel.CREDITOR,
+                scope=spec.scope,
+                owner_org_id=owner.org_id,
+                owner_country="DK",
+                owner_timezone="Europe/Copenhagen",
+                case_id=case_id if spec.scope is Scope.CASE else None,
+                date_created=now,
+                key=spec.type.value,
+                workflow_id="catalogue-test",
+                version=1,
+            )
+        )
+    async with transaction(sessions) as session:
+        await write_tasks(session, tasks)
+
+    seen = {t["type"]: t for t in await tasks_of(api, creditor) + await tasks_of(api, partner)}
+    assert set(seen) == {t.value for t in TaskType}
+    for spec in CATALOGUE.values():
+        task = seen[spec.type.value]
+        assert task["typeLabel"] == spec.label
+        assert task["accessLevel"] == (spec.access or AccessLevel.CREDITOR).value
+        assert task["scope"] == spec.scope.value
+        expected_action = (
+            {"method": spec.action.method, "path": spec.action.path.format(caseId=case_id)}
+            if spec.action
+            else None
+        )
+        assert task["action"] == expected_action
+        assert task["solutionUrl"].startswith("https://portal.example.test/")
+    chat_driven = {TaskType.REPLY_TO_CHAT, TaskType.CLIENT_INPUT_REQUIRED, TaskType.MORE_INFO_NEEDED}
+    assert {t for t, s in CATALOGUE.items() if s.action} == chat_driven
+    assert seen["ReplyToChat"]["action"] == {"method": "POST", "path": f"/api/cases/{case_id}/chats"}
+    # Each side sees only its own side's tasks.
+    assert {t["accessLevel"] for t in await tasks_of(api, creditor)} == {"Creditor"}
+    assert {t["accessLevel"] for t in await tasks_of(api, partner)} == {"Partner"}
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(TaskRow)) == len(TaskType)
