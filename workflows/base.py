@@ -8,6 +8,7 @@ reacts, projects, and sleeps until something changes or the earliest deadline pa
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -79,14 +80,12 @@ class TaskOwnerWorkflow:
             timeout = next_task.deadline - workflow.now()
             summary = f"{next_task.type.value} deadline ({next_task.id})"
         if timeout is None or timeout > timedelta(0):
-            try:
+            with contextlib.suppress(TimeoutError):  # the deadline passed: handled below
                 await workflow.wait_condition(
                     lambda: self._dirty() or workflow.info().is_continue_as_new_suggested(),
                     timeout=timeout,
                     timeout_summary=summary,
                 )
-            except TimeoutError:
-                pass
         if self.book.mark_overdue(workflow.now()):
             workflow.logger.info("tasks became overdue")
 
