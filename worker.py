@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -32,23 +34,47 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 
 
 def build_worker(
-    client: Client, *, task_queue: str, sessions: async_sessionmaker[AsyncSession]
+    client: Client,
+    *,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    replace_activities: Sequence[Callable[..., Any]] = (),
 ) -> Worker:
-    """A worker with every workflow and activity; the tests build theirs the same way."""
+    """A worker with every workflow and activity; the tests build theirs the same way.
+
+    ``replace_activities`` swaps real activities for others registered under the same name (tests
+    use it to put a failing database in front of a projection); an unknown name is an error.
+    """
     projection = ProjectionActivities(sessions)
     accounts = AccountActivities(client, task_queue)
+    activities: dict[str, Callable[..., Any]] = {
+        _activity_name(fn): fn
+        for fn in (
+            projection.project_case,
+            projection.project_account,
+            accounts.signal_creditor_account,
+            compute_deadline,
+        )
+    }
+    for replacement in replace_activities:
+        name = _activity_name(replacement)
+        if name not in activities:
+            raise ValueError(f"no activity named {name!r} to replace")
+        activities[name] = replacement
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
-        activities=[
-            projection.project_case,
-            projection.project_account,
-            accounts.signal_creditor_account,
-            compute_deadline,
-        ],
+        activities=list(activities.values()),
     )
+
+
+def _activity_name(fn: Callable[..., Any]) -> str:
+    definition = getattr(fn, "__temporal_activity_definition", None)
+    if definition is None or definition.name is None:
+        raise ValueError(f"{fn!r} is not a named @activity.defn")
+    return str(definition.name)
 
 
 async def run(settings: Settings) -> None:

@@ -36,7 +36,9 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, seconds: float
 
 
 async def tasks_of(api: httpx.AsyncClient, actor: Actor, **params: Any) -> list[dict[str, Any]]:
-    response = await api.get("/api/tasks", params={"pageSize": 100, **params}, headers=actor.headers)
+    response = await api.get(
+        "/api/tasks", params={"pageSize": 100, **params}, headers=actor.headers
+    )
     assert response.status_code == 200, response.text
     return list(response.json()["data"])
 
@@ -159,7 +161,9 @@ async def ready_case(api: httpx.AsyncClient, creditor: Actor) -> dict[str, Any]:
     return await eventually(validated)
 
 
-async def assign(api: httpx.AsyncClient, ops: Actor, case_id: str, partner: Actor) -> httpx.Response:
+async def assign(
+    api: httpx.AsyncClient, ops: Actor, case_id: str, partner: Actor
+) -> httpx.Response:
     return await api.post(
         f"/api/cases/{case_id}/assign", json={"partnerId": str(partner.org_id)}, headers=ops.headers
     )
@@ -171,7 +175,10 @@ async def test_partner_reviews_assigned_case_and_accepting_solves_the_task(
     case = await ready_case(api, creditor)
     assigned = await assign(api, ops, case["caseId"], partner)
     assert assigned.status_code == 200, assigned.text
-    assert (assigned.json()["status"], assigned.json()["subStatus"]) == ("Assigned", "Partner reviewing")
+    assert (assigned.json()["status"], assigned.json()["subStatus"]) == (
+        "Assigned",
+        "Partner reviewing",
+    )
 
     [review] = (await api.get(f"/api/cases/{case['caseId']}/tasks", headers=partner.headers)).json()
     assert (review["type"], review["typeLabel"], review["accessLevel"]) == (
@@ -180,12 +187,18 @@ async def test_partner_reviews_assigned_case_and_accepting_solves_the_task(
         "Partner",
     )
     assert review["caseReference"] == case["creditorReference"]
-    deadline = dt.datetime.fromisoformat(review["deadline"]).astimezone(ZoneInfo("Europe/Copenhagen"))
+    deadline = dt.datetime.fromisoformat(review["deadline"]).astimezone(
+        ZoneInfo("Europe/Copenhagen")
+    )
     assert deadline.time() == dt.time(23, 59, 59) and is_business_day(deadline.date(), "DK")
     # The creditor never sees the partner's task, not even by id.
-    creditor_case_tasks = await api.get(f"/api/cases/{case['caseId']}/tasks", headers=creditor.headers)
+    creditor_case_tasks = await api.get(
+        f"/api/cases/{case['caseId']}/tasks", headers=creditor.headers
+    )
     assert [t["type"] for t in creditor_case_tasks.json()] == []
-    assert (await api.get(f"/api/tasks/{review['id']}", headers=creditor.headers)).status_code == 404
+    assert (
+        await api.get(f"/api/tasks/{review['id']}", headers=creditor.headers)
+    ).status_code == 404
     assert review["id"] not in [t["id"] for t in await tasks_of(api, creditor)]
 
     accepted = await api.post(f"/api/cases/{case['caseId']}/accept", headers=partner.headers)
@@ -209,7 +222,9 @@ async def test_partner_rejection_returns_case_to_validated_with_reason(
 ) -> None:
     case = await ready_case(api, creditor)
     assert (await assign(api, ops, case["caseId"], partner)).status_code == 200
-    no_reason = await api.post(f"/api/cases/{case['caseId']}/reject", json={}, headers=partner.headers)
+    no_reason = await api.post(
+        f"/api/cases/{case['caseId']}/reject", json={}, headers=partner.headers
+    )
     assert no_reason.status_code == 422
     rejected = await api.post(
         f"/api/cases/{case['caseId']}/reject",
@@ -217,12 +232,16 @@ async def test_partner_rejection_returns_case_to_validated_with_reason(
         headers=partner.headers,
     )
     assert rejected.status_code == 204, rejected.text
-    history = (await api.get(f"/api/cases/{case['caseId']}/history", headers=creditor.headers)).json()
+    history = (
+        await api.get(f"/api/cases/{case['caseId']}/history", headers=creditor.headers)
+    ).json()
     last = history["history"][-1]
     assert last["status"] == "Validated"
     assert "Outside our jurisdiction" in last["note"]
     # The partner no longer sees the case, but keeps its solved task in its list.
-    assert (await api.get(f"/api/cases/{case['caseId']}", headers=partner.headers)).status_code == 404
+    assert (
+        await api.get(f"/api/cases/{case['caseId']}", headers=partner.headers)
+    ).status_code == 404
     [task] = await tasks_of(api, partner, type="ReviewNewCase")
     assert task["status"] == "Solved"
 
@@ -294,7 +313,9 @@ async def test_assigning_task_to_another_organisations_user_is_422_and_changes_n
     )
     assert outsider.status_code == 422
     assert outsider.json()["errors"][0]["field"] == "userId"
-    assert (await api.get(f"/api/tasks/{review['id']}", headers=partner.headers)).json()["assignee"] is None
+    assert (await api.get(f"/api/tasks/{review['id']}", headers=partner.headers)).json()[
+        "assignee"
+    ] is None
 
     colleague = await make_actor(sessions, OrgKind.PARTNER, org_id=partner.org_id)
     assigned = await api.post(
@@ -319,7 +340,11 @@ async def test_generic_tasks_are_created_and_closed_by_hand_others_are_not(
     )
     assert created.status_code == 201, created.text
     generic = created.json()
-    assert (generic["type"], generic["accessLevel"], generic["deadline"]) == ("Generic", "Creditor", None)
+    assert (generic["type"], generic["accessLevel"], generic["deadline"]) == (
+        "Generic",
+        "Creditor",
+        None,
+    )
     closed = await api.post(f"/api/tasks/{generic['id']}/close", json={}, headers=creditor.headers)
     assert closed.status_code == 200, closed.text
     assert closed.json()["status"] == "Solved"
@@ -382,9 +407,16 @@ async def test_catalogue_drives_every_task_type_in_the_api(
         )
         assert task["action"] == expected_action
         assert task["solutionUrl"].startswith("https://portal.example.test/")
-    chat_driven = {TaskType.REPLY_TO_CHAT, TaskType.CLIENT_INPUT_REQUIRED, TaskType.MORE_INFO_NEEDED}
+    chat_driven = {
+        TaskType.REPLY_TO_CHAT,
+        TaskType.CLIENT_INPUT_REQUIRED,
+        TaskType.MORE_INFO_NEEDED,
+    }
     assert {t for t, s in CATALOGUE.items() if s.action} == chat_driven
-    assert seen["ReplyToChat"]["action"] == {"method": "POST", "path": f"/api/cases/{case_id}/chats"}
+    assert seen["ReplyToChat"]["action"] == {
+        "method": "POST",
+        "path": f"/api/cases/{case_id}/chats",
+    }
     # Each side sees only its own side's tasks.
     assert {t["accessLevel"] for t in await tasks_of(api, creditor)} == {"Creditor"}
     assert {t["accessLevel"] for t in await tasks_of(api, partner)} == {"Partner"}

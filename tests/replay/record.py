@@ -1,37 +1,167 @@
-"""Record the history of a real CaseWorkflow run for the replay tests.
+"""Record the histories of real workflow runs for the replay tests.
 
-    .venv/bin/python -m tests.replay.record [NAME]
+    .venv/bin/python -m tests.replay.record [SCENARIO] [--suffix SUFFIX]
 
 Starts a Temporal dev server from the bundled binary, runs a real worker against a temporary
-SQLite read model, creates one case the way ``POST /api/cases`` does and writes the workflow's
-history to ``tests/replay/histories/NAME.json`` (default ``case_created``). An existing file is
-never overwritten: old histories must keep replaying (see README.md).
+SQLite read model, drives the scenario the way the API does and writes every workflow history it
+produces to ``tests/replay/histories/``. Scenarios:
+
+- ``case_intake`` (default): one case created without a bank account → contract signed → bank
+  account assigned → Validated → assigned to a partner → accepted (In Collection). Writes the
+  case workflow (``case_intake.json``) and the creditor account workflow
+  (``creditor_account.json``).
+
+``--suffix v0_2`` writes ``case_intake_v0_2.json`` and so on. An existing file is never
+overwritten (see README.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import sys
 import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes as sa
-from domain.enums import OrgKind
-from store.db import create_engine, session_factory
+from domain.accounts import BankAccountRef, CreditorState, SignContractInput
+from domain.cases import (
+    AssignBankAccountInput,
+    AssignPartnerInput,
+    CaseState,
+    PartnerDecisionInput,
+)
+from domain.enums import CaseStatus, OrgKind, SubStatus
+from domain.ids import creditor_workflow_id
+from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade
+from store.models import BankAccount, TaskRow
 from tests.support import bundled_binary, case_start, make_actor, new_case_record, submit_case
 from worker import build_worker
+from workflows.case import CaseWorkflow
+from workflows.creditor import CreditorWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 TASK_QUEUE = "replay-record"
 
+Scenario = Callable[
+    [Client, async_sessionmaker[AsyncSession]], Awaitable[dict[str, WorkflowHistory]]
+]
 
-async def record_case_created() -> str:
-    """Create one case through a real worker; its workflow history as JSON."""
+
+async def _until(what: str, condition: Callable[[], Awaitable[bool]], seconds: float = 30) -> None:
+    for _ in range(int(seconds * 10)):
+        if await condition():
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"recording stuck: {what} did not happen within {seconds}s")
+
+
+async def case_intake(
+    client: Client, sessions: async_sessionmaker[AsyncSession]
+) -> dict[str, WorkflowHistory]:
+    """One case through the whole intake and the partner's acceptance."""
+    creditor = await make_actor(sessions, OrgKind.CREDITOR)
+    partner = await make_actor(sessions, OrgKind.PARTNER)
+    ops = await make_actor(sessions, OrgKind.OPS)
+    account = BankAccountRef(id=uuid.uuid4(), currency_code="DKK")
+    async with transaction(sessions) as session:
+        session.add(
+            BankAccount(
+                id=account.id,
+                org_id=creditor.org_id,
+                iban="DK5000400440116243",
+                holder_name="Acme ApS",
+                currency_code=account.currency_code,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+
+    start = case_start(new_case_record(creditor), task_queue=TASK_QUEUE)
+    await submit_case(client, start, requested_by=creditor.principal.user_id)
+    case = await start.workflow_handle()
+    creditor_account = client.get_workflow_handle(creditor_workflow_id(creditor.org_id))
+
+    async def open_account_tasks() -> set[str]:
+        async with sessions() as session:
+            return set(
+                await session.scalars(
+                    select(TaskRow.type).where(
+                        TaskRow.owner_org_id == creditor.org_id, TaskRow.status == "Open"
+                    )
+                )
+            )
+
+    async def account_tasks_raised() -> bool:
+        return await open_account_tasks() == {"SignContract", "AssignBankAccount"}
+
+    await _until("SignContract and AssignBankAccount", account_tasks_raised)
+
+    await creditor_account.execute_update(
+        CreditorWorkflow.sign_contract, SignContractInput(user_id=creditor.principal.user_id)
+    )
+
+    async def waits_for_bank_account() -> bool:
+        state = await case.query(CaseWorkflow.get_state)
+        return state.record.sub_status is SubStatus.PENDING_BANK_ACCOUNT and not _busy(state)
+
+    await _until("the case waiting for a bank account", waits_for_bank_account)
+
+    validated = await case.execute_update(
+        CaseWorkflow.assign_bank_account,
+        AssignBankAccountInput(bank_account=account, user_id=creditor.principal.user_id),
+    )
+    assert validated.status is CaseStatus.VALIDATED, validated.status
+
+    async def account_settled() -> bool:
+        state = await creditor_account.query(CreditorWorkflow.get_state)
+        return not await open_account_tasks() and not _busy(state)
+
+    await _until("AssignBankAccount solved", account_settled)
+
+    await case.execute_update(
+        CaseWorkflow.assign_partner,
+        AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+    )
+    accepted = await case.execute_update(
+        CaseWorkflow.accept_case,
+        PartnerDecisionInput(partner_id=partner.org_id, user_id=partner.principal.user_id),
+    )
+    assert accepted.status is CaseStatus.IN_COLLECTION, accepted.status
+
+    async def case_settled() -> bool:
+        return not _busy(await case.query(CaseWorkflow.get_state))
+
+    await _until("the case settled", case_settled)
+    return {
+        "case_intake": await case.fetch_history(),
+        "creditor_account": await creditor_account.fetch_history(),
+    }
+
+
+def _busy(state: CaseState | CreditorState) -> bool:
+    """Work the workflow has not finished: unprojected changes or signals not yet sent."""
+    unsent = state.account_outbox if isinstance(state, CaseState) else state.to_release
+    return state.version > state.projected_version or bool(unsent)
+
+
+# Each scenario and the histories (file names without .json) it writes.
+SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
+    "case_intake": (case_intake, ("case_intake", "creditor_account")),
+}
+
+
+async def record(scenario: Scenario) -> dict[str, str]:
+    """Run ``scenario`` against a fresh dev server and database; each history as JSON."""
     with tempfile.TemporaryDirectory(prefix="caseloop-record-") as folder:
         database_url = f"sqlite:///{Path(folder) / 'caseloop.db'}"
         upgrade(database_url)
@@ -44,26 +174,34 @@ async def record_case_created() -> str:
         )
         try:
             sessions = session_factory(engine)
-            creditor = await make_actor(sessions, OrgKind.CREDITOR)
-            start = case_start(new_case_record(creditor), task_queue=TASK_QUEUE)
             async with build_worker(env.client, task_queue=TASK_QUEUE, sessions=sessions):
-                await submit_case(env.client, start, requested_by=creditor.principal.user_id)
-                history = await (await start.workflow_handle()).fetch_history()
+                histories = await scenario(env.client, sessions)
         finally:
             await env.shutdown()
             await engine.dispose()
-    return history.to_json() + "\n"
+    return {name: history.to_json() + "\n" for name, history in histories.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", nargs="?", default="case_created", help="file name, without .json")
-    target = HISTORIES / f"{parser.parse_args().name}.json"
-    if target.exists():
-        sys.exit(f"{target} exists; recorded histories are never overwritten, choose a new name")
+    parser.add_argument("scenario", nargs="?", default="case_intake", choices=sorted(SCENARIOS))
+    parser.add_argument("--suffix", default="", help="appended to each file name, e.g. v0_2")
+    args = parser.parse_args()
+    scenario, names = SCENARIOS[args.scenario]
+    suffix = f"_{args.suffix}" if args.suffix else ""
+    targets = {name: HISTORIES / f"{name}{suffix}.json" for name in names}
+    existing = [str(target) for target in targets.values() if target.exists()]
+    if existing:
+        sys.exit(
+            f"{', '.join(existing)} already recorded; histories are never overwritten, "
+            "choose a --suffix"
+        )
+    recorded = asyncio.run(record(scenario))
+    assert sorted(recorded) == sorted(names), sorted(recorded)
     HISTORIES.mkdir(parents=True, exist_ok=True)
-    target.write_text(asyncio.run(record_case_created()))
-    print(f"recorded {target}")
+    for name, target in targets.items():
+        target.write_text(recorded[name])
+        print(f"recorded {target}")
 
 
 if __name__ == "__main__":

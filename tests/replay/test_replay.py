@@ -1,4 +1,4 @@
-"""Every recorded CaseWorkflow history must replay on today's workflow code, deterministically."""
+"""Every recorded workflow history must replay on today's workflow code, deterministically."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 import worker
+from domain.accounts import CaseAccountEvent, CreditorWorkflowInput
 from domain.cases import CaseRecord, CaseState, CaseWorkflowInput, SubmitCaseInput
 
 HISTORIES_DIR = Path(__file__).parent / "histories"
@@ -24,7 +25,9 @@ def load(path: Path) -> WorkflowHistory:
 
 def test_recorded_histories_are_present() -> None:
     # An empty folder would make the replay test below pass without checking anything.
-    assert "case_created.json" in [path.name for path in HISTORIES]
+    names = [path.name for path in HISTORIES]
+    assert "case_intake.json" in names
+    assert "creditor_account.json" in names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.name for path in HISTORIES])
@@ -39,7 +42,7 @@ async def test_recorded_history_replays_on_current_workflow_code(path: Path) -> 
 
 @workflow.defn(name="CaseWorkflow", sandboxed=False)
 class CaseWorkflowChangedWithoutPatch:
-    """CaseWorkflow as if someone added a timer before the first projection, without
+    """CaseWorkflow as if someone added a timer before its first step, without
     ``workflow.patched``: exactly what the replay test exists to catch."""
 
     @workflow.init
@@ -57,11 +60,38 @@ class CaseWorkflowChangedWithoutPatch:
         return self.state.record
 
 
-async def test_replay_fails_when_workflow_code_changes_without_a_patch() -> None:
+@workflow.defn(name="CreditorWorkflow", sandboxed=False)
+class CreditorWorkflowChangedWithoutPatch:
+    """CreditorWorkflow with the same unpatched change."""
+
+    @workflow.init
+    def __init__(self, input: CreditorWorkflowInput) -> None:
+        self.events: list[CaseAccountEvent] = []
+
+    @workflow.run
+    async def run(self, input: CreditorWorkflowInput) -> None:
+        await workflow.sleep(timedelta(minutes=1))
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal
+    def case_opened(self, event: CaseAccountEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.mark.parametrize(
+    ("history", "changed"),
+    [
+        ("case_intake.json", CaseWorkflowChangedWithoutPatch),
+        ("creditor_account.json", CreditorWorkflowChangedWithoutPatch),
+    ],
+)
+async def test_replay_fails_when_workflow_code_changes_without_a_patch(
+    history: str, changed: type
+) -> None:
     replayer = Replayer(
-        workflows=[CaseWorkflowChangedWithoutPatch],
+        workflows=[changed],
         data_converter=pydantic_data_converter,
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
     with pytest.raises(workflow.NondeterminismError):
-        await replayer.replay_workflow(load(HISTORIES_DIR / "case_created.json"))
+        await replayer.replay_workflow(load(HISTORIES_DIR / history))

@@ -1,19 +1,29 @@
-"""Fixtures for running CaseWorkflow directly (no API in between)."""
+"""Fixtures for running the workflows directly (no API in between)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkflowExecutionRequest,
+    ListOpenWorkflowExecutionsRequest,
+)
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from domain import search_attributes as sa
 from tests.support import bundled_binary
+from worker import build_worker
 
-# Creating a case writes about a dozen history events (start, update, projection activity, update
-# completion). From this many events on, the server suggests continue-as-new; a fresh run starts
-# with 3, so the carried-over run is not told to continue again.
+# Creating a case writes well over a dozen history events (start, update, the signal activity to
+# the creditor account, the projection activity, update completion). From this many events on, the
+# server suggests continue-as-new; a fresh run starts with 3, so the carried-over run is not told
+# to continue again.
 SUGGEST_CONTINUE_AS_NEW_AT = 6
 
 
@@ -36,3 +46,57 @@ async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+async def terminate_workflows_on(client: Client, task_queue: str) -> None:
+    """Terminate every open workflow of ``task_queue`` (the time-skipping server lists open
+    workflows but cannot filter them by queue, hence one describe each)."""
+    request = ListOpenWorkflowExecutionsRequest(namespace=client.namespace, maximum_page_size=500)
+    while True:
+        page = await client.workflow_service.list_open_workflow_executions(request)
+        for info in page.executions:
+            described = await client.workflow_service.describe_workflow_execution(
+                DescribeWorkflowExecutionRequest(
+                    namespace=client.namespace, execution=info.execution
+                )
+            )
+            if described.execution_config.task_queue.name != task_queue:
+                continue
+            handle = client.get_workflow_handle(
+                info.execution.workflow_id, run_id=info.execution.run_id
+            )
+            try:
+                await handle.terminate(reason="test finished")
+            except RPCError as exc:
+                if exc.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+        if not page.next_page_token:
+            return
+        request.next_page_token = page.next_page_token
+
+
+@pytest.fixture
+async def ts_leaves_no_workflows(
+    ts_env: WorkflowEnvironment, task_queue: str
+) -> AsyncIterator[None]:
+    """After the test, end the workflows it started on the shared time-skipping server.
+
+    A workflow left behind without a worker would stop the clock for every later test: once one
+    of its timers fires, its workflow task waits for a worker that never comes, and the test
+    server does not skip time while any workflow task is outstanding (``ts_env.sleep`` then
+    waits in real time).
+    """
+    yield
+    await terminate_workflows_on(ts_env.client, task_queue)
+
+
+@pytest.fixture
+async def ts_worker(
+    ts_env: WorkflowEnvironment,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    ts_leaves_no_workflows: None,
+) -> AsyncIterator[Worker]:
+    """The real worker (every workflow and activity) on the time-skipping server, for this test."""
+    async with build_worker(ts_env.client, task_queue=task_queue, sessions=sessions) as running:
+        yield running

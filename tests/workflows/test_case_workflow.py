@@ -57,7 +57,9 @@ async def test_submit_returns_only_once_case_and_its_created_history_are_readabl
 
     returned = await submit_case(dev_env.client, start, requested_by=creditor.principal.user_id)
 
-    # Read straight away, without polling: the update's promise is that the row is already there.
+    # Read straight away, without polling: the update's promise is that the rows are already
+    # there, including the System's note that the case now waits for a signed contract.
+    state = await (await start.workflow_handle()).query(CaseWorkflow.get_state)
     cases, history = await read_model(sessions, record.case_id)
     assert [
         (c.case_number, c.creditor_id, c.creditor_reference, c.status, c.sub_status, c.version)
@@ -68,18 +70,18 @@ async def test_submit_returns_only_once_case_and_its_created_history_are_readabl
             creditor.org_id,
             record.submission.creditor_reference,
             "Created",
-            None,
-            1,
+            "Pending contract signing",
+            state.version,
         )
     ]
-    assert [(h.seq, h.status, h.changed_by, h.note) for h in history] == [
-        (1, "Created", "API", "Case created via API")
+    assert [(h.seq, h.status, h.sub_status, h.changed_by, h.note) for h in history] == [
+        (1, "Created", None, "API", "Case created via API"),
+        (2, "Created", "Pending contract signing", "System", "Waiting: Pending contract signing"),
     ]
     assert returned.status is CaseStatus.CREATED
     assert returned.created_at == cases[0].created_at == history[0].timestamp
 
-    state = await (await start.workflow_handle()).query(CaseWorkflow.get_state)
-    assert state.version == state.projected_version == 1
+    assert state.version == state.projected_version > 1
     assert state.pending_history == []
 
 
@@ -198,6 +200,7 @@ async def test_submit_waits_out_a_database_outage_and_loses_nothing(
     sessions: async_sessionmaker[AsyncSession],
     creditor: Actor,
     tmp_path: Path,
+    ts_leaves_no_workflows: None,
 ) -> None:
     # Five failed attempts: with the projection retry policy that is 1+2+4+8+16 s of backoff, which
     # the time-skipping server skips.
@@ -207,12 +210,11 @@ async def test_submit_waits_out_a_database_outage_and_loses_nothing(
     record = new_case_record(creditor)
     start = case_start(record, task_queue=task_queue)
     try:
-        async with Worker(
+        async with caseloop_worker.build_worker(
             ts_env.client,
             task_queue=task_queue,
-            workflows=caseloop_worker.WORKFLOWS,
-            workflow_runner=caseloop_worker.WORKFLOW_RUNNER,
-            activities=[database.project_case],
+            sessions=sessions,
+            replace_activities=[database.project_case],
         ):
             submitted = asyncio.create_task(
                 submit_case(ts_env.client, start, requested_by=creditor.principal.user_id)
@@ -237,13 +239,16 @@ async def test_submit_waits_out_a_database_outage_and_loses_nothing(
     assert len(database.errors) == outage
     assert all(isinstance(error, OperationalError) for error in database.errors)
     cases, history = await read_model(sessions, record.case_id)
-    assert [(c.case_number, c.status, c.version) for c in cases] == [
-        (record.case_number, "Created", 1)
+    assert [(c.case_number, c.status, c.sub_status, c.version) for c in cases] == [
+        (record.case_number, "Created", "Pending contract signing", state.version)
     ]
-    assert [(h.seq, h.status, h.changed_by) for h in history] == [(1, "Created", "API")]
+    assert [(h.seq, h.status, h.sub_status, h.changed_by) for h in history] == [
+        (1, "Created", None, "API"),
+        (2, "Created", "Pending contract signing", "System"),
+    ]
     assert returned.case_id == record.case_id
     assert returned.status is CaseStatus.CREATED
-    assert state.version == state.projected_version == 1
+    assert state.version == state.projected_version > 1
     assert state.pending_history == []
 
 
@@ -284,7 +289,8 @@ async def test_continue_as_new_carries_the_whole_case_state_to_the_next_run(
     # Nothing was reset: same record (creation time included), versions and history counter.
     assert state_after == state_before
     assert state_after.record == returned
-    assert state_after.version == state_after.projected_version == state_after.history_seq == 1
+    assert state_after.version == state_after.projected_version > 1
+    assert state_after.history_seq == 2
     # Ops still find the case by status and creditor.
     attributes = description.typed_search_attributes
     assert attributes.get(sa.CASE_STATUS) == "Created"
@@ -292,6 +298,9 @@ async def test_continue_as_new_carries_the_whole_case_state_to_the_next_run(
     # The new run did not create the case a second time.
     cases, history = await read_model(sessions, record.case_id)
     assert [(c.status, c.version, c.created_at) for c in cases] == [
-        ("Created", 1, returned.created_at)
+        ("Created", state_after.version, returned.created_at)
     ]
-    assert [(h.seq, h.status) for h in history] == [(1, "Created")]
+    assert [(h.seq, h.status, h.sub_status) for h in history] == [
+        (1, "Created", None),
+        (2, "Created", "Pending contract signing"),
+    ]
