@@ -207,7 +207,7 @@ Read it:
   curl -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/cases/{case["caseId"]}
   curl -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/cases/{case["caseId"]}/history
 Find its workflow:
-  .venv/bin/temporal workflow list \\
+  .venv/bin/temporal workflow list --address {settings.temporal_address} \\
       --query "CaseStatus='Created' AND CreditorId='{made["creditor"]}'"
   http://localhost:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows/case-{case["caseId"]}
 API docs: {base}/docs"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "caseloop"
     # For a remote cluster (e.g. Temporal Cloud): an API key, or mTLS with a client certificate.
     temporal_api_key: SecretStr | None = None
-    temporal_tls: bool = False
+    # None: TLS when an API key is set (Temporal Cloud refuses plaintext); true/false forces it.
+    temporal_tls: bool | None = None
     temporal_tls_client_cert: Path | None = None
     temporal_tls_client_key: Path | None = None
     temporal_tls_server_ca_cert: Path | None = None
@@ -28,13 +29,20 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     var_dir: Path = Path("var")
 
-    database_url: str = "sqlite:///var/caseloop.db"
+    # Empty: an embedded SQLite file in VAR_DIR (var/caseloop.db).
+    database_url: str = ""
     portal_base_url: str = "http://localhost:8000/portal"
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # How long an API request waits for a workflow to accept and project an action.
     api_update_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'caseloop.db'}"
+        return self
 
 
 @lru_cache

@@ -24,8 +24,9 @@ def _tls(settings: Settings) -> TLSConfig | bool:
             client_private_key=_read(settings.temporal_tls_client_key),
             server_root_ca_cert=_read(settings.temporal_tls_server_ca_cert),
         )
-    # An API key implies TLS (Temporal Cloud refuses plaintext).
-    return settings.temporal_tls or settings.temporal_api_key is not None
+    if settings.temporal_tls is not None:
+        return settings.temporal_tls
+    return settings.temporal_api_key is not None  # Temporal Cloud refuses plaintext
 
 
 def _read(path: Path | None) -> bytes | None:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,6 +68,8 @@ def build_worker(
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
         activities=list(activities.values()),
+        # On SIGTERM/SIGINT, running activities (projections) get this long to finish.
+        graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
 

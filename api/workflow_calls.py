@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -17,8 +18,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Problem
 from domain.errors import HTTP_STATUS_OF
+from store.accounts import Principal
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 RETRY_SAFE = "it is safe to retry the same request."
 
@@ -36,23 +39,51 @@ async def call(operation: Awaitable[T]) -> T:
         if isinstance(cause, ApplicationError) and cause.type:
             raise Problem(HTTP_STATUS_OF.get(cause.type, 422), cause.type, cause.message) from exc
         raise
-    except (WorkflowUpdateRPCTimeoutOrCancelledError, RPCError) as exc:
-        if isinstance(exc, RPCError) and exc.status is RPCStatusCode.NOT_FOUND:
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        raise _unavailable("workflow_busy", "The case did not confirm the request in time") from exc
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
             raise Problem(404, "not_found", "The case or account is not running.") from exc
-        if isinstance(exc, RPCError) and exc.status is not RPCStatusCode.DEADLINE_EXCEEDED:
+        if exc.status is RPCStatusCode.DEADLINE_EXCEEDED:
+            raise _unavailable(
+                "workflow_busy", "The case did not confirm the request in time"
+            ) from exc
+        if exc.status is RPCStatusCode.UNAVAILABLE:
             raise _unavailable(
                 "temporal_unavailable", "The workflow service is unreachable"
             ) from exc
-        raise _unavailable("workflow_busy", "The case did not confirm the request in time") from exc
+        # Anything else is a misconfiguration (e.g. search attributes not registered), not an
+        # outage: say what Temporal said, so ops can fix it.
+        logger.error("Temporal rejected a call: %s (%s)", exc.message, exc.status)
+        raise Problem(
+            502, "temporal_rejected", f"The workflow service refused: {exc.message}"
+        ) from exc
+    except RuntimeError as exc:
+        # A lazy client that has never reached the server raises this on first use.
+        if "client connect" not in str(exc):
+            raise
+        raise _unavailable("temporal_unavailable", "The workflow service is unreachable") from exc
+
+
+def update_id(request: Request, principal: Principal) -> str | None:
+    """The update id for a request: its Idempotency-Key, scoped to the caller's organisation
+    (keys are per organisation, so two organisations' equal keys must not collide)."""
+    key = request.headers.get("Idempotency-Key")
+    return f"{principal.org_id}:{key}" if key else None
 
 
 async def update_workflow(
-    request: Request, client: Client, workflow_id: str, update: Any, arg: Any
+    request: Request,
+    principal: Principal,
+    client: Client,
+    workflow_id: str,
+    update: Any,
+    arg: Any,
 ) -> Any:
     """Send an update and wait for its result (the workflow answers once it is projected).
 
-    The request's Idempotency-Key, if any, is the update id, so a retry after a lost response is
-    applied once by the workflow too.
+    The request's Idempotency-Key, if any, makes the update id, so a retry after a lost response
+    is applied once by the workflow too.
     """
     settings = request.app.state.settings
     handle = client.get_workflow_handle(workflow_id)
@@ -60,7 +91,7 @@ async def update_workflow(
         handle.execute_update(
             update,
             arg,
-            id=request.headers.get("Idempotency-Key"),
+            id=update_id(request, principal),
             rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
         )
     )

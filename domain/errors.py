@@ -10,6 +10,7 @@ TASK_NOT_OPEN = "task_not_open"
 TASK_NOT_RESOLVABLE_BY_HAND = "task_not_resolvable_by_hand"
 INVALID_DEADLINE = "invalid_deadline"
 CASE_NOT_EDITABLE = "case_not_editable"
+VALIDATION_FAILED = "validation_failed"
 
 HTTP_STATUS_OF: dict[str, int] = {
     INVALID_TRANSITION: 409,

@@ -1,6 +1,6 @@
 """Render the task catalogue as Markdown (docs/tasks.md is this output; a test keeps it so).
 
-    .venv/bin/python -m domain.tasks_doc > docs/tasks.md
+.venv/bin/python -m domain.tasks_doc > docs/tasks.md
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -176,3 +176,29 @@ async def register_case(
         except IntegrityError:
             continue  # raced with another request for the same reference: read its row
     raise RuntimeError("case registration neither found nor created")
+
+
+async def retake_registration(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    registration: CaseRegistration,
+    request_hash: str,
+) -> CaseRegistration:
+    """Give an abandoned reservation (its case never started) to a new submission.
+
+    Compare-and-set on the old hash, so of two racing submissions only one wins; the loser gets
+    the winner's reservation back and is told the reference is taken.
+    """
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(CaseRegistration)
+            .where(
+                CaseRegistration.id == registration.id,
+                CaseRegistration.request_hash == registration.request_hash,
+            )
+            .values(request_hash=request_hash)
+        )
+    async with sessions() as session:
+        fresh = await session.get(CaseRegistration, registration.id)
+    assert fresh is not None
+    return fresh

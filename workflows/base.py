@@ -157,9 +157,11 @@ class TaskOwnerWorkflow:
     # -- task updates, shared by every owner --------------------------------------------------
     @workflow.update
     async def postpone_task(self, input: PostponeTaskInput) -> Task:
-        """Move a task's deadline later; the original deadline is kept, the timer moves."""
+        """Set a new (future) deadline; the original deadline is kept and the timer moves."""
         task = self.book.get_open(input.task_id)
-        self.book.postpone(task, input.deadline, now=workflow.now())
+        self.book.postpone(
+            task, input.deadline, now=workflow.now(), reason=input.reason, user_id=input.user_id
+        )
         await self._settled()
         return task
 

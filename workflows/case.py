@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         SubmitCaseInput,
     )
     from domain.enums import CaseStatus, ChangedBy, SubStatus
-    from domain.errors import CASE_NOT_EDITABLE, INVALID_TRANSITION
+    from domain.errors import CASE_NOT_EDITABLE, INVALID_TRANSITION, VALIDATION_FAILED
     from domain.ids import case_workflow_id
     from domain.lifecycle import lifecycle_of
     from domain.tasks import Task, TaskType
@@ -116,6 +116,17 @@ class CaseWorkflow(TaskOwnerWorkflow):
     def validate_assign_bank_account(self, input: AssignBankAccountInput) -> None:
         if self.record.status in CLOSED_STATUSES:
             raise _invalid_transition(f"the case is {self.record.status.value}")
+        currency = self.record.submission.currency_code
+        # In intake a mismatch becomes a validation task; afterwards nothing would flag it.
+        if (
+            self.record.status is not CaseStatus.CREATED
+            and input.bank_account.currency_code != currency
+        ):
+            raise ApplicationError(
+                f"the bank account is in {input.bank_account.currency_code}, the claim in {currency}",
+                type=VALIDATION_FAILED,
+                non_retryable=True,
+            )
 
     @workflow.signal
     def contract_signed(self) -> None:
@@ -209,7 +220,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
         self._check_reviewing_partner(input)
         if not (input.reason or "").strip():
             raise ApplicationError(
-                "a reason is required", type="validation_failed", non_retryable=True
+                "a reason is required", type=VALIDATION_FAILED, non_retryable=True
             )
 
     def _check_reviewing_partner(self, input: PartnerDecisionInput) -> None:

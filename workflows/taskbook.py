@@ -180,10 +180,23 @@ class TaskBook:
             )
         return newly
 
-    def postpone(self, task: Task, deadline: dt.datetime, *, now: dt.datetime) -> None:
+    def postpone(
+        self, task: Task, deadline: dt.datetime, *, now: dt.datetime, reason: str, user_id: UUID
+    ) -> None:
+        """Move the deadline (the original stays); the reason goes out as ``task.postponed``."""
+        previous = task.deadline
         task.deadline = deadline
         task.overdue_since = None if deadline > now else task.overdue_since
         self._changed(task)
+        self._event(
+            "task.postponed",
+            task,
+            now,
+            previousDeadline=previous.isoformat() if previous else None,
+            deadline=deadline.isoformat(),
+            reason=reason,
+            userId=str(user_id),
+        )
 
     def assign(self, task: Task, assignee_id: UUID | None) -> None:
         task.assignee_id = assignee_id

@@ -11,7 +11,7 @@ from temporalio.client import WithStartWorkflowOperation
 from activities.accounts import creditor_start_options
 from api.deps import CreditorPrincipal, SessionDep, SettingsDep, TemporalDep
 from api.idempotency import idempotent
-from api.workflow_calls import call
+from api.workflow_calls import call, update_id
 from domain.accounts import CreditorWorkflowInput, SignContractInput
 from domain.base import ApiModel
 from store.models import Organisation
@@ -70,7 +70,7 @@ async def sign_contract(
                 CreditorWorkflow.sign_contract,
                 SignContractInput(user_id=principal.user_id),
                 start_workflow_operation=start,
-                id=request.headers.get("Idempotency-Key"),
+                id=update_id(request, principal),
                 rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
             )
         )

@@ -47,7 +47,7 @@ from domain.cases import (
 from domain.enums import CaseStatus, Lifecycle, OrgKind, SubStatus
 from domain.ids import case_number, case_workflow_id
 from domain.lifecycle import current_stage, lifecycle_of
-from domain.time import whole_days_between
+from domain.time import as_utc, whole_days_between
 from settings import Settings
 from store import cases as case_store
 from store import tasks as task_store
@@ -97,6 +97,23 @@ def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
     )
 
 
+def _check_dates(submission: CaseSubmission, principal: Principal) -> None:
+    """Rules needing today's date in the creditor's time zone (the model checks the rest)."""
+    today = dt.datetime.now(ZoneInfo(principal.timezone)).date()
+    if submission.date > today:
+        raise invalid("date", "must not be in the future")
+
+
+async def _workflow_exists(client: Client, workflow_id: str) -> bool:
+    try:
+        await call(client.get_workflow_handle(workflow_id).describe())
+    except Problem as problem:
+        if problem.status == 404:
+            return False
+        raise
+    return True
+
+
 async def _bank_account_ref(
     request: Request, principal: Principal, bank_account_id: UUID
 ) -> BankAccountRef:
@@ -107,6 +124,11 @@ async def _bank_account_ref(
     if account is None:
         raise invalid("bankAccountId", "is not a bank account of your organisation")
     return BankAccountRef(id=account.id, currency_code=account.currency_code)
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """Query timestamps without an offset (or plain dates) are read as UTC."""
+    return as_utc(moment) if moment is not None else None
 
 
 def _submission_hash(submission: CaseSubmission) -> str:
@@ -124,19 +146,26 @@ async def _submit(
 ) -> UUID:
     """Start the case's workflow (or rejoin it on a retry) and wait until it is projected."""
     sessions = request.app.state.sessions
-    today = dt.datetime.now(ZoneInfo(principal.timezone)).date()
-    if submission.date > today:
-        raise invalid("date", "must not be in the future")
+    _check_dates(submission, principal)
     bank_account = None
     if submission.bank_account_id is not None:
         bank_account = await _bank_account_ref(request, principal, submission.bank_account_id)
+    digest = _submission_hash(submission)
     registration = await case_store.register_case(
         sessions=sessions,
         creditor_id=principal.org_id,
         creditor_reference=submission.creditor_reference,
-        request_hash=_submission_hash(submission),
+        request_hash=digest,
     )
-    if registration.request_hash != _submission_hash(submission):
+    if registration.request_hash != digest and not await _workflow_exists(
+        client, case_workflow_id(registration.case_id)
+    ):
+        # An earlier attempt reserved the reference but never started the case (e.g. Temporal
+        # was down): the reservation is free for this corrected submission.
+        registration = await case_store.retake_registration(
+            sessions=sessions, registration=registration, request_hash=digest
+        )
+    if registration.request_hash != digest:
         raise Problem(
             422,
             "duplicate_creditor_reference",
@@ -229,9 +258,9 @@ async def list_cases(
         debtor_name=debtor_name,
         amount_from=amount_from,
         amount_to=amount_to,
-        status_changed_from=date_from,
-        status_changed_to=date_to,
-        last_modified_after=last_modified_after,
+        status_changed_from=_utc(date_from),
+        status_changed_to=_utc(date_to),
+        last_modified_after=_utc(last_modified_after),
     )
     rows, total = await case_store.list_cases(
         session=session,
@@ -309,7 +338,7 @@ async def _case_action(
         arg = make_input(row)
         if isinstance(arg, Awaitable):
             arg = await arg
-        await update_workflow(request, client, case_workflow_id(case_id), update, arg)
+        await update_workflow(request, principal, client, case_workflow_id(case_id), update, arg)
         session.expire_all()
         fresh = await case_store.get_case(session=session, case_id=case_id, principal=principal)
         if fresh is None:  # the action ended the caller's access (a partner rejecting the case)
@@ -359,10 +388,9 @@ async def correct_case(
         changes = body.model_dump(mode="json", exclude_unset=True)
         if "debtor" in changes and changes["debtor"] is not None:
             changes["debtor"] = {**case.debtor, **changes["debtor"]}
-        return CorrectCaseInput(
-            submission=CaseSubmission.model_validate({**current, **changes}),
-            user_id=principal.user_id,
-        )
+        submission = CaseSubmission.model_validate({**current, **changes})
+        _check_dates(submission, principal)
+        return CorrectCaseInput(submission=submission, user_id=principal.user_id)
 
     return await _case_action(
         request,

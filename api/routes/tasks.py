@@ -38,6 +38,7 @@ from domain.tasks import (
     action_of,
     solution_url,
 )
+from domain.time import as_utc
 from settings import Settings
 from store import cases as case_store
 from store import tasks as task_store
@@ -173,8 +174,8 @@ async def list_tasks(
         types=tuple(type or ()),
         assignee_id=assignee,
         overdue=overdue,
-        deadline_from=deadline_from,
-        deadline_to=deadline_to,
+        deadline_from=as_utc(deadline_from) if deadline_from else None,
+        deadline_to=as_utc(deadline_to) if deadline_to else None,
         case_id=case_id,
     )
     rows, total = await task_store.list_tasks(
@@ -224,9 +225,13 @@ async def _act(
 
     async def execute() -> Response:
         record = await _visible_task(session, principal, task_id)
+        if record.task.status == TaskStatus.SOLVED.value:
+            raise Problem(409, "task_not_open", f"Task {task_id} is already solved.")
         if check is not None:
             await check(record)
-        await update_workflow(request, client, record.task.workflow_id, update, make_input(record))
+        await update_workflow(
+            request, principal, client, record.task.workflow_id, update, make_input(record)
+        )
         session.expire_all()
         fresh = await _visible_task(session, principal, task_id)
         return JSONResponse(task_view(fresh, settings).model_dump(mode="json"))
@@ -246,7 +251,8 @@ async def postpone_task(
     client: TemporalDep,
     settings: SettingsDep,
 ) -> Response:
-    """Move the deadline later (it must be in the future); ``originalDeadline`` is kept."""
+    """Set a new deadline (it must be in the future); ``originalDeadline`` is kept and the
+    reason is recorded with the ``task.postponed`` event."""
     if body.deadline.tzinfo is None:
         raise invalid("deadline", "must include a time zone offset, e.g. 2026-12-01T17:00:00Z")
     return await _act(
@@ -394,6 +400,7 @@ async def create_generic_task(
         assert owner is not None
         task = await update_workflow(
             request,
+            principal,
             client,
             case_workflow_id(body.case_id),
             CaseWorkflow.create_generic_task,

@@ -649,12 +649,6 @@ async def test_postponing_into_the_past_or_closing_a_system_task_by_hand_changes
     assert (await case_row(sessions, created.case_id)).sub_status == "Validation needs info"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workflow bug: after intake, assign_bank_account accepts an account in another "
-    "currency than the claim; CaseWorkflow._advance only acts on validation issues while the "
-    "case is Created, so nothing flags it (see the report of the intake tests)",
-)
 async def test_a_validated_case_refuses_a_bank_account_in_another_currency(
     ts_env: WorkflowEnvironment,
     ts_worker: Worker,
