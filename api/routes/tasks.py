@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, TemporalDep
 from api.errors import Problem, invalid, not_found
@@ -208,20 +211,41 @@ async def _visible_task(
     return record
 
 
-async def _act(
+@dataclass(frozen=True)
+class TaskAction:
+    """What every task action needs from the request, resolved once by FastAPI."""
+
+    request: Request
+    principal: Principal
+    session: AsyncSession
+    client: Client
+    settings: Settings
+
+
+def _task_action(
     request: Request,
-    principal: Principal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     client: TemporalDep,
-    settings: Settings,
+    settings: SettingsDep,
+) -> TaskAction:
+    return TaskAction(request, principal, session, client, settings)
+
+
+TaskActionDep = Annotated[TaskAction, Depends(_task_action)]
+
+
+async def _act(
+    ctx: TaskAction,
     task_id: str,
     body: ApiModel,
-    update: Callable[..., Any],
     make_input: Callable[[task_store.TaskRecord], ApiModel],
+    update: Callable[..., Any] = TaskOwnerWorkflow.close_task,
     *,
     check: Check | None = None,
 ) -> Response:
     """Common shape of a task action: find, check, update the owner, answer with the task."""
+    session, principal = ctx.session, ctx.principal
 
     async def execute() -> Response:
         record = await _visible_task(session, principal, task_id)
@@ -230,84 +254,70 @@ async def _act(
         if check is not None:
             await check(record)
         await update_workflow(
-            request, principal, client, record.task.workflow_id, update, make_input(record)
+            ctx.request, principal, ctx.client, record.task.workflow_id, update, make_input(record)
         )
         session.expire_all()
         fresh = await _visible_task(session, principal, task_id)
-        return JSONResponse(task_view(fresh, settings).model_dump(mode="json"))
+        return JSONResponse(task_view(fresh, ctx.settings).model_dump(mode="json"))
 
     return await idempotent(
-        request, principal, {"taskId": task_id, **body.model_dump(mode="json")}, execute
+        ctx.request, principal, {"taskId": task_id, **body.model_dump(mode="json")}, execute
     )
 
 
 @router.post("/{task_id}/postpone", response_model=TaskView, responses={404: {}, 409: {}, 422: {}})
-async def postpone_task(
-    task_id: str,
-    body: PostponeBody,
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
-    settings: SettingsDep,
-) -> Response:
+async def postpone_task(task_id: str, body: PostponeBody, ctx: TaskActionDep) -> Response:
     """Set a new deadline (it must be in the future); ``originalDeadline`` is kept and the
     reason is recorded with the ``task.postponed`` event."""
     if body.deadline.tzinfo is None:
         raise invalid("deadline", "must include a time zone offset, e.g. 2026-12-01T17:00:00Z")
     return await _act(
-        request,
-        principal,
-        session,
-        client,
-        settings,
+        ctx,
         task_id,
         body,
-        TaskOwnerWorkflow.postpone_task,
         lambda r: PostponeTaskInput(
-            task_id=task_id, deadline=body.deadline, reason=body.reason, user_id=principal.user_id
+            task_id=task_id,
+            deadline=body.deadline,
+            reason=body.reason,
+            user_id=ctx.principal.user_id,
         ),
+        TaskOwnerWorkflow.postpone_task,
     )
 
 
 @router.post("/{task_id}/assign", response_model=TaskView, responses={404: {}, 409: {}, 422: {}})
-async def assign_task(
-    task_id: str,
-    body: AssignBody,
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
-    settings: SettingsDep,
-) -> Response:
+async def assign_task(task_id: str, body: AssignBody, ctx: TaskActionDep) -> Response:
     """Assign the task to a user of the organisation that owns it (``userId: null`` unassigns)."""
 
     async def check(record: task_store.TaskRecord) -> None:
         if body.user_id is None:
             return
         member = await task_store.active_member(
-            session=session, user_id=body.user_id, org_id=record.task.owner_org_id
+            session=ctx.session, user_id=body.user_id, org_id=record.task.owner_org_id
         )
         if member is None:
             raise invalid("userId", "must be an active user of the organisation that owns the task")
 
     return await _act(
-        request,
-        principal,
-        session,
-        client,
-        settings,
+        ctx,
         task_id,
         body,
-        TaskOwnerWorkflow.assign_task,
         lambda r: AssignTaskInput(
-            task_id=task_id, assignee_id=body.user_id, user_id=principal.user_id
+            task_id=task_id, assignee_id=body.user_id, user_id=ctx.principal.user_id
         ),
+        TaskOwnerWorkflow.assign_task,
         check=check,
     )
 
 
-def _requires(kind: str, allowed: Callable[[TaskSpec], bool]) -> Check:
+async def _resolve_by_hand(
+    ctx: TaskAction,
+    task_id: str,
+    body: CloseBody,
+    *,
+    kind: str,
+    allowed: Callable[[TaskSpec], bool],
+) -> Response:
     async def check(record: task_store.TaskRecord) -> None:
         spec = CATALOGUE[TaskType(record.task.type)]
         if not allowed(spec):
@@ -318,60 +328,30 @@ def _requires(kind: str, allowed: Callable[[TaskSpec], bool]) -> Check:
                 f"{spec.resolves_when}.",
             )
 
-    return check
+    return await _act(
+        ctx,
+        task_id,
+        body,
+        lambda r: CloseTaskInput(
+            task_id=task_id, user_id=ctx.principal.user_id, reason=body.reason or kind
+        ),
+        check=check,
+    )
 
 
 @router.post("/{task_id}/close", response_model=TaskView, responses={404: {}, 409: {}})
-async def close_task(
-    task_id: str,
-    body: CloseBody,
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
-    settings: SettingsDep,
-) -> Response:
+async def close_task(task_id: str, body: CloseBody, ctx: TaskActionDep) -> Response:
     """Close a Generic task by hand."""
-    return await _act(
-        request,
-        principal,
-        session,
-        client,
-        settings,
-        task_id,
-        body,
-        TaskOwnerWorkflow.close_task,
-        lambda r: CloseTaskInput(
-            task_id=task_id, user_id=principal.user_id, reason=body.reason or "closed"
-        ),
-        check=_requires("closed by hand", lambda spec: spec.type is TaskType.GENERIC),
+    return await _resolve_by_hand(
+        ctx, task_id, body, kind="closed by hand", allowed=lambda s: s.type is TaskType.GENERIC
     )
 
 
 @router.post("/{task_id}/done", response_model=TaskView, responses={404: {}, 409: {}})
-async def mark_task_done(
-    task_id: str,
-    body: CloseBody,
-    request: Request,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
-    settings: SettingsDep,
-) -> Response:
+async def mark_task_done(task_id: str, body: CloseBody, ctx: TaskActionDep) -> Response:
     """ "Mark as done" for tasks whose step happens outside the platform (e.g. MoreInfoNeeded)."""
-    return await _act(
-        request,
-        principal,
-        session,
-        client,
-        settings,
-        task_id,
-        body,
-        TaskOwnerWorkflow.close_task,
-        lambda r: CloseTaskInput(
-            task_id=task_id, user_id=principal.user_id, reason=body.reason or "marked as done"
-        ),
-        check=_requires("marked as done", lambda spec: spec.mark_as_done),
+    return await _resolve_by_hand(
+        ctx, task_id, body, kind="marked as done", allowed=lambda s: s.mark_as_done
     )
 
 
