@@ -210,6 +210,9 @@ Find its workflow:
   .venv/bin/temporal workflow list --address {settings.temporal_address} \\
       --query "CaseStatus='Created' AND CreditorId='{made["creditor"]}'"
   http://localhost:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows/case-{case["caseId"]}
+Move it on (it waits for a signed contract and a bank account; see its tasks):
+  curl -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/tasks
+  curl -X POST -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/account/contract/sign
 API docs: {base}/docs"""
     )
 
