@@ -12,7 +12,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.projection import ProjectionActivities
@@ -156,7 +156,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                 await workflow.get_external_workflow_handle(case_workflow_id(case_id)).signal(
                     "contract_signed"
                 )
-            except ApplicationError:
+            except FailureError:  # the case workflow no longer runs: nothing to release
                 workflow.logger.warning("case %s is gone; not released", case_id)
             self.state.to_release.pop(0)
             self._touch()

@@ -422,3 +422,24 @@ async def test_catalogue_drives_every_task_type_in_the_api(
     assert {t["accessLevel"] for t in await tasks_of(api, partner)} == {"Partner"}
     async with sessions() as session:
         assert await session.scalar(select(func.count()).select_from(TaskRow)) == len(TaskType)
+
+
+async def test_signing_still_releases_cases_when_one_waiting_case_is_gone(
+    api: httpx.AsyncClient, creditor: Actor, dev_env: Any
+) -> None:
+    account_id = await bank_account(api, creditor)
+    gone, kept = [await new_case(api, creditor, bankAccountId=account_id) for _ in range(2)]
+    await eventually(lambda: tasks_of(api, creditor, type="SignContract", status="Open"))
+    await dev_env.client.get_workflow_handle(f"case-{gone['caseId']}").terminate("test: case gone")
+
+    await sign(api, creditor)
+
+    async def kept_validated() -> bool:
+        got = await api.get(f"/api/cases/{kept['caseId']}", headers=creditor.headers)
+        return bool(got.json()["status"] == "Validated")
+
+    await eventually(kept_validated)
+    [task] = await tasks_of(api, creditor, type="SignContract")
+    assert task["status"] == "Solved"
+    account = dev_env.client.get_workflow_handle(f"creditor-{creditor.org_id}")
+    assert (await account.describe()).status.name == "RUNNING"
