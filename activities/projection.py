@@ -37,6 +37,7 @@ def _case_columns(record: CaseRecord) -> dict[str, object]:
         "status": record.status.value,
         "sub_status": record.sub_status.value if record.sub_status else None,
         "last_status_change": record.last_status_change,
+        "close_code": record.close_code.value if record.close_code else None,
         "created_at": record.created_at,
     }
 

@@ -24,7 +24,7 @@ class BankAccountRef(ApiModel):
     currency_code: str
 
 
-AccountSignalName = Literal["case_opened", "bank_account_assigned"]
+AccountSignalName = Literal["case_opened", "bank_account_assigned", "case_closed"]
 
 
 class CaseAccountEvent(ApiModel):

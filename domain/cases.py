@@ -14,6 +14,7 @@ from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, SubStatus
 from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
+from domain.transitions import CloseCode, Mover
 
 # Loaded once at import: pycountry reads its data files lazily, which a workflow sandbox forbids.
 CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
@@ -103,6 +104,7 @@ class CaseRecord(ApiModel):
     sub_status: SubStatus | None = None
     last_status_change: dt.datetime | None = None
     partner: OrgRef | None = None
+    close_code: CloseCode | None = None
     created_at: dt.datetime | None = None
 
     @property
@@ -204,6 +206,18 @@ class PartnerDecisionInput(ApiModel):
     partner_id: UUID
     user_id: UUID
     reason: str | None = None
+
+
+class ChangeStatusInput(ApiModel):
+    """A status change asked for by a user (partner status update, creditor withdrawal, ops)."""
+
+    mover: Mover
+    org_id: UUID
+    user_id: UUID
+    status: CaseStatus
+    sub_status: SubStatus | None = None
+    close_code: CloseCode | None = None
+    note: str | None = None
 
 
 class GenericTaskInput(ApiModel):

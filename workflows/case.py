@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CaseRecord,
         CaseState,
         CaseWorkflowInput,
+        ChangeStatusInput,
         CorrectCaseInput,
         GenericTaskInput,
         HistoryEntry,
@@ -35,7 +36,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import CASE_NOT_EDITABLE, INVALID_TRANSITION, VALIDATION_FAILED
     from domain.ids import case_workflow_id
     from domain.lifecycle import lifecycle_of
-    from domain.tasks import Task, TaskType
+    from domain.tasks import ResolvedBy, Task, TaskType
+    from domain.transitions import SUB_STATUSES, CloseCode, Mover, allowed_targets, may_move
     from domain.validation import validate_case
     from workflows.base import TaskOwnerWorkflow
     from workflows.retry import PROJECTION_RETRY, SIGNAL_RETRY
@@ -232,6 +234,56 @@ class CaseWorkflow(TaskOwnerWorkflow):
                 f"only the assigned partner can accept or reject a case under review; this one is "
                 f"{self._status_label()}"
             )
+
+    # -- status changes -------------------------------------------------------------------------
+    @workflow.update
+    async def change_status(self, input: ChangeStatusInput) -> CaseRecord:
+        """Move the case as the transition table allows (partner update, withdrawal, ops)."""
+        if input.status is CaseStatus.CLOSED:
+            self.record.close_code = input.close_code
+        self._record_status(
+            input.status, input.sub_status, changed_by=str(input.user_id), note=input.note
+        )
+        if input.status in CLOSED_STATUSES:
+            self._end_open_work(f"case {input.status.value.lower()}")
+        await self._settled()
+        return self.record
+
+    @change_status.validator
+    def validate_change_status(self, input: ChangeStatusInput) -> None:
+        current = self.record.status
+        if input.mover is Mover.PARTNER and self.record.partner_id != input.org_id:
+            raise _invalid_transition("only the partner the case is assigned to can change it")
+        if not may_move(input.mover, current, input.status):
+            allowed = ", ".join(s.value for s in allowed_targets(input.mover, current)) or "none"
+            raise _invalid_transition(
+                f"a {input.mover.value} cannot move a case from {self._status_label()} to "
+                f"{input.status.value}; allowed from here: {allowed}"
+            )
+        if input.sub_status not in SUB_STATUSES.get(input.status, (None,)):
+            raise ApplicationError(
+                f"{input.sub_status.value if input.sub_status else 'no sub-status'} is not a "
+                f"sub-status of {input.status.value}",
+                type=VALIDATION_FAILED,
+                non_retryable=True,
+            )
+        if input.status is CaseStatus.CLOSED and input.close_code is None:
+            raise ApplicationError(
+                "closing needs a closeCode", type=VALIDATION_FAILED, non_retryable=True
+            )
+        if input.close_code is CloseCode.PAID:
+            # Payments are not recorded yet (issue 4, item 7), so none can cover the amount.
+            raise ApplicationError(
+                "close code Paid needs recorded payments covering the amount to recover",
+                type=VALIDATION_FAILED,
+                non_retryable=True,
+            )
+
+    def _end_open_work(self, reason: str) -> None:
+        """A finished case: its open tasks are solved and its creditor account stops waiting."""
+        for task in self.book.open_tasks():
+            self.book.solve(task, now=workflow.now(), by=ResolvedBy(kind="system", reason=reason))
+        self._queue_account("case_closed")
 
     # -- generic tasks --------------------------------------------------------------------------
     @workflow.update

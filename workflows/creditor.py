@@ -71,6 +71,14 @@ class CreditorWorkflow(TaskOwnerWorkflow):
             self.state.missing_bank_account.remove(event.case_id)
             self._touch()
 
+    @workflow.signal
+    def case_closed(self, event: CaseAccountEvent) -> None:
+        """A case ended: it no longer waits for the contract or counts as lacking a bank account."""
+        for waiting in (self.state.waiting_for_contract, self.state.missing_bank_account):
+            if event.case_id in waiting:
+                waiting.remove(event.case_id)
+                self._touch()
+
     # -- user actions -------------------------------------------------------------------------
     @workflow.update
     async def sign_contract(self, input: SignContractInput) -> AccountView:
@@ -127,6 +135,10 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                 task.title,
                 f"{waiting} case{'s' if waiting != 1 else ''} wait for a signed contract "
                 "(SDCA / power of attorney) before collection can start.",
+            )
+        elif self.state.contract_signed_at is None:
+            self.book.solve_open(
+                TaskType.SIGN_CONTRACT, now=now, reason="no case waits for the contract"
             )
         missing = len(self.state.missing_bank_account)
         if missing:

@@ -25,7 +25,7 @@ from api.deps import (
     SettingsDep,
     TemporalDep,
 )
-from api.errors import FieldError, Problem, invalid, not_found
+from api.errors import FieldError, Problem, forbidden, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
 from api.routes.tasks import TaskView, task_view
@@ -38,6 +38,7 @@ from domain.cases import (
     CaseRecord,
     CaseSubmission,
     CaseView,
+    ChangeStatusInput,
     CorrectCaseInput,
     Debtor,
     HistoryEntry,
@@ -48,6 +49,7 @@ from domain.enums import CaseStatus, Lifecycle, OrgKind, SubStatus
 from domain.ids import case_number, case_workflow_id
 from domain.lifecycle import current_stage, lifecycle_of
 from domain.time import as_utc, whole_days_between
+from domain.transitions import CloseCode, Mover
 from settings import Settings
 from store import cases as case_store
 from store import tasks as task_store
@@ -523,5 +525,89 @@ async def reject_case(
         CaseWorkflow.reject_case,
         lambda row: PartnerDecisionInput(
             partner_id=principal.org_id, user_id=principal.user_id, reason=body.reason
+        ),
+    )
+
+
+class StatusChange(ApiModel):
+    """``POST /api/cases/{id}/status``: the partner's (or ops') status update."""
+
+    status: CaseStatus
+    sub_status: SubStatus | None = None
+    close_code: CloseCode | None = None
+    note: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class Withdrawal(ApiModel):
+    note: Annotated[str | None, Field(max_length=2000)] = None
+
+
+MOVER_OF_ROLE = {
+    OrgKind.PARTNER: Mover.PARTNER,
+    OrgKind.CREDITOR: Mover.CREDITOR,
+    OrgKind.OPS: Mover.OPS,
+}
+
+
+@router.post(
+    "/{case_id}/status", response_model=CaseView, responses={403: {}, 404: {}, 409: {}, 422: {}}
+)
+async def change_status(
+    case_id: UUID,
+    body: StatusChange,
+    request: Request,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+) -> Response:
+    """Change status and sub-status with a note, as the transition table allows (409 names the
+    allowed targets). Closing needs a ``closeCode``."""
+    if principal.role is OrgKind.CREDITOR:
+        raise forbidden("Creditors withdraw a case with POST /api/cases/{id}/withdraw.")
+    return await _case_action(
+        request,
+        principal,
+        session,
+        client,
+        case_id,
+        body.model_dump(mode="json"),
+        CaseWorkflow.change_status,
+        lambda row: ChangeStatusInput(
+            mover=MOVER_OF_ROLE[principal.role],
+            org_id=principal.org_id,
+            user_id=principal.user_id,
+            status=body.status,
+            sub_status=body.sub_status,
+            close_code=body.close_code,
+            note=body.note,
+        ),
+    )
+
+
+@router.post("/{case_id}/withdraw", response_model=CaseView, responses={403: {}, 404: {}, 409: {}})
+async def withdraw_case(
+    case_id: UUID,
+    body: Withdrawal,
+    request: Request,
+    principal: CreditorPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+) -> Response:
+    """The creditor stops collection: the case is Closed as "Withdrawn by client"."""
+    return await _case_action(
+        request,
+        principal,
+        session,
+        client,
+        case_id,
+        body.model_dump(mode="json"),
+        CaseWorkflow.change_status,
+        lambda row: ChangeStatusInput(
+            mover=Mover.CREDITOR,
+            org_id=principal.org_id,
+            user_id=principal.user_id,
+            status=CaseStatus.CLOSED,
+            close_code=CloseCode.WITHDRAWN_BY_CLIENT,
+            note=body.note or "Withdrawn by client",
         ),
     )

@@ -1,0 +1,117 @@
+"""Status changes follow the transition table; everything else is refused and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.api.test_tasks import assign, eventually, new_case, ready_case, tasks_of
+from tests.support import Actor
+
+
+async def in_collection(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> dict[str, Any]:
+    case = await ready_case(api, creditor)
+    assert (await assign(api, ops, case["caseId"], partner)).status_code == 200
+    accepted = await api.post(f"/api/cases/{case['caseId']}/accept", headers=partner.headers)
+    assert accepted.status_code == 200, accepted.text
+    return dict(accepted.json())
+
+
+async def move(api: httpx.AsyncClient, actor: Actor, case_id: str, **body: Any) -> httpx.Response:
+    return await api.post(f"/api/cases/{case_id}/status", json=body, headers=actor.headers)
+
+
+async def test_partner_moves_case_through_collection_to_resolved_with_history(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await in_collection(api, creditor, partner, ops)
+    cid = case["caseId"]
+    steps = [
+        {"status": "In Collection", "subStatus": "First reminder sent", "note": "Letter 1"},
+        {"status": "Payment Plan", "subStatus": "Plan active", "note": "12 instalments"},
+        {"status": "Resolved", "subStatus": "Settlement reached", "note": "Settled at 90%"},
+    ]
+    for step in steps:
+        response = await move(api, partner, cid, **step)
+        assert response.status_code == 200, response.text
+        assert (response.json()["status"], response.json()["subStatus"]) == (
+            step["status"],
+            step["subStatus"],
+        )
+    assert response.json()["lifecycle"] == "Closed"
+    history = (await api.get(f"/api/cases/{cid}/history", headers=creditor.headers)).json()
+    assert [(h["status"], h["subStatus"], h["note"]) for h in history["history"][-3:]] == [
+        (s["status"], s["subStatus"], s["note"]) for s in steps
+    ]
+
+
+async def test_invalid_transition_is_409_naming_allowed_ones_and_changes_nothing(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await in_collection(api, creditor, partner, ops)
+    cid = case["caseId"]
+    resolved = await move(api, partner, cid, status="Resolved", subStatus="Paid in full")
+    assert resolved.status_code == 200, resolved.text
+    before = (await api.get(f"/api/cases/{cid}/history", headers=creditor.headers)).json()
+
+    back = await move(api, partner, cid, status="In Collection")
+    assert back.status_code == 409
+    assert back.headers["content-type"] == "application/problem+json"
+    assert back.json()["code"] == "invalid_transition"
+    assert "allowed from here: none" in back.json()["detail"]
+    after = (await api.get(f"/api/cases/{cid}/history", headers=creditor.headers)).json()
+    assert after == before
+    assert (await api.get(f"/api/cases/{cid}", headers=creditor.headers)).json()[
+        "status"
+    ] == "Resolved"
+
+
+async def test_refusals_name_the_rule(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await in_collection(api, creditor, partner, ops)
+    cid = case["caseId"]
+    wrong_sub = await move(api, partner, cid, status="Payment Plan", subStatus="Paid in full")
+    assert wrong_sub.status_code == 422
+    assert "not a sub-status of Payment Plan" in wrong_sub.json()["detail"]
+    no_code = await move(api, partner, cid, status="Closed")
+    assert no_code.status_code == 422
+    assert "closeCode" in no_code.json()["detail"]
+    paid = await move(api, partner, cid, status="Closed", closeCode="Paid")
+    assert paid.status_code == 422
+    assert "payments covering" in paid.json()["detail"]
+    to_created = await move(api, partner, cid, status="Created")
+    assert to_created.status_code == 409
+    assert "In Collection, Payment Plan, On Hold, Resolved, Closed" in to_created.json()["detail"]
+    creditor_try = await move(api, creditor, cid, status="Closed", closeCode="Other")
+    assert creditor_try.status_code == 403
+    closed = await move(api, partner, cid, status="Closed", closeCode="Debtor untraceable")
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["closeCode"] == "Debtor untraceable"
+
+
+async def test_creditor_withdraws_a_waiting_case_and_its_account_task_clears(
+    api: httpx.AsyncClient, creditor: Actor
+) -> None:
+    case = await new_case(api, creditor)  # no bank account: AssignBankAccount opens
+    await eventually(lambda: tasks_of(api, creditor, type="AssignBankAccount", status="Open"))
+    withdrawn = await api.post(
+        f"/api/cases/{case['caseId']}/withdraw", json={}, headers=creditor.headers
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert (withdrawn.json()["status"], withdrawn.json()["closeCode"]) == (
+        "Closed",
+        "Withdrawn by client",
+    )
+    await eventually(lambda: tasks_of(api, creditor, type="AssignBankAccount", status="Solved"))
+    await eventually(lambda: tasks_of(api, creditor, type="SignContract", status="Solved"))
+    assert await tasks_of(api, creditor, status="Open") == [], (
+        "nothing left to do for a closed case"
+    )
+    again = await api.post(
+        f"/api/cases/{case['caseId']}/withdraw", json={}, headers=creditor.headers
+    )
+    assert again.status_code == 409
