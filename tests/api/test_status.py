@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from store.models import OutboxEventRow
 from tests.api.test_tasks import assign, eventually, new_case, ready_case, tasks_of
 from tests.support import Actor
 
@@ -115,3 +119,36 @@ async def test_creditor_withdraws_a_waiting_case_and_its_account_task_clears(
         f"/api/cases/{case['caseId']}/withdraw", json={}, headers=creditor.headers
     )
     assert again.status_code == 409
+
+
+async def test_every_status_change_is_an_outbox_event_with_old_new_and_sequence(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    case = await in_collection(api, creditor, partner, ops)
+    await move(api, partner, case["caseId"], status="Payment Plan", subStatus="Plan active")
+    history = (
+        await api.get(f"/api/cases/{case['caseId']}/history", headers=creditor.headers)
+    ).json()
+    async with sessions() as session:
+        events = list(
+            await session.scalars(
+                select(OutboxEventRow).where(
+                    OutboxEventRow.case_id == uuid.UUID(case["caseId"]),
+                    OutboxEventRow.type.in_(["case.created", "case.status.changed"]),
+                )
+            )
+        )
+    payloads = sorted((e.payload for e in events), key=lambda p: p["sequence"])
+    assert [p["sequence"] for p in payloads] == [h["seq"] for h in history["history"]]
+    assert payloads[0]["newStatus"] == "Created" and payloads[0]["oldStatus"] is None
+    last = payloads[-1]
+    assert (last["oldStatus"], last["newStatus"], last["newSubStatus"], last["newLifecycle"]) == (
+        "In Collection",
+        "Payment Plan",
+        "Plan active",
+        "Active",
+    )
