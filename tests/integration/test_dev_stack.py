@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,11 +44,14 @@ class Stack:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.api = f"http://127.0.0.1:{env['API_PORT']}"
+        # A file, not a pipe: nobody reads a pipe while the stack runs, and a full pipe would
+        # block every process writing to it.
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as long as the stack)
         self.process = subprocess.Popen(
             [str(BIN / "caseloop"), "dev"],
             env=env,
             start_new_session=True,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,
         )
@@ -70,9 +74,12 @@ class Stack:
         return self.process.wait(60)
 
     def output(self) -> str:
+        """Everything the stack printed (stopping it first, so the log is complete)."""
         if self.process.poll() is None:
-            return "(still running)"
-        return self.process.stdout.read() if self.process.stdout else ""
+            self.process.kill()
+            self.process.wait()
+        self.log.seek(0)
+        return self.log.read()[-20_000:]
 
 
 @pytest.fixture
@@ -121,7 +128,7 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
     )
     assert f"case-{case_id}" in {wf["execution"]["workflowId"] for wf in json.loads(listed)}
 
-    assert stack.stop() == 0
+    assert stack.stop() == 0, stack.output()
 
     again = Stack(stack_env)
     try:
@@ -144,4 +151,4 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
         )
         assert json.loads(listed), "the workflow survives a restart"
     finally:
-        assert again.stop() == 0
+        assert again.stop() == 0, again.output()
