@@ -6,14 +6,16 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.deps import (
@@ -321,33 +323,52 @@ async def get_case_tasks(
     return [task_view(r, settings) for r in records]
 
 
-async def _case_action(
-    request: Request,
-    principal: Principal,
-    session: SessionDep,
-    client: Client,
-    case_id: UUID,
-    body: dict[str, object],
-    update: Callable[..., Any],
-    make_input: Callable[[case_store.CaseRow], Awaitable[ApiModel] | ApiModel],
-) -> Response:
-    """Find the case (404 if not yours), send the update, answer with the case as it is now."""
+@dataclass(frozen=True)
+class CaseCommands:
+    """What every case action needs besides its caller, resolved once per request."""
 
-    async def execute() -> Response:
-        row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
-        if row is None:
-            raise not_found("Case")
-        arg = make_input(row)
-        if isinstance(arg, Awaitable):
-            arg = await arg
-        await update_workflow(request, principal, client, case_workflow_id(case_id), update, arg)
-        session.expire_all()
-        fresh = await case_store.get_case(session=session, case_id=case_id, principal=principal)
-        if fresh is None:  # the action ended the caller's access (a partner rejecting the case)
-            return Response(status_code=204)
-        return JSONResponse(_view(fresh, dt.datetime.now(dt.UTC)).model_dump(mode="json"))
+    request: Request
+    session: AsyncSession
+    client: Client
 
-    return await idempotent(request, principal, {"caseId": str(case_id), **body}, execute)
+    async def run(
+        self,
+        principal: Principal,
+        case_id: UUID,
+        body: ApiModel | None,
+        update: Callable[..., Any],
+        make_input: Callable[[case_store.CaseRow], Awaitable[ApiModel] | ApiModel],
+    ) -> Response:
+        """Find the case (404 if not yours), send the update, answer with the case as it is now."""
+        session = self.session
+
+        async def execute() -> Response:
+            row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
+            if row is None:
+                raise not_found("Case")
+            arg = make_input(row)
+            if isinstance(arg, Awaitable):
+                arg = await arg
+            await update_workflow(
+                self.request, principal, self.client, case_workflow_id(case_id), update, arg
+            )
+            session.expire_all()
+            fresh = await case_store.get_case(session=session, case_id=case_id, principal=principal)
+            if fresh is None:  # the action ended the caller's access (a partner rejecting the case)
+                return Response(status_code=204)
+            return JSONResponse(_view(fresh, dt.datetime.now(dt.UTC)).model_dump(mode="json"))
+
+        fingerprint = body.model_dump(mode="json", exclude_unset=True) if body else {}
+        return await idempotent(
+            self.request, principal, {"caseId": str(case_id), **fingerprint}, execute
+        )
+
+
+def _case_commands(request: Request, session: SessionDep, client: TemporalDep) -> CaseCommands:
+    return CaseCommands(request, session, client)
+
+
+CaseCommandsDep = Annotated[CaseCommands, Depends(_case_commands)]
 
 
 class CaseCorrection(ApiModel):
@@ -365,10 +386,8 @@ class CaseCorrection(ApiModel):
 async def correct_case(
     case_id: UUID,
     body: CaseCorrection,
-    request: Request,
     principal: CreditorPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
+    commands: CaseCommandsDep,
 ) -> Response:
     """Correct a case's data while it is in intake (Created); validation runs again.
 
@@ -394,13 +413,10 @@ async def correct_case(
         _check_dates(submission, principal)
         return CorrectCaseInput(submission=submission, user_id=principal.user_id)
 
-    return await _case_action(
-        request,
+    return await commands.run(
         principal,
-        session,
-        client,
         case_id,
-        body.model_dump(mode="json", exclude_unset=True),
+        body,
         CaseWorkflow.correct_case,
         corrected,
     )
@@ -416,24 +432,19 @@ class BankAccountChoice(ApiModel):
 async def set_bank_account(
     case_id: UUID,
     body: BankAccountChoice,
-    request: Request,
     principal: CreditorPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
+    commands: CaseCommandsDep,
 ) -> Response:
     """Set the bank account collected money is paid out to (one of your organisation's)."""
 
     async def make(row: case_store.CaseRow) -> AssignBankAccountInput:
-        ref = await _bank_account_ref(request, principal, body.bank_account_id)
+        ref = await _bank_account_ref(commands.request, principal, body.bank_account_id)
         return AssignBankAccountInput(bank_account=ref, user_id=principal.user_id)
 
-    return await _case_action(
-        request,
+    return await commands.run(
         principal,
-        session,
-        client,
         case_id,
-        body.model_dump(mode="json"),
+        body,
         CaseWorkflow.assign_bank_account,
         make,
     )
@@ -449,15 +460,13 @@ class PartnerChoice(ApiModel):
 async def assign_partner(
     case_id: UUID,
     body: PartnerChoice,
-    request: Request,
     principal: OpsPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
+    commands: CaseCommandsDep,
 ) -> Response:
     """Ops: give a Validated case to a partner, who gets a ReviewNewCase task."""
 
     async def make(row: case_store.CaseRow) -> AssignPartnerInput:
-        partner = await session.get(Organisation, body.partner_id)
+        partner = await commands.session.get(Organisation, body.partner_id)
         if partner is None or partner.kind != OrgKind.PARTNER.value:
             raise invalid("partnerId", "is not a partner organisation")
         return AssignPartnerInput(
@@ -467,13 +476,10 @@ async def assign_partner(
             user_id=principal.user_id,
         )
 
-    return await _case_action(
-        request,
+    return await commands.run(
         principal,
-        session,
-        client,
         case_id,
-        body.model_dump(mode="json"),
+        body,
         CaseWorkflow.assign_partner,
         make,
     )
@@ -486,19 +492,14 @@ class Rejection(ApiModel):
 @router.post("/{case_id}/accept", response_model=CaseView, responses={403: {}, 404: {}, 409: {}})
 async def accept_case(
     case_id: UUID,
-    request: Request,
     principal: PartnerPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
+    commands: CaseCommandsDep,
 ) -> Response:
     """The assigned partner accepts the case: it goes In Collection and ReviewNewCase is solved."""
-    return await _case_action(
-        request,
+    return await commands.run(
         principal,
-        session,
-        client,
         case_id,
-        {},
+        None,
         CaseWorkflow.accept_case,
         lambda row: PartnerDecisionInput(partner_id=principal.org_id, user_id=principal.user_id),
     )
@@ -508,20 +509,15 @@ async def accept_case(
 async def reject_case(
     case_id: UUID,
     body: Rejection,
-    request: Request,
     principal: PartnerPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
+    commands: CaseCommandsDep,
 ) -> Response:
     """The assigned partner rejects the case with a reason: it is Validated again (204; the
     partner no longer sees the case)."""
-    return await _case_action(
-        request,
+    return await commands.run(
         principal,
-        session,
-        client,
         case_id,
-        body.model_dump(mode="json"),
+        body,
         CaseWorkflow.reject_case,
         lambda row: PartnerDecisionInput(
             partner_id=principal.org_id, user_id=principal.user_id, reason=body.reason
@@ -555,22 +551,17 @@ MOVER_OF_ROLE = {
 async def change_status(
     case_id: UUID,
     body: StatusChange,
-    request: Request,
     principal: CurrentPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
+    commands: CaseCommandsDep,
 ) -> Response:
     """Change status and sub-status with a note, as the transition table allows (409 names the
     allowed targets). Closing needs a ``closeCode``."""
     if principal.role is OrgKind.CREDITOR:
         raise forbidden("Creditors withdraw a case with POST /api/cases/{id}/withdraw.")
-    return await _case_action(
-        request,
+    return await commands.run(
         principal,
-        session,
-        client,
         case_id,
-        body.model_dump(mode="json"),
+        body,
         CaseWorkflow.change_status,
         lambda row: ChangeStatusInput(
             mover=MOVER_OF_ROLE[principal.role],
@@ -588,19 +579,14 @@ async def change_status(
 async def withdraw_case(
     case_id: UUID,
     body: Withdrawal,
-    request: Request,
     principal: CreditorPrincipal,
-    session: SessionDep,
-    client: TemporalDep,
+    commands: CaseCommandsDep,
 ) -> Response:
     """The creditor stops collection: the case is Closed as "Withdrawn by client"."""
-    return await _case_action(
-        request,
+    return await commands.run(
         principal,
-        session,
-        client,
         case_id,
-        body.model_dump(mode="json"),
+        body,
         CaseWorkflow.change_status,
         lambda row: ChangeStatusInput(
             mover=Mover.CREDITOR,
