@@ -98,6 +98,8 @@ SUB_STATUSES: dict[CaseStatus, tuple[SubStatus | None, ...]] = {
         SubStatus.SETTLEMENT_REACHED,
     ),
     S.CLOSED: (None,),
+    # Pausing (with who must act) comes with the monthly survey; until then only "more info".
+    S.ON_HOLD: (SubStatus.MORE_INFO_REQUIRED,),
 }
 
 

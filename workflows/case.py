@@ -241,9 +241,25 @@ class CaseWorkflow(TaskOwnerWorkflow):
         """Move the case as the transition table allows (partner update, withdrawal, ops)."""
         if input.status is CaseStatus.CLOSED:
             self.record.close_code = input.close_code
+        asked_before = self._needs_more_info()
         self._record_status(
             input.status, input.sub_status, changed_by=str(input.user_id), note=input.note
         )
+        if self._needs_more_info() and not asked_before:
+            self._ask_creditor_for_more_info(input.note)
+        elif asked_before and not self._needs_more_info():
+            self.book.solve_open(
+                TaskType.MORE_INFO_NEEDED,
+                now=workflow.now(),
+                reason="case left Needs Additional Details",
+            )
+        if input.status is CaseStatus.IN_COLLECTION:  # e.g. accepted after asking for more info
+            self.book.solve_open(
+                TaskType.REVIEW_NEW_CASE,
+                now=workflow.now(),
+                reason="case accepted",
+                user_id=input.user_id,
+            )
         if input.status in CLOSED_STATUSES:
             self._end_open_work(f"case {input.status.value.lower()}")
         await self._settled()
@@ -278,6 +294,26 @@ class CaseWorkflow(TaskOwnerWorkflow):
                 type=VALIDATION_FAILED,
                 non_retryable=True,
             )
+
+    def _needs_more_info(self) -> bool:
+        return (
+            self.record.status is CaseStatus.ON_HOLD
+            and self.record.sub_status is SubStatus.MORE_INFO_REQUIRED
+        )
+
+    def _ask_creditor_for_more_info(self, note: str | None) -> None:
+        creditor = self.record.creditor
+        self.book.raise_task(
+            TaskType.MORE_INFO_NEEDED,
+            key="more-info",
+            now=workflow.now(),
+            owner_org_id=creditor.id,
+            owner_country=creditor.country,
+            owner_timezone=creditor.timezone,
+            case_id=self.record.case_id,
+            title=f"The partner needs more information on case {self.record.case_number}",
+            description=note or "Answer the partner in the case chat.",
+        )
 
     def _end_open_work(self, reason: str) -> None:
         """A finished case: its open tasks are solved and its creditor account stops waiting."""

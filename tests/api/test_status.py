@@ -152,3 +152,40 @@ async def test_every_status_change_is_an_outbox_event_with_old_new_and_sequence(
         "Plan active",
         "Active",
     )
+
+
+async def test_asking_for_more_info_raises_more_info_needed_until_done_or_resumed(
+    api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    case = await in_collection(api, creditor, partner, ops)
+    cid = case["caseId"]
+    more_info = {"status": "On Hold", "subStatus": "More info required", "note": "Need the PO"}
+    held = await move(api, partner, cid, **more_info)
+    assert held.status_code == 200, held.text
+    assert held.json()["lifecycle"] == "More Info Required"
+    [task] = await tasks_of(api, creditor, type="MoreInfoNeeded")
+    assert (task["type"], task["status"], task["description"]) == (
+        "MoreInfoNeeded",
+        "Open",
+        "Need the PO",
+    )
+    assert task["action"] == {"method": "POST", "path": f"/api/cases/{cid}/chats"}
+    partner_view = (await api.get(f"/api/cases/{cid}/tasks", headers=partner.headers)).json()
+    assert [t["type"] for t in partner_view] == ["ReviewNewCase"], "creditor tasks stay hidden"
+
+    done = await api.post(f"/api/tasks/{task['id']}/done", json={}, headers=creditor.headers)
+    assert done.status_code == 200, done.text
+    assert (done.json()["status"], done.json()["resolvedBy"]["kind"]) == ("Solved", "user")
+
+    resumed = await move(api, partner, cid, status="In Collection", note="Got it")
+    assert resumed.status_code == 200, resumed.text
+    assert (await move(api, partner, cid, **more_info)).status_code == 200
+    open_tasks = await tasks_of(api, creditor, type="MoreInfoNeeded", status="Open")
+    assert len(open_tasks) == 1 and open_tasks[0]["id"] != task["id"], "asked again: a new task"
+    assert (await move(api, partner, cid, status="In Collection")).status_code == 200
+    [again] = [
+        t
+        for t in await tasks_of(api, creditor, type="MoreInfoNeeded")
+        if t["id"] == open_tasks[0]["id"]
+    ]
+    assert (again["status"], again["resolvedBy"]["kind"]) == ("Solved", "system")
