@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -27,21 +27,14 @@ with workflow.unsafe.imports_passed_through():
         PostponeTaskInput,
         ResolvedBy,
         Task,
-        TaskBookState,
     )
     from workflows.taskbook import TaskBook, check_open_and_resolvable_by_hand
-
-
-class OwnerState(Protocol):
-    version: int
-    projected_version: int
-    book: TaskBookState
 
 
 class TaskOwnerWorkflow:
     """Mixin for workflows that own tasks. Not a workflow by itself."""
 
-    state: Any  # an OwnerState
+    state: Any  # a pydantic state with version, projected_version and book (a TaskBookState)
     book: TaskBook
 
     def _init_book(self, workflow_id: str) -> None:

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from temporalio.exceptions import ApplicationError
 
+from domain.accounts import OrgRef
 from domain.errors import TASK_NOT_FOUND, TASK_NOT_OPEN, TASK_NOT_RESOLVABLE_BY_HAND
 from domain.tasks import (
     CATALOGUE,
@@ -84,9 +85,7 @@ class TaskBook:
         *,
         key: str,
         now: dt.datetime,
-        owner_org_id: UUID,
-        owner_country: str,
-        owner_timezone: str,
+        owner: OrgRef,
         title: str,
         description: str,
         case_id: UUID | None = None,
@@ -110,9 +109,9 @@ class TaskBook:
             description=description,
             access_level=access or spec.access or AccessLevel.CREDITOR,
             scope=spec.scope,
-            owner_org_id=owner_org_id,
-            owner_country=owner_country,
-            owner_timezone=owner_timezone,
+            owner_org_id=owner.id,
+            owner_country=owner.country,
+            owner_timezone=owner.timezone,
             case_id=case_id,
             deadline=deadline,
             original_deadline=deadline,
