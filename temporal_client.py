@@ -45,11 +45,14 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     )
 
 
-def case_start_operation(record: CaseRecord, *, task_queue: str) -> WithStartWorkflowOperation:
-    """How a new case's workflow is started (joined, if it already runs)."""
+def case_start_operation(
+    record: CaseRecord, *, task_queue: str, history_limit: int | None = None
+) -> WithStartWorkflowOperation:
+    """How a new case's workflow is started (joined, if it already runs). ``history_limit``
+    makes it continue as new sooner than the server suggests (tests force long lives with it)."""
     return WithStartWorkflowOperation(
         CaseWorkflow.run,
-        CaseWorkflowInput(record=record),
+        CaseWorkflowInput(record=record, history_limit=history_limit),
         id=case_workflow_id(record.case_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

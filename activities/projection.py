@@ -12,10 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from domain.accounts import AccountProjection
-from domain.cases import CaseProjection, CaseRecord
+from domain.cases import CaseDetails, CaseProjection, CaseRecord
 from domain.tasks import OutboxEvent, Task
 from store.db import transaction
-from store.models import Case, CaseHistory, Organisation, OutboxEventRow, TaskRow
+from store.models import (
+    Case,
+    CaseHistory,
+    CaseInvitation,
+    Organisation,
+    OutboxEventRow,
+    TaskRow,
+)
 
 
 def _case_columns(record: CaseRecord) -> dict[str, object]:
@@ -39,6 +46,7 @@ def _case_columns(record: CaseRecord) -> dict[str, object]:
         "last_status_change": record.last_status_change,
         "close_code": record.close_code.value if record.close_code else None,
         "created_at": record.created_at,
+        "details": CaseDetails.of(record).model_dump(mode="json"),
     }
 
 
@@ -64,11 +72,13 @@ class ProjectionActivities:
                     )
                 )
                 await session.flush()
+                await _sync_invitations(session, record)
             elif row.version < projection.version:
                 for column, value in _case_columns(record).items():
                     setattr(row, column, value)
                 row.version = projection.version
                 row.updated_at = projection.modified_at
+                await _sync_invitations(session, record)
             if projection.new_history:
                 seqs = [entry.seq for entry in projection.new_history]
                 existing = set(
@@ -104,6 +114,23 @@ class ProjectionActivities:
                 org.account_version = projection.version
             await write_tasks(session, projection.tasks)
             await write_events(session, projection.events)
+
+
+async def _sync_invitations(session: AsyncSession, record: CaseRecord) -> None:
+    """Make ``case_invitations`` hold exactly the partners whose quote on the case is open."""
+    wanted = set(CaseDetails.of(record).open_invitations)
+    rows = list(
+        await session.scalars(
+            select(CaseInvitation).where(CaseInvitation.case_id == record.case_id)
+        )
+    )
+    for row in rows:
+        if row.partner_id not in wanted:
+            await session.delete(row)
+    session.add_all(
+        CaseInvitation(case_id=record.case_id, partner_id=partner_id)
+        for partner_id in wanted - {row.partner_id for row in rows}
+    )
 
 
 def _task_columns(task: Task) -> dict[str, object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated
 from uuid import UUID
 
@@ -12,7 +13,7 @@ from pydantic import AfterValidator, EmailStr, Field, model_validator
 
 from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel
-from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, SubStatus
+from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
 from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
 from domain.transitions import CloseCode, Mover
 
@@ -39,6 +40,9 @@ CurrencyCode = Annotated[str, AfterValidator(_iso_4217)]
 CountryAlpha2 = Annotated[str, AfterValidator(_iso_3166_alpha2)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 OptionalText = Annotated[str | None, Field(default=None, max_length=200)]
+Note = Annotated[str, Field(min_length=1, max_length=4000)]
+Money = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=2)]
+Rating = Annotated[int, Field(ge=0, le=10)]
 
 
 class Debtor(ApiModel):
@@ -91,7 +95,100 @@ class ValidationIssue(ApiModel):
     message: str
 
 
-class CaseRecord(ApiModel):
+class QuoteStatus(StrEnum):
+    REQUESTED = "Requested"  # the partner was invited and has not answered
+    SUBMITTED = "Submitted"
+    DECLINED = "Declined"  # the partner declined to quote
+    ACCEPTED = "Accepted"  # the creditor picked it
+    REJECTED = "Rejected"  # the creditor picked another quote
+    WITHDRAWN = "Withdrawn"  # the round ended before the partner answered
+    EXPIRED = "Expired"  # nobody was picked in time
+
+
+class Quote(ApiModel):
+    """A partner's invitation to quote on a case, and its answer."""
+
+    id: str
+    partner: OrgRef
+    status: QuoteStatus = QuoteStatus.REQUESTED
+    requested_at: dt.datetime
+    answered_at: dt.datetime | None = None
+    fee_percent: Decimal | None = None  # commission on what is collected
+    terms: str | None = None
+    decline_reason: str | None = None
+
+
+class Payment(ApiModel):
+    """Money the debtor paid, to the creditor directly or to the partner."""
+
+    id: str
+    amount: Decimal
+    paid_on: dt.date
+    paid_to: Party
+    note: str | None = None
+    recorded_by: UUID
+    recorded_at: dt.datetime
+
+
+class CommissionPayment(ApiModel):
+    """The creditor paid the partner's commission invoice (solves RecordPayment/ChasePayment)."""
+
+    id: str
+    amount: Decimal
+    paid_on: dt.date
+    invoice_reference: str | None = None
+    recorded_by: UUID
+    recorded_at: dt.datetime
+
+
+class Complaint(ApiModel):
+    id: str
+    message: str
+    filed_by: UUID
+    filed_at: dt.datetime
+    response: str | None = None
+    responded_by: UUID | None = None
+    responded_at: dt.datetime | None = None
+
+
+class PartnerReview(ApiModel):
+    partner_id: UUID
+    rating: int
+    comment: str | None = None
+    reviewed_by: UUID
+    reviewed_at: dt.datetime
+
+
+class CaseDetails(ApiModel):
+    """What happens to a case once it is worked; the read model keeps it as ``cases.details``."""
+
+    # While On Hold: who must act, and the status resuming returns to.
+    waiting_for: Party | None = None
+    held_from: CaseStatus | None = None
+    held_from_sub_status: SubStatus | None = None
+    # The partner that worked the case (kept after closing, for the review and commission).
+    worked_by: OrgRef | None = None
+    quotes: list[Quote] = []
+    payments: list[Payment] = []
+    commission_payments: list[CommissionPayment] = []
+    complaints: list[Complaint] = []
+    partner_review: PartnerReview | None = None
+
+    @classmethod
+    def of(cls, record: CaseRecord) -> CaseDetails:
+        return cls.model_validate(record.model_dump(include=set(cls.model_fields)))
+
+    @property
+    def open_invitations(self) -> list[UUID]:
+        """Partners invited to quote whose quote is still open (they see the case as a lead)."""
+        return [
+            q.partner.id
+            for q in self.quotes
+            if q.status in (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED)
+        ]
+
+
+class CaseRecord(CaseDetails):
     """Everything the read model stores about a case; the workflow owns it, projections copy it."""
 
     case_id: UUID
@@ -106,6 +203,10 @@ class CaseRecord(ApiModel):
     partner: OrgRef | None = None
     close_code: CloseCode | None = None
     created_at: dt.datetime | None = None
+
+    @property
+    def paid_amount(self) -> Decimal:
+        return sum((p.amount for p in self.payments), Decimal(0))
 
     @property
     def creditor_id(self) -> UUID:
@@ -168,6 +269,16 @@ class CaseState(ApiModel):
     contract_confirmed: bool = False
     account_outbox: list[AccountSignal] = []
     validation_issues: list[ValidationIssue] = []
+    # Monthly survey: anniversaries of `survey_anchor` (acceptance); the next one is due at
+    # `next_survey_at` (None while no survey is scheduled).
+    survey_anchor: dt.datetime | None = None
+    next_survey_at: dt.datetime | None = None
+    # Quote round: when the first quote came, and how many selection reminders went out.
+    first_quote_at: dt.datetime | None = None
+    quote_reminders_sent: int = 0
+    # Continue as new once history reaches this many events (None: when the server suggests).
+    history_limit: int | None = None
+    entity_seq: int = 0  # ids of quotes, payments and complaints
 
 
 class CaseWorkflowInput(ApiModel):
@@ -175,6 +286,7 @@ class CaseWorkflowInput(ApiModel):
 
     record: CaseRecord
     state: CaseState | None = None
+    history_limit: int | None = None  # for a new case: see CaseState.history_limit
 
 
 class SubmitCaseInput(ApiModel):
@@ -218,6 +330,96 @@ class ChangeStatusInput(ApiModel):
     sub_status: SubStatus | None = None
     close_code: CloseCode | None = None
     note: str | None = None
+    waiting_for: Party | None = None  # On Hold / Paused: who must act
+
+
+class SurveyOutcome(StrEnum):
+    CONTINUE = "continue"
+    PAUSE = "pause"
+    CLOSE = "close"
+
+
+class SurveyInput(ApiModel):
+    """The partner's monthly survey answer: a progress note, and go on, pause or close.
+
+    ``continue`` may change status within In Collection / Payment Plan (e.g. a payment plan was
+    agreed); ``pause`` needs ``waitingFor``; ``close`` needs status Resolved or Closed and a
+    ``closeCode``.
+    """
+
+    partner_id: UUID
+    user_id: UUID
+    outcome: SurveyOutcome
+    note: str
+    status: CaseStatus | None = None
+    sub_status: SubStatus | None = None
+    waiting_for: Party | None = None
+    close_code: CloseCode | None = None
+
+
+class ResumeInput(ApiModel):
+    org_id: UUID
+    mover: Mover
+    user_id: UUID
+    note: str | None = None
+
+
+class RecordPaymentInput(ApiModel):
+    partner_id: UUID
+    user_id: UUID
+    amount: Decimal
+    paid_on: dt.date
+    paid_to: Party
+    note: str | None = None
+
+
+class RecordCommissionInput(ApiModel):
+    partner_id: UUID
+    user_id: UUID
+    amount: Decimal
+    paid_on: dt.date
+    invoice_reference: str | None = None
+
+
+class ReviewPartnerInput(ApiModel):
+    user_id: UUID
+    rating: int
+    comment: str | None = None
+
+
+class FileComplaintInput(ApiModel):
+    user_id: UUID
+    message: str
+
+
+class RespondToComplaintInput(ApiModel):
+    partner_id: UUID
+    user_id: UUID
+    complaint_id: str
+    message: str
+
+
+class RequestQuotesInput(ApiModel):
+    partners: list[OrgRef]
+    user_id: UUID
+
+
+class SubmitQuoteInput(ApiModel):
+    partner: OrgRef
+    user_id: UUID
+    fee_percent: Decimal
+    terms: str | None = None
+
+
+class DeclineQuoteInput(ApiModel):
+    partner_id: UUID
+    user_id: UUID
+    reason: str
+
+
+class SelectQuoteInput(ApiModel):
+    quote_id: str
+    user_id: UUID
 
 
 class GenericTaskInput(ApiModel):

@@ -65,6 +65,13 @@ class DebtorType(StrEnum):
     PRIVATE = "Private"
 
 
+class Party(StrEnum):
+    """One side of a case: who must act on a paused case, who received a payment."""
+
+    CREDITOR = "Creditor"
+    PARTNER = "Partner"
+
+
 class ChangedBy(StrEnum):
     """Who made a history entry when it was not a named user."""
 

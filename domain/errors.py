@@ -11,6 +11,9 @@ TASK_NOT_RESOLVABLE_BY_HAND = "task_not_resolvable_by_hand"
 INVALID_DEADLINE = "invalid_deadline"
 CASE_NOT_EDITABLE = "case_not_editable"
 VALIDATION_FAILED = "validation_failed"
+NOT_FOUND = "not_found"
+NOT_A_PARTY = "not_a_party"  # the caller's organisation has no part in this step of the case
+NOTHING_TO_ANSWER = "nothing_to_answer"  # e.g. a survey when none is due
 
 HTTP_STATUS_OF: dict[str, int] = {
     INVALID_TRANSITION: 409,
@@ -19,4 +22,7 @@ HTTP_STATUS_OF: dict[str, int] = {
     TASK_NOT_RESOLVABLE_BY_HAND: 409,
     INVALID_DEADLINE: 422,
     CASE_NOT_EDITABLE: 409,
+    NOT_FOUND: 404,
+    NOT_A_PARTY: 403,
+    NOTHING_TO_ANSWER: 409,
 }

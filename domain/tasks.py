@@ -77,52 +77,66 @@ class TaskSpec:
     action: Action | None
     solution_path: str  # below PORTAL_BASE_URL; may contain {caseId} and {taskId}
     mark_as_done: bool = False  # the owner may resolve it by hand
+    outlives_case: bool = False  # stays open when the case closes (the workflow waits for it)
 
 
 REPLY_IN_CHAT = Action("POST", "/api/cases/{caseId}/chats")
+RECORD_COMMISSION = Action("POST", "/api/cases/{caseId}/commission-payments")
 C, P = AccessLevel.CREDITOR, AccessLevel.PARTNER
 BD = Deadline
 
 # fmt: off
 CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
     TaskSpec(TaskType.REVIEW_NEW_CASE, "Review New Case", P, Scope.CASE, BD(2),
-             "partner accepts or rejects the case", None, "/cases/{caseId}/review"),
+             "partner accepts or rejects the case (or offers custom terms)",
+             Action("POST", "/api/cases/{caseId}/accept"), "/cases/{caseId}/review"),
     TaskSpec(TaskType.UPDATE_CASE_STATUS, "Update Case Status", P, Scope.CASE, BD(5),
-             "partner submits the monthly survey", None, "/cases/{caseId}/survey"),
+             "partner submits the monthly survey, or the case stops being active",
+             Action("POST", "/api/cases/{caseId}/survey"), "/cases/{caseId}/survey"),
     TaskSpec(TaskType.NEW_MESSAGE, "New Message", P, Scope.CASE, BD(2),
              "partner replies in that thread, or nightly cleanup", None, "/cases/{caseId}/chat"),
     TaskSpec(TaskType.REPLY_TO_CHAT, "Reply to chat", C, Scope.CASE, BD(2),
              "creditor replies in that thread, or nightly cleanup", REPLY_IN_CHAT,
              "/cases/{caseId}/chat"),
     TaskSpec(TaskType.PROVIDE_QUOTE, "Provide Quote", P, Scope.CASE, BD(5),
-             "partner submits or declines a quote", None, "/leads/{caseId}/quote"),
+             "partner submits or declines a quote, or the quote round ends",
+             Action("POST", "/api/cases/{caseId}/quotes"), "/leads/{caseId}/quote"),
     TaskSpec(TaskType.SELECT_QUOTE_WINNER, "Select Quote Winner", C, Scope.CASE,
-             BD(14, calendar=True), "creditor picks a quote, or the quotes expire", None,
-             "/leads/{caseId}/quotes"),
+             BD(14, calendar=True),
+             "creditor picks a quote; reminders at 7 and 14 days, the quotes expire at 21",
+             Action("POST", "/api/cases/{caseId}/quotes/selection"), "/leads/{caseId}/quotes"),
     TaskSpec(TaskType.REVIEW_PARTNER, "Review Partner", C, Scope.CASE, BD(10),
-             "creditor submits a 0-10 rating", None, "/cases/{caseId}/review-partner"),
+             "creditor submits a 0-10 rating", Action("POST", "/api/cases/{caseId}/partner-review"),
+             "/cases/{caseId}/review-partner", outlives_case=True),
     TaskSpec(TaskType.RECORD_PAYMENT, "Invoice & collect payment from client", P, Scope.CASE,
-             BD(10), "partner records the commission payment", None, "/cases/{caseId}/payments"),
+             BD(10), "partner records the commission payment", RECORD_COMMISSION,
+             "/cases/{caseId}/payments", outlives_case=True),
     TaskSpec(TaskType.CHASE_PAYMENT, "Chase Payment & Start Collection", P, Scope.CASE, BD(10),
-             "the commission payment is recorded", None, "/cases/{caseId}/payments"),
+             "the commission payment is recorded", RECORD_COMMISSION, "/cases/{caseId}/payments",
+             outlives_case=True),
     TaskSpec(TaskType.RESPOND_TO_COMPLAINT, "Respond to complaint", P, Scope.CASE,
-             BD(10, calendar=True), "partner responds through the complaint flow", None,
-             "/cases/{caseId}/complaint"),
+             BD(10, calendar=True), "partner responds through the complaint flow",
+             Action("POST", "/api/cases/{caseId}/complaints/responses"),
+             "/cases/{caseId}/complaint", outlives_case=True),
     TaskSpec(TaskType.CLIENT_INPUT_REQUIRED, "Client input required", C, Scope.CASE, BD(14),
-             "case resumed, or creditor replies in chat", REPLY_IN_CHAT, "/cases/{caseId}/chat"),
+             "case resumed or closed, or creditor replies in chat", REPLY_IN_CHAT,
+             "/cases/{caseId}/chat"),
     TaskSpec(TaskType.FOLLOW_UP_PAUSED_CASE, "Follow up on paused case", P, Scope.CASE, BD(14),
-             "case resumed or closed", None, "/cases/{caseId}"),
+             "case resumed or closed", Action("POST", "/api/cases/{caseId}/resume"),
+             "/cases/{caseId}"),
     TaskSpec(TaskType.SIGN_CONTRACT, "Sign Contract", C, Scope.ACCOUNT, BD(7),
-             "contract signed; one task covers all waiting cases", None, "/account/contract"),
+             "contract signed; one task covers all waiting cases",
+             Action("POST", "/api/account/contract/sign"), "/account/contract"),
     TaskSpec(TaskType.MORE_INFO_NEEDED, "More Info Needed", C, Scope.CASE, BD(5),
              "case leaves Needs Additional Details, or creditor marks it done", REPLY_IN_CHAT,
              "/cases/{caseId}/chat", mark_as_done=True),
     TaskSpec(TaskType.ASSIGN_BANK_ACCOUNT, "Assign Bank Account", C, Scope.ACCOUNT, BD(7),
              "every case has a bank account", None, "/account/bank-accounts"),
     TaskSpec(TaskType.CASE_VALIDATION_NEEDS_INFO, "Case validation needs info", C, Scope.CASE,
-             BD(5), "case data corrected and revalidated", None, "/cases/{caseId}/edit"),
+             BD(5), "case data corrected and revalidated", Action("PATCH", "/api/cases/{caseId}"),
+             "/cases/{caseId}/edit"),
     TaskSpec(TaskType.GENERIC, "Generic", None, Scope.CASE, None,
-             "closed by hand", None, "/tasks/{taskId}"),
+             "closed by hand", None, "/tasks/{taskId}", outlives_case=True),
 )}
 # fmt: on
 

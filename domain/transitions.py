@@ -6,9 +6,11 @@ The workflow checks every status change against this table; the API reports a re
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 
-from domain.enums import CaseStatus, SubStatus
+from domain.enums import CaseStatus, Party, SubStatus
+from domain.tasks import TaskType
 
 S = CaseStatus
 
@@ -98,9 +100,63 @@ SUB_STATUSES: dict[CaseStatus, tuple[SubStatus | None, ...]] = {
         SubStatus.SETTLEMENT_REACHED,
     ),
     S.CLOSED: (None,),
-    # Pausing (with who must act) comes with the monthly survey; until then only "more info".
-    S.ON_HOLD: (SubStatus.MORE_INFO_REQUIRED,),
+    S.ON_HOLD: (SubStatus.MORE_INFO_REQUIRED, SubStatus.PAUSED),
 }
+
+# A case On Hold waits for somebody: (sub-status, who must act) -> the task that asks them. The
+# task is raised when the case enters that state and solved when it leaves it.
+HOLD_TASKS: dict[tuple[SubStatus, Party], TaskType] = {
+    (SubStatus.MORE_INFO_REQUIRED, Party.CREDITOR): TaskType.MORE_INFO_NEEDED,
+    (SubStatus.PAUSED, Party.CREDITOR): TaskType.CLIENT_INPUT_REQUIRED,
+    (SubStatus.PAUSED, Party.PARTNER): TaskType.FOLLOW_UP_PAUSED_CASE,
+}
+# Who must act in each On Hold sub-status when the change does not say (None: it must say).
+HOLD_DEFAULT_PARTY: dict[SubStatus, Party | None] = {
+    SubStatus.MORE_INFO_REQUIRED: Party.CREDITOR,
+    SubStatus.PAUSED: None,
+}
+
+# Statuses in which the partner works the case: monthly surveys run, payments can be recorded.
+ACTIVE = (S.IN_COLLECTION, S.PAYMENT_PLAN)
+FINISHED = (S.RESOLVED, S.CLOSED)
+
+
+# A Resolved case's close code follows from how it was resolved, unless the change names one.
+RESOLUTION_CLOSE_CODES: dict[SubStatus, CloseCode] = {
+    SubStatus.PAID_IN_FULL: CloseCode.PAID,
+    SubStatus.PARTIAL_PAYMENT_ACCEPTED: CloseCode.PARTIALLY_PAID,
+    SubStatus.SETTLEMENT_REACHED: CloseCode.PARTIALLY_PAID,
+}
+
+
+def close_code_for(
+    status: CaseStatus, sub_status: SubStatus | None, given: CloseCode | None
+) -> CloseCode | None:
+    """The close code a change to ``status`` ends with (None: it needs one it was not given)."""
+    if given is not None or status is not S.RESOLVED or sub_status is None:
+        return given
+    return RESOLUTION_CLOSE_CODES.get(sub_status)
+
+
+def payment_rule_broken(
+    close_code: CloseCode | None,
+    sub_status: SubStatus | None,
+    *,
+    paid: Decimal,
+    amount: Decimal,
+) -> str | None:
+    """Why a close code or resolution does not fit the payments recorded (None: it fits)."""
+    if (close_code is CloseCode.PAID or sub_status is SubStatus.PAID_IN_FULL) and paid < amount:
+        return (
+            f"Paid needs recorded payments covering the amount to recover ({amount}); "
+            f"{paid} is recorded"
+        )
+    if close_code is CloseCode.PARTIALLY_PAID or sub_status is SubStatus.PARTIAL_PAYMENT_ACCEPTED:
+        if paid <= 0:
+            return "a partial payment needs at least one recorded payment"
+        if close_code is CloseCode.PARTIALLY_PAID and paid >= amount:
+            return f"the recorded payments ({paid}) cover the amount: close as Paid"
+    return None
 
 
 def may_move(mover: Mover, current: CaseStatus, target: CaseStatus) -> bool:

@@ -16,7 +16,14 @@ from domain.enums import CaseStatus, Lifecycle, OrgKind
 from domain.lifecycle import LIFECYCLE_TABLE, statuses_for
 from store.accounts import Principal
 from store.db import transaction
-from store.models import BankAccount, Case, CaseHistory, CaseRegistration, Organisation
+from store.models import (
+    BankAccount,
+    Case,
+    CaseHistory,
+    CaseInvitation,
+    CaseRegistration,
+    Organisation,
+)
 
 Partner = aliased(Organisation)
 
@@ -28,7 +35,10 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
     if principal.role is OrgKind.CREDITOR:
         return Case.creditor_id == principal.org_id
     if principal.role is OrgKind.PARTNER:
-        return Case.partner_id == principal.org_id
+        invited = select(CaseInvitation.case_id).where(
+            CaseInvitation.partner_id == principal.org_id
+        )
+        return or_(Case.partner_id == principal.org_id, Case.id.in_(invited))
     return false()
 
 

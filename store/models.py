@@ -149,6 +149,21 @@ class Case(Base):
     close_code: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime] = mapped_column(index=True)
+    # What happened while the case was worked, as the workflow keeps it (CaseDetails): quotes,
+    # payments, commission payments, complaints, the partner review, who must act while On Hold.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+class CaseInvitation(Base):
+    """A partner invited to quote on a case, while its quote is open: such a partner sees the case
+    (a lead) until the creditor picks a quote or the round ends. Written by the projection."""
+
+    __tablename__ = "case_invitations"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    partner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organisations.id"), primary_key=True, index=True
+    )
 
 
 class CaseHistory(Base):

@@ -129,9 +129,11 @@ def new_case_record(creditor: Actor, **submission: object) -> CaseRecord:
     )
 
 
-def case_start(record: CaseRecord, *, task_queue: str) -> WithStartWorkflowOperation:
+def case_start(
+    record: CaseRecord, *, task_queue: str, history_limit: int | None = None
+) -> WithStartWorkflowOperation:
     """The start operation ``POST /api/cases`` sends."""
-    return case_start_operation(record, task_queue=task_queue)
+    return case_start_operation(record, task_queue=task_queue, history_limit=history_limit)
 
 
 async def submit_case(

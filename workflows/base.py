@@ -9,7 +9,7 @@ reacts, projects, and sleeps until something changes or the earliest deadline pa
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -52,8 +52,12 @@ class TaskOwnerWorkflow:
                 self._publish()
                 continue
             if self._finished():
-                return
-            if workflow.info().is_continue_as_new_suggested():
+                # Let running handlers (an update that just closed the case) answer first.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._dirty() and self._finished():
+                    return
+                continue
+            if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._dirty():
                     self._continue_as_new()
@@ -65,17 +69,35 @@ class TaskOwnerWorkflow:
             self.state.version > self.state.projected_version or self.book.needs_deadlines()
         )
 
+    def _should_continue_as_new(self) -> bool:
+        """The server suggests it, or the history reached the workflow's own limit (if set)."""
+        info = workflow.info()
+        limit = getattr(self.state, "history_limit", None)
+        return info.is_continue_as_new_suggested() or bool(
+            limit and info.get_current_history_length() >= limit
+        )
+
+    def _wakeups(self) -> list[tuple[datetime, str]]:
+        """Hook: other moments (besides task deadlines) the loop must wake at, with a summary
+        naming them for the Temporal UI. ``_advance`` handles them when they are due."""
+        return []
+
     async def _sleep_until_change_or_deadline(self) -> None:
+        moments = list(self._wakeups())
         next_task = self.book.next_deadline()
+        if next_task is not None and next_task.deadline is not None:
+            moments.append(
+                (next_task.deadline, f"{next_task.type.value} deadline ({next_task.id})")
+            )
         timeout: timedelta | None = None
         summary: str | None = None
-        if next_task is not None and next_task.deadline is not None:
-            timeout = next_task.deadline - workflow.now()
-            summary = f"{next_task.type.value} deadline ({next_task.id})"
+        if moments:
+            when, summary = min(moments, key=lambda moment: moment[0])
+            timeout = when - workflow.now()
         if timeout is None or timeout > timedelta(0):
-            with contextlib.suppress(TimeoutError):  # the deadline passed: handled below
+            with contextlib.suppress(TimeoutError):  # the moment came: handled below and next
                 await workflow.wait_condition(
-                    lambda: self._dirty() or workflow.info().is_continue_as_new_suggested(),
+                    lambda: self._dirty() or self._should_continue_as_new(),
                     timeout=timeout,
                     timeout_summary=summary,
                 )

@@ -64,6 +64,10 @@ class TaskBook:
             )
         return task
 
+    def ever_raised(self, key: str) -> bool:
+        """Whether a task with this key was ever raised by this workflow (this run or before)."""
+        return self.state.key_seq.get(key, 0) > 0
+
     def needs_deadlines(self) -> list[Task]:
         return [t for t in self.open_tasks() if t.deadline is None and _has_default_deadline(t)]
 

@@ -11,6 +11,12 @@ produces to ``tests/replay/histories/``. Scenarios:
   case workflow (``case_intake.json``) and the creditor account workflow
   (``creditor_account.json``).
 
+- ``case_lifecycle``: a case through a quote round (requested, quoted, selected), acceptance,
+  monthly surveys, more info asked and given, a pause and resume, a payment plan, a complaint,
+  payment in full, Resolved as Paid, the partner review, an unpaid commission chased and
+  recorded, and the workflow completing (``case_lifecycle.json``). Months pass on the
+  time-skipping test server.
+
 ``--suffix v0_2`` writes ``case_intake_v0_2.json`` and so on. An existing file is never
 overwritten (see README.md).
 """
@@ -24,11 +30,14 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WorkflowHistory
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -38,10 +47,24 @@ from domain.cases import (
     AssignBankAccountInput,
     AssignPartnerInput,
     CaseState,
+    ChangeStatusInput,
+    FileComplaintInput,
     PartnerDecisionInput,
+    RecordCommissionInput,
+    RecordPaymentInput,
+    RequestQuotesInput,
+    RespondToComplaintInput,
+    ResumeInput,
+    ReviewPartnerInput,
+    SelectQuoteInput,
+    SubmitQuoteInput,
+    SurveyInput,
+    SurveyOutcome,
 )
-from domain.enums import CaseStatus, OrgKind, SubStatus
+from domain.enums import CaseStatus, OrgKind, Party, SubStatus
 from domain.ids import creditor_workflow_id
+from domain.tasks import TaskType
+from domain.transitions import Mover
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade
 from store.models import BankAccount, TaskRow
@@ -54,7 +77,7 @@ HISTORIES = Path(__file__).parent / "histories"
 TASK_QUEUE = "replay-record"
 
 Scenario = Callable[
-    [Client, async_sessionmaker[AsyncSession]], Awaitable[dict[str, WorkflowHistory]]
+    [WorkflowEnvironment, async_sessionmaker[AsyncSession]], Awaitable[dict[str, WorkflowHistory]]
 ]
 
 
@@ -67,9 +90,10 @@ async def _until(what: str, condition: Callable[[], Awaitable[bool]], seconds: f
 
 
 async def case_intake(
-    client: Client, sessions: async_sessionmaker[AsyncSession]
+    env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
 ) -> dict[str, WorkflowHistory]:
     """One case through the whole intake and the partner's acceptance."""
+    client = env.client
     creditor = await make_actor(sessions, OrgKind.CREDITOR)
     partner = await make_actor(sessions, OrgKind.PARTNER)
     ops = await make_actor(sessions, OrgKind.OPS)
@@ -148,6 +172,170 @@ async def case_intake(
     }
 
 
+async def case_lifecycle(
+    env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+) -> dict[str, WorkflowHistory]:
+    """One case from a quote round to a finished workflow, months of it (time-skipping)."""
+    client = env.client
+    creditor = await make_actor(sessions, OrgKind.CREDITOR)
+    partner = await make_actor(sessions, OrgKind.PARTNER)
+    ops = await make_actor(sessions, OrgKind.OPS)
+    account = await _bank_account(sessions, creditor.org_id)
+    record = new_case_record(creditor)
+    record.bank_account = account
+    start = case_start(record, task_queue=TASK_QUEUE)
+    await submit_case(client, start, requested_by=creditor.principal.user_id)
+    case = await start.workflow_handle()
+    await client.get_workflow_handle(creditor_workflow_id(creditor.org_id)).execute_update(
+        CreditorWorkflow.sign_contract, SignContractInput(user_id=creditor.principal.user_id)
+    )
+
+    async def state() -> CaseState:
+        return await case.query(CaseWorkflow.get_state)
+
+    async def validated() -> bool:
+        return (await state()).record.status is CaseStatus.VALIDATED
+
+    await _until("the case validated", validated)
+    partner_user, creditor_user = partner.principal.user_id, creditor.principal.user_id
+
+    await case.execute_update(
+        CaseWorkflow.request_quotes,
+        RequestQuotesInput(partners=[partner.org_ref], user_id=ops.principal.user_id),
+    )
+    quote = await case.execute_update(
+        CaseWorkflow.submit_quote,
+        SubmitQuoteInput(partner=partner.org_ref, user_id=partner_user, fee_percent=Decimal(12)),
+    )
+    await case.execute_update(
+        CaseWorkflow.select_quote, SelectQuoteInput(quote_id=quote.id, user_id=creditor_user)
+    )
+    await case.execute_update(
+        CaseWorkflow.accept_case,
+        PartnerDecisionInput(partner_id=partner.org_id, user_id=partner_user),
+    )
+
+    async def next_month() -> None:
+        due = (await state()).next_survey_at
+        assert due is not None
+        await env.sleep(due - await env.get_current_time() + dt.timedelta(minutes=1))
+
+        async def survey_open() -> bool:
+            return any(t.type is TaskType.UPDATE_CASE_STATUS for t in (await state()).book.tasks)
+
+        await _until("the monthly survey", survey_open)
+
+    def change(
+        status: CaseStatus, sub_status: SubStatus | None, **more: object
+    ) -> ChangeStatusInput:
+        return ChangeStatusInput(
+            mover=Mover.PARTNER,
+            org_id=partner.org_id,
+            user_id=partner_user,
+            status=status,
+            sub_status=sub_status,
+            **more,
+        )
+
+    def resume() -> ResumeInput:
+        return ResumeInput(org_id=partner.org_id, mover=Mover.PARTNER, user_id=partner_user)
+
+    await next_month()
+    await case.execute_update(
+        CaseWorkflow.submit_survey,
+        SurveyInput(
+            partner_id=partner.org_id,
+            user_id=partner_user,
+            outcome=SurveyOutcome.CONTINUE,
+            note="Letter sent",
+        ),
+    )
+    await case.execute_update(
+        CaseWorkflow.change_status, change(CaseStatus.ON_HOLD, SubStatus.MORE_INFO_REQUIRED)
+    )
+    await case.execute_update(CaseWorkflow.resume, resume())
+    await next_month()
+    await case.execute_update(
+        CaseWorkflow.submit_survey,
+        SurveyInput(
+            partner_id=partner.org_id,
+            user_id=partner_user,
+            outcome=SurveyOutcome.PAUSE,
+            note="Debtor disputes a line",
+            waiting_for=Party.CREDITOR,
+        ),
+    )
+    await env.sleep(dt.timedelta(days=2))
+    await case.execute_update(CaseWorkflow.resume, resume())
+    await case.execute_update(
+        CaseWorkflow.change_status, change(CaseStatus.PAYMENT_PLAN, SubStatus.PLAN_ACTIVE)
+    )
+    complaint = await case.execute_update(
+        CaseWorkflow.file_complaint,
+        FileComplaintInput(user_id=creditor_user, message="No news for weeks"),
+    )
+    await case.execute_update(
+        CaseWorkflow.respond_to_complaint,
+        RespondToComplaintInput(
+            partner_id=partner.org_id,
+            user_id=partner_user,
+            complaint_id=complaint.id,
+            message="Sorry, weekly updates from now on",
+        ),
+    )
+    await case.execute_update(
+        CaseWorkflow.record_payment,
+        RecordPaymentInput(
+            partner_id=partner.org_id,
+            user_id=partner_user,
+            amount=record.submission.amount_to_recover,
+            paid_on=(await env.get_current_time()).date(),
+            paid_to=Party.CREDITOR,
+        ),
+    )
+    await case.execute_update(
+        CaseWorkflow.change_status, change(CaseStatus.RESOLVED, SubStatus.PAID_IN_FULL)
+    )
+    await case.execute_update(
+        CaseWorkflow.review_partner, ReviewPartnerInput(user_id=creditor_user, rating=8)
+    )
+    await env.sleep(dt.timedelta(days=20))  # the commission invoice goes unpaid: ChasePayment
+
+    async def chased() -> bool:
+        return any(t.type is TaskType.CHASE_PAYMENT for t in (await state()).book.tasks)
+
+    await _until("ChasePayment", chased)
+    await case.execute_update(
+        CaseWorkflow.record_commission,
+        RecordCommissionInput(
+            partner_id=partner.org_id,
+            user_id=partner_user,
+            amount=Decimal("1500.00"),
+            paid_on=(await env.get_current_time()).date(),
+        ),
+    )
+    await case.result()
+    return {"case_lifecycle": await case.fetch_history()}
+
+
+async def _bank_account(
+    sessions: async_sessionmaker[AsyncSession], org_id: uuid.UUID
+) -> BankAccountRef:
+    account = BankAccountRef(id=uuid.uuid4(), currency_code="DKK")
+    async with transaction(sessions) as session:
+        session.add(
+            BankAccount(
+                id=account.id,
+                org_id=org_id,
+                iban="DK5000400440116243",
+                holder_name="Acme ApS",
+                currency_code=account.currency_code,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+    return account
+
+
 def _busy(state: CaseState | CreditorState) -> bool:
     """Work the workflow has not finished: unprojected changes or signals not yet sent."""
     unsent = state.account_outbox if isinstance(state, CaseState) else state.to_release
@@ -155,27 +343,47 @@ def _busy(state: CaseState | CreditorState) -> bool:
 
 
 # Each scenario and the histories (file names without .json) it writes.
-SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...]]] = {
-    "case_intake": (case_intake, ("case_intake", "creditor_account")),
+# Each scenario, the histories it writes and whether it needs the time-skipping server.
+SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...], bool]] = {
+    "case_intake": (case_intake, ("case_intake", "creditor_account"), False),
+    "case_lifecycle": (case_lifecycle, ("case_lifecycle",), True),
 }
 
 
-async def record(scenario: Scenario) -> dict[str, str]:
-    """Run ``scenario`` against a fresh dev server and database; each history as JSON."""
-    with tempfile.TemporaryDirectory(prefix="caseloop-record-") as folder:
-        database_url = f"sqlite:///{Path(folder) / 'caseloop.db'}"
-        upgrade(database_url)
-        engine = create_engine(database_url)
-        env = await WorkflowEnvironment.start_local(
+async def _start_env(time_skipping: bool) -> WorkflowEnvironment:
+    if not time_skipping:
+        return await WorkflowEnvironment.start_local(
             dev_server_existing_path=bundled_binary("temporal"),
             data_converter=pydantic_data_converter,
             search_attributes=sa.ALL,
             dev_server_log_level="error",
         )
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=bundled_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in sa.ALL
+            },
+        )
+    )
+    return env
+
+
+async def record(scenario: Scenario, *, time_skipping: bool = False) -> dict[str, str]:
+    """Run ``scenario`` against a fresh dev server and database; each history as JSON."""
+    with tempfile.TemporaryDirectory(prefix="caseloop-record-") as folder:
+        database_url = f"sqlite:///{Path(folder) / 'caseloop.db'}"
+        upgrade(database_url)
+        engine = create_engine(database_url)
+        env = await _start_env(time_skipping)
         try:
             sessions = session_factory(engine)
             async with build_worker(env.client, task_queue=TASK_QUEUE, sessions=sessions):
-                histories = await scenario(env.client, sessions)
+                histories = await scenario(env, sessions)
         finally:
             await env.shutdown()
             await engine.dispose()
@@ -187,7 +395,7 @@ def main() -> None:
     parser.add_argument("scenario", nargs="?", default="case_intake", choices=sorted(SCENARIOS))
     parser.add_argument("--suffix", default="", help="appended to each file name, e.g. v0_2")
     args = parser.parse_args()
-    scenario, names = SCENARIOS[args.scenario]
+    scenario, names, time_skipping = SCENARIOS[args.scenario]
     suffix = f"_{args.suffix}" if args.suffix else ""
     targets = {name: HISTORIES / f"{name}{suffix}.json" for name in names}
     existing = [str(target) for target in targets.values() if target.exists()]
@@ -196,7 +404,7 @@ def main() -> None:
             f"{', '.join(existing)} already recorded; histories are never overwritten, "
             "choose a --suffix"
         )
-    recorded = asyncio.run(record(scenario))
+    recorded = asyncio.run(record(scenario, time_skipping=time_skipping))
     assert sorted(recorded) == sorted(names), sorted(recorded)
     HISTORIES.mkdir(parents=True, exist_ok=True)
     for name, target in targets.items():

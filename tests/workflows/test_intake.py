@@ -77,12 +77,13 @@ async def open_case(
     task_queue: str,
     *,
     bank_account: BankAccountRef | None = None,
+    history_limit: int | None = None,
     **submission: object,
 ) -> tuple[WorkflowHandle[Any, Any], CaseRecord]:
     """Create a case as ``POST /api/cases`` does; returns its workflow and the submit result."""
     record = new_case_record(creditor, **submission)
     record.bank_account = bank_account
-    start = case_start(record, task_queue=task_queue)
+    start = case_start(record, task_queue=task_queue, history_limit=history_limit)
     returned = await submit_case(env.client, start, requested_by=creditor.principal.user_id)
     return await start.workflow_handle(), returned
 
@@ -208,10 +209,15 @@ async def validated_case(
     sessions: async_sessionmaker[AsyncSession],
     creditor: Actor,
     task_queue: str,
+    *,
+    history_limit: int | None = None,
+    **submission: object,
 ) -> WorkflowHandle[Any, Any]:
     """A case that passed intake: valid data, a bank account and a signed contract."""
     account = await register_bank_account(sessions, creditor)
-    handle, record = await open_case(env, creditor, task_queue, bank_account=account)
+    handle, record = await open_case(
+        env, creditor, task_queue, bank_account=account, history_limit=history_limit, **submission
+    )
     await creditor_account(env, creditor).execute_update(
         CreditorWorkflow.sign_contract, SignContractInput(user_id=creditor.principal.user_id)
     )
