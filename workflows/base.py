@@ -83,7 +83,9 @@ class TaskOwnerWorkflow:
         return []
 
     async def _sleep_until_change_or_deadline(self) -> None:
-        moments = list(self._wakeups())
+        now = workflow.now()
+        # A moment ``_advance`` left in the past would wake the loop at once, forever: skip it.
+        moments = [(when, summary) for when, summary in self._wakeups() if when > now]
         next_task = self.book.next_deadline()
         if next_task is not None and next_task.deadline is not None:
             moments.append(
@@ -93,7 +95,7 @@ class TaskOwnerWorkflow:
         summary: str | None = None
         if moments:
             when, summary = min(moments, key=lambda moment: moment[0])
-            timeout = when - workflow.now()
+            timeout = when - now
         if timeout is None or timeout > timedelta(0):
             with contextlib.suppress(TimeoutError):  # the moment came: handled below and next
                 await workflow.wait_condition(

@@ -1094,7 +1094,10 @@ class CaseWorkflow(TaskOwnerWorkflow):
         moments = []
         if state.next_survey_at is not None:
             moments.append((state.next_survey_at, "monthly survey"))
-        if state.first_quote_at is not None:
+        if (
+            state.first_quote_at is not None
+            and self.record.sub_status is SubStatus.PENDING_QUOTE_SELECTION
+        ):
             sent = state.quote_reminders_sent
             if sent < len(QUOTE_SELECTION_REMINDERS):
                 moments.append(
