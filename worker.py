@@ -22,8 +22,9 @@ from store.db import create_engine, session_factory
 from temporal_client import connect
 from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
+from workflows.relationship import RelationshipWorkflow
 
-WORKFLOWS = [CaseWorkflow, CreditorWorkflow]
+WORKFLOWS = [CaseWorkflow, CreditorWorkflow, RelationshipWorkflow]
 
 # Libraries that pydantic validation calls inside workflows; they are deterministic and safe to
 # share with the sandbox instead of being re-imported for every workflow run.
@@ -53,7 +54,9 @@ def build_worker(
         for fn in (
             projection.project_case,
             projection.project_account,
+            projection.project_relationship,
             accounts.signal_creditor_account,
+            accounts.link_relationship,
             compute_deadline,
         )
     }

@@ -10,7 +10,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 
 from domain import search_attributes as sa
 from domain.accounts import AccountSignal, CreditorWorkflowInput, OrgRef
-from domain.ids import creditor_workflow_id
+from domain.chat import RelationshipLink, RelationshipWorkflowInput
+from domain.ids import creditor_workflow_id, relationship_workflow_id
 
 
 def creditor_start_options(creditor: OrgRef, *, task_queue: str) -> dict[str, Any]:
@@ -45,6 +46,29 @@ class AccountActivities:
     def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue
+
+    @activity.defn
+    async def link_relationship(self, link: RelationshipLink) -> None:
+        """Start the creditor-partner pair's workflow if it is not running (signal-with-start)."""
+        await self._client.start_workflow(
+            "RelationshipWorkflow",
+            RelationshipWorkflowInput(creditor=link.creditor, partner=link.partner),
+            start_signal="link",
+            start_signal_args=[link],
+            id=relationship_workflow_id(link.creditor.id, link.partner.id),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.CREDITOR_ID, str(link.creditor.id)),
+                    SearchAttributePair(sa.PARTNER_ID, str(link.partner.id)),
+                ]
+            ),
+            static_summary=(
+                f"Relationship {link.creditor.name or link.creditor.id} ↔ "
+                f"{link.partner.name or link.partner.id}"
+            ),
+        )
 
     @activity.defn
     async def signal_creditor_account(self, signal: AccountSignal) -> None:

@@ -13,14 +13,17 @@ from temporalio import activity
 
 from domain.accounts import AccountProjection
 from domain.cases import CaseDetails, CaseProjection, CaseRecord
+from domain.chat import ChatMessage, RelationshipProjection
 from domain.tasks import OutboxEvent, Task
 from store.db import transaction
 from store.models import (
     Case,
     CaseHistory,
     CaseInvitation,
+    ChatMessageRow,
     Organisation,
     OutboxEventRow,
+    Relationship,
     TaskRow,
 )
 
@@ -101,6 +104,29 @@ class ProjectionActivities:
                     for entry in projection.new_history
                     if entry.seq not in existing
                 )
+            await write_messages(session, projection.messages)
+            await write_tasks(session, projection.tasks)
+            await write_events(session, projection.events)
+
+    @activity.defn
+    async def project_relationship(self, projection: RelationshipProjection) -> None:
+        """Write a creditor-partner pair, its new general-chat messages, tasks and events."""
+        async with transaction(self._sessions) as session:
+            row = await session.get(Relationship, projection.relationship_id, with_for_update=True)
+            if row is None:
+                session.add(
+                    Relationship(
+                        id=projection.relationship_id,
+                        version=projection.version,
+                        creditor_id=projection.creditor_id,
+                        partner_id=projection.partner_id,
+                        linked_at=projection.linked_at,
+                    )
+                )
+                await session.flush()
+            elif row.version < projection.version:
+                row.version = projection.version
+            await write_messages(session, projection.messages)
             await write_tasks(session, projection.tasks)
             await write_events(session, projection.events)
 
@@ -145,6 +171,7 @@ def _task_columns(task: Task) -> dict[str, object]:
         "scope": task.scope.value,
         "owner_org_id": task.owner_org_id,
         "case_id": task.case_id,
+        "relationship_id": task.relationship_id,
         "deadline": task.deadline,
         "original_deadline": task.original_deadline,
         "date_created": task.date_created,
@@ -172,6 +199,35 @@ async def write_tasks(session: AsyncSession, tasks: list[Task]) -> None:
         elif row.version < task.version:
             for column, value in _task_columns(task).items():
                 setattr(row, column, value)
+
+
+async def write_messages(session: AsyncSession, messages: list[ChatMessage]) -> None:
+    """Insert chat messages once each (their ids are deterministic)."""
+    if not messages:
+        return
+    existing = set(
+        await session.scalars(
+            select(ChatMessageRow.id).where(ChatMessageRow.id.in_([m.id for m in messages]))
+        )
+    )
+    session.add_all(
+        ChatMessageRow(
+            id=message.id,
+            seq=message.seq,
+            case_id=message.case_id,
+            relationship_id=message.relationship_id,
+            thread_type=message.thread_type.value,
+            partner_id=message.partner_id,
+            role=message.role.value,
+            org_id=message.org_id,
+            user_id=message.user_id,
+            body=message.body,
+            attachment_ids=[str(a) for a in message.attachment_ids],
+            created_at=message.created_at,
+        )
+        for message in messages
+        if message.id not in existing
+    )
 
 
 async def write_events(session: AsyncSession, events: list[OutboxEvent]) -> None:

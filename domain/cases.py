@@ -13,6 +13,7 @@ from pydantic import AfterValidator, EmailStr, Field, model_validator
 
 from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel
+from domain.chat import ChatMessage, RelationshipLink
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
 from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
 from domain.transitions import CloseCode, Mover
@@ -226,6 +227,7 @@ class CaseProjection(ApiModel):
     new_history: list[HistoryEntry] = []
     tasks: list[Task] = []
     events: list[OutboxEvent] = []
+    messages: list[ChatMessage] = []
 
 
 class CaseView(ApiModel):
@@ -279,6 +281,12 @@ class CaseState(ApiModel):
     # Continue as new once history reaches this many events (None: when the server suggests).
     history_limit: int | None = None
     entity_seq: int = 0  # ids of quotes, payments and complaints
+    # Chat: messages not yet in the read model, and the numbering of the case's messages.
+    message_seq: int = 0
+    pending_messages: list[ChatMessage] = []
+    # Creditor-partner pairs this case linked, and links not yet sent to the pair's workflow.
+    linked_partners: list[UUID] = []
+    relationship_outbox: list[RelationshipLink] = []
 
 
 class CaseWorkflowInput(ApiModel):

@@ -16,3 +16,8 @@ def case_number(sequence: int, year: int) -> str:
 def creditor_workflow_id(creditor_id: UUID | str) -> str:
     """The id of the workflow that owns a creditor account's tasks."""
     return f"creditor-{creditor_id}"
+
+
+def relationship_workflow_id(creditor_id: UUID | str, partner_id: UUID | str) -> str:
+    """The id of the workflow that owns a creditor-partner pair's general chat."""
+    return f"relationship-{creditor_id}-{partner_id}"

@@ -78,9 +78,14 @@ class TaskSpec:
     solution_path: str  # below PORTAL_BASE_URL; may contain {caseId} and {taskId}
     mark_as_done: bool = False  # the owner may resolve it by hand
     outlives_case: bool = False  # stays open when the case closes (the workflow waits for it)
+    # For chat tasks of a relationship chat (no case): the call and page that resolve them.
+    relationship_action: Action | None = None
+    relationship_solution_path: str | None = None  # may contain {relationshipId}
 
 
 REPLY_IN_CHAT = Action("POST", "/api/cases/{caseId}/chats")
+REPLY_IN_RELATIONSHIP = Action("POST", "/api/relationships/{relationshipId}/chats")
+RELATIONSHIP_CHAT = "/relationships/{relationshipId}/chat"
 RECORD_COMMISSION = Action("POST", "/api/cases/{caseId}/commission-payments")
 C, P = AccessLevel.CREDITOR, AccessLevel.PARTNER
 BD = Deadline
@@ -94,10 +99,13 @@ CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
              "partner submits the monthly survey, or the case stops being active",
              Action("POST", "/api/cases/{caseId}/survey"), "/cases/{caseId}/survey"),
     TaskSpec(TaskType.NEW_MESSAGE, "New Message", P, Scope.CASE, BD(2),
-             "partner replies in that thread, or nightly cleanup", None, "/cases/{caseId}/chat"),
+             "partner replies in that thread, or nightly cleanup", REPLY_IN_CHAT,
+             "/cases/{caseId}/chat", relationship_action=REPLY_IN_RELATIONSHIP,
+             relationship_solution_path=RELATIONSHIP_CHAT),
     TaskSpec(TaskType.REPLY_TO_CHAT, "Reply to chat", C, Scope.CASE, BD(2),
              "creditor replies in that thread, or nightly cleanup", REPLY_IN_CHAT,
-             "/cases/{caseId}/chat"),
+             "/cases/{caseId}/chat", relationship_action=REPLY_IN_RELATIONSHIP,
+             relationship_solution_path=RELATIONSHIP_CHAT),
     TaskSpec(TaskType.PROVIDE_QUOTE, "Provide Quote", P, Scope.CASE, BD(5),
              "partner submits or declines a quote, or the quote round ends",
              Action("POST", "/api/cases/{caseId}/quotes"), "/leads/{caseId}/quote"),
@@ -141,16 +149,34 @@ CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
 # fmt: on
 
 
-def solution_url(base: str, spec: TaskSpec, *, task_id: str, case_id: UUID | None) -> str:
+def solution_url(
+    base: str,
+    spec: TaskSpec,
+    *,
+    task_id: str,
+    case_id: UUID | None,
+    relationship_id: UUID | None = None,
+) -> str:
     """The absolute link that resolves a task in the portal."""
-    path = spec.solution_path.format(caseId=case_id or "", taskId=task_id)
+    template = spec.solution_path
+    if relationship_id is not None and spec.relationship_solution_path:
+        template = spec.relationship_solution_path
+    path = template.format(caseId=case_id or "", taskId=task_id, relationshipId=relationship_id)
     return base.rstrip("/") + path
 
 
-def action_of(spec: TaskSpec, case_id: UUID | None) -> dict[str, str] | None:
-    if spec.action is None:
+def action_of(
+    spec: TaskSpec, case_id: UUID | None, relationship_id: UUID | None = None
+) -> dict[str, str] | None:
+    action = spec.action
+    if relationship_id is not None:
+        action = spec.relationship_action
+    if action is None:
         return None
-    return {"method": spec.action.method, "path": spec.action.path.format(caseId=case_id)}
+    return {
+        "method": action.method,
+        "path": action.path.format(caseId=case_id, relationshipId=relationship_id),
+    }
 
 
 def task_id(owner_workflow_id: str, key: str) -> str:
@@ -178,6 +204,7 @@ class Task(ApiModel):
     owner_country: str  # its calendar, for business-day deadlines
     owner_timezone: str
     case_id: UUID | None = None
+    relationship_id: UUID | None = None  # a relationship chat's task (then no case)
     deadline: dt.datetime | None = None
     original_deadline: dt.datetime | None = None
     date_created: dt.datetime

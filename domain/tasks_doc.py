@@ -26,6 +26,9 @@ def render() -> str:
             else f"{spec.deadline.days} {'days' if spec.deadline.calendar else 'bd'}"
         )
         action = f"`{spec.action.method} {spec.action.path}`" if spec.action else "-"
+        if spec.relationship_action:
+            other = spec.relationship_action
+            action += f"; relationship chat: `{other.method} {other.path}`"
         resolves = spec.resolves_when + (" (mark as done allowed)" if spec.mark_as_done else "")
         lines.append(
             f"| {spec.type.value} | {spec.label} | {spec.access.value if spec.access else 'either'} "

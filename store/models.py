@@ -213,6 +213,7 @@ class TaskRow(Base):
     scope: Mapped[str] = mapped_column(String(10))
     owner_org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
     case_id: Mapped[uuid.UUID | None]
+    relationship_id: Mapped[uuid.UUID | None]
     deadline: Mapped[dt.datetime | None]
     original_deadline: Mapped[dt.datetime | None]
     date_created: Mapped[dt.datetime]
@@ -234,3 +235,76 @@ class OutboxEventRow(Base):
     occurred_at: Mapped[dt.datetime]
     payload: Mapped[dict[str, Any]]
     delivered_at: Mapped[dt.datetime | None]
+
+
+class Relationship(Base):
+    """A creditor-partner pair, linked when the partner first gets one of the creditor's cases.
+    Written by the pair's RelationshipWorkflow projection."""
+
+    __tablename__ = "relationships"
+    __table_args__ = (UniqueConstraint("creditor_id", "partner_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    version: Mapped[int]
+    creditor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    linked_at: Mapped[dt.datetime]
+
+
+class ChatMessageRow(Base):
+    """A chat message, written by the projection of the workflow that owns its thread."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        Index("ix_chat_messages_case_thread", "case_id", "thread_type", "partner_id", "seq"),
+        Index("ix_chat_messages_relationship", "relationship_id", "seq"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    seq: Mapped[int]
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"))
+    relationship_id: Mapped[uuid.UUID | None]
+    thread_type: Mapped[str] = mapped_column(String(40))
+    partner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    role: Mapped[str] = mapped_column(String(10))
+    org_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    attachment_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime]
+
+
+class Attachment(Base):
+    """A file uploaded to a case; the bytes are in the blob store under ``storage_key``."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    # The partner side of the thread it was uploaded for: only that partner may download it.
+    partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+
+
+class CaseNote(Base):
+    """A note or a call a partner logged on a case (creditors read them)."""
+
+    __tablename__ = "case_notes"
+    __table_args__ = (Index("ix_case_notes_case_created", "case_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # "note" or "call"
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str | None] = mapped_column(Text)
+    call_duration_seconds: Mapped[int | None]
+    call_outcome: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime]

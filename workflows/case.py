@@ -53,6 +53,13 @@ with workflow.unsafe.imports_passed_through():
         SurveyInput,
         SurveyOutcome,
     )
+    from domain.chat import (
+        MAX_ATTACHMENTS_PER_MESSAGE,
+        ChatMessage,
+        PostMessageInput,
+        RelationshipLink,
+        ThreadType,
+    )
     from domain.enums import CaseStatus, ChangedBy, Party, SubStatus
     from domain.errors import (
         CASE_NOT_EDITABLE,
@@ -81,6 +88,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.validation import validate_case
     from workflows.base import TaskOwnerWorkflow
+    from workflows.chat import ROLE_OF, check_body, route_message
     from workflows.retry import PROJECTION_RETRY, SIGNAL_RETRY
 
 VALIDATION_KEY = "validation"
@@ -215,6 +223,13 @@ class CaseWorkflow(TaskOwnerWorkflow):
 
     def _assign(self, partner: OrgRef, *, changed_by: str, note: str) -> None:
         self.record.partner = partner
+        if partner.id not in self.state.linked_partners:
+            self.state.linked_partners.append(partner.id)
+            self.state.relationship_outbox.append(
+                RelationshipLink(
+                    creditor=self.record.creditor, partner=partner, case_id=self.record.case_id
+                )
+            )
         self._change(
             CaseStatus.ASSIGNED, SubStatus.PARTNER_REVIEWING, changed_by=changed_by, note=note
         )
@@ -1054,6 +1069,94 @@ class CaseWorkflow(TaskOwnerWorkflow):
         self.state.entity_seq += 1
         return task_id(self.book.workflow_id, f"{kind}#{self.state.entity_seq}")
 
+    # -- chat ----------------------------------------------------------------------------------
+    @workflow.update
+    async def post_message(self, input: PostMessageInput) -> ChatMessage:
+        """A message in one of the case's threads: recorded, the other party gets a chat task,
+        the sender's own is solved; a creditor answering a hold that waits for them resumes it."""
+        record, state = self.record, self.state
+        now = workflow.now()
+        partner = self._thread_partner(input)
+        state.message_seq += 1
+        message = ChatMessage(
+            id=task_id(self.book.workflow_id, f"message#{state.message_seq}"),
+            seq=state.message_seq,
+            case_id=record.case_id,
+            thread_type=input.thread_type,
+            partner_id=partner.id,
+            role=ROLE_OF[input.party],
+            org_id=input.org_id,
+            user_id=input.user_id,
+            body=input.body,
+            attachment_ids=input.attachment_ids,
+            created_at=now,
+        )
+        state.pending_messages.append(message)
+        sender = record.creditor if input.party is Party.CREDITOR else partner
+        route_message(
+            self.book,
+            message,
+            sender=input.party,
+            recipient=partner if input.party is Party.CREDITOR else record.creditor,
+            now=now,
+            title=f"{input.thread_type.value}: {_name(sender)} wrote on case {record.case_number}",
+            user_id=input.user_id,
+        )
+        if (
+            input.party is Party.CREDITOR
+            and input.thread_type is ThreadType.INVOICE_CHAT
+            and record.status is CaseStatus.ON_HOLD
+            and record.waiting_for is Party.CREDITOR
+        ):
+            status, sub_status = self._resume_target()
+            self._change(
+                status,
+                sub_status,
+                changed_by=str(input.user_id),
+                note="Information provided",
+                user_id=input.user_id,
+            )
+        self._touch()
+        await self._settled()
+        return message
+
+    @post_message.validator
+    def validate_post_message(self, input: PostMessageInput) -> None:
+        self._thread_partner(input)
+        check_body(input.body)
+        if len(input.attachment_ids) > MAX_ATTACHMENTS_PER_MESSAGE:
+            raise _failed(f"a message has at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments")
+
+    def _thread_partner(self, input: PostMessageInput) -> OrgRef:
+        """The partner side of the thread a message goes to; refuses senders who are not in it."""
+        record = self.record
+        if input.party is Party.CREDITOR and input.org_id != record.creditor.id:
+            raise _not_a_party("only the case's creditor writes on its creditor side")
+        if input.thread_type is ThreadType.INVOICE_CHAT:
+            partner = record.partner
+            if partner is None:
+                raise _invalid_transition("the Invoice Chat opens once a partner has the case")
+            if input.party is Party.PARTNER and partner.id != input.org_id:
+                raise _not_a_party("only the partner working the case writes in its Invoice Chat")
+            return partner
+        if input.thread_type is ThreadType.GENERAL:
+            raise _failed("the general chat belongs to the relationship, not to a case")
+        partner_id = input.org_id if input.party is Party.PARTNER else input.partner_id
+        if partner_id is None:
+            raise _failed(f"a {input.thread_type.value} message names the partner (partnerId)")
+        allowed = (
+            (QuoteStatus.SUBMITTED, QuoteStatus.ACCEPTED)
+            if input.thread_type is ThreadType.LEAD_CHAT
+            else (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED)
+        )
+        for quote in reversed(record.quotes):
+            if quote.partner.id == partner_id and quote.status in allowed:
+                return quote.partner
+        raise _not_a_party(
+            f"the {input.thread_type.value} of this case is open to partners whose quote is "
+            f"{' or '.join(s.value.lower() for s in allowed)}"
+        )
+
     # -- generic tasks --------------------------------------------------------------------------
     @workflow.update
     async def create_generic_task(self, input: GenericTaskInput) -> Task:
@@ -1082,6 +1185,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
     # -- the loop's hooks ---------------------------------------------------------------------
     async def _advance(self) -> None:
         await self._send_account_signals()
+        await self._send_relationship_links()
         now = workflow.now()
         if self.record.status is CaseStatus.CREATED:
             self._run_intake(now)
@@ -1115,6 +1219,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
             self.record.status in FINISHED
             and not self.book.open_tasks()
             and not self.state.account_outbox
+            and not self.state.relationship_outbox
         )
 
     def _run_intake(self, now: dt.datetime) -> None:
@@ -1193,8 +1298,24 @@ class CaseWorkflow(TaskOwnerWorkflow):
             )
             self.state.account_outbox.pop(0)
 
+    async def _send_relationship_links(self) -> None:
+        while self.state.relationship_outbox:
+            link = self.state.relationship_outbox[0]
+            await workflow.execute_activity_method(
+                AccountActivities.link_relationship,
+                link,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=SIGNAL_RETRY,
+                summary="link → relationship",
+            )
+            self.state.relationship_outbox.pop(0)
+
     def _dirty(self) -> bool:
-        return super()._dirty() or bool(self.state.account_outbox)
+        return (
+            super()._dirty()
+            or bool(self.state.account_outbox)
+            or bool(self.state.relationship_outbox)
+        )
 
     def _record_status(
         self, status: CaseStatus, sub_status: SubStatus | None, *, changed_by: str, note: str | None
@@ -1277,6 +1398,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
         while self.state.projected_version < self.state.version:
             version = self.state.version
             history = list(self.state.pending_history)
+            messages = list(self.state.pending_messages)
             tasks, events = self.book.unprojected()
             await workflow.execute_activity_method(
                 ProjectionActivities.project_case,
@@ -1287,6 +1409,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
                     new_history=history,
                     tasks=tasks,
                     events=events,
+                    messages=messages,
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=PROJECTION_RETRY,
@@ -1294,6 +1417,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
             )
             self.state.projected_version = max(self.state.projected_version, version)
             del self.state.pending_history[: len(history)]
+            del self.state.pending_messages[: len(messages)]
             self.book.projected(tasks, events)
 
     def _continue_as_new(self) -> None:

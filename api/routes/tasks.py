@@ -82,6 +82,7 @@ class TaskView(ApiModel):
     description: str
     status: TaskStatus
     case_id: UUID | None
+    relationship_id: UUID | None = None  # a relationship chat's task
     case_reference: str | None
     lead_id: UUID | None = None
     deadline: dt.datetime | None
@@ -127,7 +128,7 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
     """The API shape of a task; labels, action and links come from the catalogue."""
     row = record.task
     spec = CATALOGUE[TaskType(row.type)]
-    action = action_of(spec, row.case_id)
+    action = action_of(spec, row.case_id, row.relationship_id)
     return TaskView(
         id=row.id,
         type=spec.type,
@@ -136,6 +137,7 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
         description=row.description,
         status=TaskStatus(row.status),
         case_id=row.case_id,
+        relationship_id=row.relationship_id,
         case_reference=record.case_reference,
         deadline=row.deadline,
         original_deadline=row.original_deadline,
@@ -151,7 +153,11 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
         access_level=AccessLevel(row.access_level),
         scope=Scope(row.scope),
         solution_url=solution_url(
-            settings.portal_base_url, spec, task_id=row.id, case_id=row.case_id
+            settings.portal_base_url,
+            spec,
+            task_id=row.id,
+            case_id=row.case_id,
+            relationship_id=row.relationship_id,
         ),
         action=TaskActionView(**action) if action else None,
     )

@@ -14,7 +14,9 @@ produces to ``tests/replay/histories/``. Scenarios:
 - ``case_lifecycle``: a case through a quote round (requested, quoted, selected), acceptance,
   monthly surveys, more info asked and given, a pause and resume, a payment plan, a complaint,
   payment in full, Resolved as Paid, the partner review, an unpaid commission chased and
-  recorded, and the workflow completing (``case_lifecycle.json``). Months pass on the
+  recorded, and the workflow completing (``case_lifecycle.json``); chat messages, one of them
+  the information a held case waited for, and the pair's relationship chat
+  (``relationship_chat.json``). Months pass on the
   time-skipping test server.
 
 ``--suffix v0_2`` writes ``case_intake_v0_2.json`` and so on. An existing file is never
@@ -61,8 +63,9 @@ from domain.cases import (
     SurveyInput,
     SurveyOutcome,
 )
+from domain.chat import PostMessageInput
 from domain.enums import CaseStatus, OrgKind, Party, SubStatus
-from domain.ids import creditor_workflow_id
+from domain.ids import creditor_workflow_id, relationship_workflow_id
 from domain.tasks import TaskType
 from domain.transitions import Mover
 from store.db import create_engine, session_factory, transaction
@@ -72,6 +75,7 @@ from tests.support import bundled_binary, case_start, make_actor, new_case_recor
 from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
+from workflows.relationship import RelationshipWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 TASK_QUEUE = "replay-record"
@@ -253,7 +257,34 @@ async def case_lifecycle(
     await case.execute_update(
         CaseWorkflow.change_status, change(CaseStatus.ON_HOLD, SubStatus.MORE_INFO_REQUIRED)
     )
-    await case.execute_update(CaseWorkflow.resume, resume())
+    await case.execute_update(
+        CaseWorkflow.post_message,
+        PostMessageInput(
+            party=Party.CREDITOR,
+            org_id=creditor.org_id,
+            user_id=creditor_user,
+            body="The debtor moved to Aarhus",  # the information: the case resumes
+        ),
+    )
+    await case.execute_update(
+        CaseWorkflow.post_message,
+        PostMessageInput(
+            party=Party.PARTNER, org_id=partner.org_id, user_id=partner_user, body="Thanks"
+        ),
+    )
+    relationship = client.get_workflow_handle(
+        relationship_workflow_id(creditor.org_id, partner.org_id)
+    )
+    for party, actor, body in (
+        (Party.CREDITOR, creditor, "More cases coming next month"),
+        (Party.PARTNER, partner, "Looking forward to them"),
+    ):
+        await relationship.execute_update(
+            RelationshipWorkflow.post_message,
+            PostMessageInput(
+                party=party, org_id=actor.org_id, user_id=actor.principal.user_id, body=body
+            ),
+        )
     await next_month()
     await case.execute_update(
         CaseWorkflow.submit_survey,
@@ -315,7 +346,10 @@ async def case_lifecycle(
         ),
     )
     await case.result()
-    return {"case_lifecycle": await case.fetch_history()}
+    return {
+        "case_lifecycle": await case.fetch_history(),
+        "relationship_chat": await relationship.fetch_history(),
+    }
 
 
 async def _bank_account(
@@ -346,7 +380,7 @@ def _busy(state: CaseState | CreditorState) -> bool:
 # Each scenario, the histories it writes and whether it needs the time-skipping server.
 SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...], bool]] = {
     "case_intake": (case_intake, ("case_intake", "creditor_account"), False),
-    "case_lifecycle": (case_lifecycle, ("case_lifecycle",), True),
+    "case_lifecycle": (case_lifecycle, ("case_lifecycle", "relationship_chat"), True),
 }
 
 

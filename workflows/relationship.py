@@ -1,0 +1,151 @@
+"""``RelationshipWorkflow``: one per creditor-partner pair (``relationship-{creditorId}-{partnerId}``).
+
+Started (signal-with-start ``link``) by the first case that links the pair; owns their general
+chat and its NewMessage / ReplyToChat tasks, which belong to no case.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.projection import ProjectionActivities
+    from domain.chat import (
+        ChatMessage,
+        PostMessageInput,
+        RelationshipLink,
+        RelationshipProjection,
+        RelationshipState,
+        RelationshipWorkflowInput,
+        ThreadType,
+        relationship_id,
+    )
+    from domain.enums import Party
+    from domain.errors import NOT_A_PARTY
+    from domain.ids import relationship_workflow_id
+    from domain.tasks import task_id
+    from workflows.base import TaskOwnerWorkflow
+    from workflows.chat import ROLE_OF, check_body, route_message
+    from workflows.retry import PROJECTION_RETRY
+
+
+@workflow.defn
+class RelationshipWorkflow(TaskOwnerWorkflow):
+    """The general chat of one creditor and one partner."""
+
+    @workflow.init
+    def __init__(self, input: RelationshipWorkflowInput) -> None:
+        self.state = input.state or RelationshipState(
+            creditor=input.creditor, partner=input.partner
+        )
+        self._init_book(relationship_workflow_id(self.state.creditor.id, self.state.partner.id))
+
+    @property
+    def pair_id(self) -> UUID:
+        return relationship_id(self.state.creditor.id, self.state.partner.id)
+
+    @workflow.run
+    async def run(self, input: RelationshipWorkflowInput) -> None:
+        """Serve the pair's chat for as long as they work together (continuing as new)."""
+        if self.state.linked_at is None:
+            self.state.linked_at = workflow.now()
+            self._touch()
+        await self._serve()
+
+    @workflow.signal
+    def link(self, link: RelationshipLink) -> None:
+        """A case linked the pair (the first one started this workflow); nothing else to do."""
+
+    @workflow.update
+    async def post_message(self, input: PostMessageInput) -> ChatMessage:
+        """Record a message in the general chat and route its tasks."""
+        state = self.state
+        now = workflow.now()
+        state.message_seq += 1
+        message = ChatMessage(
+            id=task_id(self.book.workflow_id, f"message#{state.message_seq}"),
+            seq=state.message_seq,
+            relationship_id=self.pair_id,
+            thread_type=ThreadType.GENERAL,
+            partner_id=state.partner.id,
+            role=ROLE_OF[input.party],
+            org_id=input.org_id,
+            user_id=input.user_id,
+            body=input.body,
+            created_at=now,
+        )
+        state.pending_messages.append(message)
+        sender_name = (state.creditor if input.party is Party.CREDITOR else state.partner).name
+        route_message(
+            self.book,
+            message,
+            sender=input.party,
+            recipient=state.partner if input.party is Party.CREDITOR else state.creditor,
+            now=now,
+            title=f"New message from {sender_name}",
+            user_id=input.user_id,
+        )
+        self._touch()
+        await self._settled()
+        return message
+
+    @post_message.validator
+    def validate_post_message(self, input: PostMessageInput) -> None:
+        expected = self.state.creditor if input.party is Party.CREDITOR else self.state.partner
+        if input.org_id != expected.id or input.party not in ROLE_OF:
+            raise ApplicationError(
+                "only the creditor and the partner of this relationship write in its chat",
+                type=NOT_A_PARTY,
+                non_retryable=True,
+            )
+        check_body(input.body)
+
+    @workflow.query
+    def get_state(self) -> RelationshipState:
+        return self.state
+
+    async def _project(self) -> None:
+        state = self.state
+        while state.projected_version < state.version:
+            version = state.version
+            messages = list(state.pending_messages)
+            tasks, events = self.book.unprojected()
+            assert state.linked_at is not None
+            await workflow.execute_activity_method(
+                ProjectionActivities.project_relationship,
+                RelationshipProjection(
+                    relationship_id=self.pair_id,
+                    version=version,
+                    creditor_id=state.creditor.id,
+                    partner_id=state.partner.id,
+                    linked_at=state.linked_at,
+                    messages=messages,
+                    tasks=tasks,
+                    events=events,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PROJECTION_RETRY,
+                summary=f"project relationship v{version}",
+            )
+            del state.pending_messages[: len(messages)]
+            self.book.projected(tasks, events)
+            state.projected_version = max(state.projected_version, version)
+
+    def _publish(self) -> None:
+        self._publish_task_attributes()
+        workflow.set_current_details(
+            f"**Relationship** {self.state.creditor.name or self.state.creditor.id} ↔ "
+            f"{self.state.partner.name or self.state.partner.id}\n\n"
+            f"Messages: {self.state.message_seq}\n\nOpen tasks:\n{self._task_lines()}"
+        )
+
+    def _continue_as_new(self) -> None:
+        workflow.continue_as_new(
+            RelationshipWorkflowInput(
+                creditor=self.state.creditor, partner=self.state.partner, state=self.state
+            )
+        )
