@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api import errors
-from api.routes import account, bank_accounts, cases, health, tasks
+from api.routes import account, bank_accounts, case_work, cases, health, tasks
 from settings import Settings, get_settings
 from store.db import create_engine, session_factory
 from temporal_client import connect
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
     api = APIRouter(prefix="/api")
     api.include_router(health.router)
     api.include_router(cases.router)
+    api.include_router(case_work.router)
     api.include_router(tasks.router)
     api.include_router(bank_accounts.router)
     api.include_router(account.router)

@@ -72,3 +72,4 @@ def require_role(*roles: OrgKind) -> Callable[[Principal], Principal]:
 CreditorPrincipal = Annotated[Principal, Depends(require_role(OrgKind.CREDITOR))]
 PartnerPrincipal = Annotated[Principal, Depends(require_role(OrgKind.PARTNER))]
 OpsPrincipal = Annotated[Principal, Depends(require_role(OrgKind.OPS))]
+PartnerOrOpsPrincipal = Annotated[Principal, Depends(require_role(OrgKind.PARTNER, OrgKind.OPS))]

@@ -24,6 +24,8 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 RETRY_SAFE = "it is safe to retry the same request."
+# What Temporal says (NOT_FOUND) to an update sent to a workflow that has completed.
+COMPLETED = "workflow execution already completed"
 
 
 def _unavailable(code: str, detail: str) -> Problem:
@@ -43,6 +45,12 @@ async def call(operation: Awaitable[T]) -> T:
         raise _unavailable("workflow_busy", "The case did not confirm the request in time") from exc
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
+            if COMPLETED in exc.message:
+                # A case workflow ends once the case is Resolved or Closed and nothing is left
+                # to do: the case still exists (the read model keeps it), it only cannot change.
+                raise Problem(
+                    409, "case_finished", "The case has ended; nothing can change it any more."
+                ) from exc
             raise Problem(404, "not_found", "The case or account is not running.") from exc
         if exc.status is RPCStatusCode.DEADLINE_EXCEEDED:
             raise _unavailable(

@@ -256,6 +256,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
             changed_by=str(input.user_id),
             note="Accepted by partner",
             user_id=input.user_id,
+            org_id=input.partner_id,
         )
         await self._settled()
         return self.record
@@ -306,6 +307,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
             changed_by=str(input.user_id),
             note=input.note,
             user_id=input.user_id,
+            org_id=input.org_id,
             waiting_for=input.waiting_for,
             close_code=input.close_code,
         )
@@ -333,6 +335,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
             changed_by=str(input.user_id),
             note=input.note or "Resumed",
             user_id=input.user_id,
+            org_id=input.org_id,
         )
         await self._settled()
         return self.record
@@ -407,10 +410,15 @@ class CaseWorkflow(TaskOwnerWorkflow):
         changed_by: str,
         note: str | None,
         user_id: UUID | None = None,
+        org_id: UUID | None = None,
         waiting_for: Party | None = None,
         close_code: CloseCode | None = None,
     ) -> None:
-        """Every status change after intake: history, hold tasks, surveys and closing follow."""
+        """Every status change after intake: history, hold tasks, surveys and closing follow.
+
+        Tasks the change solves are credited to ``user_id`` when they belong to its organisation
+        ``org_id``; another organisation's tasks are solved by the system (a user id never shows
+        up in the other side's task list)."""
         record = self.record
         now = workflow.now()
         was = record.status
@@ -429,20 +437,13 @@ class CaseWorkflow(TaskOwnerWorkflow):
         hold_after = self._hold_task()
         if hold_before is not hold_after:
             if hold_before is not None:
-                self.book.solve_open(
-                    hold_before,
-                    now=now,
-                    reason=f"case is now {self._status_label()}",
-                    user_id=user_id,
-                )
+                self._solve_as(hold_before, f"case is now {self._status_label()}", user_id, org_id)
             if hold_after is not None:
                 self._raise_hold_task(hold_after, note)
         if status in ACTIVE:
             if record.partner is not None:
                 record.worked_by = record.partner
-            self.book.solve_open(
-                TaskType.REVIEW_NEW_CASE, now=now, reason="case accepted", user_id=user_id
-            )
+            self._solve_as(TaskType.REVIEW_NEW_CASE, "case accepted", user_id, org_id)
             if self.state.survey_anchor is None:
                 self.state.survey_anchor = now
             if self.state.next_survey_at is None:
@@ -455,6 +456,23 @@ class CaseWorkflow(TaskOwnerWorkflow):
             )
         if status in FINISHED and was not in FINISHED:
             self._finish(f"case {status.value.lower()}")
+
+    def _solve_as(
+        self, type: TaskType, reason: str, user_id: UUID | None, org_id: UUID | None
+    ) -> None:
+        """Solve the open tasks of ``type``: by ``user_id`` if its organisation owns them."""
+        for task in self.book.open_tasks():
+            if task.type is type:
+                mine = user_id is not None and task.owner_org_id == org_id
+                self.book.solve(
+                    task,
+                    now=workflow.now(),
+                    by=ResolvedBy(
+                        kind="user" if mine else "system",
+                        user_id=user_id if mine else None,
+                        reason=reason,
+                    ),
+                )
 
     def _hold_task(self) -> TaskType | None:
         record = self.record
@@ -555,6 +573,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
                 changed_by=str(input.user_id),
                 note=note,
                 user_id=input.user_id,
+                org_id=input.partner_id,
                 waiting_for=input.waiting_for,
                 close_code=input.close_code,
             )
@@ -1115,6 +1134,7 @@ class CaseWorkflow(TaskOwnerWorkflow):
                 changed_by=str(input.user_id),
                 note="Information provided",
                 user_id=input.user_id,
+                org_id=input.org_id,
             )
         self._touch()
         await self._settled()

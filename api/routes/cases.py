@@ -47,7 +47,7 @@ from domain.cases import (
     PartnerDecisionInput,
     SubmitCaseInput,
 )
-from domain.enums import CaseStatus, Lifecycle, OrgKind, SubStatus
+from domain.enums import CaseStatus, Lifecycle, OrgKind, Party, SubStatus
 from domain.ids import case_number, case_workflow_id
 from domain.lifecycle import current_stage, lifecycle_of
 from domain.time import as_utc, whole_days_between
@@ -338,8 +338,15 @@ class CaseCommands:
         body: ApiModel | None,
         update: Callable[..., Any],
         make_input: Callable[[case_store.CaseRow], Awaitable[ApiModel] | ApiModel],
+        *,
+        render: Callable[[Any], ApiModel] | None = None,
+        status_code: int = 200,
     ) -> Response:
-        """Find the case (404 if not yours), send the update, answer with the case as it is now."""
+        """Find the case (404 if not yours), send the update, answer with the case as it is now.
+
+        With ``render``, answer instead with what it makes of the update's result (the payment,
+        complaint or quote the update created). ``status_code`` is the status of a success.
+        """
         session = self.session
 
         async def execute() -> Response:
@@ -349,14 +356,20 @@ class CaseCommands:
             arg = make_input(row)
             if isinstance(arg, Awaitable):
                 arg = await arg
-            await update_workflow(
+            result = await update_workflow(
                 self.request, principal, self.client, case_workflow_id(case_id), update, arg
             )
+            if render is not None:
+                payload = render(result).model_dump(mode="json")
+                return JSONResponse(payload, status_code=status_code)
             session.expire_all()
             fresh = await case_store.get_case(session=session, case_id=case_id, principal=principal)
             if fresh is None:  # the action ended the caller's access (a partner rejecting the case)
                 return Response(status_code=204)
-            return JSONResponse(_view(fresh, dt.datetime.now(dt.UTC)).model_dump(mode="json"))
+            return JSONResponse(
+                _view(fresh, dt.datetime.now(dt.UTC)).model_dump(mode="json"),
+                status_code=status_code,
+            )
 
         fingerprint = body.model_dump(mode="json", exclude_unset=True) if body else {}
         return await idempotent(
@@ -450,6 +463,16 @@ async def set_bank_account(
     )
 
 
+async def partner_ref(session: AsyncSession, org_id: UUID) -> OrgRef | None:
+    """The partner organisation ``org_id`` as workflows name it; None if it is no partner."""
+    partner = await session.get(Organisation, org_id)
+    if partner is None or partner.kind != OrgKind.PARTNER.value:
+        return None
+    return OrgRef(
+        id=partner.id, name=partner.name, country=partner.country, timezone=partner.timezone
+    )
+
+
 class PartnerChoice(ApiModel):
     partner_id: UUID
 
@@ -466,15 +489,10 @@ async def assign_partner(
     """Ops: give a Validated case to a partner, who gets a ReviewNewCase task."""
 
     async def make(row: case_store.CaseRow) -> AssignPartnerInput:
-        partner = await commands.session.get(Organisation, body.partner_id)
-        if partner is None or partner.kind != OrgKind.PARTNER.value:
+        partner = await partner_ref(commands.session, body.partner_id)
+        if partner is None:
             raise invalid("partnerId", "is not a partner organisation")
-        return AssignPartnerInput(
-            partner=OrgRef(
-                id=partner.id, name=partner.name, country=partner.country, timezone=partner.timezone
-            ),
-            user_id=principal.user_id,
-        )
+        return AssignPartnerInput(partner=partner, user_id=principal.user_id)
 
     return await commands.run(
         principal,
@@ -532,6 +550,8 @@ class StatusChange(ApiModel):
     sub_status: SubStatus | None = None
     close_code: CloseCode | None = None
     note: Annotated[str | None, Field(max_length=2000)] = None
+    # On Hold / Paused: who must act, "Creditor" or "Partner" (More info required: the creditor).
+    waiting_for: Party | None = None
 
 
 class Withdrawal(ApiModel):
@@ -555,7 +575,8 @@ async def change_status(
     commands: CaseCommandsDep,
 ) -> Response:
     """Change status and sub-status with a note, as the transition table allows (409 names the
-    allowed targets). Closing needs a ``closeCode``."""
+    allowed targets). Closing needs a ``closeCode``; resolving derives it from the sub-status
+    and must fit the recorded payments; pausing needs ``waitingFor``."""
     if principal.role is OrgKind.CREDITOR:
         raise forbidden("Creditors withdraw a case with POST /api/cases/{id}/withdraw.")
     return await commands.run(
@@ -571,6 +592,7 @@ async def change_status(
             sub_status=body.sub_status,
             close_code=body.close_code,
             note=body.note,
+            waiting_for=body.waiting_for,
         ),
     )
 

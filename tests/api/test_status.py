@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import select
@@ -28,6 +30,25 @@ async def move(api: httpx.AsyncClient, actor: Actor, case_id: str, **body: Any) 
     return await api.post(f"/api/cases/{case_id}/status", json=body, headers=actor.headers)
 
 
+async def pay(
+    api: httpx.AsyncClient,
+    partner: Actor,
+    case_id: str,
+    amount: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **body: Any,
+) -> httpx.Response:
+    """The partner records a debtor payment (to the creditor and made today, unless ``body``
+    says otherwise)."""
+    today = dt.datetime.now(ZoneInfo(partner.principal.timezone)).date()
+    return await api.post(
+        f"/api/cases/{case_id}/payments",
+        json={"amount": amount, "paidOn": today.isoformat(), "paidTo": "Creditor", **body},
+        headers={**partner.headers, **(headers or {})},
+    )
+
+
 async def test_partner_moves_case_through_collection_to_resolved_with_history(
     api: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
 ) -> None:
@@ -39,13 +60,19 @@ async def test_partner_moves_case_through_collection_to_resolved_with_history(
         {"status": "Resolved", "subStatus": "Settlement reached", "note": "Settled at 90%"},
     ]
     for step in steps:
+        if step["status"] == "Resolved":
+            # A settlement closes as "Partially paid", which needs a recorded payment.
+            assert (await pay(api, partner, cid, "11250.00")).status_code == 201
         response = await move(api, partner, cid, **step)
         assert response.status_code == 200, response.text
         assert (response.json()["status"], response.json()["subStatus"]) == (
             step["status"],
             step["subStatus"],
         )
-    assert response.json()["lifecycle"] == "Closed"
+    assert (response.json()["lifecycle"], response.json()["closeCode"]) == (
+        "Closed",
+        "Partially paid",
+    )
     history = (await api.get(f"/api/cases/{cid}/history", headers=creditor.headers)).json()
     assert [(h["status"], h["subStatus"], h["note"]) for h in history["history"][-3:]] == [
         (s["status"], s["subStatus"], s["note"]) for s in steps
@@ -57,6 +84,7 @@ async def test_invalid_transition_is_409_naming_allowed_ones_and_changes_nothing
 ) -> None:
     case = await in_collection(api, creditor, partner, ops)
     cid = case["caseId"]
+    assert (await pay(api, partner, cid, case["amountToRecover"])).status_code == 201
     resolved = await move(api, partner, cid, status="Resolved", subStatus="Paid in full")
     assert resolved.status_code == 200, resolved.text
     before = (await api.get(f"/api/cases/{cid}/history", headers=creditor.headers)).json()

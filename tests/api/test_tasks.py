@@ -12,11 +12,14 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.routing import Match
 
 from activities.projection import write_tasks
+from api.app import create_app
 from domain.calendar import is_business_day
 from domain.enums import OrgKind
 from domain.tasks import CATALOGUE, AccessLevel, Scope, Task, TaskType
+from settings import Settings
 from store.db import transaction
 from store.models import TaskRow
 from tests.support import Actor, case_body, make_actor
@@ -365,6 +368,7 @@ async def test_catalogue_drives_every_task_type_in_the_api(
     creditor: Actor,
     partner: Actor,
     sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> None:
     # One projected task of every type, owned by the side the catalogue says (Generic: creditor).
     now = dt.datetime.now(dt.UTC)
@@ -407,12 +411,21 @@ async def test_catalogue_drives_every_task_type_in_the_api(
         )
         assert task["action"] == expected_action
         assert task["solutionUrl"].startswith("https://portal.example.test/")
-    chat_driven = {
-        TaskType.REPLY_TO_CHAT,
-        TaskType.CLIENT_INPUT_REQUIRED,
-        TaskType.MORE_INFO_NEEDED,
+    # Every action is a route of the app, with that method.
+    app = create_app(settings)
+
+    def routed(action: dict[str, str]) -> bool:
+        """Whether the app has a route for this method and path (as it routes a request)."""
+        scope = {"type": "http", "method": action["method"], "path": action["path"]}
+        return any(route.matches(scope)[0] is Match.FULL for route in app.routes)
+
+    unrouted = {
+        (task["action"]["method"], task["action"]["path"])
+        for task in seen.values()
+        if task["action"] and not routed(task["action"])
     }
-    assert {t for t, s in CATALOGUE.items() if s.action} == chat_driven
+    # The one known gap: the case chat is being built (docs/api.md "Not available yet").
+    assert unrouted <= {("POST", f"/api/cases/{case_id}/chats")}
     assert seen["ReplyToChat"]["action"] == {
         "method": "POST",
         "path": f"/api/cases/{case_id}/chats",
