@@ -1,0 +1,119 @@
+"""Chat of ``CaseWorkflow``: the case's threads (Invoice, Lead, Invoice Questions Chat)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.accounts import OrgRef
+    from domain.cases import (
+        QuoteStatus,
+    )
+    from domain.chat import (
+        MAX_ATTACHMENTS_PER_MESSAGE,
+        ChatMessage,
+        PostMessageInput,
+        ThreadType,
+    )
+    from domain.enums import CaseStatus, Party
+    from domain.tasks import task_id
+    from workflows.case_core import (
+        CaseCore,
+        failed,
+        invalid_transition,
+        not_a_party,
+        org_name,
+    )
+    from workflows.chat import ROLE_OF, check_body, route_message
+
+
+class ChatHandlers(CaseCore):
+    """Messages in the case's threads and the chat tasks they raise and solve."""
+
+    @workflow.update
+    async def post_message(self, input: PostMessageInput) -> ChatMessage:
+        """A message in one of the case's threads: recorded, the other party gets a chat task,
+        the sender's own is solved; a creditor answering a hold that waits for them resumes it."""
+        record, state = self.record, self.state
+        now = workflow.now()
+        partner = self._thread_partner(input)
+        state.message_seq += 1
+        message = ChatMessage(
+            id=task_id(self.book.workflow_id, f"message#{state.message_seq}"),
+            seq=state.message_seq,
+            case_id=record.case_id,
+            thread_type=input.thread_type,
+            partner_id=partner.id,
+            role=ROLE_OF[input.party],
+            org_id=input.org_id,
+            user_id=input.user_id,
+            body=input.body,
+            attachment_ids=input.attachment_ids,
+            created_at=now,
+        )
+        state.pending_messages.append(message)
+        sender = record.creditor if input.party is Party.CREDITOR else partner
+        route_message(
+            self.book,
+            message,
+            sender=input.party,
+            recipient=partner if input.party is Party.CREDITOR else record.creditor,
+            now=now,
+            title=f"{input.thread_type.value}: {org_name(sender)} wrote on case {record.case_number}",
+            user_id=input.user_id,
+        )
+        if (
+            input.party is Party.CREDITOR
+            and input.thread_type is ThreadType.INVOICE_CHAT
+            and record.status is CaseStatus.ON_HOLD
+            and record.waiting_for is Party.CREDITOR
+        ):
+            status, sub_status = self._resume_target()
+            self._change(
+                status,
+                sub_status,
+                changed_by=str(input.user_id),
+                note="Information provided",
+                user_id=input.user_id,
+                org_id=input.org_id,
+            )
+        self._touch()
+        await self._settled()
+        return message
+
+    @post_message.validator
+    def validate_post_message(self, input: PostMessageInput) -> None:
+        self._thread_partner(input)
+        check_body(input.body)
+        if len(input.attachment_ids) > MAX_ATTACHMENTS_PER_MESSAGE:
+            raise failed(f"a message has at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments")
+
+    def _thread_partner(self, input: PostMessageInput) -> OrgRef:
+        """The partner side of the thread a message goes to; refuses senders who are not in it."""
+        record = self.record
+        if input.party is Party.CREDITOR and input.org_id != record.creditor.id:
+            raise not_a_party("only the case's creditor writes on its creditor side")
+        if input.thread_type is ThreadType.INVOICE_CHAT:
+            partner = record.partner
+            if partner is None:
+                raise invalid_transition("the Invoice Chat opens once a partner has the case")
+            if input.party is Party.PARTNER and partner.id != input.org_id:
+                raise not_a_party("only the partner working the case writes in its Invoice Chat")
+            return partner
+        if input.thread_type is ThreadType.GENERAL:
+            raise failed("the general chat belongs to the relationship, not to a case")
+        partner_id = input.org_id if input.party is Party.PARTNER else input.partner_id
+        if partner_id is None:
+            raise failed(f"a {input.thread_type.value} message names the partner (partnerId)")
+        allowed = (
+            (QuoteStatus.SUBMITTED, QuoteStatus.ACCEPTED)
+            if input.thread_type is ThreadType.LEAD_CHAT
+            else (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED)
+        )
+        for quote in reversed(record.quotes):
+            if quote.partner.id == partner_id and quote.status in allowed:
+                return quote.partner
+        raise not_a_party(
+            f"the {input.thread_type.value} of this case is open to partners whose quote is "
+            f"{' or '.join(s.value.lower() for s in allowed)}"
+        )

@@ -1,0 +1,398 @@
+"""What every part of ``CaseWorkflow`` shares: the case's state and its status changes.
+
+``CaseCore`` is not a workflow. ``CaseWorkflow`` (workflows/case.py) combines it with the handler
+groups in ``case_quotes``, ``case_aftercare`` and ``case_chat``; every status change after intake
+goes through ``CaseCore._change``, checked first by ``CaseCore._check_change``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import UUID
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain import search_attributes as sa
+    from domain.accounts import AccountSignal, AccountSignalName, CaseAccountEvent, OrgRef
+    from domain.cases import (
+        CaseRecord,
+        CaseState,
+        HistoryEntry,
+        QuoteStatus,
+    )
+    from domain.chat import (
+        RelationshipLink,
+    )
+    from domain.enums import CaseStatus, Party, SubStatus
+    from domain.errors import (
+        INVALID_TRANSITION,
+        NOT_A_PARTY,
+        VALIDATION_FAILED,
+    )
+    from domain.lifecycle import lifecycle_of
+    from domain.schedule import next_survey_after
+    from domain.tasks import CATALOGUE, ResolvedBy, TaskType, task_id
+    from domain.transitions import (
+        ACTIVE,
+        FINISHED,
+        HOLD_DEFAULT_PARTY,
+        HOLD_TASKS,
+        SUB_STATUSES,
+        CloseCode,
+        Mover,
+        allowed_targets,
+        close_code_for,
+        may_move,
+        payment_rule_broken,
+    )
+    from workflows.base import TaskOwnerWorkflow
+
+
+def invalid_transition(message: str) -> ApplicationError:
+    return ApplicationError(message, type=INVALID_TRANSITION, non_retryable=True)
+
+
+def failed(message: str) -> ApplicationError:
+    return ApplicationError(message, type=VALIDATION_FAILED, non_retryable=True)
+
+
+def not_a_party(message: str) -> ApplicationError:
+    return ApplicationError(message, type=NOT_A_PARTY, non_retryable=True)
+
+
+def require_text(text: str | None, what: str) -> None:
+    if not (text or "").strip():
+        raise failed(f"{what} is required")
+
+
+def org_name(org: OrgRef) -> str:
+    return org.name or str(org.id)
+
+
+class CaseCore(TaskOwnerWorkflow):
+    """The case's state and the rules every handler group applies when it changes the case."""
+
+    state: CaseState
+
+    @property
+    def record(self) -> CaseRecord:
+        return self.state.record
+
+    def _assign(self, partner: OrgRef, *, changed_by: str, note: str) -> None:
+        self.record.partner = partner
+        if partner.id not in self.state.linked_partners:
+            self.state.linked_partners.append(partner.id)
+            self.state.relationship_outbox.append(
+                RelationshipLink(
+                    creditor=self.record.creditor, partner=partner, case_id=self.record.case_id
+                )
+            )
+        self._change(
+            CaseStatus.ASSIGNED, SubStatus.PARTNER_REVIEWING, changed_by=changed_by, note=note
+        )
+        self.book.raise_task(
+            TaskType.REVIEW_NEW_CASE,
+            key=f"review:{partner.id}",
+            now=workflow.now(),
+            owner=partner,
+            case_id=self.record.case_id,
+            title=f"Review new case {self.record.case_number}",
+            description=(
+                f"{self.record.submission.currency_code} {self.record.submission.amount_to_recover}"
+                f" against {self.record.submission.debtor.name}: check the case and accept or "
+                "reject it."
+            ),
+        )
+
+    def _check_reviewing_partner(self, partner_id: UUID) -> None:
+        if self.record.status is not CaseStatus.ASSIGNED or self.record.partner_id != partner_id:
+            raise invalid_transition(
+                f"only the assigned partner can accept, reject or quote on a case under review; "
+                f"this one is {self._status_label()}"
+            )
+
+    def _resume_target(self) -> tuple[CaseStatus, SubStatus | None]:
+        record = self.record
+        status = record.held_from or CaseStatus.IN_COLLECTION
+        sub_status = record.held_from_sub_status
+        if status is CaseStatus.ASSIGNED:
+            sub_status = SubStatus.PARTNER_REVIEWING
+        return status, sub_status
+
+    def _check_change(
+        self,
+        mover: Mover,
+        org_id: UUID,
+        status: CaseStatus,
+        sub_status: SubStatus | None,
+        *,
+        close_code: CloseCode | None = None,
+        waiting_for: Party | None = None,
+    ) -> None:
+        """Refuse a change the transition table, the sub-status list or the close rules forbid."""
+        record = self.record
+        if mover is Mover.PARTNER and record.partner_id != org_id:
+            raise invalid_transition("only the partner the case is assigned to can change it")
+        if not may_move(mover, record.status, status):
+            allowed = ", ".join(s.value for s in allowed_targets(mover, record.status)) or "none"
+            raise invalid_transition(
+                f"a {mover.value} cannot move a case from {self._status_label()} to "
+                f"{status.value}; allowed from here: {allowed}"
+            )
+        if status is not CaseStatus.ASSIGNED and sub_status not in SUB_STATUSES.get(
+            status, (None,)
+        ):
+            raise failed(
+                f"{sub_status.value if sub_status else 'no sub-status'} is not a sub-status of "
+                f"{status.value}"
+            )
+        close_code = close_code_for(status, sub_status, close_code)
+        if status in FINISHED and close_code is None:
+            raise failed(f"{status.value.lower()} needs a closeCode")
+        if status is CaseStatus.ON_HOLD and sub_status is not None:
+            party = waiting_for or HOLD_DEFAULT_PARTY.get(sub_status)
+            if party is None:
+                raise failed(f"{sub_status.value} needs waitingFor: Creditor or Partner")
+            if (sub_status, party) not in HOLD_TASKS:
+                raise failed(f"{sub_status.value} cannot wait for the {party.value.lower()}")
+        broken = payment_rule_broken(
+            close_code,
+            sub_status,
+            paid=record.paid_amount,
+            amount=record.submission.amount_to_recover,
+        )
+        if broken:
+            raise failed(broken)
+
+    def _change(
+        self,
+        status: CaseStatus,
+        sub_status: SubStatus | None,
+        *,
+        changed_by: str,
+        note: str | None,
+        user_id: UUID | None = None,
+        org_id: UUID | None = None,
+        waiting_for: Party | None = None,
+        close_code: CloseCode | None = None,
+    ) -> None:
+        """Every status change after intake: history, hold tasks, surveys and closing follow.
+
+        Tasks the change solves are credited to ``user_id`` when they belong to its organisation
+        ``org_id``; another organisation's tasks are solved by the system (a user id never shows
+        up in the other side's task list)."""
+        record = self.record
+        now = workflow.now()
+        was = record.status
+        hold_before = self._hold_task()
+        if status is CaseStatus.ON_HOLD:
+            if was is not CaseStatus.ON_HOLD:
+                record.held_from, record.held_from_sub_status = was, record.sub_status
+            record.waiting_for = (
+                waiting_for or HOLD_DEFAULT_PARTY.get(sub_status) if sub_status else None
+            )
+        else:
+            record.waiting_for = record.held_from = record.held_from_sub_status = None
+        if status in FINISHED:
+            record.close_code = close_code_for(status, sub_status, close_code)
+        self._record_status(status, sub_status, changed_by=changed_by, note=note)
+        hold_after = self._hold_task()
+        if hold_before is not hold_after:
+            if hold_before is not None:
+                self._solve_as(hold_before, f"case is now {self._status_label()}", user_id, org_id)
+            if hold_after is not None:
+                self._raise_hold_task(hold_after, note)
+        if status in ACTIVE:
+            if record.partner is not None:
+                record.worked_by = record.partner
+            self._solve_as(TaskType.REVIEW_NEW_CASE, "case accepted", user_id, org_id)
+            if self.state.survey_anchor is None:
+                self.state.survey_anchor = now
+            if self.state.next_survey_at is None:
+                self.state.next_survey_at = next_survey_after(self.state.survey_anchor, now)
+        else:
+            self.book.solve_open(
+                TaskType.UPDATE_CASE_STATUS,
+                now=now,
+                reason=f"case is {self._status_label()}, no survey needed",
+            )
+        if status in FINISHED and was not in FINISHED:
+            self._finish(f"case {status.value.lower()}")
+
+    def _solve_as(
+        self, type: TaskType, reason: str, user_id: UUID | None, org_id: UUID | None
+    ) -> None:
+        """Solve the open tasks of ``type``: by ``user_id`` if its organisation owns them."""
+        for task in self.book.open_tasks():
+            if task.type is type:
+                mine = user_id is not None and task.owner_org_id == org_id
+                self.book.solve(
+                    task,
+                    now=workflow.now(),
+                    by=ResolvedBy(
+                        kind="user" if mine else "system",
+                        user_id=user_id if mine else None,
+                        reason=reason,
+                    ),
+                )
+
+    def _hold_task(self) -> TaskType | None:
+        record = self.record
+        if record.status is not CaseStatus.ON_HOLD or record.sub_status is None:
+            return None
+        if record.waiting_for is None:
+            return None
+        return HOLD_TASKS.get((record.sub_status, record.waiting_for))
+
+    def _raise_hold_task(self, type: TaskType, note: str | None) -> None:
+        record = self.record
+        number = record.case_number
+        title, owner, fallback = {
+            TaskType.MORE_INFO_NEEDED: (
+                f"The partner needs more information on case {number}",
+                record.creditor,
+                "Answer the partner in the case chat.",
+            ),
+            TaskType.CLIENT_INPUT_REQUIRED: (
+                f"Case {number} is paused until you act",
+                record.creditor,
+                "The partner paused the case and needs your input: answer in the case chat.",
+            ),
+            TaskType.FOLLOW_UP_PAUSED_CASE: (
+                f"Follow up on paused case {number}",
+                record.partner or record.creditor,
+                "Resume the case when it can go on, or close it.",
+            ),
+        }[type]
+        self.book.raise_task(
+            type,
+            key=f"hold:{type.value}",
+            now=workflow.now(),
+            owner=owner,
+            case_id=record.case_id,
+            title=title,
+            description=note or fallback,
+        )
+
+    def _finish(self, reason: str) -> None:
+        """The case is Resolved or Closed: its open work ends, the after-care tasks start."""
+        record = self.record
+        now = workflow.now()
+        for task in self.book.open_tasks():
+            if not CATALOGUE[task.type].outlives_case:
+                self.book.solve(task, now=now, by=ResolvedBy(kind="system", reason=reason))
+        for quote in record.quotes:
+            if quote.status in (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED):
+                quote.status = QuoteStatus.WITHDRAWN
+        self.state.next_survey_at = None
+        self.state.first_quote_at = None
+        self._queue_account("case_closed")
+        partner = record.worked_by
+        if partner is None:
+            return
+        self.book.raise_task(
+            TaskType.REVIEW_PARTNER,
+            key="review-partner",
+            now=now,
+            owner=record.creditor,
+            case_id=record.case_id,
+            title=f"Review {org_name(partner)} on case {record.case_number}",
+            description="Rate the collection partner from 0 to 10, with a comment.",
+        )
+        paid_to_creditor = sum(
+            (p.amount for p in record.payments if p.paid_to is Party.CREDITOR), Decimal(0)
+        )
+        if paid_to_creditor > 0:
+            self.book.raise_task(
+                TaskType.RECORD_PAYMENT,
+                key="commission",
+                now=now,
+                owner=partner,
+                case_id=record.case_id,
+                title=f"Invoice the commission on case {record.case_number}",
+                description=(
+                    f"The debtor paid {record.submission.currency_code} {paid_to_creditor} to "
+                    "the creditor: invoice your commission and record its payment."
+                ),
+            )
+
+    def _new_id(self, kind: str) -> str:
+        self.state.entity_seq += 1
+        return task_id(self.book.workflow_id, f"{kind}#{self.state.entity_seq}")
+
+    def _queue_account(self, name: AccountSignalName, *, needs_bank_account: bool = False) -> None:
+        self.state.account_outbox.append(
+            AccountSignal(
+                creditor=self.record.creditor,
+                name=name,
+                event=CaseAccountEvent(
+                    case_id=self.record.case_id, needs_bank_account=needs_bank_account
+                ),
+            )
+        )
+        self._touch()
+
+    def _record_status(
+        self, status: CaseStatus, sub_status: SubStatus | None, *, changed_by: str, note: str | None
+    ) -> None:
+        """Change status and append the change to history (and the outbox)."""
+        now = workflow.now()
+        record = self.record
+        old_status, old_sub = record.status, record.sub_status
+        record.status, record.sub_status, record.last_status_change = status, sub_status, now
+        self.state.history_seq += 1
+        self.state.pending_history.append(
+            HistoryEntry(
+                seq=self.state.history_seq,
+                timestamp=now,
+                status=status,
+                sub_status=sub_status,
+                changed_by=changed_by,
+                note=note,
+            )
+        )
+        self.book.emit(
+            "case.created" if self.state.history_seq == 1 else "case.status.changed",
+            now=now,
+            org_id=record.creditor.id,
+            case_id=record.case_id,
+            payload={
+                "caseNumber": record.case_number,
+                "sequence": self.state.history_seq,
+                "oldStatus": old_status.value if self.state.history_seq > 1 else None,
+                "oldSubStatus": old_sub.value if old_sub and self.state.history_seq > 1 else None,
+                "newStatus": status.value,
+                "newSubStatus": sub_status.value if sub_status else None,
+                "newLifecycle": lifecycle_of(status, sub_status).value,
+            },
+        )
+        workflow.upsert_search_attributes(
+            [
+                sa.CASE_STATUS.value_set(status.value),
+                sa.PARTNER_ID.value_set(str(record.partner_id))
+                if record.partner_id
+                else sa.PARTNER_ID.value_unset(),
+            ]
+        )
+        self._touch()
+
+    def _record_note(self, note: str, *, changed_by: str) -> None:
+        """A history entry that keeps the status (a monthly progress note)."""
+        self.state.history_seq += 1
+        self.state.pending_history.append(
+            HistoryEntry(
+                seq=self.state.history_seq,
+                timestamp=workflow.now(),
+                status=self.record.status,
+                sub_status=self.record.sub_status,
+                changed_by=changed_by,
+                note=note,
+            )
+        )
+        self._touch()
+
+    def _status_label(self) -> str:
+        sub = f" / {self.record.sub_status.value}" if self.record.sub_status else ""
+        return f"{self.record.status.value}{sub}"
