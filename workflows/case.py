@@ -343,12 +343,10 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             and record.partner is not None
             and self.book.find_open(TaskType.UPDATE_CASE_STATUS) is None
         ):
-            self.book.raise_task(
+            self._raise_task(
                 TaskType.UPDATE_CASE_STATUS,
                 key="survey",
-                now=now,
                 owner=record.partner,
-                case_id=record.case_id,
                 title=f"Monthly update on case {record.case_number}",
                 description=(
                     "Tell the creditor how collection is going: continue with a progress note, "
@@ -362,12 +360,10 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
     async def create_generic_task(self, input: GenericTaskInput) -> Task:
         """A hand-made task on this case for one party; it stays open until closed by hand."""
         update = workflow.current_update_info()
-        task = self.book.raise_task(
+        task = self._raise_task(
             TaskType.GENERIC,
             key=f"generic:{update.id if update else workflow.now().isoformat()}",
-            now=workflow.now(),
             owner=input.owner,
-            case_id=self.record.case_id,
             access=input.access_level,
             title=input.title,
             description=input.description,
@@ -424,12 +420,10 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         record = self.record
         issues = self.state.validation_issues
         if issues:
-            task = self.book.raise_task(
+            task = self._raise_task(
                 TaskType.CASE_VALIDATION_NEEDS_INFO,
                 key=VALIDATION_KEY,
-                now=now,
                 owner=record.creditor,
-                case_id=record.case_id,
                 title=f"Complete the data of case {record.case_number}",
                 description="",
             )

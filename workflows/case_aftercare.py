@@ -150,12 +150,10 @@ class AftercareHandlers(CaseCore):
             filed_at=workflow.now(),
         )
         record.complaints.append(complaint)
-        self.book.raise_task(
+        self._raise_task(
             TaskType.RESPOND_TO_COMPLAINT,
             key=f"complaint:{complaint.id}",
-            now=workflow.now(),
             owner=partner,
-            case_id=record.case_id,
             title=f"Respond to a complaint on case {record.case_number}",
             description=input.message,
         )
@@ -217,12 +215,10 @@ class AftercareHandlers(CaseCore):
         partner = self.record.worked_by
         if partner is None or self.book.ever_raised("chase-commission"):
             return
-        self.book.raise_task(
+        self._raise_task(
             TaskType.CHASE_PAYMENT,
             key="chase-commission",
-            now=workflow.now(),
             owner=partner,
-            case_id=self.record.case_id,
             title=f"Chase the commission on case {self.record.case_number}",
             description="The commission invoice is unpaid past its deadline: chase it.",
         )

@@ -8,6 +8,7 @@ goes through ``CaseCore._change``, checked first by ``CaseCore._check_change``.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from temporalio import workflow
@@ -33,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.lifecycle import lifecycle_of
     from domain.schedule import next_survey_after
-    from domain.tasks import CATALOGUE, ResolvedBy, TaskType, task_id
+    from domain.tasks import CATALOGUE, ResolvedBy, Task, TaskType, task_id
     from domain.transitions import (
         ACTIVE,
         FINISHED,
@@ -92,12 +93,10 @@ class CaseCore(TaskOwnerWorkflow):
         self._change(
             CaseStatus.ASSIGNED, SubStatus.PARTNER_REVIEWING, changed_by=changed_by, note=note
         )
-        self.book.raise_task(
+        self._raise_task(
             TaskType.REVIEW_NEW_CASE,
             key=f"review:{partner.id}",
-            now=workflow.now(),
             owner=partner,
-            case_id=self.record.case_id,
             title=f"Review new case {self.record.case_number}",
             description=(
                 f"{self.record.submission.currency_code} {self.record.submission.amount_to_recover}"
@@ -238,6 +237,28 @@ class CaseCore(TaskOwnerWorkflow):
                     ),
                 )
 
+    def _raise_task(
+        self,
+        type: TaskType,
+        *,
+        key: str,
+        owner: OrgRef,
+        title: str,
+        description: str,
+        **more: Any,
+    ) -> Task:
+        """Raise a task on this case, now (``TaskBook.raise_task`` for the case's own tasks)."""
+        return self.book.raise_task(
+            type,
+            key=key,
+            now=workflow.now(),
+            owner=owner,
+            case_id=self.record.case_id,
+            title=title,
+            description=description,
+            **more,
+        )
+
     def _hold_task(self) -> TaskType | None:
         record = self.record
         if record.status is not CaseStatus.ON_HOLD or record.sub_status is None:
@@ -266,14 +287,8 @@ class CaseCore(TaskOwnerWorkflow):
                 "Resume the case when it can go on, or close it.",
             ),
         }[type]
-        self.book.raise_task(
-            type,
-            key=f"hold:{type.value}",
-            now=workflow.now(),
-            owner=owner,
-            case_id=record.case_id,
-            title=title,
-            description=note or fallback,
+        self._raise_task(
+            type, key=f"hold:{type.value}", owner=owner, title=title, description=note or fallback
         )
 
     def _finish(self, reason: str) -> None:
@@ -292,12 +307,10 @@ class CaseCore(TaskOwnerWorkflow):
         partner = record.worked_by
         if partner is None:
             return
-        self.book.raise_task(
+        self._raise_task(
             TaskType.REVIEW_PARTNER,
             key="review-partner",
-            now=now,
             owner=record.creditor,
-            case_id=record.case_id,
             title=f"Review {org_name(partner)} on case {record.case_number}",
             description="Rate the collection partner from 0 to 10, with a comment.",
         )
@@ -305,12 +318,10 @@ class CaseCore(TaskOwnerWorkflow):
             (p.amount for p in record.payments if p.paid_to is Party.CREDITOR), Decimal(0)
         )
         if paid_to_creditor > 0:
-            self.book.raise_task(
+            self._raise_task(
                 TaskType.RECORD_PAYMENT,
                 key="commission",
-                now=now,
                 owner=partner,
-                case_id=record.case_id,
                 title=f"Invoice the commission on case {record.case_number}",
                 description=(
                     f"The debtor paid {record.submission.currency_code} {paid_to_creditor} to "

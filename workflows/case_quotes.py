@@ -47,12 +47,10 @@ class QuoteHandlers(CaseCore):
         record = self.record
         for partner in input.partners:
             record.quotes.append(Quote(id=self._new_id("quote"), partner=partner, requested_at=now))
-            self.book.raise_task(
+            self._raise_task(
                 TaskType.PROVIDE_QUOTE,
                 key=f"quote:{partner.id}",
-                now=now,
                 owner=partner,
-                case_id=record.case_id,
                 title=f"Quote on case {record.case_number}",
                 description=(
                     f"{record.submission.currency_code} {record.submission.amount_to_recover} "
@@ -124,12 +122,10 @@ class QuoteHandlers(CaseCore):
                 note=f"{org_name(input.partner)} quoted {input.fee_percent}%",
             )
             self.state.first_quote_at, self.state.quote_reminders_sent = now, 0
-            self.book.raise_task(
+            self._raise_task(
                 TaskType.SELECT_QUOTE_WINNER,
                 key="select-quote",
-                now=now,
                 owner=record.creditor,
-                case_id=record.case_id,
                 title=f"Pick a quote for case {record.case_number}",
                 description="Partners have quoted on your case: choose the one to work it.",
             )
