@@ -243,6 +243,7 @@ class CaseView(ApiModel):
     days_in_current_status: int
     assigned_partner: str | None
     close_code: str | None
+    waiting_for: Party | None = None  # On Hold: who must act (Creditor or Partner)
     creditor_reference: str
     currency_code: str
     amount_to_recover: Decimal

@@ -37,6 +37,7 @@ from domain.base import ApiModel
 from domain.cases import (
     AssignBankAccountInput,
     AssignPartnerInput,
+    CaseDetails,
     CaseRecord,
     CaseSubmission,
     CaseView,
@@ -88,6 +89,7 @@ def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
         days_in_current_status=whole_days_between(case.last_status_change, now),
         assigned_partner=row.partner_name,
         close_code=case.close_code,
+        waiting_for=CaseDetails.model_validate(case.details).waiting_for,
         creditor_reference=case.creditor_reference,
         currency_code=case.currency_code,
         amount_to_recover=case.amount_to_recover,

@@ -121,6 +121,7 @@ async def test_pausing_waits_for_the_named_party_until_resumed(
     )
     assert paused.status_code == 200, paused.text
     assert (paused.json()["status"], paused.json()["lifecycle"]) == ("On Hold", "Paused")
+    assert paused.json()["waitingFor"] == "Creditor"
     task = await open_task(api, creditor, "ClientInputRequired")
     assert task["description"] == "Please confirm the debtor's new address"
     assert await tasks_of(api, partner, type="ClientInputRequired") == [], "creditor's task only"
@@ -136,6 +137,7 @@ async def test_pausing_waits_for_the_named_party_until_resumed(
         "Payment Plan",
         "Plan active",
     )
+    assert resumed.json()["waitingFor"] is None
     assert await task_status(api, creditor, task["id"]) == "Solved"
     history = (await api.get(f"/api/cases/{cid}/history", headers=creditor.headers)).json()
     assert history["history"][-1]["note"] == "Address received"
