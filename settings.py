@@ -5,8 +5,24 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# What a chat attachment may be: documents, images, spreadsheets and e-mails.
+DEFAULT_ATTACHMENT_TYPES = (
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "text/plain",
+    "text/csv",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-outlook",
+    "message/rfc822",
+)
 
 
 class Settings(BaseSettings):
@@ -38,11 +54,33 @@ class Settings(BaseSettings):
     # How long an API request waits for a workflow to accept and project an action.
     api_update_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Chat attachments: the bytes live in a blob store (a local directory by default), never in
+    # workflow history. Empty BLOB_DIR: VAR_DIR/blobs.
+    blob_dir: Path | None = None
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    attachment_content_types: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ATTACHMENT_TYPES), min_length=1
+    )
+
+    @field_validator("blob_dir", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        return None if value == "" else value
+
     @model_validator(mode="after")
-    def _default_database(self) -> Settings:
+    def _defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'caseloop.db'}"
+        if self.blob_dir is None:
+            self.blob_dir = self.var_dir / "blobs"
+        self.attachment_content_types = [t.strip().lower() for t in self.attachment_content_types]
         return self
+
+    @property
+    def blob_directory(self) -> Path:
+        """Where ``LocalBlobStore`` keeps attachments (set by the validator when left empty)."""
+        assert self.blob_dir is not None
+        return self.blob_dir
 
 
 @lru_cache

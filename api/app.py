@@ -9,8 +9,9 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api import errors
-from api.routes import account, bank_accounts, case_work, cases, health, tasks
+from api.routes import account, bank_accounts, case_work, cases, chat, health, tasks
 from settings import Settings, get_settings
+from store.blobs import BlobStore, LocalBlobStore
 from store.db import create_engine, session_factory
 from temporal_client import connect
 
@@ -21,8 +22,14 @@ caseloop's HTTP API. Authenticate every request with `Authorization: Bearer <key
 """
 
 
-def create_app(settings: Settings | None = None, *, temporal: Client | None = None) -> FastAPI:
-    """Build the app. Tests pass their own Temporal client; otherwise one connects lazily."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    temporal: Client | None = None,
+    blobs: BlobStore | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass their own Temporal client; otherwise one connects lazily.
+    Attachments go to ``blobs``, by default a ``LocalBlobStore`` in BLOB_DIR."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -44,11 +51,15 @@ def create_app(settings: Settings | None = None, *, temporal: Client | None = No
         lifespan=lifespan,
         docs_url="/docs",
     )
+    # Set here, not in the lifespan, so tests can swap the store before the first request.
+    app.state.blobs = blobs or LocalBlobStore(settings.blob_directory)
     errors.install(app)
     api = APIRouter(prefix="/api")
     api.include_router(health.router)
     api.include_router(cases.router)
     api.include_router(case_work.router)
+    api.include_router(chat.router)
+    api.include_router(chat.relationships)
     api.include_router(tasks.router)
     api.include_router(bank_accounts.router)
     api.include_router(account.router)

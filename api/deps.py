@@ -13,6 +13,7 @@ from api.errors import forbidden, unauthenticated
 from domain.enums import OrgKind
 from settings import Settings
 from store.accounts import Principal, principal_for_key
+from store.blobs import BlobStore
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -30,7 +31,14 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
+def get_blobs(request: Request) -> BlobStore:
+    """Where attachment bytes live (``app.state.blobs``; tests point it at a temporary folder)."""
+    blobs: BlobStore = request.app.state.blobs
+    return blobs
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 

@@ -107,12 +107,13 @@ async def worker(
 
 
 @pytest.fixture
-def settings(database_url: str, task_queue: str) -> Settings:
+def settings(database_url: str, task_queue: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=database_url,
         temporal_task_queue=task_queue,
         portal_base_url="https://portal.example.test",
         api_update_timeout_seconds=20,
+        blob_dir=tmp_path / "blobs",
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -1,0 +1,860 @@
+"""The communication center: case chats with attachments, notes and calls, the case timeline,
+and the general chat of each creditor-partner relationship.
+
+Posting a message is an update to the workflow that owns the thread (the case's, or the pair's
+``RelationshipWorkflow``), which raises and solves the chat tasks; the answer is read back from
+the read model, which the workflow has written before it answers. Attachment bytes go to the blob
+store and never into a workflow: a message carries only attachment ids. Notes and calls are
+plain records of the read model; no workflow takes part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import (
+    BlobsDep,
+    CurrentPrincipal,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+    require_role,
+)
+from api.errors import FieldError, Problem, forbidden, invalid, not_found
+from api.idempotency import idempotent
+from api.pagination import PageDep, PageInfo, page_info
+from api.routes.tasks import UserRef
+from api.uploads import UploadForm, discard, is_multipart, read_form, store_uploads
+from api.workflow_calls import update_workflow
+from domain.base import ApiModel
+from domain.cases import CaseDetails
+from domain.chat import (
+    MAX_ATTACHMENTS_PER_MESSAGE,
+    MAX_MESSAGE_CHARS,
+    ChatMessage,
+    ChatRole,
+    PostMessageInput,
+    ThreadType,
+)
+from domain.enums import CaseStatus, OrgKind, Party, SubStatus
+from domain.ids import case_workflow_id, relationship_workflow_id
+from store import cases as case_store
+from store import chat as chat_store
+from store.accounts import Principal
+from store.models import Attachment, CaseNote, User
+from workflows.case import CaseWorkflow
+from workflows.relationship import RelationshipWorkflow
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/cases", tags=["chat"])
+relationships = APIRouter(prefix="/relationships", tags=["chat"])
+
+# Only the two parties write in a chat; ops read everything but speak for nobody.
+ChatPrincipal = Annotated[Principal, Depends(require_role(OrgKind.CREDITOR, OrgKind.PARTNER))]
+PARTY_OF_ROLE = {OrgKind.CREDITOR: Party.CREDITOR, OrgKind.PARTNER: Party.PARTNER}
+ROLE_LABELS = {
+    ChatRole.CREDITOR: "Creditor",
+    ChatRole.PARTNER: "Partner",
+    ChatRole.SYSTEM: "System",
+}
+LEAD_THREADS = (ThreadType.LEAD_CHAT, ThreadType.INVOICE_QUESTIONS_CHAT)
+CASE_THREADS = [t.value for t in ThreadType if t is not ThreadType.GENERAL]
+
+MessageText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+# -- payloads ------------------------------------------------------------------------------------
+class ThreadRef(ApiModel):
+    """Which thread of a case: its type, and for a creditor in a lead thread the partner."""
+
+    thread_type: ThreadType = ThreadType.INVOICE_CHAT
+    partner_id: UUID | None = None
+
+    @field_validator("thread_type")
+    @classmethod
+    def _case_thread(cls, value: ThreadType) -> ThreadType:
+        if value is ThreadType.GENERAL:
+            raise ValueError(
+                "General is the relationship chat: POST /api/relationships/{relationshipId}/chats"
+            )
+        return value
+
+
+class ChatPost(ThreadRef):
+    """``POST /api/cases/{id}/chats`` as JSON (multipart sends the same fields, plus ``files``)."""
+
+    message: MessageText
+    attachment_ids: Annotated[list[UUID], Field(max_length=MAX_ATTACHMENTS_PER_MESSAGE)] = []
+
+    @field_validator("attachment_ids")
+    @classmethod
+    def _distinct(cls, value: list[UUID]) -> list[UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat an attachment")
+        return value
+
+
+class RelationshipPost(ApiModel):
+    message: MessageText
+
+
+class AttachmentView(ApiModel):
+    id: UUID
+    filename: str
+    content_type: str
+    size: int
+
+
+class ChatMessageView(ApiModel):
+    """A chat message; ``isSeen``: the other party has written in the thread since."""
+
+    id: str
+    case_id: UUID | None
+    relationship_id: UUID | None
+    thread_type: ThreadType
+    partner_id: UUID
+    date_created: dt.datetime
+    role: ChatRole
+    role_label: str
+    message: str
+    is_seen: bool
+    user: UserRef | None
+    attachments: list[AttachmentView]
+
+
+class ChatMessageList(ApiModel):
+    data: list[ChatMessageView]
+    page: PageInfo
+
+
+class CallOutcome(StrEnum):
+    REACHED = "Reached"
+    NO_ANSWER = "No answer"
+    VOICEMAIL = "Voicemail"
+    WRONG_NUMBER = "Wrong number"
+    PROMISE_TO_PAY = "Promise to pay"
+    REFUSED = "Refused"
+
+
+class NoteEntry(ApiModel):
+    note: NoteText
+
+
+class CallEntry(ApiModel):
+    duration_seconds: Annotated[int, Field(ge=0, le=86_400, strict=True)]
+    outcome: CallOutcome
+    note: Annotated[str | None, Field(max_length=4000)] = None
+
+
+class NoteView(ApiModel):
+    """A note or a call the partner logged."""
+
+    id: UUID
+    type: Literal["note", "call"]
+    date_created: dt.datetime
+    note: str | None
+    duration_seconds: int | None = None
+    outcome: CallOutcome | None = None
+    user: UserRef | None
+
+
+class NoteList(ApiModel):
+    data: list[NoteView]
+    page: PageInfo
+
+
+class TimelineMessage(ChatMessageView):
+    type: Literal["message"] = "message"
+    timestamp: dt.datetime
+
+
+class TimelineNote(NoteView):
+    timestamp: dt.datetime
+
+
+class TimelineStatusChange(ApiModel):
+    type: Literal["statusChange"] = "statusChange"
+    timestamp: dt.datetime
+    seq: int
+    status: CaseStatus
+    sub_status: SubStatus | None
+    changed_by: str
+    note: str | None
+
+
+TimelineItem = Annotated[
+    TimelineMessage | TimelineNote | TimelineStatusChange, Field(discriminator="type")
+]
+
+
+class Timeline(ApiModel):
+    data: list[TimelineItem]
+    page: PageInfo
+
+
+class OrgView(ApiModel):
+    id: UUID
+    name: str
+
+
+class RelationshipView(ApiModel):
+    """A creditor-partner pair; ``counterpart`` is the other side for its creditor or partner
+    (null for ops)."""
+
+    id: UUID
+    creditor: OrgView
+    partner: OrgView
+    counterpart: OrgView | None
+    linked_at: dt.datetime
+
+
+class RelationshipList(ApiModel):
+    data: list[RelationshipView]
+    page: PageInfo
+
+
+# -- rendering -----------------------------------------------------------------------------------
+def _user(user: User | None) -> UserRef | None:
+    return UserRef(id=user.id, name=user.name, email=user.email) if user else None
+
+
+def _attachment(row: Attachment) -> AttachmentView:
+    return AttachmentView(
+        id=row.id, filename=row.filename, content_type=row.content_type, size=row.size
+    )
+
+
+def _message_fields(record: chat_store.MessageRecord) -> dict[str, Any]:
+    row = record.message
+    role = ChatRole(row.role)
+    return {
+        "id": row.id,
+        "case_id": row.case_id,
+        "relationship_id": row.relationship_id,
+        "thread_type": ThreadType(row.thread_type),
+        "partner_id": row.partner_id,
+        "date_created": row.created_at,
+        "role": role,
+        "role_label": ROLE_LABELS[role],
+        "message": row.body,
+        "is_seen": record.is_seen,
+        "user": _user(record.user),
+        "attachments": [_attachment(a) for a in record.attachments],
+    }
+
+
+def message_view(record: chat_store.MessageRecord) -> ChatMessageView:
+    return ChatMessageView(**_message_fields(record))
+
+
+def _note_fields(record: chat_store.NoteRecord) -> dict[str, Any]:
+    row = record.note
+    return {
+        "id": row.id,
+        "type": "call" if row.kind == "call" else "note",
+        "date_created": row.created_at,
+        "note": row.body,
+        "duration_seconds": row.call_duration_seconds,
+        "outcome": CallOutcome(row.call_outcome) if row.call_outcome else None,
+        "user": _user(record.user),
+    }
+
+
+def _timeline_item(entry: chat_store.TimelineEntry) -> TimelineItem:
+    if entry.message is not None:
+        return TimelineMessage(timestamp=entry.timestamp, **_message_fields(entry.message))
+    if entry.note is not None:
+        return TimelineNote(timestamp=entry.timestamp, **_note_fields(entry.note))
+    change = entry.change
+    assert change is not None
+    return TimelineStatusChange(
+        timestamp=change.timestamp,
+        seq=change.seq,
+        status=CaseStatus(change.status),
+        sub_status=SubStatus(change.sub_status) if change.sub_status else None,
+        changed_by=change.changed_by,
+        note=change.note,
+    )
+
+
+async def _posted(session: AsyncSession, message: ChatMessage) -> Response:
+    """201 with a message just posted, as the read model has it."""
+    session.expire_all()
+    record = await chat_store.get_message(session=session, message_id=message.id)
+    if record is None:  # the update returns only after the projection: a bug if hit
+        raise Problem(500, "projection_missing", "The message was posted but is not readable yet.")
+    return JSONResponse(message_view(record).model_dump(mode="json"), status_code=201)
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact name per RFC 6266/5987."""
+    fallback = filename.encode("ascii", "replace").decode().replace('"', "'").replace("\\", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+# -- who may write where -------------------------------------------------------------------------
+async def _visible_case(
+    session: AsyncSession, case_id: UUID, principal: Principal
+) -> case_store.CaseRow:
+    row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
+    if row is None:
+        raise not_found("Case")
+    return row
+
+
+def thread_partner(row: case_store.CaseRow, principal: Principal, thread: ThreadRef) -> UUID:
+    """The partner side of the thread the caller writes in (a partner: its own).
+
+    The case workflow has the last word on whether the caller may write there; this only names
+    the thread, so attachments can be checked and filed under it.
+    """
+    if principal.role is OrgKind.PARTNER:
+        if thread.partner_id not in (None, principal.org_id):
+            raise invalid("partnerId", "a partner writes in its own threads; leave it out")
+        return principal.org_id
+    if thread.thread_type is ThreadType.INVOICE_CHAT:
+        partner_id = row.case.partner_id
+        if partner_id is None:
+            raise Problem(
+                409, "invalid_transition", "The Invoice Chat opens once a partner has the case."
+            )
+        if thread.partner_id not in (None, partner_id):
+            raise invalid("partnerId", "is not the partner working the case")
+        return partner_id
+    if thread.partner_id is None:
+        raise invalid("partnerId", f"is required for a {thread.thread_type.value} message")
+    return thread.partner_id
+
+
+async def _check_attachments(
+    session: AsyncSession, principal: Principal, case_id: UUID, side: UUID, ids: list[UUID]
+) -> None:
+    """Each id must be a file the caller's organisation uploaded to this case, for this side."""
+    found = await chat_store.attachments_by_id(session=session, ids=set(ids))
+    errors = [
+        FieldError(f"attachmentIds[{i}]", "is not a file you uploaded to this thread of the case")
+        for i, attachment_id in enumerate(ids)
+        if (a := found.get(attachment_id)) is None
+        or (a.case_id, a.org_id, a.partner_id) != (case_id, principal.org_id, side)
+    ]
+    if errors:
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(422, "validation_failed", f"Invalid input: {summary}", errors=errors)
+
+
+def _note_taker(principal: CurrentPrincipal) -> Principal:
+    if principal.role is not OrgKind.PARTNER:
+        raise forbidden(
+            "Only the partner working the case logs notes and calls; "
+            f"{principal.role.value} users read them with GET /api/cases/{{caseId}}/notes."
+        )
+    return principal
+
+
+NoteTaker = Annotated[Principal, Depends(_note_taker)]
+
+
+# -- case chat -----------------------------------------------------------------------------------
+CHAT_FORM_FIELDS = ("message", "threadType", "partnerId", "attachmentIds")
+CHAT_POST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": ChatPost.model_json_schema(by_alias=True)},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {
+                        "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
+                        "threadType": {"type": "string", "enum": CASE_THREADS},
+                        "partnerId": {"type": "string", "format": "uuid"},
+                        "attachmentIds": {"type": "array", "items": {"type": "string"}},
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def _chat_post(request: Request, form: UploadForm | None) -> ChatPost:
+    if form is not None:
+        data: dict[str, Any] = {
+            name: value for name in CHAT_FORM_FIELDS[:3] if (value := form.value(name)) is not None
+        }
+        data["attachmentIds"] = form.fields.get("attachmentIds", [])
+        return ChatPost.model_validate(data)
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise Problem(
+            415,
+            "unsupported_media_type",
+            "Send a message as application/json, or as multipart/form-data with files.",
+        )
+    try:
+        raw = await request.json()
+    except ValueError as exc:
+        raise Problem(422, "validation_failed", "The body is not valid JSON.") from exc
+    return ChatPost.model_validate(raw)
+
+
+@router.post(
+    "/{case_id}/chats",
+    status_code=201,
+    response_model=ChatMessageView,
+    responses={403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
+    openapi_extra=CHAT_POST_BODY,
+)
+async def post_case_message(
+    case_id: UUID,
+    request: Request,
+    principal: ChatPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> Response:
+    """Write in one of the case's threads (default Invoice Chat): JSON ``{message, threadType?,
+    partnerId?, attachmentIds?}``, or multipart/form-data with the same fields and ``files``.
+
+    The other party gets a NewMessage / ReplyToChat task (one per thread), your own open one in
+    the thread is solved, and a creditor writing in the Invoice Chat of a case On Hold waiting
+    for the creditor provides the information: the case resumes. Files are stored first and
+    removed again if the message is refused."""
+    form = None
+    if is_multipart(request):
+        form = await read_form(
+            request,
+            settings,
+            file_field="files",
+            text_fields=CHAT_FORM_FIELDS,
+            max_files=MAX_ATTACHMENTS_PER_MESSAGE,
+        )
+    try:
+        post = await _chat_post(request, form)
+        uploads = form.files if form else []
+        if len(post.attachment_ids) + len(uploads) > MAX_ATTACHMENTS_PER_MESSAGE:
+            raise invalid("files", f"a message has at most {MAX_ATTACHMENTS_PER_MESSAGE} files")
+
+        async def execute() -> Response:
+            row = await _visible_case(session, case_id, principal)
+            side = thread_partner(row, principal, post)
+            await _check_attachments(session, principal, case_id, side, post.attachment_ids)
+            stored = await store_uploads(
+                request, principal, uploads, case_id=case_id, partner_id=side
+            )
+            try:
+                message: ChatMessage = await update_workflow(
+                    request,
+                    principal,
+                    client,
+                    case_workflow_id(case_id),
+                    CaseWorkflow.post_message,
+                    PostMessageInput(
+                        party=PARTY_OF_ROLE[principal.role],
+                        org_id=principal.org_id,
+                        user_id=principal.user_id,
+                        thread_type=post.thread_type,
+                        partner_id=side,
+                        body=post.message,
+                        attachment_ids=[*post.attachment_ids, *(a.id for a in stored)],
+                    ),
+                )
+            except Problem as problem:
+                # Refused: the files go too. On an unknown outcome (503) they stay, since the
+                # workflow may yet record the message that names them.
+                if problem.status < 500:
+                    await discard(request, [a.id for a in stored])
+                raise
+            # A retry the workflow had already applied answers with the first attempt's message.
+            await discard(request, [a.id for a in stored if a.id not in message.attachment_ids])
+            return await _posted(session, message)
+
+        fingerprint = {
+            "caseId": str(case_id),
+            **post.model_dump(mode="json"),
+            "files": [u.fingerprint() for u in uploads],
+        }
+        return await idempotent(request, principal, fingerprint, execute)
+    finally:
+        if form is not None:
+            await form.close()
+
+
+@router.get("/{case_id}/chats", response_model=ChatMessageList, responses={401: {}, 404: {}})
+async def list_case_messages(
+    case_id: UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    page: PageDep,
+    thread_type: Annotated[ThreadType | None, Query(alias="threadType")] = None,
+    partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
+) -> ChatMessageList:
+    """The case's messages, oldest first: every thread for the creditor and ops, its own side's
+    threads for a partner. A thread nobody wrote in yet lists nothing."""
+    await _visible_case(session, case_id, principal)
+    records, total = await chat_store.list_case_messages(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        thread_type=thread_type,
+        partner_id=partner_id,
+        offset=page.offset,
+        limit=page.page_size,
+    )
+    return ChatMessageList(
+        data=[message_view(r) for r in records],
+        page=page_info(page, total=total, count=len(records)),
+    )
+
+
+# -- attachments ---------------------------------------------------------------------------------
+ATTACHMENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "threadType": {"type": "string", "enum": CASE_THREADS},
+                        "partnerId": {"type": "string", "format": "uuid"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/{case_id}/attachments",
+    status_code=201,
+    response_model=AttachmentView,
+    responses={403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
+    openapi_extra=ATTACHMENT_BODY,
+)
+async def upload_attachment(
+    case_id: UUID,
+    request: Request,
+    principal: ChatPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Upload a file to attach to a message later (``attachmentIds``): multipart/form-data with
+    ``file`` and, for a creditor, the thread it is for (``threadType``, ``partnerId``)."""
+    if not is_multipart(request):
+        raise Problem(
+            415, "unsupported_media_type", "Upload the file as multipart/form-data field 'file'."
+        )
+    form = await read_form(
+        request, settings, file_field="file", text_fields=("threadType", "partnerId"), max_files=1
+    )
+    try:
+        if not form.files:
+            raise invalid("file", "is required")
+        [upload] = form.files
+        thread = ThreadRef.model_validate(
+            {n: v for n in ("threadType", "partnerId") if (v := form.value(n)) is not None}
+        )
+
+        async def execute() -> Response:
+            row = await _visible_case(session, case_id, principal)
+            side = thread_partner(row, principal, thread)
+            if principal.role is OrgKind.CREDITOR and thread.thread_type in LEAD_THREADS:
+                quoting = {
+                    q.partner.id for q in CaseDetails.model_validate(row.case.details).quotes
+                }
+                if side not in quoting:
+                    raise invalid("partnerId", "is not a partner quoting on this case")
+            [attachment] = await store_uploads(
+                request, principal, [upload], case_id=case_id, partner_id=side
+            )
+            return JSONResponse(
+                _attachment(attachment).model_dump(mode="json"),
+                status_code=201,
+                headers={"Location": f"/api/cases/{case_id}/attachments/{attachment.id}"},
+            )
+
+        fingerprint = {
+            "caseId": str(case_id),
+            **thread.model_dump(mode="json"),
+            "file": upload.fingerprint(),
+        }
+        return await idempotent(request, principal, fingerprint, execute)
+    finally:
+        await form.close()
+
+
+@router.get(
+    "/{case_id}/attachments/{attachment_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
+)
+async def download_attachment(
+    case_id: UUID,
+    attachment_id: UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    blobs: BlobsDep,
+) -> StreamingResponse:
+    """The file, for the parties of its thread: ops, the case's creditor, and the partner it was
+    shared with while that partner sees the case. Anyone else gets 404."""
+    attachment = await chat_store.downloadable_attachment(
+        session=session, principal=principal, case_id=case_id, attachment_id=attachment_id
+    )
+    if attachment is None:
+        raise not_found("Attachment")
+    chunks = blobs.open(attachment.storage_key)
+    try:
+        first = await anext(chunks, b"")
+    except FileNotFoundError as exc:
+        logger.error("attachment %s has no bytes at %s", attachment.id, attachment.storage_key)
+        raise not_found("Attachment") from exc
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(
+        body(),
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": content_disposition(attachment.filename),
+            "Content-Length": str(attachment.size),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+# -- notes and calls -----------------------------------------------------------------------------
+async def _log(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    case_id: UUID,
+    body: NoteEntry | CallEntry,
+) -> Response:
+    """Record a note or call of the partner working the case, once per Idempotency-Key."""
+    kind: Literal["note", "call"] = "call" if isinstance(body, CallEntry) else "note"
+
+    async def execute() -> Response:
+        row = await _visible_case(session, case_id, principal)
+        if row.case.partner_id != principal.org_id:
+            raise Problem(
+                403, "not_a_party", "Only the partner working the case logs notes and calls on it."
+            )
+        key = request.headers.get("Idempotency-Key")
+        note = CaseNote(
+            # From the key, so a retry after a lost response finds the first note.
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"caseloop:note:{principal.org_id}:{key}")
+            if key
+            else uuid.uuid4(),
+            case_id=case_id,
+            kind=kind,
+            org_id=principal.org_id,
+            user_id=principal.user_id,
+            body=body.note,
+            call_duration_seconds=body.duration_seconds if isinstance(body, CallEntry) else None,
+            call_outcome=body.outcome.value if isinstance(body, CallEntry) else None,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+        saved, _ = await chat_store.add_note(sessions=request.app.state.sessions, note=note)
+        record = await chat_store.get_note(session=session, note_id=saved.id)
+        assert record is not None
+        return JSONResponse(NoteView(**_note_fields(record)).model_dump(mode="json"), 201)
+
+    fingerprint = {"caseId": str(case_id), "type": kind, **body.model_dump(mode="json")}
+    return await idempotent(request, principal, fingerprint, execute)
+
+
+@router.post(
+    "/{case_id}/notes",
+    status_code=201,
+    response_model=NoteView,
+    responses={403: {}, 404: {}, 422: {}},
+)
+async def log_note(
+    case_id: UUID, body: NoteEntry, request: Request, principal: NoteTaker, session: SessionDep
+) -> Response:
+    """The partner working the case logs a note (creditors and ops: 403; they read notes)."""
+    return await _log(request, principal, session, case_id, body)
+
+
+@router.post(
+    "/{case_id}/calls",
+    status_code=201,
+    response_model=NoteView,
+    responses={403: {}, 404: {}, 422: {}},
+)
+async def log_call(
+    case_id: UUID, body: CallEntry, request: Request, principal: NoteTaker, session: SessionDep
+) -> Response:
+    """The partner working the case logs a phone call: ``durationSeconds`` (0 to 86400),
+    ``outcome`` and an optional ``note``."""
+    return await _log(request, principal, session, case_id, body)
+
+
+@router.get("/{case_id}/notes", response_model=NoteList, responses={401: {}, 404: {}})
+async def list_notes(
+    case_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
+) -> NoteList:
+    """The case's notes and calls, oldest first (anyone who sees the case)."""
+    await _visible_case(session, case_id, principal)
+    records, total = await chat_store.list_notes(
+        session=session, case_id=case_id, offset=page.offset, limit=page.page_size
+    )
+    return NoteList(
+        data=[NoteView(**_note_fields(r)) for r in records],
+        page=page_info(page, total=total, count=len(records)),
+    )
+
+
+@router.get("/{case_id}/timeline", response_model=Timeline, responses={401: {}, 404: {}})
+async def get_timeline(
+    case_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
+) -> Timeline:
+    """Messages (of the threads you may read), notes, calls and status changes, oldest first."""
+    await _visible_case(session, case_id, principal)
+    entries, total = await chat_store.timeline(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        offset=page.offset,
+        limit=page.page_size,
+    )
+    return Timeline(
+        data=[_timeline_item(e) for e in entries],
+        page=page_info(page, total=total, count=len(entries)),
+    )
+
+
+# -- relationships -------------------------------------------------------------------------------
+def _relationship_view(
+    record: chat_store.RelationshipRecord, principal: Principal
+) -> RelationshipView:
+    row = record.relationship
+    creditor = OrgView(id=row.creditor_id, name=record.creditor_name)
+    partner = OrgView(id=row.partner_id, name=record.partner_name)
+    counterpart = {OrgKind.CREDITOR: partner, OrgKind.PARTNER: creditor}.get(principal.role)
+    return RelationshipView(
+        id=row.id,
+        creditor=creditor,
+        partner=partner,
+        counterpart=counterpart,
+        linked_at=row.linked_at,
+    )
+
+
+async def _visible_relationship(
+    session: AsyncSession, principal: Principal, relationship_id: UUID
+) -> chat_store.RelationshipRecord:
+    record = await chat_store.get_relationship(
+        session=session, principal=principal, relationship_id=relationship_id
+    )
+    if record is None:
+        raise not_found("Relationship")
+    return record
+
+
+@relationships.get("", response_model=RelationshipList)
+async def list_relationships(
+    principal: CurrentPrincipal, session: SessionDep, page: PageDep
+) -> RelationshipList:
+    """Your organisation's creditor-partner pairs (ops: all), oldest first. A pair appears when
+    the partner first gets one of the creditor's cases."""
+    records, total = await chat_store.list_relationships(
+        session=session, principal=principal, offset=page.offset, limit=page.page_size
+    )
+    return RelationshipList(
+        data=[_relationship_view(r, principal) for r in records],
+        page=page_info(page, total=total, count=len(records)),
+    )
+
+
+@relationships.get("/{relationship_id}", response_model=RelationshipView, responses={404: {}})
+async def get_relationship(
+    relationship_id: UUID, principal: CurrentPrincipal, session: SessionDep
+) -> RelationshipView:
+    """One pair, for its creditor, its partner and ops."""
+    return _relationship_view(
+        await _visible_relationship(session, principal, relationship_id), principal
+    )
+
+
+@relationships.get(
+    "/{relationship_id}/chats", response_model=ChatMessageList, responses={401: {}, 404: {}}
+)
+async def list_relationship_messages(
+    relationship_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
+) -> ChatMessageList:
+    """The pair's general chat, oldest first."""
+    await _visible_relationship(session, principal, relationship_id)
+    records, total = await chat_store.list_relationship_messages(
+        session=session,
+        relationship_id=relationship_id,
+        offset=page.offset,
+        limit=page.page_size,
+    )
+    return ChatMessageList(
+        data=[message_view(r) for r in records],
+        page=page_info(page, total=total, count=len(records)),
+    )
+
+
+@relationships.post(
+    "/{relationship_id}/chats",
+    status_code=201,
+    response_model=ChatMessageView,
+    responses={403: {}, 404: {}, 422: {}},
+)
+async def post_relationship_message(
+    relationship_id: UUID,
+    body: RelationshipPost,
+    request: Request,
+    principal: ChatPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+) -> Response:
+    """Write in the pair's general chat: the other side gets a NewMessage / ReplyToChat task
+    that belongs to no case, and your own open one is solved."""
+
+    async def execute() -> Response:
+        record = await _visible_relationship(session, principal, relationship_id)
+        pair = record.relationship
+        message: ChatMessage = await update_workflow(
+            request,
+            principal,
+            client,
+            relationship_workflow_id(pair.creditor_id, pair.partner_id),
+            RelationshipWorkflow.post_message,
+            PostMessageInput(
+                party=PARTY_OF_ROLE[principal.role],
+                org_id=principal.org_id,
+                user_id=principal.user_id,
+                thread_type=ThreadType.GENERAL,
+                body=body.message,
+            ),
+        )
+        return await _posted(session, message)
+
+    fingerprint = {"relationshipId": str(relationship_id), **body.model_dump(mode="json")}
+    return await idempotent(request, principal, fingerprint, execute)

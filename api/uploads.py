@@ -1,0 +1,273 @@
+"""Reading multipart uploads within limits, and keeping their bytes in the blob store.
+
+Limits are checked as early as possible: the declared ``Content-Length`` before anything is read,
+the bytes actually received while the body streams in (a client may lie or send no length),
+then each file's size and type once parsed. Parsed files are spooled to anonymous temporary files
+(removed when closed), and only a file that passed every check is copied into the blob store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import mimetypes
+import re
+import unicodedata
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from api.deps import get_blobs
+from api.errors import Problem, invalid
+from settings import Settings
+from store import chat as chat_store
+from store.accounts import Principal
+from store.blobs import BlobTooLarge
+from store.models import Attachment
+
+# Room for the multipart framing and the text fields around the files.
+FORM_OVERHEAD_BYTES = 64 * 1024
+MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS = 30
+CHUNK = 64 * 1024
+GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+# Types the standard library may not know, for files sent without a specific content type.
+EXTRA_TYPES = {
+    ".msg": "application/vnd.ms-outlook",
+    ".eml": "message/rfc822",
+    ".csv": "text/csv",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def too_large(settings: Settings) -> Problem:
+    return Problem(
+        413,
+        "attachment_too_large",
+        f"An attachment may have at most {settings.attachment_max_bytes} bytes.",
+        extra={"maxBytes": settings.attachment_max_bytes},
+    )
+
+
+def unsupported_type(content_type: str, settings: Settings) -> Problem:
+    return Problem(
+        415,
+        "unsupported_media_type",
+        f"Files of type {content_type or 'unknown'!r} cannot be attached; allowed: "
+        f"{', '.join(settings.attachment_content_types)}.",
+    )
+
+
+@dataclass
+class Upload:
+    """One file of a form, checked and spooled, not yet in the blob store."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    file: UploadFile
+
+    def fingerprint(self) -> dict[str, object]:
+        return {
+            "filename": self.filename,
+            "contentType": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass
+class UploadForm:
+    """A parsed multipart form: its text fields (name -> values) and its checked files."""
+
+    form: FormData
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    files: list[Upload] = field(default_factory=list)
+
+    def value(self, name: str) -> str | None:
+        values = self.fields.get(name)
+        if values is None:
+            return None
+        if len(values) > 1:
+            raise invalid(name, "must be given once")
+        return values[0]
+
+    async def close(self) -> None:
+        await self.form.close()
+
+
+def is_multipart(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "multipart/form-data"
+
+
+def safe_filename(name: str | None) -> str:
+    """The last path segment without control characters, at most 255 characters."""
+    name = re.split(r"[\\/]", name or "")[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip().strip(".")
+    return name[:255] or "attachment"
+
+
+def media_type(declared: str | None, filename: str) -> str:
+    """The declared type without parameters; a generic one is guessed from the file name."""
+    media = (declared or "").split(";")[0].strip().lower()
+    if media in GENERIC_TYPES:
+        suffix = ("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else ""
+        media = EXTRA_TYPES.get(suffix) or mimetypes.guess_type(filename)[0] or media
+    return media
+
+
+async def _sha256(upload: UploadFile) -> str:
+    digest = hashlib.sha256()
+    while chunk := await upload.read(CHUNK):
+        digest.update(chunk)
+    await upload.seek(0)
+    return digest.hexdigest()
+
+
+async def read_form(
+    request: Request,
+    settings: Settings,
+    *,
+    file_field: str,
+    text_fields: Sequence[str],
+    max_files: int,
+) -> UploadForm:
+    """Parse a multipart body: 413 past the size limit, 415 for a type not allowed, 422 for a
+    field the endpoint does not know. The caller closes the form."""
+    limit = settings.attachment_max_bytes
+    body_limit = limit * max(max_files, 1) + FORM_OVERHEAD_BYTES
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > body_limit:
+        raise too_large(settings)
+
+    async def counted() -> AsyncGenerator[bytes, None]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > body_limit:
+                raise too_large(settings)
+            yield chunk
+
+    parser = MultiPartParser(
+        request.headers,
+        counted(),
+        max_files=max_files,
+        max_fields=MAX_FIELDS,
+        max_part_size=MAX_FIELD_BYTES,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise Problem(422, "validation_failed", f"Invalid multipart body: {exc.message}") from exc
+    parsed = UploadForm(form)
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != file_field:
+                    raise invalid(name, f"is not a file field; send files as {file_field!r}")
+                parsed.files.append(await _check(value, settings))
+            elif name in text_fields:
+                parsed.fields.setdefault(name, []).append(value)
+            else:
+                raise invalid(name, "is not a field of this form")
+    except BaseException:
+        await parsed.close()
+        raise
+    return parsed
+
+
+async def _check(upload: UploadFile, settings: Settings) -> Upload:
+    filename = safe_filename(upload.filename)
+    size = upload.size or 0
+    if size > settings.attachment_max_bytes:
+        raise too_large(settings)
+    content_type = media_type(upload.content_type, filename)
+    if content_type not in settings.attachment_content_types:
+        raise unsupported_type(content_type, settings)
+    if size == 0:
+        raise invalid(filename, "is empty")
+    return Upload(filename, content_type, size, await _sha256(upload), upload)
+
+
+def attachment_id(principal: Principal, request: Request, index: int) -> uuid.UUID:
+    """A new attachment's id: derived from the Idempotency-Key when there is one, so a retried
+    upload finds the file its first attempt stored instead of storing it again."""
+    key = request.headers.get("Idempotency-Key")
+    if not key:
+        return uuid.uuid4()
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"caseloop:attachment:{principal.org_id}:{key}#{index}")
+
+
+async def store_uploads(
+    request: Request,
+    principal: Principal,
+    uploads: Sequence[Upload],
+    *,
+    case_id: uuid.UUID,
+    partner_id: uuid.UUID,
+) -> list[Attachment]:
+    """Copy checked uploads into the blob store and record them; all or nothing."""
+    sessions = request.app.state.sessions
+    blobs = get_blobs(request)
+    settings: Settings = request.app.state.settings
+    stored: list[Attachment] = []
+    try:
+        for index, upload in enumerate(uploads):
+            new_id = attachment_id(principal, request, index)
+            async with sessions() as session:
+                earlier = await session.get(Attachment, new_id)
+            if earlier is not None:  # stored by a retried request with the same key
+                stored.append(earlier)
+                continue
+
+            async def chunks(source: UploadFile = upload.file) -> AsyncIterator[bytes]:
+                await source.seek(0)
+                while chunk := await source.read(CHUNK):
+                    yield chunk
+
+            try:
+                blob = await blobs.put(chunks(), max_bytes=settings.attachment_max_bytes)
+            except BlobTooLarge as exc:
+                raise too_large(settings) from exc
+            attachment = Attachment(
+                id=new_id,
+                case_id=case_id,
+                partner_id=partner_id,
+                org_id=principal.org_id,
+                user_id=principal.user_id,
+                filename=upload.filename,
+                content_type=upload.content_type,
+                size=blob.size,
+                sha256=blob.sha256,
+                storage_key=blob.key,
+                created_at=_now(),
+            )
+            try:
+                stored.append(
+                    await chat_store.add_attachment(sessions=sessions, attachment=attachment)
+                )
+            except BaseException:
+                await blobs.delete(blob.key)
+                raise
+    except BaseException:
+        await discard(request, [a.id for a in stored])
+        raise
+    return stored
+
+
+async def discard(request: Request, ids: Sequence[uuid.UUID]) -> None:
+    """Delete attachments (rows first, then their bytes)."""
+    blobs = get_blobs(request)
+    for key in await chat_store.delete_attachments(sessions=request.app.state.sessions, ids=ids):
+        await blobs.delete(key)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

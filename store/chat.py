@@ -1,0 +1,367 @@
+"""Chat, attachment, note and timeline queries for the API.
+
+Who sees what is decided here, in one place:
+
+- a case's messages: whoever sees the case (``store.cases.visible_to``); a partner only the
+  threads whose partner side is its own organisation (``visible_threads``);
+- a relationship and its chat: its creditor and its partner, and ops (``visible_relationships``);
+- an attachment's bytes: ops, the case's creditor, and the partner of the attachment's thread
+  while it still sees the case (``downloadable_attachment``);
+- notes and calls: whoever sees the case.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from domain.chat import ChatRole, ThreadType
+from domain.enums import OrgKind
+from store.accounts import Principal
+from store.cases import get_case
+from store.db import transaction
+from store.models import (
+    Attachment,
+    CaseHistory,
+    CaseNote,
+    ChatMessageRow,
+    Organisation,
+    Relationship,
+    User,
+)
+
+Later = aliased(ChatMessageRow)
+CreditorOrg = aliased(Organisation)
+PartnerOrg = aliased(Organisation)
+
+
+# -- messages ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MessageRecord:
+    message: ChatMessageRow
+    user: User | None
+    attachments: list[Attachment]
+    is_seen: bool
+
+
+def visible_threads(principal: Principal) -> ColumnElement[bool]:
+    """Of a case the caller sees: a partner reads only its own side's threads, the others all."""
+    if principal.role is OrgKind.PARTNER:
+        return ChatMessageRow.partner_id == principal.org_id
+    return true()
+
+
+def _seen(same_owner: ColumnElement[bool]) -> Any:
+    """A message is seen once the other party wrote after it in the same thread (``same_owner``
+    pairs a later message with it: the same case, or the same relationship)."""
+    return (
+        exists()
+        .where(
+            same_owner,
+            Later.thread_type == ChatMessageRow.thread_type,
+            Later.partner_id == ChatMessageRow.partner_id,
+            Later.seq > ChatMessageRow.seq,
+            Later.role != ChatMessageRow.role,
+            Later.role != ChatRole.SYSTEM.value,
+        )
+        .correlate(ChatMessageRow)
+        .label("is_seen")
+    )
+
+
+def _messages(seen: Any) -> Select[Any]:
+    return select(ChatMessageRow, User, seen).outerjoin(User, User.id == ChatMessageRow.user_id)
+
+
+async def _records(session: AsyncSession, rows: Sequence[Any]) -> list[MessageRecord]:
+    wanted = {uuid.UUID(a) for row in rows for a in row[0].attachment_ids}
+    files = await attachments_by_id(session=session, ids=wanted)
+    return [
+        MessageRecord(
+            message=message,
+            user=user,
+            attachments=[files[i] for a in message.attachment_ids if (i := uuid.UUID(a)) in files],
+            is_seen=bool(seen),
+        )
+        for message, user, seen in rows
+    ]
+
+
+async def list_case_messages(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    case_id: uuid.UUID,
+    thread_type: ThreadType | None = None,
+    partner_id: uuid.UUID | None = None,
+    offset: int,
+    limit: int,
+) -> tuple[list[MessageRecord], int]:
+    """A page of a case's messages the caller may read, oldest first, and the total.
+
+    The caller must already have been checked to see the case (``store.cases.get_case``).
+    """
+    where = [ChatMessageRow.case_id == case_id, visible_threads(principal)]
+    if thread_type is not None:
+        where.append(ChatMessageRow.thread_type == thread_type.value)
+    if partner_id is not None:
+        where.append(ChatMessageRow.partner_id == partner_id)
+    total = await session.scalar(select(func.count()).select_from(ChatMessageRow).where(*where))
+    rows = await session.execute(
+        _messages(_seen(Later.case_id == ChatMessageRow.case_id))
+        .where(*where)
+        .order_by(ChatMessageRow.seq, ChatMessageRow.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return await _records(session, rows.all()), total or 0
+
+
+async def list_relationship_messages(
+    *, session: AsyncSession, relationship_id: uuid.UUID, offset: int, limit: int
+) -> tuple[list[MessageRecord], int]:
+    """A page of a relationship's general chat, oldest first, and the total (the caller must
+    already have been checked against ``get_relationship``)."""
+    where = [ChatMessageRow.relationship_id == relationship_id]
+    total = await session.scalar(select(func.count()).select_from(ChatMessageRow).where(*where))
+    rows = await session.execute(
+        _messages(_seen(Later.relationship_id == ChatMessageRow.relationship_id))
+        .where(*where)
+        .order_by(ChatMessageRow.seq, ChatMessageRow.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return await _records(session, rows.all()), total or 0
+
+
+async def get_message(*, session: AsyncSession, message_id: str) -> MessageRecord | None:
+    """One message, whichever workflow owns it (the caller posted it: no visibility check)."""
+    in_same_owner = or_(
+        Later.case_id == ChatMessageRow.case_id,
+        Later.relationship_id == ChatMessageRow.relationship_id,
+    )
+    row = await session.execute(
+        _messages(_seen(in_same_owner)).where(ChatMessageRow.id == message_id)
+    )
+    records = await _records(session, row.all())
+    return records[0] if records else None
+
+
+# -- relationships -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RelationshipRecord:
+    relationship: Relationship
+    creditor_name: str
+    partner_name: str
+
+
+def visible_relationships(principal: Principal) -> ColumnElement[bool]:
+    """A pair is seen by its creditor and its partner; ops see every pair."""
+    if principal.role is OrgKind.OPS:
+        return true()
+    if principal.role is OrgKind.CREDITOR:
+        return Relationship.creditor_id == principal.org_id
+    return Relationship.partner_id == principal.org_id
+
+
+def _relationships() -> Select[Relationship, str, str]:
+    return (
+        select(Relationship, CreditorOrg.name, PartnerOrg.name)
+        .join(CreditorOrg, CreditorOrg.id == Relationship.creditor_id)
+        .join(PartnerOrg, PartnerOrg.id == Relationship.partner_id)
+    )
+
+
+async def list_relationships(
+    *, session: AsyncSession, principal: Principal, offset: int, limit: int
+) -> tuple[list[RelationshipRecord], int]:
+    """A page of the caller's pairs, oldest link first, and the total."""
+    where = visible_relationships(principal)
+    total = await session.scalar(select(func.count()).select_from(Relationship).where(where))
+    rows = await session.execute(
+        _relationships()
+        .where(where)
+        .order_by(Relationship.linked_at, Relationship.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [RelationshipRecord(*row) for row in rows], total or 0
+
+
+async def get_relationship(
+    *, session: AsyncSession, principal: Principal, relationship_id: uuid.UUID
+) -> RelationshipRecord | None:
+    """The pair if the caller may see it; None otherwise (the API says 404)."""
+    row = (
+        await session.execute(
+            _relationships().where(
+                Relationship.id == relationship_id, visible_relationships(principal)
+            )
+        )
+    ).first()
+    return RelationshipRecord(*row) if row else None
+
+
+# -- attachments ---------------------------------------------------------------------------------
+async def attachments_by_id(
+    *, session: AsyncSession, ids: set[uuid.UUID]
+) -> dict[uuid.UUID, Attachment]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Attachment).where(Attachment.id.in_(ids)))
+    return {row.id: row for row in rows}
+
+
+async def add_attachment(
+    *, sessions: async_sessionmaker[AsyncSession], attachment: Attachment
+) -> Attachment:
+    async with transaction(sessions) as session:
+        session.add(attachment)
+    return attachment
+
+
+async def delete_attachments(
+    *, sessions: async_sessionmaker[AsyncSession], ids: Sequence[uuid.UUID]
+) -> list[str]:
+    """Remove attachment rows that no message refers to; returns their storage keys (the caller
+    deletes the bytes after the rows, so a row never points at missing bytes)."""
+    if not ids:
+        return []
+    async with transaction(sessions) as session:
+        rows = list(await session.scalars(select(Attachment).where(Attachment.id.in_(ids))))
+        for row in rows:
+            await session.delete(row)
+    return [row.storage_key for row in rows]
+
+
+async def downloadable_attachment(
+    *, session: AsyncSession, principal: Principal, case_id: uuid.UUID, attachment_id: uuid.UUID
+) -> Attachment | None:
+    """The attachment if the caller is a party to it: ops, the case's creditor, or the partner
+    of the thread it belongs to while that partner still sees the case. None otherwise."""
+    if await get_case(session=session, case_id=case_id, principal=principal) is None:
+        return None
+    attachment = await session.scalar(
+        select(Attachment).where(Attachment.id == attachment_id, Attachment.case_id == case_id)
+    )
+    if attachment is None:
+        return None
+    if principal.role is OrgKind.PARTNER and attachment.partner_id != principal.org_id:
+        return None
+    return attachment
+
+
+# -- notes and calls -----------------------------------------------------------------------------
+NoteKind = Literal["note", "call"]
+
+
+@dataclass(frozen=True)
+class NoteRecord:
+    note: CaseNote
+    user: User | None
+
+
+async def add_note(
+    *, sessions: async_sessionmaker[AsyncSession], note: CaseNote
+) -> tuple[CaseNote, bool]:
+    """Insert a note or call once: a second insert with the same id (a retried request) returns
+    the first row. The boolean says whether this call created it."""
+    try:
+        async with transaction(sessions) as session:
+            if (existing := await session.get(CaseNote, note.id)) is not None:
+                return existing, False
+            session.add(note)
+        return note, True
+    except IntegrityError:
+        async with sessions() as session:
+            existing = await session.get(CaseNote, note.id)
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _notes() -> Select[CaseNote, User]:
+    return select(CaseNote, User).outerjoin(User, User.id == CaseNote.user_id)
+
+
+async def get_note(*, session: AsyncSession, note_id: uuid.UUID) -> NoteRecord | None:
+    row = (await session.execute(_notes().where(CaseNote.id == note_id))).first()
+    return NoteRecord(*row) if row else None
+
+
+async def list_notes(
+    *, session: AsyncSession, case_id: uuid.UUID, offset: int, limit: int
+) -> tuple[list[NoteRecord], int]:
+    """A page of a case's notes and calls, oldest first, and the total."""
+    total = await session.scalar(
+        select(func.count()).select_from(CaseNote).where(CaseNote.case_id == case_id)
+    )
+    rows = await session.execute(
+        _notes()
+        .where(CaseNote.case_id == case_id)
+        .order_by(CaseNote.created_at, CaseNote.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [NoteRecord(*row) for row in rows], total or 0
+
+
+# -- the timeline --------------------------------------------------------------------------------
+TimelineKind = Literal["statusChange", "message", "note", "call"]
+# Entries with the same timestamp: what was said before what it caused (a creditor's answer and
+# the resumption it triggers share one moment), so messages, notes and calls come before status
+# changes; within a kind, in the order they were made.
+RANK: dict[TimelineKind, int] = {"message": 0, "note": 1, "call": 2, "statusChange": 3}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    kind: TimelineKind
+    timestamp: dt.datetime
+    order: tuple[Any, ...]
+    message: MessageRecord | None = None
+    note: NoteRecord | None = None
+    change: CaseHistory | None = None
+
+
+async def timeline(
+    *, session: AsyncSession, principal: Principal, case_id: uuid.UUID, offset: int, limit: int
+) -> tuple[list[TimelineEntry], int]:
+    """A page of the case's messages (threads the caller may read), notes, calls and status
+    changes, oldest first, and the total.
+
+    Each source is read in order up to the end of the page and the three are merged, so a page
+    costs at most ``offset + limit`` rows per source and needs no database-specific UNION.
+    """
+    end = offset + limit
+    messages, message_total = await list_case_messages(
+        session=session, principal=principal, case_id=case_id, offset=0, limit=end
+    )
+    notes, note_total = await list_notes(session=session, case_id=case_id, offset=0, limit=end)
+    where = CaseHistory.case_id == case_id
+    history_total = await session.scalar(select(func.count()).select_from(CaseHistory).where(where))
+    changes = await session.scalars(
+        select(CaseHistory).where(where).order_by(CaseHistory.timestamp, CaseHistory.seq).limit(end)
+    )
+    entries: list[TimelineEntry] = []
+    for change in changes:
+        entries.append(
+            TimelineEntry("statusChange", change.timestamp, (change.seq,), change=change)
+        )
+    for record in messages:
+        row = record.message
+        entries.append(TimelineEntry("message", row.created_at, (row.seq, row.id), message=record))
+    for note in notes:
+        kind: TimelineKind = "call" if note.note.kind == "call" else "note"
+        entries.append(TimelineEntry(kind, note.note.created_at, (str(note.note.id),), note=note))
+    entries.sort(key=lambda e: (e.timestamp, RANK[e.kind], e.order))
+    total = message_total + note_total + (history_total or 0)
+    return entries[offset:end], total
