@@ -573,3 +573,52 @@ async def test_creditor_answer_in_chat_provides_the_information_asked_for(
     # The answer and the resumption it caused share a moment: what was said comes first.
     assert [i["type"] for i in timeline[-3:]] == ["statusChange", "message", "statusChange"]
     assert timeline[-2]["timestamp"] == timeline[-1]["timestamp"]
+
+
+async def test_lead_threads_are_private_to_each_invited_partner(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    rival = await make_actor(sessions, OrgKind.PARTNER)
+    cid = (await ready_case(api, creditor))["caseId"]
+    invited = {"partnerIds": [str(partner.org_id), str(rival.org_id)]}
+    requested = await api.post(
+        f"/api/cases/{cid}/quote-requests", json=invited, headers=ops.headers
+    )
+    assert requested.status_code == 200, requested.text
+    questions = {"threadType": "Invoice Questions Chat"}
+
+    # Before quoting, each invited partner asks its own questions; the creditor answers each.
+    for asker, text in ((partner, "Is the debtor still trading?"), (rival, "Any disputes?")):
+        asked = await post_chat(api, asker, cid, text, **questions)
+        assert asked.status_code == 201, asked.text
+    answer = await post_chat(
+        api, creditor, cid, "Yes, trading", partnerId=str(partner.org_id), **questions
+    )
+    assert answer.status_code == 201, answer.text
+    # The creditor must say which partner a lead thread is with.
+    assert (await post_chat(api, creditor, cid, "Hello all", **questions)).status_code == 422
+
+    mine = await chats(api, partner, cid)
+    assert [(m["role"], m["message"]) for m in mine] == [
+        ("Partner", "Is the debtor still trading?"),
+        ("Creditor", "Yes, trading"),
+    ]
+    assert [m["message"] for m in await chats(api, rival, cid)] == ["Any disputes?"]
+    assert len(await chats(api, creditor, cid)) == 3
+    # Asking for the other partner's thread shows nothing, it does not leak it.
+    assert await chats(api, rival, cid, partnerId=str(partner.org_id)) == []
+    # The Lead Chat opens only once the partner has quoted.
+    early = await post_chat(api, rival, cid, "About my quote", threadType="Lead Chat")
+    assert early.status_code == 403, early.text
+    quoted = await api.post(
+        f"/api/cases/{cid}/quotes", json={"feePercent": "12"}, headers=rival.headers
+    )
+    assert quoted.status_code == 201, quoted.text
+    lead = await post_chat(api, rival, cid, "About my quote", threadType="Lead Chat")
+    assert lead.status_code == 201, lead.text
+    assert lead.json()["threadType"] == "Lead Chat"
+    assert all(m["message"] != "About my quote" for m in await chats(api, partner, cid))
