@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # How long an API request waits for a workflow to accept and project an action.
     api_update_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Requests per minute and API key (token bucket, per API process); 0 turns limiting off.
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    rate_limit_burst: int = Field(default=120, ge=1)
+
     # Chat attachments: the bytes live in a blob store (a local directory by default), never in
     # workflow history. Empty BLOB_DIR: VAR_DIR/blobs.
     blob_dir: Path | None = None

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api import errors
+from api.ratelimit import RateLimiter
 from api.routes import account, bank_accounts, case_work, cases, chat, health, tasks
 from settings import Settings, get_settings
 from store.blobs import BlobStore, LocalBlobStore
@@ -53,6 +54,9 @@ def create_app(
     )
     # Set here, not in the lifespan, so tests can swap the store before the first request.
     app.state.blobs = blobs or LocalBlobStore(settings.blob_directory)
+    app.state.rate_limiter = RateLimiter(
+        per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+    )
     errors.install(app)
     api = APIRouter(prefix="/api")
     api.include_router(health.router)

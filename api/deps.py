@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from api.errors import forbidden, unauthenticated
+from api.errors import forbidden, rate_limited, unauthenticated
 from domain.enums import OrgKind
 from settings import Settings
 from store.accounts import Principal, principal_for_key
@@ -44,6 +44,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 async def get_principal(
+    request: Request,
     session: SessionDep,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header(alias="XApiKey")] = None,
@@ -59,6 +60,9 @@ async def get_principal(
     principal = await principal_for_key(session=session, key=key)
     if principal is None:
         raise unauthenticated()
+    wait = request.app.state.rate_limiter.take(key)
+    if wait is not None:
+        raise rate_limited(wait)
     return principal
 
 

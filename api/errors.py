@@ -73,6 +73,15 @@ def unauthenticated() -> Problem:
     )
 
 
+def rate_limited(retry_after: int) -> Problem:
+    return Problem(
+        429,
+        "rate_limited",
+        f"Too many requests with this API key; retry in {retry_after} s.",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 def forbidden(detail: str) -> Problem:
     return Problem(403, "forbidden", detail)
 

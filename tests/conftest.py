@@ -114,6 +114,8 @@ def settings(database_url: str, task_queue: str, tmp_path: Path) -> Settings:
         portal_base_url="https://portal.example.test",
         api_update_timeout_seconds=20,
         blob_dir=tmp_path / "blobs",
+        # Tests poll the API in tight loops; tests/api/test_rate_limit.py turns limiting on.
+        rate_limit_per_minute=0,
         _env_file=None,  # type: ignore[call-arg]
     )
 
