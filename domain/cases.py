@@ -144,6 +144,7 @@ class CommissionPayment(ApiModel):
 
 class Complaint(ApiModel):
     id: str
+    partner_id: UUID  # the partner it is about (the one that worked the case)
     message: str
     filed_by: UUID
     filed_at: dt.datetime

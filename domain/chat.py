@@ -47,6 +47,12 @@ def chat_task_key(thread_type: ThreadType, partner_id: UUID, recipient: Party) -
     return f"chat:{thread_type.value}:{partner_id}:{recipient.value}"
 
 
+def thread_of(chat_task_key_: str) -> tuple[ThreadType, UUID]:
+    """The thread (type and partner side) of a chat task's key (see ``chat_task_key``)."""
+    _, thread, partner_id, _ = chat_task_key_.split(":")
+    return ThreadType(thread), UUID(partner_id)
+
+
 def relationship_id(creditor_id: UUID, partner_id: UUID) -> UUID:
     """The id of a creditor-partner pair (and of its workflow)."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"caseloop:relationship:{creditor_id}:{partner_id}")

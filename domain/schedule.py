@@ -14,9 +14,9 @@ import datetime as dt
 SURVEY_EVERY_MONTHS = 1
 # SelectQuoteWinner: the creditor is reminded this many days after the first quote...
 QUOTE_SELECTION_REMINDERS = (dt.timedelta(days=7), dt.timedelta(days=14))
-# ...and the quotes expire this long after it, a week after the last reminder (the case closes
-# with close code QUOTES_EXPIRED).
-QUOTES_EXPIRE_AFTER = dt.timedelta(days=21)
+# ...and the quotes expire (the case closes with close code QUOTES_EXPIRED) a week after the
+# SelectQuoteWinner deadline: day 21 unless the creditor postponed the task.
+QUOTES_EXPIRE_AFTER_DEADLINE = dt.timedelta(days=7)
 
 
 def add_months(moment: dt.datetime, months: int) -> dt.datetime:

@@ -58,7 +58,7 @@ TRANSITIONS: dict[tuple[CaseStatus, CaseStatus], frozenset[Mover]] = {
     (S.VALIDATED, S.VALIDATED): frozenset({SYS}),
     (S.VALIDATED, S.ASSIGNED): frozenset({SYS}),
     (S.ASSIGNED, S.IN_COLLECTION): frozenset({P}),
-    (S.ASSIGNED, S.VALIDATED): frozenset({P}),
+    # Declining goes through POST /reject (it also takes the partner off the case): not a status.
     (S.ASSIGNED, S.ON_HOLD): frozenset({P}),
     (S.ASSIGNED, S.CLOSED): frozenset({P}),
     (S.IN_COLLECTION, S.IN_COLLECTION): frozenset({P}),
@@ -69,7 +69,7 @@ TRANSITIONS: dict[tuple[CaseStatus, CaseStatus], frozenset[Mover]] = {
     (S.ON_HOLD, S.ON_HOLD): frozenset({P}),
     (S.ON_HOLD, S.IN_COLLECTION): frozenset({P, SYS}),
     (S.ON_HOLD, S.PAYMENT_PLAN): frozenset({P, SYS}),
-    (S.ON_HOLD, S.ASSIGNED): frozenset({SYS}),
+    (S.ON_HOLD, S.ASSIGNED): frozenset({P, SYS}),  # back to the review it was held from
     **{(s, S.RESOLVED): frozenset({P}) for s in WORKED},
     # Closing: the creditor may withdraw any unfinished case; the partner may close what it holds.
     **{
@@ -100,6 +100,7 @@ SUB_STATUSES: dict[CaseStatus, tuple[SubStatus | None, ...]] = {
         SubStatus.SETTLEMENT_REACHED,
     ),
     S.CLOSED: (None,),
+    S.ASSIGNED: (SubStatus.PARTNER_REVIEWING,),
     S.ON_HOLD: (SubStatus.MORE_INFO_REQUIRED, SubStatus.PAUSED),
 }
 

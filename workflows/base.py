@@ -51,17 +51,17 @@ class TaskOwnerWorkflow:
                 await self._project()
                 self._publish()
                 continue
-            if self._finished():
-                # Let running handlers (an update that just closed the case) answer first.
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._dirty() and self._finished():
+            if self._finished() or self._should_continue_as_new():
+                # Let running handlers (an update that just closed the case) answer first; a
+                # handler that changes state meanwhile sends the loop round again.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() or self._dirty()
+                )
+                if self._dirty() or not workflow.all_handlers_finished():
+                    continue
+                if self._finished():
                     return
-                continue
-            if self._should_continue_as_new():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._dirty():
-                    self._continue_as_new()
-                continue
+                self._continue_as_new()
             await self._sleep_until_change_or_deadline()
 
     def _dirty(self) -> bool:

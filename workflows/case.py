@@ -41,13 +41,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.enums import CaseStatus, ChangedBy, SubStatus
     from domain.errors import (
         CASE_NOT_EDITABLE,
+        INVALID_DEADLINE,
         NOTHING_TO_ANSWER,
         VALIDATION_FAILED,
     )
     from domain.ids import case_workflow_id
     from domain.lifecycle import lifecycle_of
-    from domain.schedule import QUOTE_SELECTION_REMINDERS, QUOTES_EXPIRE_AFTER, next_survey_after
-    from domain.tasks import Task, TaskType
+    from domain.schedule import QUOTE_SELECTION_REMINDERS, next_survey_after
+    from domain.tasks import AccessLevel, Task, TaskType
     from domain.transitions import (
         ACTIVE,
         FINISHED,
@@ -196,6 +197,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             now=workflow.now(),
             reason=f"case rejected: {input.reason}",
             user_id=input.user_id,
+            org_id=input.partner_id,
         )
         self._change(
             CaseStatus.VALIDATED,
@@ -271,7 +273,11 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         """The partner's monthly answer: a progress note, and go on, pause or close."""
         now = workflow.now()
         self.book.solve_open(
-            TaskType.UPDATE_CASE_STATUS, now=now, reason="survey submitted", user_id=input.user_id
+            TaskType.UPDATE_CASE_STATUS,
+            now=now,
+            reason="survey submitted",
+            user_id=input.user_id,
+            org_id=input.partner_id,
         )
         status, sub_status = self._survey_target(input)
         note = f"Monthly update: {input.note}"
@@ -372,6 +378,24 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         await self._settled()
         return task
 
+    @create_generic_task.validator
+    def validate_create_generic_task(self, input: GenericTaskInput) -> None:
+        record = self.record
+        sides = {record.creditor.id: AccessLevel.CREDITOR}
+        for partner in (record.partner, record.worked_by):
+            if partner is not None:
+                sides[partner.id] = AccessLevel.PARTNER
+        if sides.get(input.owner.id) is not input.access_level:
+            raise failed("a Generic task belongs to the case's creditor or its partner")
+        if input.deadline is not None and (
+            input.deadline.tzinfo is None or input.deadline <= workflow.now()
+        ):
+            raise ApplicationError(
+                "the deadline must be a future time with an offset",
+                type=INVALID_DEADLINE,
+                non_retryable=True,
+            )
+
     @workflow.query
     def get_state(self) -> CaseState:
         """The live state, for ops and tests."""
@@ -386,6 +410,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         self._raise_due_survey(now)
         self._run_quote_round(now)
         self._chase_unpaid_commission()
+        self._close_stale_chat_tasks()
 
     def _wakeups(self) -> list[tuple[dt.datetime, str]]:
         state = self.state
@@ -404,7 +429,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                         f"quote reminder {sent + 1}",
                     )
                 )
-            moments.append((state.first_quote_at + QUOTES_EXPIRE_AFTER, "quotes expire"))
+            moments.append((self._quotes_expire_at(state.first_quote_at), "quotes expire"))
         return moments
 
     def _finished(self) -> bool:
@@ -512,7 +537,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
 
     async def _project(self) -> None:
         """Write everything changed since the last projection to the read model."""
-        while self.state.projected_version < self.state.version:
+        if self.state.projected_version < self.state.version:  # the main loop comes back
             version = self.state.version
             history = list(self.state.pending_history)
             messages = list(self.state.pending_messages)

@@ -86,7 +86,11 @@ class AftercareHandlers(CaseCore):
         self.record.commission_payments.append(payment)
         for type in (TaskType.RECORD_PAYMENT, TaskType.CHASE_PAYMENT):
             self.book.solve_open(
-                type, now=now, reason="commission payment recorded", user_id=input.user_id
+                type,
+                now=now,
+                reason="commission payment recorded",
+                user_id=input.user_id,
+                org_id=input.partner_id,
             )
         self._touch()
         await self._settled()
@@ -122,7 +126,11 @@ class AftercareHandlers(CaseCore):
             reviewed_at=now,
         )
         self.book.solve_open(
-            TaskType.REVIEW_PARTNER, now=now, reason="partner reviewed", user_id=input.user_id
+            TaskType.REVIEW_PARTNER,
+            now=now,
+            reason="partner reviewed",
+            user_id=input.user_id,
+            org_id=self.record.creditor.id,
         )
         self._touch()
         await self._settled()
@@ -141,10 +149,11 @@ class AftercareHandlers(CaseCore):
     async def file_complaint(self, input: FileComplaintInput) -> Complaint:
         """The creditor complains about the partner: RespondToComplaint for the partner."""
         record = self.record
-        partner = record.partner or record.worked_by
+        partner = record.worked_by
         assert partner is not None  # the validator checked
         complaint = Complaint(
             id=self._new_id("complaint"),
+            partner_id=partner.id,
             message=input.message,
             filed_by=input.user_id,
             filed_at=workflow.now(),
@@ -163,9 +172,10 @@ class AftercareHandlers(CaseCore):
 
     @file_complaint.validator
     def validate_file_complaint(self, input: FileComplaintInput) -> None:
-        if self.record.partner is None and self.record.worked_by is None:
+        if self.record.worked_by is None:
             raise invalid_transition(
-                "no partner has worked this case: there is nobody to complain about"
+                "no partner has worked this case yet (accepted it): there is nobody to "
+                "complain about"
             )
         require_text(input.message, "a message")
 
@@ -185,6 +195,7 @@ class AftercareHandlers(CaseCore):
             now=now,
             reason="partner responded",
             user_id=input.user_id,
+            org_id=input.partner_id,
         )
         self._touch()
         await self._settled()
@@ -192,10 +203,10 @@ class AftercareHandlers(CaseCore):
 
     @respond_to_complaint.validator
     def validate_respond_to_complaint(self, input: RespondToComplaintInput) -> None:
-        partner = self.record.partner or self.record.worked_by
-        if partner is None or partner.id != input.partner_id:
+        complaint = self._complaint(input.complaint_id)
+        if complaint.partner_id != input.partner_id:
             raise not_a_party("only the partner the complaint is about can respond")
-        if self._complaint(input.complaint_id).response is not None:
+        if complaint.response is not None:
             raise invalid_transition("this complaint has already been answered")
         require_text(input.message, "a message")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -14,9 +16,11 @@ with workflow.unsafe.imports_passed_through():
         ChatMessage,
         PostMessageInput,
         ThreadType,
+        thread_of,
     )
     from domain.enums import CaseStatus, Party
-    from domain.tasks import task_id
+    from domain.tasks import ResolvedBy, TaskType, task_id
+    from domain.transitions import FINISHED
     from workflows.case_core import (
         CaseCore,
         failed,
@@ -25,6 +29,13 @@ with workflow.unsafe.imports_passed_through():
         org_name,
     )
     from workflows.chat import ROLE_OF, check_body, route_message
+
+
+# Lead threads are open to a partner while its quote is in one of these states.
+LEAD_THREAD_QUOTES = {
+    ThreadType.LEAD_CHAT: (QuoteStatus.SUBMITTED, QuoteStatus.ACCEPTED),
+    ThreadType.INVOICE_QUESTIONS_CHAT: (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED),
+}
 
 
 class ChatHandlers(CaseCore):
@@ -93,6 +104,12 @@ class ChatHandlers(CaseCore):
         record = self.record
         if input.party is Party.CREDITOR and input.org_id != record.creditor.id:
             raise not_a_party("only the case's creditor writes on its creditor side")
+        if record.status in FINISHED:
+            raise invalid_transition(
+                "the case has ended and its chat is closed; write in the relationship chat"
+            )
+        if input.thread_type is ThreadType.GENERAL:
+            raise failed("the general chat belongs to the relationship, not to a case")
         if input.thread_type is ThreadType.INVOICE_CHAT:
             partner = record.partner
             if partner is None:
@@ -100,20 +117,41 @@ class ChatHandlers(CaseCore):
             if input.party is Party.PARTNER and partner.id != input.org_id:
                 raise not_a_party("only the partner working the case writes in its Invoice Chat")
             return partner
-        if input.thread_type is ThreadType.GENERAL:
-            raise failed("the general chat belongs to the relationship, not to a case")
         partner_id = input.org_id if input.party is Party.PARTNER else input.partner_id
         if partner_id is None:
             raise failed(f"a {input.thread_type.value} message names the partner (partnerId)")
-        allowed = (
-            (QuoteStatus.SUBMITTED, QuoteStatus.ACCEPTED)
-            if input.thread_type is ThreadType.LEAD_CHAT
-            else (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED)
-        )
+        partner = self._open_thread(input.thread_type, partner_id)
+        if partner is None:
+            allowed = LEAD_THREAD_QUOTES[input.thread_type]
+            raise not_a_party(
+                f"the {input.thread_type.value} of this case is open to partners whose quote is "
+                f"{' or '.join(s.value.lower() for s in allowed)}"
+            )
+        return partner
+
+    def _open_thread(self, thread_type: ThreadType, partner_id: UUID) -> OrgRef | None:
+        """The partner of a case thread that is open to both its parties, or None."""
+        record = self.record
+        if record.status in FINISHED:
+            return None
+        if thread_type is ThreadType.INVOICE_CHAT:
+            return record.partner if record.partner and record.partner.id == partner_id else None
+        allowed = LEAD_THREAD_QUOTES.get(thread_type, ())
         for quote in reversed(record.quotes):
             if quote.partner.id == partner_id and quote.status in allowed:
                 return quote.partner
-        raise not_a_party(
-            f"the {input.thread_type.value} of this case is open to partners whose quote is "
-            f"{' or '.join(s.value.lower() for s in allowed)}"
-        )
+        return None
+
+    def _close_stale_chat_tasks(self) -> None:
+        """A thread that closed to one of its parties (a rejection, another quote picked, the
+        round over) takes its open chat tasks with it: nobody could answer them any more."""
+        for task in self.book.open_tasks():
+            if task.type not in (TaskType.NEW_MESSAGE, TaskType.REPLY_TO_CHAT):
+                continue
+            thread, partner_id = thread_of(task.key)
+            if self._open_thread(thread, partner_id) is None:
+                self.book.solve(
+                    task,
+                    now=workflow.now(),
+                    by=ResolvedBy(kind="system", reason="the thread is closed"),
+                )

@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.chat import (
         RelationshipLink,
     )
-    from domain.enums import CaseStatus, Party, SubStatus
+    from domain.enums import CaseStatus, ChangedBy, Party, SubStatus
     from domain.errors import (
         INVALID_TRANSITION,
         NOT_A_PARTY,
@@ -140,9 +140,8 @@ class CaseCore(TaskOwnerWorkflow):
                 f"a {mover.value} cannot move a case from {self._status_label()} to "
                 f"{status.value}; allowed from here: {allowed}"
             )
-        if status is not CaseStatus.ASSIGNED and sub_status not in SUB_STATUSES.get(
-            status, (None,)
-        ):
+        self._check_partner_and_origin(status, sub_status, waiting_for)
+        if sub_status not in SUB_STATUSES.get(status, (None,)):
             raise failed(
                 f"{sub_status.value if sub_status else 'no sub-status'} is not a sub-status of "
                 f"{status.value}"
@@ -164,6 +163,38 @@ class CaseCore(TaskOwnerWorkflow):
         )
         if broken:
             raise failed(broken)
+
+    def _check_partner_and_origin(
+        self, status: CaseStatus, sub_status: SubStatus | None, waiting_for: Party | None
+    ) -> None:
+        """Rules no mover (ops included) may break: they would leave a case nobody can work."""
+        record = self.record
+        if record.partner is None and (
+            status in (CaseStatus.ASSIGNED, *ACTIVE)
+            or (status is CaseStatus.ON_HOLD and waiting_for is Party.PARTNER)
+        ):
+            raise invalid_transition(
+                f"a case is {status.value} only with a partner; assign one first "
+                "(POST /api/cases/{id}/assign)"
+            )
+        if status is CaseStatus.ASSIGNED and record.held_from is not CaseStatus.ASSIGNED:
+            raise invalid_transition(
+                "a case becomes Assigned by assignment (POST /api/cases/{id}/assign), or by "
+                "resuming the review it was held from"
+            )
+        if status is CaseStatus.ON_HOLD and record.status not in (
+            CaseStatus.ASSIGNED,
+            CaseStatus.ON_HOLD,
+            *ACTIVE,
+        ):
+            raise invalid_transition(
+                f"only a case under review or in collection can be put On Hold, not "
+                f"{self._status_label()}"
+            )
+        if status is CaseStatus.RESOLVED and record.worked_by is None:
+            raise invalid_transition(
+                "only a case a partner accepted can be Resolved; close it with a closeCode"
+            )
 
     def _change(
         self,
@@ -198,15 +229,32 @@ class CaseCore(TaskOwnerWorkflow):
             record.close_code = close_code_for(status, sub_status, close_code)
         self._record_status(status, sub_status, changed_by=changed_by, note=note)
         hold_after = self._hold_task()
-        if hold_before is not hold_after:
-            if hold_before is not None:
-                self._solve_as(hold_before, f"case is now {self._status_label()}", user_id, org_id)
-            if hold_after is not None:
-                self._raise_hold_task(hold_after, note)
+        if hold_before is not None and hold_before is not hold_after:
+            self.book.solve_open(
+                hold_before,
+                now=now,
+                reason=f"case is now {self._status_label()}",
+                user_id=user_id,
+                org_id=org_id,
+            )
+        if hold_after is not None and self.book.find_open(hold_after) is None:
+            self._raise_hold_task(hold_after, note)
+        if not self._quoting():
+            self._end_quote_round("the quote round ended")
+        if status not in (CaseStatus.ASSIGNED, CaseStatus.ON_HOLD, *ACTIVE):
+            self.book.solve_open(
+                TaskType.REVIEW_NEW_CASE, now=now, reason=f"case is {self._status_label()}"
+            )
         if status in ACTIVE:
             if record.partner is not None:
                 record.worked_by = record.partner
-            self._solve_as(TaskType.REVIEW_NEW_CASE, "case accepted", user_id, org_id)
+            self.book.solve_open(
+                TaskType.REVIEW_NEW_CASE,
+                now=now,
+                reason="case accepted",
+                user_id=user_id,
+                org_id=org_id,
+            )
             if self.state.survey_anchor is None:
                 self.state.survey_anchor = now
             if self.state.next_survey_at is None:
@@ -219,23 +267,6 @@ class CaseCore(TaskOwnerWorkflow):
             )
         if status in FINISHED and was not in FINISHED:
             self._finish(f"case {status.value.lower()}")
-
-    def _solve_as(
-        self, type: TaskType, reason: str, user_id: UUID | None, org_id: UUID | None
-    ) -> None:
-        """Solve the open tasks of ``type``: by ``user_id`` if its organisation owns them."""
-        for task in self.book.open_tasks():
-            if task.type is type:
-                mine = user_id is not None and task.owner_org_id == org_id
-                self.book.solve(
-                    task,
-                    now=workflow.now(),
-                    by=ResolvedBy(
-                        kind="user" if mine else "system",
-                        user_id=user_id if mine else None,
-                        reason=reason,
-                    ),
-                )
 
     def _raise_task(
         self,
@@ -258,6 +289,43 @@ class CaseCore(TaskOwnerWorkflow):
             description=description,
             **more,
         )
+
+    async def _on_closed_by_hand(self, task: Task) -> None:
+        """A hold task marked done (MoreInfoNeeded) means the information was given: the case
+        returns to where it was held from, as when the creditor answers in the chat."""
+        if task.type is not self._hold_task():
+            return
+        status, sub_status = self._resume_target()
+        user_id = task.resolved_by.user_id if task.resolved_by else None
+        self._change(
+            status,
+            sub_status,
+            changed_by=str(user_id) if user_id else ChangedBy.SYSTEM.value,
+            note="Information provided (marked done)",
+            user_id=user_id,
+            org_id=task.owner_org_id,
+        )
+
+    def _quoting(self) -> bool:
+        """Whether the case is in a quote round (Collecting quotes / Pending quote selection)."""
+        return self.record.status is CaseStatus.VALIDATED and self.record.sub_status in (
+            SubStatus.COLLECTING_QUOTES,
+            SubStatus.PENDING_QUOTE_SELECTION,
+        )
+
+    def _end_quote_round(self, reason: str) -> None:
+        """Open invitations and quotes are withdrawn and their tasks solved (idempotent)."""
+        now = workflow.now()
+        changed = False
+        for quote in self.record.quotes:
+            if quote.status in (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED):
+                quote.status = QuoteStatus.WITHDRAWN
+                changed = True
+        for type in (TaskType.PROVIDE_QUOTE, TaskType.SELECT_QUOTE_WINNER):
+            self.book.solve_open(type, now=now, reason=reason)
+        if changed or self.state.first_quote_at is not None:
+            self.state.first_quote_at = None
+            self._touch()
 
     def _hold_task(self) -> TaskType | None:
         record = self.record
@@ -298,11 +366,7 @@ class CaseCore(TaskOwnerWorkflow):
         for task in self.book.open_tasks():
             if not CATALOGUE[task.type].outlives_case:
                 self.book.solve(task, now=now, by=ResolvedBy(kind="system", reason=reason))
-        for quote in record.quotes:
-            if quote.status in (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED):
-                quote.status = QuoteStatus.WITHDRAWN
         self.state.next_survey_at = None
-        self.state.first_quote_at = None
         self._queue_account("case_closed")
         partner = record.worked_by
         if partner is None:

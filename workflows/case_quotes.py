@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import (
         NOT_FOUND,
     )
-    from domain.schedule import QUOTE_SELECTION_REMINDERS, QUOTES_EXPIRE_AFTER
+    from domain.schedule import QUOTE_SELECTION_REMINDERS, QUOTES_EXPIRE_AFTER_DEADLINE
     from domain.tasks import TaskType
     from domain.transitions import (
         CloseCode,
@@ -102,6 +102,7 @@ class QuoteHandlers(CaseCore):
                 now=now,
                 reason="partner offered custom terms",
                 user_id=input.user_id,
+                org_id=input.partner.id,
             )
         else:
             quote = self._open_quote_of(input.partner.id)
@@ -113,6 +114,7 @@ class QuoteHandlers(CaseCore):
             now=now,
             reason="quote submitted",
             user_id=input.user_id,
+            org_id=input.partner.id,
         )
         if record.sub_status is not SubStatus.PENDING_QUOTE_SELECTION:
             self._change(
@@ -158,6 +160,7 @@ class QuoteHandlers(CaseCore):
             now=now,
             reason=f"declined: {input.reason}",
             user_id=input.user_id,
+            org_id=input.partner_id,
         )
         self._touch()
         await self._settled()
@@ -183,7 +186,11 @@ class QuoteHandlers(CaseCore):
                 quote.status = QuoteStatus.WITHDRAWN
         self.book.solve_open(TaskType.PROVIDE_QUOTE, now=now, reason="another quote was selected")
         self.book.solve_open(
-            TaskType.SELECT_QUOTE_WINNER, now=now, reason="quote selected", user_id=input.user_id
+            TaskType.SELECT_QUOTE_WINNER,
+            now=now,
+            reason="quote selected",
+            user_id=input.user_id,
+            org_id=record.creditor.id,
         )
         self.state.first_quote_at = None
         self._assign(
@@ -231,6 +238,15 @@ class QuoteHandlers(CaseCore):
             raise not_a_party("your organisation has no open invitation to quote on this case")
         return quote
 
+    def _quotes_expire_at(self, first_quote_at: dt.datetime) -> dt.datetime:
+        """A week after the SelectQuoteWinner deadline, so postponing the task postpones expiry
+        (until its deadline is known: as if due on the last reminder)."""
+        task = self.book.find_open(TaskType.SELECT_QUOTE_WINNER)
+        deadline = task.deadline if task is not None and task.deadline is not None else None
+        return (
+            deadline or first_quote_at + QUOTE_SELECTION_REMINDERS[-1]
+        ) + QUOTES_EXPIRE_AFTER_DEADLINE
+
     def _run_quote_round(self, now: dt.datetime) -> None:
         """Remind the creditor to pick, and end a round nobody quoted in or nobody picked from."""
         record, state = self.record, self.state
@@ -271,7 +287,7 @@ class QuoteHandlers(CaseCore):
                     "reminder": state.quote_reminders_sent,
                 },
             )
-        if now >= first + QUOTES_EXPIRE_AFTER:
+        if now >= self._quotes_expire_at(first):
             for quote in record.quotes:
                 if quote.status is QuoteStatus.SUBMITTED:
                     quote.status = QuoteStatus.EXPIRED

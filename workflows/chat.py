@@ -52,6 +52,7 @@ def route_message(
         now=now,
         reason="replied in the chat",
         user_id=user_id,
+        org_id=message.org_id,
     )
     book.emit(
         "chat.created",

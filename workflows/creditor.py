@@ -94,6 +94,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                 now=workflow.now(),
                 reason="contract signed",
                 user_id=input.user_id,
+                org_id=self.state.creditor.id,
             )
             self._touch()
         await self._settled()
@@ -170,7 +171,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
             self._touch()
 
     async def _project(self) -> None:
-        while self.state.projected_version < self.state.version:
+        if self.state.projected_version < self.state.version:  # the main loop comes back
             version = self.state.version
             tasks, events = self.book.unprojected()
             await workflow.execute_activity_method(

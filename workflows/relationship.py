@@ -110,7 +110,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
 
     async def _project(self) -> None:
         state = self.state
-        while state.projected_version < state.version:
+        if state.projected_version < state.version:  # the main loop comes back
             version = state.version
             messages = list(state.pending_messages)
             tasks, events = self.book.unprojected()

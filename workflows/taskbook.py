@@ -160,12 +160,19 @@ class TaskBook:
         reason: str,
         key: str | None = None,
         user_id: UUID | None = None,
+        org_id: UUID | None = None,
     ) -> None:
-        """Solve every open task of ``type`` (and ``key``): by the user whose action cleared the
-        condition, or by the system."""
-        by = ResolvedBy(kind="user" if user_id else "system", user_id=user_id, reason=reason)
+        """Solve every open task of ``type`` (and ``key``). A task is credited to ``user_id``
+        only when ``org_id`` (that user's organisation) owns it; any other is solved by the
+        system, so a user id never shows up in the other side's task list."""
         for task in self.open_tasks():
             if task.type is type and (key is None or task.key == key):
+                mine = user_id is not None and task.owner_org_id == org_id
+                by = ResolvedBy(
+                    kind="user" if mine else "system",
+                    user_id=user_id if mine else None,
+                    reason=reason,
+                )
                 self.solve(task, now=now, by=by)
 
     def mark_overdue(self, now: dt.datetime) -> list[Task]:
@@ -191,6 +198,8 @@ class TaskBook:
     ) -> None:
         """Move the deadline (the original stays); the reason goes out as ``task.postponed``."""
         previous = task.deadline
+        if task.original_deadline is None:  # postponed before its default deadline was set
+            task.original_deadline = deadline
         task.deadline = deadline
         task.overdue_since = None if deadline > now else task.overdue_since
         self._changed(task)

@@ -204,9 +204,12 @@ async def test_asking_for_more_info_raises_more_info_needed_until_done_or_resume
     done = await api.post(f"/api/tasks/{task['id']}/done", json={}, headers=creditor.headers)
     assert done.status_code == 200, done.text
     assert (done.json()["status"], done.json()["resolvedBy"]["kind"]) == ("Solved", "user")
+    # Marked done = the information was given: the case is back where it was held from.
+    back = (await api.get(f"/api/cases/{cid}", headers=partner.headers)).json()
+    assert (back["status"], back["subStatus"], back["waitingFor"]) == ("In Collection", None, None)
+    history = (await api.get(f"/api/cases/{cid}/history", headers=creditor.headers)).json()
+    assert history["history"][-1]["note"] == "Information provided (marked done)"
 
-    resumed = await move(api, partner, cid, status="In Collection", note="Got it")
-    assert resumed.status_code == 200, resumed.text
     assert (await move(api, partner, cid, **more_info)).status_code == 200
     open_tasks = await tasks_of(api, creditor, type="MoreInfoNeeded", status="Open")
     assert len(open_tasks) == 1 and open_tasks[0]["id"] != task["id"], "asked again: a new task"

@@ -13,6 +13,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.common.v1 import WorkflowExecution
@@ -41,7 +42,7 @@ from domain.cases import (
     SurveyOutcome,
 )
 from domain.enums import CaseStatus, Party, SubStatus
-from domain.tasks import TaskType
+from domain.tasks import PostponeTaskInput, TaskType
 from domain.transitions import Mover
 from store.models import CaseInvitation, OutboxEventRow, TaskRow
 from tests.support import Actor, make_actor
@@ -517,7 +518,8 @@ async def test_two_partners_invited_one_quotes_and_the_creditor_picks_it(
         assert list(await session.scalars(select(CaseInvitation.partner_id))) == []
 
 
-async def test_unpicked_quotes_are_reminded_at_7_and_14_days_and_expire(
+@pytest.mark.parametrize("postponed", [False, True], ids=["on-time", "postponed"])
+async def test_unpicked_quotes_are_reminded_at_7_and_14_days_and_expire_a_week_after_the_deadline(
     ts_env: WorkflowEnvironment,
     ts_worker: Worker,
     task_queue: str,
@@ -525,6 +527,7 @@ async def test_unpicked_quotes_are_reminded_at_7_and_14_days_and_expire(
     creditor: Actor,
     partner: Actor,
     ops: Actor,
+    postponed: bool,
 ) -> None:
     handle = await validated_case(ts_env, sessions, creditor, task_queue)
     case_id = (await state_of(handle)).record.case_id
@@ -538,6 +541,22 @@ async def test_unpicked_quotes_are_reminded_at_7_and_14_days_and_expire(
             partner=partner.org_ref, user_id=partner.principal.user_id, fee_percent=Decimal(15)
         ),
     )
+    [pick] = await open_tasks(sessions, TaskType.SELECT_QUOTE_WINNER)
+    assert pick.deadline is not None
+    # 14 calendar days: the end of the 14th day in the creditor's time zone.
+    assert dt.timedelta(days=14) <= pick.deadline - pick.date_created < dt.timedelta(days=15)
+    deadline = pick.deadline
+    if postponed:  # the creditor needs three more weeks: expiry moves with the deadline
+        deadline += dt.timedelta(days=21)
+        await handle.execute_update(
+            CaseWorkflow.postpone_task,
+            PostponeTaskInput(
+                task_id=pick.id,
+                deadline=deadline,
+                reason="board meets next month",
+                user_id=creditor.principal.user_id,
+            ),
+        )
 
     async def reminders() -> list[OutboxEventRow]:
         async with sessions() as session:
@@ -557,8 +576,11 @@ async def test_unpicked_quotes_are_reminded_at_7_and_14_days_and_expire(
     await eventually(lambda: reminded(1))
     await ts_env.sleep(dt.timedelta(days=7))
     await eventually(lambda: reminded(2))
+    # Still open a minute before the expiry, a week after the deadline...
+    expiry = deadline + dt.timedelta(days=7)
+    await ts_env.sleep(expiry - await ts_env.get_current_time() - dt.timedelta(minutes=1))
     assert (await case_row(sessions, case_id)).status == "Validated"
-    await ts_env.sleep(dt.timedelta(days=7))
+    await ts_env.sleep(dt.timedelta(minutes=2))
 
     async def expired() -> None:
         row = await case_row(sessions, case_id)
