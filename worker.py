@@ -22,9 +22,12 @@ from store.db import create_engine, session_factory
 from temporal_client import connect
 from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
+from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
 
 WORKFLOWS = [CaseWorkflow, CreditorWorkflow, RelationshipWorkflow]
+# Part of the workflows' behaviour (an update id is applied once): the replayer needs them too.
+INTERCEPTORS = [ApplyUpdatesOnce()]
 
 # Libraries that pydantic validation calls inside workflows; they are deterministic and safe to
 # share with the sandbox instead of being re-imported for every workflow run.
@@ -70,6 +73,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
+        interceptors=INTERCEPTORS,
         activities=list(activities.values()),
         # On SIGTERM/SIGINT, running activities (projections) get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=10),

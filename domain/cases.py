@@ -15,7 +15,7 @@ from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel
 from domain.chat import ChatMessage, RelationshipLink
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
-from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
+from domain.tasks import AccessLevel, AppliedUpdate, OutboxEvent, Task, TaskBookState
 from domain.transitions import CloseCode, Mover
 
 # Loaded once at import: pycountry reads its data files lazily, which a workflow sandbox forbids.
@@ -289,6 +289,7 @@ class CaseState(ApiModel):
     # Creditor-partner pairs this case linked, and links not yet sent to the pair's workflow.
     linked_partners: list[UUID] = []
     relationship_outbox: list[RelationshipLink] = []
+    applied_updates: list[AppliedUpdate] = []  # recent update ids (workflows/once.py)
 
 
 class CaseWorkflowInput(ApiModel):

@@ -20,7 +20,9 @@ with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.errors import INVALID_DEADLINE
     from domain.tasks import (
+        APPLIED_UPDATES_KEPT,
         CATALOGUE,
+        AppliedUpdate,
         AssignTaskInput,
         CloseTaskInput,
         DeadlineRequest,
@@ -154,6 +156,27 @@ class TaskOwnerWorkflow:
             for t in self.book.open_tasks()
         ]
         return "\n".join(lines) or "- none"
+
+    # -- updates applied once (workflows/once.py) -----------------------------------------------
+    def _update_applied(self, update_id: str) -> AppliedUpdate | None:
+        return next((u for u in self.state.applied_updates if u.id == update_id), None)
+
+    def _remember_update(self, update_id: str, result: Any) -> None:
+        result_id = getattr(result, "id", None)
+        self.state.applied_updates.append(
+            AppliedUpdate(id=update_id, result_id=str(result_id) if result_id else None)
+        )
+        del self.state.applied_updates[:-APPLIED_UPDATES_KEPT]
+
+    def _recall_update(self, name: str, arg: Any, result_id: str | None) -> Any:
+        """The answer to an update applied before (by an earlier run): task updates answer with
+        the task; ``_recall`` answers the owner's own updates."""
+        if name in ("postpone_task", "assign_task", "close_task"):
+            return self.book.get(arg.task_id)
+        return self._recall(name, arg, result_id)
+
+    def _recall(self, name: str, arg: Any, result_id: str | None) -> Any:
+        raise NotImplementedError
 
     # -- hooks --------------------------------------------------------------------------------
     async def _advance(self) -> None:

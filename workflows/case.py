@@ -14,7 +14,9 @@ has no open task. Quotes, money and after-care, and chat are handler groups in
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -65,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         require_text,
     )
     from workflows.case_quotes import QuoteHandlers
+    from workflows.chat import recalled_message
     from workflows.retry import PROJECTION_RETRY, SIGNAL_RETRY
 
 
@@ -395,6 +398,32 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                 type=INVALID_DEADLINE,
                 non_retryable=True,
             )
+
+    def _recall(self, name: str, arg: Any, result_id: str | None) -> Any:
+        """Answers to updates an earlier run applied (workflows/once.py)."""
+        record = self.record
+        created: dict[str, Sequence[Any]] = {
+            "record_payment": record.payments,
+            "record_commission": record.commission_payments,
+            "file_complaint": record.complaints,
+            "respond_to_complaint": record.complaints,
+            "submit_quote": record.quotes,
+            "decline_quote": record.quotes,
+        }
+        if name in created:
+            return next(item for item in created[name] if item.id == result_id)
+        if name == "create_generic_task":
+            return self.book.get(result_id or "")
+        if name == "post_message":
+            partner = record.partner.id if record.partner else arg.org_id
+            return recalled_message(
+                arg,
+                result_id,
+                partner_id=arg.partner_id or partner,
+                now=workflow.now(),
+                case_id=record.case_id,
+            )
+        return record  # every other update answers with the case
 
     @workflow.query
     def get_state(self) -> CaseState:

@@ -13,7 +13,15 @@ from uuid import UUID
 from temporalio.exceptions import ApplicationError
 
 from domain.accounts import OrgRef
-from domain.chat import CHAT_TASKS, MAX_MESSAGE_CHARS, ChatMessage, ChatRole, chat_task_key
+from domain.chat import (
+    CHAT_TASKS,
+    MAX_MESSAGE_CHARS,
+    ChatMessage,
+    ChatRole,
+    PostMessageInput,
+    ThreadType,
+    chat_task_key,
+)
 from domain.enums import Party
 from domain.errors import VALIDATION_FAILED
 from workflows.taskbook import TaskBook
@@ -33,6 +41,34 @@ def check_body(body: str) -> None:
             type=VALIDATION_FAILED,
             non_retryable=True,
         )
+
+
+def recalled_message(
+    arg: PostMessageInput,
+    message_id: str | None,
+    *,
+    partner_id: UUID,
+    now: dt.datetime,
+    case_id: UUID | None = None,
+    relationship_id: UUID | None = None,
+    thread_type: ThreadType | None = None,
+) -> ChatMessage:
+    """The answer to a message post applied by an earlier run: the message as posted (callers
+    read it back from the read model by its id)."""
+    return ChatMessage(
+        id=message_id or "",
+        seq=0,
+        case_id=case_id,
+        relationship_id=relationship_id,
+        thread_type=thread_type or arg.thread_type,
+        partner_id=partner_id,
+        role=ROLE_OF[arg.party],
+        org_id=arg.org_id,
+        user_id=arg.user_id,
+        body=arg.body,
+        attachment_ids=arg.attachment_ids,
+        created_at=now,
+    )
 
 
 def route_message(

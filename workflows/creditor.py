@@ -9,6 +9,7 @@ activity (signal-with-start), and are released by signals back.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from temporalio import workflow
@@ -199,6 +200,9 @@ class CreditorWorkflow(TaskOwnerWorkflow):
             f"Cases without a bank account: {len(self.state.missing_bank_account)}\n\n"
             f"Open tasks:\n{self._task_lines()}"
         )
+
+    def _recall(self, name: str, arg: Any, result_id: str | None) -> Any:
+        return self.view()  # sign_contract, applied by an earlier run
 
     def _continue_as_new(self) -> None:
         workflow.continue_as_new(

@@ -7,6 +7,7 @@ chat and its NewMessage / ReplyToChat tasks, which belong to no case.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from temporalio import workflow
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import relationship_workflow_id
     from domain.tasks import task_id
     from workflows.base import TaskOwnerWorkflow
-    from workflows.chat import ROLE_OF, check_body, route_message
+    from workflows.chat import ROLE_OF, check_body, recalled_message, route_message
     from workflows.retry import PROJECTION_RETRY
 
 
@@ -103,6 +104,17 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
                 non_retryable=True,
             )
         check_body(input.body)
+
+    def _recall(self, name: str, arg: Any, result_id: str | None) -> Any:
+        """post_message applied by an earlier run (workflows/once.py)."""
+        return recalled_message(
+            arg,
+            result_id,
+            partner_id=self.state.partner.id,
+            now=workflow.now(),
+            relationship_id=self.pair_id,
+            thread_type=ThreadType.GENERAL,
+        )
 
     @workflow.query
     def get_state(self) -> RelationshipState:

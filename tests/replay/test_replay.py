@@ -38,6 +38,7 @@ async def test_recorded_history_replays_on_current_workflow_code(path: Path) -> 
         workflows=worker.WORKFLOWS,
         data_converter=pydantic_data_converter,
         workflow_runner=worker.WORKFLOW_RUNNER,
+        interceptors=worker.INTERCEPTORS,
     )
     await replayer.replay_workflow(load(path))  # raises on any nondeterminism
 
