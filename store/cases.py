@@ -134,6 +134,38 @@ async def list_cases(
     return [CaseRow(case, name) for case, name in rows], total
 
 
+@dataclass(frozen=True)
+class StatusSummary:
+    counts: dict[tuple[str, str | None], int]  # (status, subStatus) -> cases
+    resolution_days: list[float]  # of each Resolved or Closed case: creation to its end
+    close_codes: list[str | None]  # of each Resolved or Closed case
+
+
+async def status_summary(
+    *, session: AsyncSession, principal: Principal, filters: CaseFilter
+) -> StatusSummary:
+    """Counts and outcomes of the cases the caller may see (the same filters as the list)."""
+    where = [visible_to(principal), *_filter_clauses(filters)]
+    counts = {
+        (status, sub): count
+        for status, sub, count in await session.execute(
+            select(Case.status, Case.sub_status, func.count())
+            .where(*where)
+            .group_by(Case.status, Case.sub_status)
+        )
+    }
+    finished = await session.execute(
+        select(Case.created_at, Case.last_status_change, Case.close_code).where(
+            *where, Case.status.in_([CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value])
+        )
+    )
+    days, codes = [], []
+    for created, ended, code in finished:
+        days.append((ended - created).total_seconds() / 86400)
+        codes.append(code)
+    return StatusSummary(counts=counts, resolution_days=days, close_codes=codes)
+
+
 async def history(*, session: AsyncSession, case_id: uuid.UUID) -> list[CaseHistory]:
     return list(
         await session.scalars(

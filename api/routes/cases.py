@@ -241,11 +241,7 @@ async def create_case(
     return await idempotent(request, principal, submission.model_dump(mode="json"), execute)
 
 
-@router.get("", response_model=CaseList)
-async def list_cases(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    page: PageDep,
+def _case_filter(
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     lifecycle: Lifecycle | None = None,
     partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
@@ -255,9 +251,9 @@ async def list_cases(
     date_from: Annotated[dt.datetime | None, Query(alias="dateFrom")] = None,
     date_to: Annotated[dt.datetime | None, Query(alias="dateTo")] = None,
     last_modified_after: Annotated[dt.datetime | None, Query(alias="lastModifiedAfter")] = None,
-) -> CaseList:
-    """The cases you may see, newest first. ``dateFrom``/``dateTo`` bound the last status change."""
-    filters = case_store.CaseFilter(
+) -> case_store.CaseFilter:
+    """The case filters of the query string, shared by the list and the status summary."""
+    return case_store.CaseFilter(
         statuses=status or [],
         lifecycle=lifecycle,
         partner_id=partner_id,
@@ -268,6 +264,16 @@ async def list_cases(
         status_changed_to=_utc(date_to),
         last_modified_after=_utc(last_modified_after),
     )
+
+
+@router.get("", response_model=CaseList)
+async def list_cases(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    page: PageDep,
+    filters: Annotated[case_store.CaseFilter, Depends(_case_filter)],
+) -> CaseList:
+    """The cases you may see, newest first. ``dateFrom``/``dateTo`` bound the last status change."""
     rows, total = await case_store.list_cases(
         session=session,
         principal=principal,
@@ -278,6 +284,60 @@ async def list_cases(
     now = dt.datetime.now(dt.UTC)
     return CaseList(
         data=[_view(r, now) for r in rows], page=page_info(page, total=total, count=len(rows))
+    )
+
+
+class StatusCount(ApiModel):
+    status: CaseStatus
+    count: int
+
+
+class LifecycleCount(ApiModel):
+    lifecycle: Lifecycle
+    count: int
+
+
+class StatusSummaryView(ApiModel):
+    total: int
+    by_status: list[StatusCount]
+    by_lifecycle: list[LifecycleCount]
+    finished: int  # Resolved or Closed
+    average_resolution_days: float | None  # creation to Resolved/Closed, over finished cases
+    success_rate: float | None  # share of finished cases closed as Paid or Partially paid
+
+
+RECOVERED = (CloseCode.PAID.value, CloseCode.PARTIALLY_PAID.value)
+
+
+@router.get("/analytics/status-summary", response_model=StatusSummaryView)
+async def status_summary(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    filters: Annotated[case_store.CaseFilter, Depends(_case_filter)],
+) -> StatusSummaryView:
+    """Counts per status and lifecycle, average resolution days and success rate of the cases
+    you may see; the filters of ``GET /api/cases`` apply."""
+    summary = await case_store.status_summary(session=session, principal=principal, filters=filters)
+    by_status: dict[CaseStatus, int] = {}
+    by_lifecycle: dict[Lifecycle, int] = {}
+    for (status_value, sub_value), count in summary.counts.items():
+        status = CaseStatus(status_value)
+        sub = SubStatus(sub_value) if sub_value else None
+        by_status[status] = by_status.get(status, 0) + count
+        lifecycle = lifecycle_of(status, sub)
+        by_lifecycle[lifecycle] = by_lifecycle.get(lifecycle, 0) + count
+    finished = len(summary.close_codes)
+    return StatusSummaryView(
+        total=sum(by_status.values()),
+        by_status=[StatusCount(status=s, count=by_status.get(s, 0)) for s in CaseStatus],
+        by_lifecycle=[LifecycleCount(lifecycle=x, count=by_lifecycle.get(x, 0)) for x in Lifecycle],
+        finished=finished,
+        average_resolution_days=round(sum(summary.resolution_days) / finished, 1)
+        if finished
+        else None,
+        success_rate=round(sum(c in RECOVERED for c in summary.close_codes) / finished, 3)
+        if finished
+        else None,
     )
 
 

@@ -238,3 +238,39 @@ async def test_health_reports_temporal_and_database(api: httpx.AsyncClient) -> N
     response = await api.get("/api/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "temporal": "ok", "database": "ok"}
+
+
+async def test_status_summary_counts_your_cases_and_their_outcomes(
+    api: httpx.AsyncClient, creditor: Actor, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    other = await make_actor(sessions, OrgKind.CREDITOR)
+    ids = []
+    for _ in range(2):
+        created = await api.post("/api/cases", json=case_body(), headers=creditor.headers)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["caseId"])
+    withdrawn = await api.post(f"/api/cases/{ids[0]}/withdraw", json={}, headers=creditor.headers)
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert (
+        await api.post("/api/cases", json=case_body(), headers=other.headers)
+    ).status_code == 201
+
+    url = "/api/cases/analytics/status-summary"
+    summary = (await api.get(url, headers=creditor.headers)).json()
+    counts = {s["status"]: s["count"] for s in summary["byStatus"]}
+    assert (summary["total"], counts["Created"], counts["Closed"], counts["Resolved"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    lifecycles = {x["lifecycle"]: x["count"] for x in summary["byLifecycle"]}
+    assert (lifecycles["Pending Verification"], lifecycles["Closed"]) == (1, 1)
+    # One finished case, withdrawn: nothing recovered.
+    assert (summary["finished"], summary["successRate"]) == (1, 0.0)
+    assert 0 <= summary["averageResolutionDays"] < 1
+    # The list's filters apply, and another creditor's cases never count.
+    closed = (await api.get(f"{url}?status=Created", headers=creditor.headers)).json()
+    assert (closed["total"], closed["finished"], closed["successRate"]) == (1, 0, None)
+    assert (await api.get(url, headers=other.headers)).json()["total"] == 1
+    assert (await api.get(url)).status_code == 401
