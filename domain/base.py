@@ -1,11 +1,27 @@
 """The base model every payload uses: camelCase on the wire, snake_case in Python."""
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
 
+def has_nul(value: Any) -> bool:
+    """Whether a string (or a list or dict of them) holds a NUL character, which PostgreSQL
+    cannot store in text: accepted, it would block the case's projection for good."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_nul(key) or has_nul(item) for key, item in value.items())
+    return False
+
+
 class ApiModel(BaseModel):
-    """A pydantic model that reads and writes camelCase JSON and accepts field names too."""
+    """A pydantic model that reads and writes camelCase JSON and accepts field names too.
+
+    No text anywhere in it may hold a NUL character (422 naming the field at the API)."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -15,3 +31,10 @@ class ApiModel(BaseModel):
         extra="forbid",
         str_strip_whitespace=True,
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        if has_nul(value):
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value

@@ -177,6 +177,11 @@ class CaseCore(TaskOwnerWorkflow):
                 f"a case is {status.value} only with a partner; assign one first "
                 "(POST /api/cases/{id}/assign)"
             )
+        if status in (CaseStatus.CREATED, CaseStatus.VALIDATED) and record.worked_by is not None:
+            raise invalid_transition(
+                f"a case a partner has worked cannot go back to {status.value}; close it, or "
+                "put it On Hold"
+            )
         if status is CaseStatus.ASSIGNED and record.held_from is not CaseStatus.ASSIGNED:
             raise invalid_transition(
                 "a case becomes Assigned by assignment (POST /api/cases/{id}/assign), or by "
@@ -227,6 +232,8 @@ class CaseCore(TaskOwnerWorkflow):
             record.waiting_for = record.held_from = record.held_from_sub_status = None
         if status in FINISHED:
             record.close_code = close_code_for(status, sub_status, close_code)
+        if status in (CaseStatus.CREATED, CaseStatus.VALIDATED):
+            record.partner = None  # back before assignment: no partner holds the case
         self._record_status(status, sub_status, changed_by=changed_by, note=note)
         hold_after = self._hold_task()
         if hold_before is not None and hold_before is not hold_after:

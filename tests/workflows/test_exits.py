@@ -273,3 +273,41 @@ async def test_a_finished_case_takes_no_more_messages_and_generic_deadlines_are_
     assert await open_tasks(sessions, TaskType.REPLY_TO_CHAT) == []
     code = await refused(handle, CaseWorkflow.post_message, say(partner, Party.PARTNER, "ok, bye"))
     assert code == INVALID_TRANSITION
+
+
+async def test_ops_unassign_a_reviewing_partner_but_cannot_send_a_worked_case_back(
+    ts_env: WorkflowEnvironment,
+    ts_worker: Worker,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    handle = await validated_case(ts_env, sessions, creditor, task_queue)
+    case_id = (await state_of(handle)).record.case_id
+    await handle.execute_update(
+        CaseWorkflow.assign_partner,
+        AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+    )
+    await handle.execute_update(
+        CaseWorkflow.change_status, move(ops, Mover.OPS, CaseStatus.VALIDATED, note="Unassign")
+    )
+    row = await case_row(sessions, case_id)
+    assert (row.status, row.partner_id) == ("Validated", None)
+    assert await open_tasks(sessions, TaskType.REVIEW_NEW_CASE) == []
+
+    await handle.execute_update(
+        CaseWorkflow.assign_partner,
+        AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+    )
+    await handle.execute_update(
+        CaseWorkflow.accept_case,
+        PartnerDecisionInput(partner_id=partner.org_id, user_id=partner.principal.user_id),
+    )
+    code = await refused(
+        handle, CaseWorkflow.change_status, move(ops, Mover.OPS, CaseStatus.VALIDATED)
+    )
+    assert code == INVALID_TRANSITION
+    row = await case_row(sessions, case_id)
+    assert (row.status, row.partner_id) == ("In Collection", partner.org_id)
