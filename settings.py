@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=0)
     rate_limit_burst: int = Field(default=120, ge=1)
 
+    # The largest request body the API reads (413 payload_too_large beyond it); a multipart
+    # upload may be ATTACHMENT_MAX_BYTES larger.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
     # Chat attachments: the bytes live in a blob store (a local directory by default), never in
     # workflow history. Empty BLOB_DIR: VAR_DIR/blobs.
     blob_dir: Path | None = None

@@ -64,6 +64,11 @@ class Problem(Exception):
         )
 
 
+class WorkflowRejection(Problem):
+    """A business rejection a workflow answered to an update (``api.workflow_calls.call``), as
+    opposed to a problem the API found itself before it sent anything."""
+
+
 def unauthenticated() -> Problem:
     return Problem(
         401,
@@ -93,6 +98,16 @@ def not_found(what: str) -> Problem:
 def invalid(field: str, message: str, *, code: str = "validation_failed") -> Problem:
     """422 for one bad field."""
     return Problem(422, code, f"{field}: {message}", errors=[FieldError(field, message)])
+
+
+NUL = "\x00"
+
+
+def check_no_nul(field: str, value: str | None) -> None:
+    """422 for free text (a query parameter, a path id) holding a NUL character: PostgreSQL
+    cannot compare or store it, and would fail the query with a 500."""
+    if value is not None and NUL in value:
+        raise invalid(field, "must not contain NUL (\\u0000) characters")
 
 
 def _field_path(location: Sequence[str | int]) -> str:

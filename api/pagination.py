@@ -13,6 +13,9 @@ from domain.base import ApiModel
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+# The largest row offset a page may start at: databases take OFFSET as a 32- or 64-bit integer,
+# and no list comes near it (a larger page would only ever be empty).
+MAX_OFFSET = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ def _page_params(
         raise invalid("page", "must be 1 or more")
     if not 1 <= size <= MAX_PAGE_SIZE:
         raise invalid("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}")
+    if (number - 1) * size > MAX_OFFSET:
+        raise invalid("page", f"is too large: (page - 1) * pageSize must not exceed {MAX_OFFSET}")
     return PageParams(number, size)
 
 

@@ -16,7 +16,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import Problem
+from api.errors import Problem, WorkflowRejection
 from domain.errors import HTTP_STATUS_OF
 from store.accounts import Principal
 
@@ -39,7 +39,8 @@ async def call(operation: Awaitable[T]) -> T:
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type:
-            raise Problem(HTTP_STATUS_OF.get(cause.type, 422), cause.type, cause.message) from exc
+            status = HTTP_STATUS_OF.get(cause.type, 422)
+            raise WorkflowRejection(status, cause.type, cause.message) from exc
         raise
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
         raise _unavailable("workflow_busy", "The case did not confirm the request in time") from exc

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, EmailStr, Field, model_validator
 
 from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel
-from domain.chat import ChatMessage, RelationshipLink
+from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
 from domain.tasks import AccessLevel, AppliedUpdate, OutboxEvent, Task, TaskBookState
 from domain.transitions import CloseCode, Mover
@@ -104,6 +104,14 @@ class QuoteStatus(StrEnum):
     REJECTED = "Rejected"  # the creditor picked another quote
     WITHDRAWN = "Withdrawn"  # the round ended before the partner answered
     EXPIRED = "Expired"  # nobody was picked in time
+
+
+# A case's lead threads are open to a partner while its quote is in one of these states (the
+# workflow checks messages with it, the API uploads).
+LEAD_THREAD_QUOTES: dict[ThreadType, tuple[QuoteStatus, ...]] = {
+    ThreadType.LEAD_CHAT: (QuoteStatus.SUBMITTED, QuoteStatus.ACCEPTED),
+    ThreadType.INVOICE_QUESTIONS_CHAT: (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED),
+}
 
 
 class Quote(ApiModel):

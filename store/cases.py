@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from domain.enums import CaseStatus, Lifecycle, OrgKind
+from domain.cases import HistoryEntry
+from domain.enums import CaseStatus, ChangedBy, Lifecycle, OrgKind, SubStatus
 from domain.lifecycle import LIFECYCLE_TABLE, statuses_for
 from store.accounts import Principal
 from store.db import transaction
@@ -23,6 +24,7 @@ from store.models import (
     CaseInvitation,
     CaseRegistration,
     Organisation,
+    User,
 )
 
 Partner = aliased(Organisation)
@@ -166,11 +168,81 @@ async def status_summary(
     return StatusSummary(counts=counts, resolution_days=days, close_codes=codes)
 
 
-async def history(*, session: AsyncSession, case_id: uuid.UUID) -> list[CaseHistory]:
-    return list(
-        await session.scalars(
-            select(CaseHistory).where(CaseHistory.case_id == case_id).order_by(CaseHistory.seq)
+# How a partner reads ``changedBy`` of a change it may not see the details of.
+CHANGED_BY_PLATFORM = "Platform"  # an ops user
+CHANGED_BY_PARTNER = "Partner"  # a user of another partner
+
+
+async def history(
+    *, session: AsyncSession, principal: Principal, case_id: uuid.UUID, limit: int | None = None
+) -> list[HistoryEntry]:
+    """The case's status changes, oldest first, as ``principal`` may read them (the caller must
+    already have been checked to see the case). The one place that decides what a partner
+    reads of the history; ``GET /history`` and the timeline both use it.
+
+    Creditors and ops read every entry as recorded. A partner reads an entry's ``note`` and
+    ``changedBy`` only when the change was made by ``API``, ``System``, a user of the case's
+    creditor or a user of its own organisation. Otherwise ``note`` is withheld (None) and
+    ``changedBy`` says only "Platform" (an ops user) or "Partner" (another partner's user):
+    a partner must not read what ops or a rival partner wrote (a rejection reason, the partners
+    asked to quote, a rival's fee).
+    """
+    query = select(CaseHistory).where(CaseHistory.case_id == case_id).order_by(CaseHistory.seq)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = list(await session.scalars(query))
+    if principal.role is not OrgKind.PARTNER:
+        return [_history_entry(row) for row in rows]
+    creditor_id = await session.scalar(select(Case.creditor_id).where(Case.id == case_id))
+    # changed_by is a user id as a string, or "API" / "System": join users to organisations.
+    user_ids = {user_id for row in rows if (user_id := _user_id(row.changed_by)) is not None}
+    org_of: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+    if user_ids:
+        found = await session.execute(
+            select(User.id, Organisation.id, Organisation.kind)
+            .join(Organisation, Organisation.id == User.org_id)
+            .where(User.id.in_(user_ids))
         )
+        org_of = {user_id: (org_id, kind) for user_id, org_id, kind in found}
+    readable_orgs = {principal.org_id, creditor_id}
+    entries = []
+    for row in rows:
+        entry = _history_entry(row)
+        if row.changed_by in (ChangedBy.API.value, ChangedBy.SYSTEM.value):
+            entries.append(entry)
+            continue
+        user_id = _user_id(row.changed_by)
+        org = org_of.get(user_id) if user_id is not None else None
+        if org is not None and org[0] in readable_orgs:
+            entries.append(entry)
+            continue
+        by_partner = org is not None and org[1] == OrgKind.PARTNER.value
+        entries.append(
+            entry.model_copy(
+                update={
+                    "changed_by": CHANGED_BY_PARTNER if by_partner else CHANGED_BY_PLATFORM,
+                    "note": None,
+                }
+            )
+        )
+    return entries
+
+
+def _user_id(changed_by: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(changed_by)
+    except ValueError:
+        return None
+
+
+def _history_entry(row: CaseHistory) -> HistoryEntry:
+    return HistoryEntry(
+        seq=row.seq,
+        timestamp=row.timestamp,
+        status=CaseStatus(row.status),
+        sub_status=SubStatus(row.sub_status) if row.sub_status else None,
+        changed_by=row.changed_by,
+        note=row.note,
     )
 
 

@@ -7,7 +7,9 @@ Who sees what is decided here, in one place:
 - a relationship and its chat: its creditor and its partner, and ops (``visible_relationships``);
 - an attachment's bytes: ops, the case's creditor, and the partner of the attachment's thread
   while it still sees the case (``downloadable_attachment``);
-- notes and calls: whoever sees the case.
+- notes and calls: creditors and ops all of a case's; a partner only those its own
+  organisation logged (``visible_notes``);
+- status changes (in the timeline): as ``store.cases.history`` decides.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from domain.cases import HistoryEntry
 from domain.chat import ChatRole, ThreadType
 from domain.enums import OrgKind
 from store.accounts import Principal
-from store.cases import get_case
+from store.cases import get_case, history
 from store.db import transaction
 from store.models import (
     Attachment,
@@ -297,16 +300,26 @@ async def get_note(*, session: AsyncSession, note_id: uuid.UUID) -> NoteRecord |
     return NoteRecord(*row) if row else None
 
 
+def visible_notes(principal: Principal) -> ColumnElement[bool]:
+    """Of a case the caller sees: a partner reads only the notes and calls its own organisation
+    logged (not those of a partner that worked or quoted on the case before), the others all."""
+    if principal.role is OrgKind.PARTNER:
+        return CaseNote.org_id == principal.org_id
+    return true()
+
+
 async def list_notes(
-    *, session: AsyncSession, case_id: uuid.UUID, offset: int, limit: int
+    *, session: AsyncSession, principal: Principal, case_id: uuid.UUID, offset: int, limit: int
 ) -> tuple[list[NoteRecord], int]:
-    """A page of a case's notes and calls, oldest first, and the total."""
-    total = await session.scalar(
-        select(func.count()).select_from(CaseNote).where(CaseNote.case_id == case_id)
-    )
+    """A page of a case's notes and calls the caller may read, oldest first, and the total.
+
+    The caller must already have been checked to see the case (``store.cases.get_case``).
+    """
+    where = [CaseNote.case_id == case_id, visible_notes(principal)]
+    total = await session.scalar(select(func.count()).select_from(CaseNote).where(*where))
     rows = await session.execute(
         _notes()
-        .where(CaseNote.case_id == case_id)
+        .where(*where)
         .order_by(CaseNote.created_at, CaseNote.id)
         .offset(offset)
         .limit(limit)
@@ -329,7 +342,7 @@ class TimelineEntry:
     order: tuple[Any, ...]
     message: MessageRecord | None = None
     note: NoteRecord | None = None
-    change: CaseHistory | None = None
+    change: HistoryEntry | None = None  # as the caller may read it (``store.cases.history``)
 
 
 async def timeline(
@@ -345,12 +358,13 @@ async def timeline(
     messages, message_total = await list_case_messages(
         session=session, principal=principal, case_id=case_id, offset=0, limit=end
     )
-    notes, note_total = await list_notes(session=session, case_id=case_id, offset=0, limit=end)
-    where = CaseHistory.case_id == case_id
-    history_total = await session.scalar(select(func.count()).select_from(CaseHistory).where(where))
-    changes = await session.scalars(
-        select(CaseHistory).where(where).order_by(CaseHistory.timestamp, CaseHistory.seq).limit(end)
+    notes, note_total = await list_notes(
+        session=session, principal=principal, case_id=case_id, offset=0, limit=end
     )
+    history_total = await session.scalar(
+        select(func.count()).select_from(CaseHistory).where(CaseHistory.case_id == case_id)
+    )
+    changes = await history(session=session, principal=principal, case_id=case_id, limit=end)
     entries: list[TimelineEntry] = []
     for change in changes:
         entries.append(

@@ -9,7 +9,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import OrgRef
     from domain.cases import (
-        QuoteStatus,
+        LEAD_THREAD_QUOTES,
     )
     from domain.chat import (
         MAX_ATTACHMENTS_PER_MESSAGE,
@@ -29,13 +29,6 @@ with workflow.unsafe.imports_passed_through():
         org_name,
     )
     from workflows.chat import ROLE_OF, check_body, route_message
-
-
-# Lead threads are open to a partner while its quote is in one of these states.
-LEAD_THREAD_QUOTES = {
-    ThreadType.LEAD_CHAT: (QuoteStatus.SUBMITTED, QuoteStatus.ACCEPTED),
-    ThreadType.INVOICE_QUESTIONS_CHAT: (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED),
-}
 
 
 class ChatHandlers(CaseCore):

@@ -26,8 +26,9 @@ from api.deps import (
     SessionDep,
     SettingsDep,
     TemporalDep,
+    require_role,
 )
-from api.errors import FieldError, Problem, forbidden, invalid, not_found
+from api.errors import FieldError, Problem, check_no_nul, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
 from api.routes.tasks import TaskView, task_view
@@ -253,6 +254,7 @@ def _case_filter(
     last_modified_after: Annotated[dt.datetime | None, Query(alias="lastModifiedAfter")] = None,
 ) -> case_store.CaseFilter:
     """The case filters of the query string, shared by the list and the status summary."""
+    check_no_nul("debtorName", debtor_name)
     return case_store.CaseFilter(
         statuses=status or [],
         lifecycle=lifecycle,
@@ -354,24 +356,12 @@ async def get_case(case_id: UUID, principal: CurrentPrincipal, session: SessionD
 async def get_history(
     case_id: UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> CaseHistoryView:
-    """Every status change of the case, oldest first."""
+    """Every status change of the case, oldest first. A partner reads the note and author of
+    a change only when its own organisation, the creditor, ``API`` or ``System`` made it."""
     if await case_store.get_case(session=session, case_id=case_id, principal=principal) is None:
         raise not_found("Case")
-    entries = await case_store.history(session=session, case_id=case_id)
-    return CaseHistoryView(
-        case_id=case_id,
-        history=[
-            HistoryEntry(
-                seq=e.seq,
-                timestamp=e.timestamp,
-                status=CaseStatus(e.status),
-                sub_status=SubStatus(e.sub_status) if e.sub_status else None,
-                changed_by=e.changed_by,
-                note=e.note,
-            )
-            for e in entries
-        ],
-    )
+    entries = await case_store.history(session=session, principal=principal, case_id=case_id)
+    return CaseHistoryView(case_id=case_id, history=entries)
 
 
 @router.get("/{case_id}/tasks", response_model=list[TaskView], responses={401: {}, 404: {}})
@@ -627,20 +617,32 @@ MOVER_OF_ROLE = {
 }
 
 
+# Partners and ops change a case's status; a creditor is pointed to /withdraw. The role is
+# checked before the body, so a creditor gets 403 even for an invalid body.
+StatusChanger = Annotated[
+    Principal,
+    Depends(
+        require_role(
+            OrgKind.PARTNER,
+            OrgKind.OPS,
+            detail="Creditors withdraw a case with POST /api/cases/{id}/withdraw.",
+        )
+    ),
+]
+
+
 @router.post(
     "/{case_id}/status", response_model=CaseView, responses={403: {}, 404: {}, 409: {}, 422: {}}
 )
 async def change_status(
     case_id: UUID,
     body: StatusChange,
-    principal: CurrentPrincipal,
+    principal: StatusChanger,
     commands: CaseCommandsDep,
 ) -> Response:
     """Change status and sub-status with a note, as the transition table allows (409 names the
     allowed targets). Closing needs a ``closeCode``; resolving derives it from the sub-status
     and must fit the recorded payments; pausing needs ``waitingFor``."""
-    if principal.role is OrgKind.CREDITOR:
-        raise forbidden("Creditors withdraw a case with POST /api/cases/{id}/withdraw.")
     return await commands.run(
         principal,
         case_id,

@@ -39,7 +39,7 @@ from api.routes.tasks import UserRef
 from api.uploads import UploadForm, discard, is_multipart, read_form, store_uploads
 from api.workflow_calls import update_workflow
 from domain.base import ApiModel
-from domain.cases import CaseDetails
+from domain.cases import LEAD_THREAD_QUOTES, CaseDetails
 from domain.chat import (
     MAX_ATTACHMENTS_PER_MESSAGE,
     MAX_MESSAGE_CHARS,
@@ -50,6 +50,7 @@ from domain.chat import (
 )
 from domain.enums import CaseStatus, OrgKind, Party, SubStatus
 from domain.ids import case_workflow_id, relationship_workflow_id
+from domain.transitions import FINISHED
 from store import cases as case_store
 from store import chat as chat_store
 from store.accounts import Principal
@@ -70,7 +71,6 @@ ROLE_LABELS = {
     ChatRole.PARTNER: "Partner",
     ChatRole.SYSTEM: "System",
 }
-LEAD_THREADS = (ThreadType.LEAD_CHAT, ThreadType.INVOICE_QUESTIONS_CHAT)
 CASE_THREADS = [t.value for t in ThreadType if t is not ThreadType.GENERAL]
 
 MessageText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
@@ -284,8 +284,8 @@ def _timeline_item(entry: chat_store.TimelineEntry) -> TimelineItem:
     return TimelineStatusChange(
         timestamp=change.timestamp,
         seq=change.seq,
-        status=CaseStatus(change.status),
-        sub_status=SubStatus(change.sub_status) if change.sub_status else None,
+        status=change.status,
+        sub_status=change.sub_status,
         changed_by=change.changed_by,
         note=change.note,
     )
@@ -338,6 +338,47 @@ def thread_partner(row: case_store.CaseRow, principal: Principal, thread: Thread
     if thread.partner_id is None:
         raise invalid("partnerId", f"is required for a {thread.thread_type.value} message")
     return thread.partner_id
+
+
+def check_thread_open(
+    row: case_store.CaseRow, principal: Principal, thread_type: ThreadType, side: UUID
+) -> None:
+    """Refuse a file for a thread the caller cannot write in now, so nothing is stored for it.
+
+    The same rule as the case workflow's for messages (``_thread_partner`` and ``_open_thread``
+    in workflows/case_chat.py): no thread of a Resolved or Closed case, nor an Invoice Chat
+    before a partner has the case (409 ``invalid_transition``); the Invoice Chat only with the
+    partner working the case, a lead thread only with a partner whose quote is in a state that
+    keeps the thread open (403 ``not_a_party``).
+    """
+    case = row.case
+    if CaseStatus(case.status) in FINISHED:
+        raise Problem(
+            409,
+            "invalid_transition",
+            "The case has ended and its chat is closed; write in the relationship chat.",
+        )
+    if thread_type is ThreadType.INVOICE_CHAT:
+        if case.partner_id is None:
+            raise Problem(
+                409, "invalid_transition", "The Invoice Chat opens once a partner has the case."
+            )
+        if side != case.partner_id:
+            raise Problem(
+                403,
+                "not_a_party",
+                "Only the partner working the case writes in its Invoice Chat.",
+            )
+        return
+    allowed = LEAD_THREAD_QUOTES[thread_type]
+    quotes = CaseDetails.model_validate(case.details).quotes
+    if not any(q.partner.id == side and q.status in allowed for q in quotes):
+        raise Problem(
+            403,
+            "not_a_party",
+            f"The {thread_type.value} of this case is open to partners whose quote is "
+            f"{' or '.join(status.value.lower() for status in allowed)}.",
+        )
 
 
 async def _check_attachments(
@@ -578,12 +619,7 @@ async def upload_attachment(
         async def execute() -> Response:
             row = await _visible_case(session, case_id, principal)
             side = thread_partner(row, principal, thread)
-            if principal.role is OrgKind.CREDITOR and thread.thread_type in LEAD_THREADS:
-                quoting = {
-                    q.partner.id for q in CaseDetails.model_validate(row.case.details).quotes
-                }
-                if side not in quoting:
-                    raise invalid("partnerId", "is not a partner quoting on this case")
+            check_thread_open(row, principal, thread.thread_type, side)
             [attachment] = await store_uploads(
                 request, principal, [upload], case_id=case_id, partner_id=side
             )
@@ -717,10 +753,15 @@ async def log_call(
 async def list_notes(
     case_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
 ) -> NoteList:
-    """The case's notes and calls, oldest first (anyone who sees the case)."""
+    """The case's notes and calls, oldest first: all of them for the creditor and ops, those
+    its own organisation logged for a partner."""
     await _visible_case(session, case_id, principal)
     records, total = await chat_store.list_notes(
-        session=session, case_id=case_id, offset=page.offset, limit=page.page_size
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        offset=page.offset,
+        limit=page.page_size,
     )
     return NoteList(
         data=[NoteView(**_note_fields(r)) for r in records],

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, TemporalDep
-from api.errors import Problem, invalid, not_found
+from api.errors import Problem, check_no_nul, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
 from api.workflow_calls import update_workflow
@@ -211,6 +211,7 @@ async def get_task(
 async def _visible_task(
     session: SessionDep, principal: Principal, task_id: str
 ) -> task_store.TaskRecord:
+    check_no_nul("taskId", task_id)
     record = await task_store.get_task(session=session, principal=principal, task_id=task_id)
     if record is None:
         raise not_found("Task")
@@ -370,7 +371,10 @@ async def create_generic_task(
     client: TemporalDep,
     settings: SettingsDep,
 ) -> Response:
-    """Create a Generic task on a case, for your own side (ops choose ``accessLevel``)."""
+    """Create a Generic task on a case, for your own side (ops choose ``accessLevel``).
+
+    A creditor creates it on its own case, a partner only on a case assigned to its
+    organisation (403 ``not_a_party`` otherwise, e.g. on a case it only quotes on)."""
 
     async def execute() -> Response:
         row = await case_store.get_case(session=session, case_id=body.case_id, principal=principal)
@@ -380,6 +384,15 @@ async def create_generic_task(
             raise invalid("deadline", "must include a time zone offset")
         access = _generic_access(principal, body)
         owner_id = row.case.creditor_id if access is AccessLevel.CREDITOR else row.case.partner_id
+        if principal.role is not OrgKind.OPS and owner_id != principal.org_id:
+            # A partner that only quotes on the case (or no longer works it) sees it, but its
+            # task would land in the queue of the partner working it, or of nobody.
+            raise Problem(
+                403,
+                "not_a_party",
+                "You can create a Generic task only for your own organisation, on a case it "
+                "works on.",
+            )
         if owner_id is None:
             raise invalid("accessLevel", "the case has no partner to give a Partner task to")
         owner = await session.get(Organisation, owner_id)

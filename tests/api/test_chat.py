@@ -352,8 +352,10 @@ async def test_timeline_merges_messages_notes_calls_and_status_changes_in_order(
     assert (items[-1]["status"], items[-1]["subStatus"]) == ("In Collection", "First reminder sent")
     assert response.json()["page"]["totalResults"] == len(items)
 
+    # (The creditor's view: a partner reads ops' assignment without its note; see
+    # tests/api/test_security.py.)
     second = await api.get(
-        f"/api/cases/{cid}/timeline", params={"pageSize": 2, "page": 2}, headers=partner.headers
+        f"/api/cases/{cid}/timeline", params={"pageSize": 2, "page": 2}, headers=creditor.headers
     )
     assert second.json()["data"] == items[2:4]
 

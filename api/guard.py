@@ -1,0 +1,142 @@
+"""What every ``/api`` request must pass before the app reads its body (``/api/health`` aside).
+
+A pure ASGI middleware, so it runs before FastAPI parses anything:
+
+- **A key header.** A request with neither ``Authorization`` nor ``XApiKey`` gets the 401 of
+  ``api.errors.unauthenticated`` at once, without its body being read. Whether the key is valid
+  is still decided by ``api.deps.get_principal``.
+- **A body size cap.** ``MAX_BODY_BYTES`` for a JSON (or any non-multipart) body, and
+  ``ATTACHMENT_MAX_BYTES + MAX_BODY_BYTES`` for multipart/form-data. A larger body gets 413
+  ``payload_too_large`` before the route runs: on its ``Content-Length`` when it declares one;
+  otherwise (chunked) by counting the bytes as they arrive. A non-multipart body is read up to
+  the cap before the app sees it; a multipart body streams through to the route (which checks
+  each file against ``ATTACHMENT_MAX_BYTES`` itself) and is cut off once it passes the cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import Problem, unauthenticated
+from settings import Settings
+
+GUARDED_PREFIX = "/api/"
+UNGUARDED_PATHS = frozenset({"/api/health"})
+KEY_HEADERS = ("authorization", "xapikey")
+
+
+def payload_too_large(max_bytes: int) -> Problem:
+    return Problem(
+        413,
+        "payload_too_large",
+        f"The request body may have at most {max_bytes} bytes.",
+        extra={"maxBytes": max_bytes},
+    )
+
+
+class BodyTooLarge(Exception):
+    """Raised into the app when a streamed body passes the cap (the guard answers 413)."""
+
+
+@dataclass
+class _Exchange:
+    received: int = 0
+    exceeded: bool = False
+    started: bool = False  # the app has started its response
+    replaced: bool = False  # the guard answered 413 in place of the app's response
+
+
+class RequestGuard:
+    """Checks the key header and the body size of ``/api`` requests (see the module doc)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        # Read on every request: the settings object is the app's, and tests tune it.
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith(GUARDED_PREFIX) or path in UNGUARDED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if not any(name in headers for name in KEY_HEADERS):
+            await unauthenticated().response(path)(scope, receive, send)
+            return
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        multipart = media == "multipart/form-data"
+        cap = self.settings.max_body_bytes
+        if multipart:
+            cap += self.settings.attachment_max_bytes
+        declared = headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > cap:
+            await payload_too_large(cap).response(path)(scope, receive, send)
+            return
+        if multipart:
+            await self._streamed(scope, receive, send, cap)
+        else:
+            await self._buffered(scope, receive, send, cap)
+
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
+        """Read the whole body (at most ``cap`` bytes) first, then hand it to the app."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            body: bytes = message.get("body", b"")
+            size += len(body)
+            if size > cap:
+                await payload_too_large(cap).response(scope["path"])(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _streamed(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
+        """Pass the body through while counting it; past ``cap``, answer 413 instead of the
+        app, provided the app has not started its response yet."""
+        state = _Exchange()
+        too_large = payload_too_large(cap).response(scope["path"])
+
+        async def counted() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state.received += len(message.get("body", b""))
+                if state.received > cap:
+                    state.exceeded = True
+                    raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if state.replaced:
+                return  # the app's own answer to the cut-off body is dropped
+            if message["type"] == "http.response.start":
+                if state.exceeded:  # the app caught BodyTooLarge and answered something else
+                    state.replaced = state.started = True
+                    await too_large(scope, receive, send)
+                    return
+                state.started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not state.exceeded:
+                raise
+        if state.exceeded and not state.started:
+            await too_large(scope, receive, send)
