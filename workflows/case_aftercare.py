@@ -62,9 +62,9 @@ class AftercareHandlers(CaseCore):
     def validate_record_payment(self, input: RecordPaymentInput) -> None:
         if self.record.partner_id != input.partner_id:
             raise not_a_party("only the partner working the case records its payments")
-        if self.record.status not in (*ACTIVE, CaseStatus.ON_HOLD):
+        if self.record.status not in (*ACTIVE, CaseStatus.ON_HOLD) or self.record.worked_by is None:
             raise invalid_transition(
-                f"payments are recorded while the case is worked; this one is "
+                f"payments are recorded while an accepted case is worked; this one is "
                 f"{self._status_label()}"
             )
         if input.amount <= 0:

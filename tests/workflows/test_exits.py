@@ -206,7 +206,9 @@ async def test_a_review_put_on_hold_resumes_to_the_review_and_needs_acceptance_t
             waiting_for=Party.PARTNER,
         ),
     )
-    await handle.execute_update(
+    # Not accepted yet: no payments, no resolution.
+    code = await refused(
+        handle,
         CaseWorkflow.record_payment,
         RecordPaymentInput(
             partner_id=partner.org_id,
@@ -216,6 +218,7 @@ async def test_a_review_put_on_hold_resumes_to_the_review_and_needs_acceptance_t
             paid_to=Party.CREDITOR,
         ),
     )
+    assert code == INVALID_TRANSITION
     code = await refused(
         handle,
         CaseWorkflow.change_status,
