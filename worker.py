@@ -15,17 +15,20 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.accounts import AccountActivities
+from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.deadlines import compute_deadline
 from activities.projection import ProjectionActivities
+from schedules import ensure_schedules
 from settings import Settings, get_settings
 from store.db import create_engine, session_factory
 from temporal_client import connect
 from workflows.case import CaseWorkflow
+from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
 from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
 
-WORKFLOWS = [CaseWorkflow, CreditorWorkflow, RelationshipWorkflow]
+WORKFLOWS = [CaseWorkflow, CreditorWorkflow, RelationshipWorkflow, ChatCleanupWorkflow]
 # Part of the workflows' behaviour (an update id is applied once): the replayer needs them too.
 INTERCEPTORS = [ApplyUpdatesOnce()]
 
@@ -44,14 +47,18 @@ def build_worker(
     task_queue: str,
     sessions: async_sessionmaker[AsyncSession],
     replace_activities: Sequence[Callable[..., Any]] = (),
+    classifier: ReplyClassifier | None = None,
 ) -> Worker:
     """A worker with every workflow and activity; the tests build theirs the same way.
 
     ``replace_activities`` swaps real activities for others registered under the same name (tests
     use it to put a failing database in front of a projection); an unknown name is an error.
+    ``classifier`` decides whether a stale chat task still needs a reply (default: the built-in
+    offline one); an LLM-backed classifier plugs in here.
     """
     projection = ProjectionActivities(sessions)
     accounts = AccountActivities(client, task_queue)
+    cleanup = CleanupActivities(sessions, client, classifier)
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -60,6 +67,9 @@ def build_worker(
             projection.project_relationship,
             accounts.signal_creditor_account,
             accounts.link_relationship,
+            cleanup.find_stale_chat_tasks,
+            cleanup.classify_reply,
+            cleanup.dismiss_chat_task,
             compute_deadline,
         )
     }
@@ -100,6 +110,7 @@ async def run(settings: Settings) -> None:
             client, task_queue=settings.temporal_task_queue, sessions=session_factory(engine)
         )
         async with worker:
+            await ensure_schedules(client, task_queue=settings.temporal_task_queue)
             logging.info("worker polling task queue %r", settings.temporal_task_queue)
             await stop.wait()
             logging.info("worker stopping")

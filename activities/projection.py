@@ -163,6 +163,7 @@ def _task_columns(task: Task) -> dict[str, object]:
     return {
         "version": task.version,
         "workflow_id": task.workflow_id,
+        "key": task.key,
         "type": task.type.value,
         "title": task.title,
         "description": task.description,

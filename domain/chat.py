@@ -125,4 +125,58 @@ class RelationshipProjection(ApiModel):
     events: list[OutboxEvent] = []
 
 
+class ThreadLine(ApiModel):
+    """One message of a thread, as the reply-expected classifier sees it."""
+
+    role: ChatRole
+    body: str
+    created_at: dt.datetime
+
+
+class StaleChatTask(ApiModel):
+    """An overdue chat task the nightly cleanup looks at, with the end of its thread."""
+
+    task_id: str
+    workflow_id: str
+    owner_role: ChatRole  # the side that is asked to reply
+    thread: list[ThreadLine]  # the last messages, oldest first
+
+
+class ReplyVerdict(ApiModel):
+    """Whether the task owner still owes a reply. The cleanup acts only on a confident "no"."""
+
+    reply_expected: bool
+    confident: bool
+    reason: str
+
+
+class DismissChatTaskInput(ApiModel):
+    """Solve a chat task no reply is expected for (the nightly cleanup), with the reason."""
+
+    task_id: str
+    reason: str
+
+
+class DismissChatTask(ApiModel):
+    """The cleanup asking a task's owning workflow to dismiss it."""
+
+    workflow_id: str
+    dismiss: DismissChatTaskInput
+
+
+class CleanupInput(ApiModel):
+    """A nightly cleanup run: at most this many overdue chat tasks, oldest overdue first."""
+
+    limit: int = 500
+
+
+class CleanupReport(ApiModel):
+    """What one nightly run did (the workflow's result, shown in the Temporal UI)."""
+
+    looked_at: int = 0
+    resolved: int = 0
+    left_open: int = 0
+    already_gone: int = 0
+
+
 RelationshipWorkflowInput.model_rebuild()

@@ -205,6 +205,8 @@ class TaskRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     version: Mapped[int]
     workflow_id: Mapped[str] = mapped_column(String(100))
+    # The situation the task stands for (e.g. a chat task's thread), unique among open tasks.
+    key: Mapped[str | None] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text)

@@ -18,7 +18,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.deadlines import compute_deadline
     from domain import search_attributes as sa
-    from domain.errors import INVALID_DEADLINE
+    from domain.chat import CHAT_TASKS, DismissChatTaskInput
+    from domain.errors import INVALID_DEADLINE, TASK_NOT_RESOLVABLE_BY_HAND
     from domain.tasks import (
         APPLIED_UPDATES_KEPT,
         CATALOGUE,
@@ -243,6 +244,28 @@ class TaskOwnerWorkflow:
     @close_task.validator
     def validate_close_task(self, input: CloseTaskInput) -> None:
         check_open_and_resolvable_by_hand(self.book.get_open(input.task_id))
+
+    @workflow.update
+    async def dismiss_chat_task(self, input: DismissChatTaskInput) -> Task:
+        """The nightly cleanup found no reply is expected: the chat task is solved, with why."""
+        task = self.book.get_open(input.task_id)
+        self.book.solve(
+            task,
+            now=workflow.now(),
+            by=ResolvedBy(kind="system", reason=f"nightly cleanup: {input.reason}"),
+        )
+        await self._settled()
+        return task
+
+    @dismiss_chat_task.validator
+    def validate_dismiss_chat_task(self, input: DismissChatTaskInput) -> None:
+        task = self.book.get_open(input.task_id)
+        if task.type not in CHAT_TASKS.values():
+            raise ApplicationError(
+                f"only chat tasks are dismissed by the cleanup, not {task.type.value}",
+                type=TASK_NOT_RESOLVABLE_BY_HAND,
+                non_retryable=True,
+            )
 
     async def _on_closed_by_hand(self, task: Task) -> None:
         """Hook: a task resolved by hand may change the owner's state."""

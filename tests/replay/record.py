@@ -16,7 +16,8 @@ produces to ``tests/replay/histories/``. Scenarios:
   payment in full, Resolved as Paid, the partner review, an unpaid commission chased and
   recorded, and the workflow completing (``case_lifecycle.json``); chat messages, one of them
   the information a held case waited for, and the pair's relationship chat
-  (``relationship_chat.json``). Months pass on the
+  (``relationship_chat.json``), whose last unanswered "Thanks, noted" the nightly cleanup then
+  dismisses (``chat_cleanup.json``). Months pass on the
   time-skipping test server.
 
 ``--suffix v0_2`` writes ``case_intake_v0_2.json`` and so on. An existing file is never
@@ -63,7 +64,7 @@ from domain.cases import (
     SurveyInput,
     SurveyOutcome,
 )
-from domain.chat import PostMessageInput
+from domain.chat import CleanupInput, PostMessageInput
 from domain.enums import CaseStatus, OrgKind, Party, SubStatus
 from domain.ids import creditor_workflow_id, relationship_workflow_id
 from domain.tasks import TaskType
@@ -74,6 +75,7 @@ from store.models import BankAccount, TaskRow
 from tests.support import bundled_binary, case_start, make_actor, new_case_record, submit_case
 from worker import build_worker
 from workflows.case import CaseWorkflow
+from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
 from workflows.relationship import RelationshipWorkflow
 
@@ -277,7 +279,7 @@ async def case_lifecycle(
     )
     for party, actor, body in (
         (Party.CREDITOR, creditor, "More cases coming next month"),
-        (Party.PARTNER, partner, "Looking forward to them"),
+        (Party.PARTNER, partner, "Thanks, noted"),  # the nightly cleanup dismisses the reply
     ):
         await relationship.execute_update(
             RelationshipWorkflow.post_message,
@@ -346,9 +348,15 @@ async def case_lifecycle(
         ),
     )
     await case.result()
+    report = await client.execute_workflow(
+        ChatCleanupWorkflow.run, CleanupInput(), id="chat-cleanup-record", task_queue=TASK_QUEUE
+    )
+    assert report.resolved == 1, report
+    cleanup = client.get_workflow_handle("chat-cleanup-record")
     return {
         "case_lifecycle": await case.fetch_history(),
         "relationship_chat": await relationship.fetch_history(),
+        "chat_cleanup": await cleanup.fetch_history(),
     }
 
 
@@ -380,7 +388,11 @@ def _busy(state: CaseState | CreditorState) -> bool:
 # Each scenario, the histories it writes and whether it needs the time-skipping server.
 SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...], bool]] = {
     "case_intake": (case_intake, ("case_intake", "creditor_account"), False),
-    "case_lifecycle": (case_lifecycle, ("case_lifecycle", "relationship_chat"), True),
+    "case_lifecycle": (
+        case_lifecycle,
+        ("case_lifecycle", "relationship_chat", "chat_cleanup"),
+        True,
+    ),
 }
 
 

@@ -30,6 +30,7 @@ def test_recorded_histories_are_present() -> None:
     assert "creditor_account.json" in names
     assert "case_lifecycle.json" in names
     assert "relationship_chat.json" in names
+    assert "chat_cleanup.json" in names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.name for path in HISTORIES])

@@ -1,0 +1,35 @@
+"""The worker creates caseloop's schedules once, and leaves them as they are afterwards."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from temporalio.client import ScheduleActionStartWorkflow
+from temporalio.testing import WorkflowEnvironment
+
+from schedules import CHAT_CLEANUP, CHAT_CLEANUP_CRON, ensure_schedules
+
+
+async def test_the_nightly_cleanup_schedule_is_created_once(
+    dev_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    client = dev_env.client
+    handle = client.get_schedule_handle(CHAT_CLEANUP)
+    try:
+        await ensure_schedules(client, task_queue=task_queue)
+        await ensure_schedules(client, task_queue=task_queue)  # a restarted worker
+        described = await handle.describe()
+        action = described.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert (action.workflow, action.task_queue) == ("ChatCleanupWorkflow", task_queue)
+        # The server keeps the cron as calendars: the next runs are at 02:00 UTC, a day apart.
+        upcoming = described.info.next_action_times[:2]
+        assert [(t.hour, t.minute, t.utcoffset()) for t in upcoming] == [
+            (2, 0, dt.timedelta(0))
+        ] * 2
+        assert upcoming[1] - upcoming[0] == dt.timedelta(days=1)
+        assert CHAT_CLEANUP_CRON == "0 2 * * *"
+        schedules = [s.id async for s in await client.list_schedules()]
+        assert schedules.count(CHAT_CLEANUP) == 1
+    finally:
+        await handle.delete()
