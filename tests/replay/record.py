@@ -348,9 +348,10 @@ async def case_lifecycle(
         ),
     )
     await case.result()
-    report = await client.execute_workflow(
-        ChatCleanupWorkflow.run, CleanupInput(), id="chat-cleanup-record", task_queue=TASK_QUEUE
-    )
+    with env.auto_time_skipping_disabled():
+        report = await client.execute_workflow(
+            ChatCleanupWorkflow.run, CleanupInput(), id="chat-cleanup-record", task_queue=TASK_QUEUE
+        )
     assert report.resolved == 1, report
     cleanup = client.get_workflow_handle("chat-cleanup-record")
     return {
