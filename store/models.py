@@ -282,7 +282,11 @@ class Attachment(Base):
     __tablename__ = "attachments"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
+    # A case's file, or (case_id null) a file of a creditor-partner pair's relationship chat.
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    relationship_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("relationships.id"), index=True
+    )
     # The partner side of the thread it was uploaded for: only that partner may download it.
     partner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.projection import ProjectionActivities
     from domain.chat import (
+        MAX_ATTACHMENTS_PER_MESSAGE,
         ChatMessage,
         PostMessageInput,
         RelationshipLink,
@@ -26,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         relationship_id,
     )
     from domain.enums import Party
-    from domain.errors import NOT_A_PARTY
+    from domain.errors import NOT_A_PARTY, VALIDATION_FAILED
     from domain.ids import relationship_workflow_id
     from domain.tasks import task_id
     from workflows.base import TaskOwnerWorkflow
@@ -77,6 +78,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
             org_id=input.org_id,
             user_id=input.user_id,
             body=input.body,
+            attachment_ids=input.attachment_ids,
             created_at=now,
         )
         state.pending_messages.append(message)
@@ -104,6 +106,12 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
                 non_retryable=True,
             )
         check_body(input.body)
+        if len(input.attachment_ids) > MAX_ATTACHMENTS_PER_MESSAGE:
+            raise ApplicationError(
+                f"a message has at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments",
+                type=VALIDATION_FAILED,
+                non_retryable=True,
+            )
 
     def _recall(self, name: str, arg: Any, result_id: str | None) -> Any:
         """post_message applied by an earlier run (workflows/once.py)."""
