@@ -1,5 +1,8 @@
 """Reading multipart uploads within limits, and keeping their bytes in the blob store.
 
+A file belongs to one ``AttachmentOwner``: a thread side of a case, or a creditor-partner pair's
+relationship chat.
+
 Limits are checked as early as possible: the declared ``Content-Length`` before anything is read,
 the bytes actually received while the body streams in (a client may lie or send no length),
 then each file's size and type once parsed. Parsed files are spooled to anonymous temporary files
@@ -61,6 +64,37 @@ def unsupported_type(content_type: str, settings: Settings) -> Problem:
         f"Files of type {content_type or 'unknown'!r} cannot be attached; allowed: "
         f"{', '.join(settings.attachment_content_types)}.",
     )
+
+
+@dataclass(frozen=True)
+class AttachmentOwner:
+    """Where a file belongs: one case (and the partner side of its thread), or one relationship
+    (its partner side is the pair's partner). Exactly one of ``case_id`` and ``relationship_id``
+    is set."""
+
+    partner_id: uuid.UUID
+    case_id: uuid.UUID | None = None
+    relationship_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        if (self.case_id is None) == (self.relationship_id is None):
+            raise ValueError("an attachment belongs to a case or to a relationship")
+
+    @classmethod
+    def of_case(cls, case_id: uuid.UUID, partner_id: uuid.UUID) -> AttachmentOwner:
+        return cls(partner_id=partner_id, case_id=case_id)
+
+    @classmethod
+    def of_relationship(cls, relationship_id: uuid.UUID, partner_id: uuid.UUID) -> AttachmentOwner:
+        return cls(partner_id=partner_id, relationship_id=relationship_id)
+
+    def owns(self, attachment: Attachment) -> bool:
+        """Whether the stored file belongs here (its case or relationship, and its side)."""
+        return (attachment.case_id, attachment.relationship_id, attachment.partner_id) == (
+            self.case_id,
+            self.relationship_id,
+            self.partner_id,
+        )
 
 
 @dataclass
@@ -209,11 +243,9 @@ async def store_uploads(
     request: Request,
     principal: Principal,
     uploads: Sequence[Upload],
-    *,
-    case_id: uuid.UUID,
-    partner_id: uuid.UUID,
+    owner: AttachmentOwner,
 ) -> list[Attachment]:
-    """Copy checked uploads into the blob store and record them; all or nothing."""
+    """Copy checked uploads into the blob store and record them for ``owner``; all or nothing."""
     sessions = request.app.state.sessions
     blobs = get_blobs(request)
     settings: Settings = request.app.state.settings
@@ -224,6 +256,15 @@ async def store_uploads(
             async with sessions() as session:
                 earlier = await session.get(Attachment, new_id)
             if earlier is not None:  # stored by a retried request with the same key
+                if not owner.owns(earlier) or earlier.org_id != principal.org_id:
+                    # The key is bound to one request (api/idempotency.py), so this is not a retry
+                    # of it: never hand a file of one case or relationship to another.
+                    raise invalid(
+                        "Idempotency-Key",
+                        "was already used with a different request; use a new key for a new "
+                        "request",
+                        code="idempotency_key_reused",
+                    )
                 stored.append(earlier)
                 continue
 
@@ -238,8 +279,9 @@ async def store_uploads(
                 raise too_large(settings) from exc
             attachment = Attachment(
                 id=new_id,
-                case_id=case_id,
-                partner_id=partner_id,
+                case_id=owner.case_id,
+                relationship_id=owner.relationship_id,
+                partner_id=owner.partner_id,
                 org_id=principal.org_id,
                 user_id=principal.user_id,
                 filename=upload.filename,

@@ -5,8 +5,11 @@ Who sees what is decided here, in one place:
 - a case's messages: whoever sees the case (``store.cases.visible_to``); a partner only the
   threads whose partner side is its own organisation (``visible_threads``);
 - a relationship and its chat: its creditor and its partner, and ops (``visible_relationships``);
-- an attachment's bytes: ops, the case's creditor, and the partner of the attachment's thread
-  while it still sees the case (``downloadable_attachment``);
+- an attachment's bytes: a case's file for ops, the case's creditor, and the partner of the
+  attachment's thread while it still sees the case (``downloadable_attachment``); a
+  relationship's file for whoever sees the relationship (``downloadable_relationship_attachment``).
+  A file belongs to a case or to a relationship, never both, and is served only under its own
+  owner's path; a message lists only files of its own case or relationship;
 - notes and calls: creditors and ops all of a case's; a partner only those its own
   organisation logged (``visible_notes``);
 - status changes (in the timeline): as ``store.cases.history`` decides.
@@ -84,6 +87,14 @@ def _messages(seen: Any) -> Select[Any]:
     return select(ChatMessageRow, User, seen).outerjoin(User, User.id == ChatMessageRow.user_id)
 
 
+def _same_owner(attachment: Attachment, message: ChatMessageRow) -> bool:
+    """A file of the message's own case, or of its own relationship."""
+    return (attachment.case_id, attachment.relationship_id) == (
+        message.case_id,
+        message.relationship_id,
+    )
+
+
 async def _records(session: AsyncSession, rows: Sequence[Any]) -> list[MessageRecord]:
     wanted = {uuid.UUID(a) for row in rows for a in row[0].attachment_ids}
     files = await attachments_by_id(session=session, ids=wanted)
@@ -91,7 +102,11 @@ async def _records(session: AsyncSession, rows: Sequence[Any]) -> list[MessageRe
         MessageRecord(
             message=message,
             user=user,
-            attachments=[files[i] for a in message.attachment_ids if (i := uuid.UUID(a)) in files],
+            attachments=[
+                file
+                for a in message.attachment_ids
+                if (file := files.get(uuid.UUID(a))) is not None and _same_owner(file, message)
+            ],
             is_seen=bool(seen),
         )
         for message, user, seen in rows
@@ -253,13 +268,40 @@ async def downloadable_attachment(
     if await get_case(session=session, case_id=case_id, principal=principal) is None:
         return None
     attachment = await session.scalar(
-        select(Attachment).where(Attachment.id == attachment_id, Attachment.case_id == case_id)
+        select(Attachment).where(
+            Attachment.id == attachment_id,
+            Attachment.case_id == case_id,
+            Attachment.relationship_id.is_(None),
+        )
     )
     if attachment is None:
         return None
     if principal.role is OrgKind.PARTNER and attachment.partner_id != principal.org_id:
         return None
     return attachment
+
+
+async def downloadable_relationship_attachment(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    relationship_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+) -> Attachment | None:
+    """A file of the relationship's chat if the caller sees the relationship (its creditor, its
+    partner, ops). None otherwise, and for a file of a case or of another relationship."""
+    visible = await get_relationship(
+        session=session, principal=principal, relationship_id=relationship_id
+    )
+    if visible is None:
+        return None
+    return await session.scalar(
+        select(Attachment).where(
+            Attachment.id == attachment_id,
+            Attachment.relationship_id == relationship_id,
+            Attachment.case_id.is_(None),
+        )
+    )
 
 
 # -- notes and calls -----------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 from uuid import UUID
 
@@ -36,7 +36,15 @@ from api.errors import FieldError, Problem, forbidden, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
 from api.routes.tasks import UserRef
-from api.uploads import UploadForm, discard, is_multipart, read_form, store_uploads
+from api.uploads import (
+    AttachmentOwner,
+    Upload,
+    UploadForm,
+    discard,
+    is_multipart,
+    read_form,
+    store_uploads,
+)
 from api.workflow_calls import update_workflow
 from domain.base import ApiModel
 from domain.cases import LEAD_THREAD_QUOTES, CaseDetails
@@ -51,9 +59,11 @@ from domain.chat import (
 from domain.enums import CaseStatus, OrgKind, Party, SubStatus
 from domain.ids import case_workflow_id, relationship_workflow_id
 from domain.transitions import FINISHED
+from settings import Settings
 from store import cases as case_store
 from store import chat as chat_store
 from store.accounts import Principal
+from store.blobs import BlobStore
 from store.models import Attachment, CaseNote, User
 from workflows.case import CaseWorkflow
 from workflows.relationship import RelationshipWorkflow
@@ -94,8 +104,9 @@ class ThreadRef(ApiModel):
         return value
 
 
-class ChatPost(ThreadRef):
-    """``POST /api/cases/{id}/chats`` as JSON (multipart sends the same fields, plus ``files``)."""
+class MessagePost(ApiModel):
+    """A message and the files uploaded before (multipart sends the same fields, plus
+    ``files``)."""
 
     message: MessageText
     attachment_ids: Annotated[list[UUID], Field(max_length=MAX_ATTACHMENTS_PER_MESSAGE)] = []
@@ -108,8 +119,15 @@ class ChatPost(ThreadRef):
         return value
 
 
-class RelationshipPost(ApiModel):
-    message: MessageText
+class ChatPost(MessagePost, ThreadRef):
+    """``POST /api/cases/{id}/chats``."""
+
+
+class RelationshipPost(MessagePost):
+    """``POST /api/relationships/{id}/chats``."""
+
+
+PostT = TypeVar("PostT", bound=MessagePost)
 
 
 class AttachmentView(ApiModel):
@@ -382,19 +400,183 @@ def check_thread_open(
 
 
 async def _check_attachments(
-    session: AsyncSession, principal: Principal, case_id: UUID, side: UUID, ids: list[UUID]
+    session: AsyncSession, principal: Principal, owner: AttachmentOwner, ids: list[UUID]
 ) -> None:
-    """Each id must be a file the caller's organisation uploaded to this case, for this side."""
+    """Each id must be a file the caller's organisation uploaded to this case, for this side, or
+    to this relationship (``owner``); a file of another case or relationship is refused."""
+    where = "this thread of the case" if owner.case_id is not None else "this relationship"
     found = await chat_store.attachments_by_id(session=session, ids=set(ids))
     errors = [
-        FieldError(f"attachmentIds[{i}]", "is not a file you uploaded to this thread of the case")
+        FieldError(f"attachmentIds[{i}]", f"is not a file you uploaded to {where}")
         for i, attachment_id in enumerate(ids)
         if (a := found.get(attachment_id)) is None
-        or (a.case_id, a.org_id, a.partner_id) != (case_id, principal.org_id, side)
+        or a.org_id != principal.org_id
+        or not owner.owns(a)
     ]
     if errors:
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise Problem(422, "validation_failed", f"Invalid input: {summary}", errors=errors)
+
+
+# -- posting a message, with files ---------------------------------------------------------------
+MESSAGE_FILE_FIELDS: dict[str, Any] = {
+    "attachmentIds": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+}
+
+
+def _message_body(model: type[MessagePost], fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of a chat post: ``model`` as JSON, or multipart with ``fields``
+    (text) plus ``attachmentIds`` and ``files``."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": model.model_json_schema(by_alias=True)},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["message"],
+                        "properties": {
+                            "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
+                            **fields,
+                            **MESSAGE_FILE_FIELDS,
+                        },
+                    }
+                },
+            },
+        }
+    }
+
+
+async def _message_form(
+    request: Request, settings: Settings, text_fields: Sequence[str]
+) -> UploadForm | None:
+    """The multipart form of a chat post (the caller closes it), or None for JSON."""
+    if not is_multipart(request):
+        return None
+    return await read_form(
+        request,
+        settings,
+        file_field="files",
+        text_fields=[*text_fields, "attachmentIds"],
+        max_files=MAX_ATTACHMENTS_PER_MESSAGE,
+    )
+
+
+async def _message_post(
+    request: Request, form: UploadForm | None, model: type[PostT], text_fields: Sequence[str]
+) -> tuple[PostT, list[Upload]]:
+    """The post, from the form (``text_fields`` once each, ``attachmentIds`` repeatable) or the
+    JSON body, and the files uploaded with it (at most MAX_ATTACHMENTS_PER_MESSAGE in all)."""
+    if form is not None:
+        data: dict[str, Any] = {
+            name: value for name in text_fields if (value := form.value(name)) is not None
+        }
+        data["attachmentIds"] = form.fields.get("attachmentIds", [])
+        post = model.model_validate(data)
+    else:
+        media = (
+            request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        )
+        if media != "application/json" and not media.endswith("+json"):
+            raise Problem(
+                415,
+                "unsupported_media_type",
+                "Send a message as application/json, or as multipart/form-data with files.",
+            )
+        try:
+            raw = await request.json()
+        except ValueError as exc:
+            raise Problem(422, "validation_failed", "The body is not valid JSON.") from exc
+        post = model.model_validate(raw)
+    uploads = form.files if form else []
+    if len(post.attachment_ids) + len(uploads) > MAX_ATTACHMENTS_PER_MESSAGE:
+        raise invalid("files", f"a message has at most {MAX_ATTACHMENTS_PER_MESSAGE} files")
+    return post, uploads
+
+
+async def _post_with_files(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    owner: AttachmentOwner,
+    post: MessagePost,
+    uploads: Sequence[Upload],
+    send: Callable[[list[UUID]], Awaitable[ChatMessage]],
+) -> Response:
+    """Check the files named by id, store the uploaded ones under ``owner``, and post the message
+    naming them all (``send``, an update of the workflow that owns the thread).
+
+    Refused (a 4xx), the uploaded files go too. On an unknown outcome (503) they stay, since the
+    workflow may yet record the message that names them."""
+    await _check_attachments(session, principal, owner, post.attachment_ids)
+    stored = await store_uploads(request, principal, uploads, owner)
+    try:
+        message = await send([*post.attachment_ids, *(a.id for a in stored)])
+    except Problem as problem:
+        if problem.status < 500:
+            await discard(request, [a.id for a in stored])
+        raise
+    # A retry the workflow had already applied answers with the first attempt's message.
+    await discard(request, [a.id for a in stored if a.id not in message.attachment_ids])
+    return await _posted(session, message)
+
+
+async def _file_response(attachment: Attachment, blobs: BlobStore) -> StreamingResponse:
+    """The attachment's bytes as a download; 404 if the blob store lost them."""
+    chunks = blobs.open(attachment.storage_key)
+    try:
+        first = await anext(chunks, b"")
+    except FileNotFoundError as exc:
+        logger.error("attachment %s has no bytes at %s", attachment.id, attachment.storage_key)
+        raise not_found("Attachment") from exc
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(
+        body(),
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": content_disposition(attachment.filename),
+            "Content-Length": str(attachment.size),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _upload_body(fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of an upload: multipart with ``file`` and ``fields``."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}, **fields},
+                    }
+                }
+            },
+        }
+    }
+
+
+async def _upload_form(
+    request: Request, settings: Settings, text_fields: Sequence[str]
+) -> UploadForm:
+    """The multipart form of an upload (one ``file``); the caller closes it."""
+    if not is_multipart(request):
+        raise Problem(
+            415, "unsupported_media_type", "Upload the file as multipart/form-data field 'file'."
+        )
+    return await read_form(
+        request, settings, file_field="file", text_fields=text_fields, max_files=1
+    )
 
 
 def _note_taker(principal: CurrentPrincipal) -> Principal:
@@ -410,49 +592,11 @@ NoteTaker = Annotated[Principal, Depends(_note_taker)]
 
 
 # -- case chat -----------------------------------------------------------------------------------
-CHAT_FORM_FIELDS = ("message", "threadType", "partnerId", "attachmentIds")
-CHAT_POST_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": ChatPost.model_json_schema(by_alias=True)},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["message"],
-                    "properties": {
-                        "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
-                        "threadType": {"type": "string", "enum": CASE_THREADS},
-                        "partnerId": {"type": "string", "format": "uuid"},
-                        "attachmentIds": {"type": "array", "items": {"type": "string"}},
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                    },
-                }
-            },
-        },
-    }
+CHAT_FORM_FIELDS = ("message", "threadType", "partnerId")
+THREAD_FIELDS: dict[str, Any] = {
+    "threadType": {"type": "string", "enum": CASE_THREADS},
+    "partnerId": {"type": "string", "format": "uuid"},
 }
-
-
-async def _chat_post(request: Request, form: UploadForm | None) -> ChatPost:
-    if form is not None:
-        data: dict[str, Any] = {
-            name: value for name in CHAT_FORM_FIELDS[:3] if (value := form.value(name)) is not None
-        }
-        data["attachmentIds"] = form.fields.get("attachmentIds", [])
-        return ChatPost.model_validate(data)
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise Problem(
-            415,
-            "unsupported_media_type",
-            "Send a message as application/json, or as multipart/form-data with files.",
-        )
-    try:
-        raw = await request.json()
-    except ValueError as exc:
-        raise Problem(422, "validation_failed", "The body is not valid JSON.") from exc
-    return ChatPost.model_validate(raw)
 
 
 @router.post(
@@ -460,7 +604,7 @@ async def _chat_post(request: Request, form: UploadForm | None) -> ChatPost:
     status_code=201,
     response_model=ChatMessageView,
     responses={403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
-    openapi_extra=CHAT_POST_BODY,
+    openapi_extra=_message_body(ChatPost, THREAD_FIELDS),
 )
 async def post_case_message(
     case_id: UUID,
@@ -477,29 +621,15 @@ async def post_case_message(
     the thread is solved, and a creditor writing in the Invoice Chat of a case On Hold waiting
     for the creditor provides the information: the case resumes. Files are stored first and
     removed again if the message is refused."""
-    form = None
-    if is_multipart(request):
-        form = await read_form(
-            request,
-            settings,
-            file_field="files",
-            text_fields=CHAT_FORM_FIELDS,
-            max_files=MAX_ATTACHMENTS_PER_MESSAGE,
-        )
+    form = await _message_form(request, settings, CHAT_FORM_FIELDS)
     try:
-        post = await _chat_post(request, form)
-        uploads = form.files if form else []
-        if len(post.attachment_ids) + len(uploads) > MAX_ATTACHMENTS_PER_MESSAGE:
-            raise invalid("files", f"a message has at most {MAX_ATTACHMENTS_PER_MESSAGE} files")
+        post, uploads = await _message_post(request, form, ChatPost, CHAT_FORM_FIELDS)
 
         async def execute() -> Response:
             row = await _visible_case(session, case_id, principal)
             side = thread_partner(row, principal, post)
-            await _check_attachments(session, principal, case_id, side, post.attachment_ids)
-            stored = await store_uploads(
-                request, principal, uploads, case_id=case_id, partner_id=side
-            )
-            try:
+
+            async def send(attachment_ids: list[UUID]) -> ChatMessage:
                 message: ChatMessage = await update_workflow(
                     request,
                     principal,
@@ -513,18 +643,13 @@ async def post_case_message(
                         thread_type=post.thread_type,
                         partner_id=side,
                         body=post.message,
-                        attachment_ids=[*post.attachment_ids, *(a.id for a in stored)],
+                        attachment_ids=attachment_ids,
                     ),
                 )
-            except Problem as problem:
-                # Refused: the files go too. On an unknown outcome (503) they stay, since the
-                # workflow may yet record the message that names them.
-                if problem.status < 500:
-                    await discard(request, [a.id for a in stored])
-                raise
-            # A retry the workflow had already applied answers with the first attempt's message.
-            await discard(request, [a.id for a in stored if a.id not in message.attachment_ids])
-            return await _posted(session, message)
+                return message
+
+            owner = AttachmentOwner.of_case(case_id, side)
+            return await _post_with_files(request, principal, session, owner, post, uploads, send)
 
         fingerprint = {
             "caseId": str(case_id),
@@ -565,32 +690,12 @@ async def list_case_messages(
 
 
 # -- attachments ---------------------------------------------------------------------------------
-ATTACHMENT_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "threadType": {"type": "string", "enum": CASE_THREADS},
-                        "partnerId": {"type": "string", "format": "uuid"},
-                    },
-                }
-            }
-        },
-    }
-}
-
-
 @router.post(
     "/{case_id}/attachments",
     status_code=201,
     response_model=AttachmentView,
     responses={403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
-    openapi_extra=ATTACHMENT_BODY,
+    openapi_extra=_upload_body(THREAD_FIELDS),
 )
 async def upload_attachment(
     case_id: UUID,
@@ -601,13 +706,7 @@ async def upload_attachment(
 ) -> Response:
     """Upload a file to attach to a message later (``attachmentIds``): multipart/form-data with
     ``file`` and, for a creditor, the thread it is for (``threadType``, ``partnerId``)."""
-    if not is_multipart(request):
-        raise Problem(
-            415, "unsupported_media_type", "Upload the file as multipart/form-data field 'file'."
-        )
-    form = await read_form(
-        request, settings, file_field="file", text_fields=("threadType", "partnerId"), max_files=1
-    )
+    form = await _upload_form(request, settings, ("threadType", "partnerId"))
     try:
         if not form.files:
             raise invalid("file", "is required")
@@ -621,7 +720,7 @@ async def upload_attachment(
             side = thread_partner(row, principal, thread)
             check_thread_open(row, principal, thread.thread_type, side)
             [attachment] = await store_uploads(
-                request, principal, [upload], case_id=case_id, partner_id=side
+                request, principal, [upload], AttachmentOwner.of_case(case_id, side)
             )
             return JSONResponse(
                 _attachment(attachment).model_dump(mode="json"),
@@ -652,33 +751,14 @@ async def download_attachment(
     blobs: BlobsDep,
 ) -> StreamingResponse:
     """The file, for the parties of its thread: ops, the case's creditor, and the partner it was
-    shared with while that partner sees the case. Anyone else gets 404."""
+    shared with while that partner sees the case. Anyone else gets 404, and so does a file of a
+    relationship chat."""
     attachment = await chat_store.downloadable_attachment(
         session=session, principal=principal, case_id=case_id, attachment_id=attachment_id
     )
     if attachment is None:
         raise not_found("Attachment")
-    chunks = blobs.open(attachment.storage_key)
-    try:
-        first = await anext(chunks, b"")
-    except FileNotFoundError as exc:
-        logger.error("attachment %s has no bytes at %s", attachment.id, attachment.storage_key)
-        raise not_found("Attachment") from exc
-
-    async def body() -> AsyncIterator[bytes]:
-        yield first
-        async for chunk in chunks:
-            yield chunk
-
-    return StreamingResponse(
-        body(),
-        media_type=attachment.content_type,
-        headers={
-            "Content-Disposition": content_disposition(attachment.filename),
-            "Content-Length": str(attachment.size),
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return await _file_response(attachment, blobs)
 
 
 # -- notes and calls -----------------------------------------------------------------------------
@@ -789,6 +869,9 @@ async def get_timeline(
 
 
 # -- relationships -------------------------------------------------------------------------------
+RELATIONSHIP_FORM_FIELDS = ("message",)
+
+
 def _relationship_view(
     record: chat_store.RelationshipRecord, principal: Principal
 ) -> RelationshipView:
@@ -865,37 +948,127 @@ async def list_relationship_messages(
     "/{relationship_id}/chats",
     status_code=201,
     response_model=ChatMessageView,
-    responses={403: {}, 404: {}, 422: {}},
+    responses={403: {}, 404: {}, 413: {}, 415: {}, 422: {}},
+    openapi_extra=_message_body(RelationshipPost, {}),
 )
 async def post_relationship_message(
     relationship_id: UUID,
-    body: RelationshipPost,
     request: Request,
     principal: ChatPrincipal,
     session: SessionDep,
     client: TemporalDep,
+    settings: SettingsDep,
 ) -> Response:
-    """Write in the pair's general chat: the other side gets a NewMessage / ReplyToChat task
-    that belongs to no case, and your own open one is solved."""
-
-    async def execute() -> Response:
-        record = await _visible_relationship(session, principal, relationship_id)
-        pair = record.relationship
-        message: ChatMessage = await update_workflow(
-            request,
-            principal,
-            client,
-            relationship_workflow_id(pair.creditor_id, pair.partner_id),
-            RelationshipWorkflow.post_message,
-            PostMessageInput(
-                party=PARTY_OF_ROLE[principal.role],
-                org_id=principal.org_id,
-                user_id=principal.user_id,
-                thread_type=ThreadType.GENERAL,
-                body=body.message,
-            ),
+    """Write in the pair's general chat: JSON ``{message, attachmentIds?}``, or multipart/form-data
+    with the same fields and ``files``. The other side gets a NewMessage / ReplyToChat task that
+    belongs to no case, and your own open one is solved. Files are stored first and removed again
+    if the message is refused."""
+    record = await _visible_relationship(session, principal, relationship_id)
+    pair = record.relationship
+    form = await _message_form(request, settings, RELATIONSHIP_FORM_FIELDS)
+    try:
+        post, uploads = await _message_post(
+            request, form, RelationshipPost, RELATIONSHIP_FORM_FIELDS
         )
-        return await _posted(session, message)
 
-    fingerprint = {"relationshipId": str(relationship_id), **body.model_dump(mode="json")}
-    return await idempotent(request, principal, fingerprint, execute)
+        async def send(attachment_ids: list[UUID]) -> ChatMessage:
+            message: ChatMessage = await update_workflow(
+                request,
+                principal,
+                client,
+                relationship_workflow_id(pair.creditor_id, pair.partner_id),
+                RelationshipWorkflow.post_message,
+                PostMessageInput(
+                    party=PARTY_OF_ROLE[principal.role],
+                    org_id=principal.org_id,
+                    user_id=principal.user_id,
+                    thread_type=ThreadType.GENERAL,
+                    body=post.message,
+                    attachment_ids=attachment_ids,
+                ),
+            )
+            return message
+
+        async def execute() -> Response:
+            owner = AttachmentOwner.of_relationship(pair.id, pair.partner_id)
+            return await _post_with_files(request, principal, session, owner, post, uploads, send)
+
+        # Without files, the same fingerprint as before the chat took attachments.
+        fingerprint: dict[str, Any] = {
+            "relationshipId": str(relationship_id),
+            **post.model_dump(mode="json", exclude_defaults=True),
+        }
+        if uploads:
+            fingerprint["files"] = [u.fingerprint() for u in uploads]
+        return await idempotent(request, principal, fingerprint, execute)
+    finally:
+        if form is not None:
+            await form.close()
+
+
+@relationships.post(
+    "/{relationship_id}/attachments",
+    status_code=201,
+    response_model=AttachmentView,
+    responses={403: {}, 404: {}, 413: {}, 415: {}, 422: {}},
+    openapi_extra=_upload_body({}),
+)
+async def upload_relationship_attachment(
+    relationship_id: UUID,
+    request: Request,
+    principal: ChatPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Upload a file to attach to a message of the pair's general chat later
+    (``attachmentIds``): multipart/form-data with ``file``. Its creditor and its partner only."""
+    record = await _visible_relationship(session, principal, relationship_id)
+    pair = record.relationship
+    form = await _upload_form(request, settings, ())
+    try:
+        if not form.files:
+            raise invalid("file", "is required")
+        [upload] = form.files
+
+        async def execute() -> Response:
+            [attachment] = await store_uploads(
+                request,
+                principal,
+                [upload],
+                AttachmentOwner.of_relationship(pair.id, pair.partner_id),
+            )
+            return JSONResponse(
+                _attachment(attachment).model_dump(mode="json"),
+                status_code=201,
+                headers={"Location": f"/api/relationships/{pair.id}/attachments/{attachment.id}"},
+            )
+
+        fingerprint = {"relationshipId": str(relationship_id), "file": upload.fingerprint()}
+        return await idempotent(request, principal, fingerprint, execute)
+    finally:
+        await form.close()
+
+
+@relationships.get(
+    "/{relationship_id}/attachments/{attachment_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
+)
+async def download_relationship_attachment(
+    relationship_id: UUID,
+    attachment_id: UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    blobs: BlobsDep,
+) -> StreamingResponse:
+    """A file of the pair's general chat, for its creditor, its partner and ops. Anyone else
+    gets 404, and so does a file of a case or of another relationship."""
+    attachment = await chat_store.downloadable_relationship_attachment(
+        session=session,
+        principal=principal,
+        relationship_id=relationship_id,
+        attachment_id=attachment_id,
+    )
+    if attachment is None:
+        raise not_found("Attachment")
+    return await _file_response(attachment, blobs)
