@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from api.errors import forbidden, rate_limited, unauthenticated
+from api.errors import forbidden, not_found, rate_limited, unauthenticated
 from domain.enums import OrgKind
 from settings import Settings
 from store.accounts import Principal, principal_for_key
 from store.blobs import BlobStore
+from store.cases import CaseRow, get_case
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -89,3 +91,11 @@ CreditorPrincipal = Annotated[Principal, Depends(require_role(OrgKind.CREDITOR))
 PartnerPrincipal = Annotated[Principal, Depends(require_role(OrgKind.PARTNER))]
 OpsPrincipal = Annotated[Principal, Depends(require_role(OrgKind.OPS))]
 PartnerOrOpsPrincipal = Annotated[Principal, Depends(require_role(OrgKind.PARTNER, OrgKind.OPS))]
+
+
+async def visible_case(session: AsyncSession, case_id: UUID, principal: Principal) -> CaseRow:
+    """The case if the caller may see it; 404 otherwise (another organisation's or unknown)."""
+    row = await get_case(session=session, case_id=case_id, principal=principal)
+    if row is None:
+        raise not_found("Case")
+    return row

@@ -23,8 +23,9 @@ from api.deps import (
     PartnerOrOpsPrincipal,
     PartnerPrincipal,
     SessionDep,
+    visible_case,
 )
-from api.errors import FieldError, Problem, invalid, not_found
+from api.errors import FieldError, Problem, invalid
 from api.routes.cases import MOVER_OF_ROLE, CaseCommandsDep, partner_ref
 from domain.base import ApiModel
 from domain.cases import (
@@ -68,15 +69,6 @@ def _not_in_future(day: dt.date, field: str, principal: Principal) -> None:
     """``day`` must not be after today in the caller's time zone."""
     if day > dt.datetime.now(ZoneInfo(principal.timezone)).date():
         raise invalid(field, "must not be in the future")
-
-
-async def _visible_case(
-    session: SessionDep, case_id: UUID, principal: Principal
-) -> case_store.CaseRow:
-    row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
-    if row is None:
-        raise not_found("Case")
-    return row
 
 
 def _details(row: case_store.CaseRow) -> CaseDetails:
@@ -209,7 +201,7 @@ async def list_payments(
     case_id: UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> PaymentList:
     """The debtor's payments and the commission payments, oldest first, with the totals."""
-    row = await _visible_case(session, case_id, principal)
+    row = await visible_case(session, case_id, principal)
     details = _details(row)
     amount = row.case.amount_to_recover
     paid = sum((p.amount for p in details.payments), Decimal(0)).quantize(CENT)
@@ -332,7 +324,7 @@ async def list_complaints(
     case_id: UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> list[Complaint]:
     """The case's complaints with their responses, oldest first."""
-    return _details(await _visible_case(session, case_id, principal)).complaints
+    return _details(await visible_case(session, case_id, principal)).complaints
 
 
 @router.post(
@@ -462,7 +454,7 @@ async def list_quotes(
 ) -> list[Quote]:
     """The case's quotes, oldest first: all of them for the creditor and ops, its own for a
     partner."""
-    quotes = _details(await _visible_case(session, case_id, principal)).quotes
+    quotes = _details(await visible_case(session, case_id, principal)).quotes
     if principal.role is OrgKind.PARTNER:
         return [q for q in quotes if q.partner.id == principal.org_id]
     return quotes

@@ -27,8 +27,9 @@ from api.deps import (
     SettingsDep,
     TemporalDep,
     require_role,
+    visible_case,
 )
-from api.errors import FieldError, Problem, check_no_nul, invalid, not_found
+from api.errors import FieldError, Problem, check_no_nul, invalid
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
 from api.routes.tasks import TaskView, task_view
@@ -346,10 +347,7 @@ async def status_summary(
 @router.get("/{case_id}", response_model=CaseView, responses={401: {}, 404: {}})
 async def get_case(case_id: UUID, principal: CurrentPrincipal, session: SessionDep) -> CaseView:
     """One case: status fields (seed 002), portal lifecycle and the submitted data."""
-    row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
-    if row is None:
-        raise not_found("Case")
-    return _view(row, dt.datetime.now(dt.UTC))
+    return _view(await visible_case(session, case_id, principal), dt.datetime.now(dt.UTC))
 
 
 @router.get("/{case_id}/history", response_model=CaseHistoryView, responses={401: {}, 404: {}})
@@ -358,8 +356,7 @@ async def get_history(
 ) -> CaseHistoryView:
     """Every status change of the case, oldest first. A partner reads the note and author of
     a change only when its own organisation, the creditor, ``API`` or ``System`` made it."""
-    if await case_store.get_case(session=session, case_id=case_id, principal=principal) is None:
-        raise not_found("Case")
+    await visible_case(session, case_id, principal)
     entries = await case_store.history(session=session, principal=principal, case_id=case_id)
     return CaseHistoryView(case_id=case_id, history=entries)
 
@@ -369,8 +366,7 @@ async def get_case_tasks(
     case_id: UUID, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
 ) -> list[TaskView]:
     """Your side's tasks on this case, open ones first (account-level tasks never appear)."""
-    if await case_store.get_case(session=session, case_id=case_id, principal=principal) is None:
-        raise not_found("Case")
+    await visible_case(session, case_id, principal)
     records = await task_store.case_tasks(session=session, principal=principal, case_id=case_id)
     return [task_view(r, settings) for r in records]
 
@@ -402,9 +398,7 @@ class CaseCommands:
         session = self.session
 
         async def execute() -> Response:
-            row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
-            if row is None:
-                raise not_found("Case")
+            row = await visible_case(session, case_id, principal)
             arg = make_input(row)
             if isinstance(arg, Awaitable):
                 arg = await arg

@@ -31,6 +31,7 @@ from api.deps import (
     SettingsDep,
     TemporalDep,
     require_role,
+    visible_case,
 )
 from api.errors import FieldError, Problem, forbidden, invalid, not_found
 from api.idempotency import idempotent
@@ -325,15 +326,6 @@ def content_disposition(filename: str) -> str:
 
 
 # -- who may write where -------------------------------------------------------------------------
-async def _visible_case(
-    session: AsyncSession, case_id: UUID, principal: Principal
-) -> case_store.CaseRow:
-    row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
-    if row is None:
-        raise not_found("Case")
-    return row
-
-
 def thread_partner(row: case_store.CaseRow, principal: Principal, thread: ThreadRef) -> UUID:
     """The partner side of the thread the caller writes in (a partner: its own).
 
@@ -626,7 +618,7 @@ async def post_case_message(
         post, uploads = await _message_post(request, form, ChatPost, CHAT_FORM_FIELDS)
 
         async def execute() -> Response:
-            row = await _visible_case(session, case_id, principal)
+            row = await visible_case(session, case_id, principal)
             side = thread_partner(row, principal, post)
 
             async def send(attachment_ids: list[UUID]) -> ChatMessage:
@@ -673,7 +665,7 @@ async def list_case_messages(
 ) -> ChatMessageList:
     """The case's messages, oldest first: every thread for the creditor and ops, its own side's
     threads for a partner. A thread nobody wrote in yet lists nothing."""
-    await _visible_case(session, case_id, principal)
+    await visible_case(session, case_id, principal)
     records, total = await chat_store.list_case_messages(
         session=session,
         principal=principal,
@@ -716,7 +708,7 @@ async def upload_attachment(
         )
 
         async def execute() -> Response:
-            row = await _visible_case(session, case_id, principal)
+            row = await visible_case(session, case_id, principal)
             side = thread_partner(row, principal, thread)
             check_thread_open(row, principal, thread.thread_type, side)
             [attachment] = await store_uploads(
@@ -773,7 +765,7 @@ async def _log(
     kind: Literal["note", "call"] = "call" if isinstance(body, CallEntry) else "note"
 
     async def execute() -> Response:
-        row = await _visible_case(session, case_id, principal)
+        row = await visible_case(session, case_id, principal)
         if row.case.partner_id != principal.org_id:
             raise Problem(
                 403, "not_a_party", "Only the partner working the case logs notes and calls on it."
@@ -835,7 +827,7 @@ async def list_notes(
 ) -> NoteList:
     """The case's notes and calls, oldest first: all of them for the creditor and ops, those
     its own organisation logged for a partner."""
-    await _visible_case(session, case_id, principal)
+    await visible_case(session, case_id, principal)
     records, total = await chat_store.list_notes(
         session=session,
         principal=principal,
@@ -854,7 +846,7 @@ async def get_timeline(
     case_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
 ) -> Timeline:
     """Messages (of the threads you may read), notes, calls and status changes, oldest first."""
-    await _visible_case(session, case_id, principal)
+    await visible_case(session, case_id, principal)
     entries, total = await chat_store.timeline(
         session=session,
         principal=principal,

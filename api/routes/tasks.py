@@ -18,7 +18,7 @@ from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from api.deps import CurrentPrincipal, SessionDep, SettingsDep, TemporalDep
+from api.deps import CurrentPrincipal, SessionDep, SettingsDep, TemporalDep, visible_case
 from api.errors import Problem, check_no_nul, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
@@ -43,7 +43,6 @@ from domain.tasks import (
 )
 from domain.time import as_utc
 from settings import Settings
-from store import cases as case_store
 from store import tasks as task_store
 from store.accounts import Principal
 from store.models import Organisation
@@ -377,9 +376,7 @@ async def create_generic_task(
     organisation (403 ``not_a_party`` otherwise, e.g. on a case it only quotes on)."""
 
     async def execute() -> Response:
-        row = await case_store.get_case(session=session, case_id=body.case_id, principal=principal)
-        if row is None:
-            raise not_found("Case")
+        row = await visible_case(session, body.case_id, principal)
         if body.deadline is not None and body.deadline.tzinfo is None:
             raise invalid("deadline", "must include a time zone offset")
         access = _generic_access(principal, body)
