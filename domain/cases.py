@@ -16,7 +16,7 @@ from domain.base import ApiModel
 from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
 from domain.tasks import AccessLevel, AppliedUpdate, OutboxEvent, Task, TaskBookState
-from domain.transitions import CloseCode, Mover
+from domain.transitions import FINISHED, CloseCode, Mover
 
 # Loaded once at import: pycountry reads its data files lazily, which a workflow sandbox forbids.
 CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
@@ -112,6 +112,26 @@ LEAD_THREAD_QUOTES: dict[ThreadType, tuple[QuoteStatus, ...]] = {
     ThreadType.LEAD_CHAT: (QuoteStatus.SUBMITTED, QuoteStatus.ACCEPTED),
     ThreadType.INVOICE_QUESTIONS_CHAT: (QuoteStatus.REQUESTED, QuoteStatus.SUBMITTED),
 }
+
+
+def thread_open(
+    *,
+    status: CaseStatus,
+    case_partner_id: UUID | None,
+    quotes: list[Quote],
+    thread_type: ThreadType,
+    partner_id: UUID,
+) -> bool:
+    """Whether a case thread with ``partner_id`` on its partner side is open to both parties:
+    no thread of a finished case; the Invoice Chat with the partner holding the case; a lead
+    thread with a partner whose quote is in a state of ``LEAD_THREAD_QUOTES``. The workflow
+    checks messages with it, the API uploads."""
+    if status in FINISHED:
+        return False
+    if thread_type is ThreadType.INVOICE_CHAT:
+        return case_partner_id == partner_id
+    allowed = LEAD_THREAD_QUOTES.get(thread_type, ())
+    return any(q.partner.id == partner_id and q.status in allowed for q in quotes)
 
 
 class Quote(ApiModel):

@@ -163,7 +163,7 @@ def payment_rule_broken(
 def may_move(mover: Mover, current: CaseStatus, target: CaseStatus) -> bool:
     """Whether ``mover`` may move a case from ``current`` to ``target``."""
     if mover is Mover.OPS:
-        return current not in (S.RESOLVED, S.CLOSED) or target is current
+        return current not in FINISHED or target is current
     return mover in TRANSITIONS.get((current, target), frozenset())
 
 

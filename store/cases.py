@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from domain.cases import HistoryEntry
 from domain.enums import CaseStatus, ChangedBy, Lifecycle, OrgKind, SubStatus
 from domain.lifecycle import LIFECYCLE_TABLE, statuses_for
+from domain.transitions import FINISHED
 from store.accounts import Principal
 from store.db import transaction
 from store.models import (
@@ -158,7 +159,7 @@ async def status_summary(
     }
     finished = await session.execute(
         select(Case.created_at, Case.last_status_change, Case.close_code).where(
-            *where, Case.status.in_([CaseStatus.RESOLVED.value, CaseStatus.CLOSED.value])
+            *where, Case.status.in_([s.value for s in FINISHED])
         )
     )
     days, codes = [], []

@@ -67,7 +67,7 @@ with workflow.unsafe.imports_passed_through():
         require_text,
     )
     from workflows.case_quotes import QuoteHandlers
-    from workflows.chat import recalled_message
+    from workflows.chat import message_of
     from workflows.retry import PROJECTION_RETRY, SIGNAL_RETRY
 
 
@@ -416,11 +416,13 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             return self.book.get(result_id or "")
         if name == "post_message":
             partner = record.partner.id if record.partner else arg.org_id
-            return recalled_message(
+            return message_of(
                 arg,
-                result_id,
-                partner_id=arg.partner_id or partner,
+                id=result_id or "",
+                seq=0,
                 now=workflow.now(),
+                thread_type=arg.thread_type,
+                partner_id=arg.partner_id or partner,
                 case_id=record.case_id,
             )
         return record  # every other update answers with the case

@@ -10,6 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.accounts import OrgRef
     from domain.cases import (
         LEAD_THREAD_QUOTES,
+        thread_open,
     )
     from domain.chat import (
         MAX_ATTACHMENTS_PER_MESSAGE,
@@ -28,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         not_a_party,
         org_name,
     )
-    from workflows.chat import ROLE_OF, check_body, route_message
+    from workflows.chat import check_body, message_of, route_message
 
 
 class ChatHandlers(CaseCore):
@@ -42,18 +43,14 @@ class ChatHandlers(CaseCore):
         now = workflow.now()
         partner = self._thread_partner(input)
         state.message_seq += 1
-        message = ChatMessage(
+        message = message_of(
+            input,
             id=task_id(self.book.workflow_id, f"message#{state.message_seq}"),
             seq=state.message_seq,
-            case_id=record.case_id,
+            now=now,
             thread_type=input.thread_type,
             partner_id=partner.id,
-            role=ROLE_OF[input.party],
-            org_id=input.org_id,
-            user_id=input.user_id,
-            body=input.body,
-            attachment_ids=input.attachment_ids,
-            created_at=now,
+            case_id=record.case_id,
         )
         state.pending_messages.append(message)
         sender = record.creditor if input.party is Party.CREDITOR else partner
@@ -125,15 +122,17 @@ class ChatHandlers(CaseCore):
     def _open_thread(self, thread_type: ThreadType, partner_id: UUID) -> OrgRef | None:
         """The partner of a case thread that is open to both its parties, or None."""
         record = self.record
-        if record.status in FINISHED:
+        if not thread_open(
+            status=record.status,
+            case_partner_id=record.partner_id,
+            quotes=record.quotes,
+            thread_type=thread_type,
+            partner_id=partner_id,
+        ):
             return None
         if thread_type is ThreadType.INVOICE_CHAT:
-            return record.partner if record.partner and record.partner.id == partner_id else None
-        allowed = LEAD_THREAD_QUOTES.get(thread_type, ())
-        for quote in reversed(record.quotes):
-            if quote.partner.id == partner_id and quote.status in allowed:
-                return quote.partner
-        return None
+            return record.partner
+        return next(q.partner for q in record.quotes if q.partner.id == partner_id)
 
     def _close_stale_chat_tasks(self) -> None:
         """A thread that closed to one of its parties (a rejection, another quote picked, the

@@ -43,24 +43,25 @@ def check_body(body: str) -> None:
         )
 
 
-def recalled_message(
+def message_of(
     arg: PostMessageInput,
-    message_id: str | None,
     *,
-    partner_id: UUID,
+    id: str,
+    seq: int,
     now: dt.datetime,
+    thread_type: ThreadType,
+    partner_id: UUID,
     case_id: UUID | None = None,
     relationship_id: UUID | None = None,
-    thread_type: ThreadType | None = None,
 ) -> ChatMessage:
-    """The answer to a message post applied by an earlier run: the message as posted (callers
-    read it back from the read model by its id)."""
+    """The message a post makes (and, with an earlier run's id, the answer to a repeated post:
+    callers read it back from the read model by its id)."""
     return ChatMessage(
-        id=message_id or "",
-        seq=0,
+        id=id,
+        seq=seq,
         case_id=case_id,
         relationship_id=relationship_id,
-        thread_type=thread_type or arg.thread_type,
+        thread_type=thread_type,
         partner_id=partner_id,
         role=ROLE_OF[arg.party],
         org_id=arg.org_id,

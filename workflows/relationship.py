@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import relationship_workflow_id
     from domain.tasks import task_id
     from workflows.base import TaskOwnerWorkflow
-    from workflows.chat import ROLE_OF, check_body, recalled_message, route_message
+    from workflows.chat import ROLE_OF, check_body, message_of, route_message
     from workflows.retry import PROJECTION_RETRY
 
 
@@ -68,18 +68,14 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
         state = self.state
         now = workflow.now()
         state.message_seq += 1
-        message = ChatMessage(
+        message = message_of(
+            input,
             id=task_id(self.book.workflow_id, f"message#{state.message_seq}"),
             seq=state.message_seq,
-            relationship_id=self.pair_id,
+            now=now,
             thread_type=ThreadType.GENERAL,
             partner_id=state.partner.id,
-            role=ROLE_OF[input.party],
-            org_id=input.org_id,
-            user_id=input.user_id,
-            body=input.body,
-            attachment_ids=input.attachment_ids,
-            created_at=now,
+            relationship_id=self.pair_id,
         )
         state.pending_messages.append(message)
         sender_name = (state.creditor if input.party is Party.CREDITOR else state.partner).name
@@ -115,13 +111,14 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
 
     def _recall(self, name: str, arg: Any, result_id: str | None) -> Any:
         """post_message applied by an earlier run (workflows/once.py)."""
-        return recalled_message(
+        return message_of(
             arg,
-            result_id,
-            partner_id=self.state.partner.id,
+            id=result_id or "",
+            seq=0,
             now=workflow.now(),
-            relationship_id=self.pair_id,
             thread_type=ThreadType.GENERAL,
+            partner_id=self.state.partner.id,
+            relationship_id=self.pair_id,
         )
 
     @workflow.query

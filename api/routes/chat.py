@@ -48,7 +48,7 @@ from api.uploads import (
 )
 from api.workflow_calls import update_workflow
 from domain.base import ApiModel
-from domain.cases import LEAD_THREAD_QUOTES, CaseDetails
+from domain.cases import LEAD_THREAD_QUOTES, CaseDetails, thread_open
 from domain.chat import (
     MAX_ATTACHMENTS_PER_MESSAGE,
     MAX_MESSAGE_CHARS,
@@ -368,27 +368,29 @@ def check_thread_open(
             "invalid_transition",
             "The case has ended and its chat is closed; write in the relationship chat.",
         )
-    if thread_type is ThreadType.INVOICE_CHAT:
-        if case.partner_id is None:
-            raise Problem(
-                409, "invalid_transition", "The Invoice Chat opens once a partner has the case."
-            )
-        if side != case.partner_id:
-            raise Problem(
-                403,
-                "not_a_party",
-                "Only the partner working the case writes in its Invoice Chat.",
-            )
-        return
-    allowed = LEAD_THREAD_QUOTES[thread_type]
-    quotes = CaseDetails.model_validate(case.details).quotes
-    if not any(q.partner.id == side and q.status in allowed for q in quotes):
+    if thread_type is ThreadType.INVOICE_CHAT and case.partner_id is None:
         raise Problem(
-            403,
-            "not_a_party",
-            f"The {thread_type.value} of this case is open to partners whose quote is "
-            f"{' or '.join(status.value.lower() for status in allowed)}.",
+            409, "invalid_transition", "The Invoice Chat opens once a partner has the case."
         )
+    if thread_open(
+        status=CaseStatus(case.status),
+        case_partner_id=case.partner_id,
+        quotes=CaseDetails.model_validate(case.details).quotes,
+        thread_type=thread_type,
+        partner_id=side,
+    ):
+        return
+    if thread_type is ThreadType.INVOICE_CHAT:
+        raise Problem(
+            403, "not_a_party", "Only the partner working the case writes in its Invoice Chat."
+        )
+    allowed = LEAD_THREAD_QUOTES[thread_type]
+    raise Problem(
+        403,
+        "not_a_party",
+        f"The {thread_type.value} of this case is open to partners whose quote is "
+        f"{' or '.join(status.value.lower() for status in allowed)}.",
+    )
 
 
 async def _check_attachments(
