@@ -1,9 +1,12 @@
 """The base model every payload uses: camelCase on the wire, snake_case in Python."""
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
+
+from domain.time import check_timestamp
 
 
 def has_nul(value: Any) -> bool:
@@ -21,7 +24,10 @@ def has_nul(value: Any) -> bool:
 class ApiModel(BaseModel):
     """A pydantic model that reads and writes camelCase JSON and accepts field names too.
 
-    No text anywhere in it may hold a NUL character (422 naming the field at the API)."""
+    What every field must be so that any database can store it, checked here once for the API
+    and the workflows alike (422 naming the field at the API): no text anywhere in it holds a NUL
+    character, and every timestamp lies in ``domain.time``'s range (a naive one is read as UTC).
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -34,7 +40,11 @@ class ApiModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul_characters(cls, value: Any) -> Any:
+    def _storable(cls, value: Any) -> Any:
         if has_nul(value):
             raise ValueError("must not contain NUL (\\u0000) characters")
+        if isinstance(value, datetime):
+            return check_timestamp(value)
+        if isinstance(value, list) and any(isinstance(item, datetime) for item in value):
+            return [check_timestamp(item) if isinstance(item, datetime) else item for item in value]
         return value

@@ -53,7 +53,7 @@ from domain.cases import (
 from domain.enums import CaseStatus, Lifecycle, OrgKind, Party, SubStatus
 from domain.ids import case_number, case_workflow_id
 from domain.lifecycle import current_stage, lifecycle_of
-from domain.time import as_utc, whole_days_between
+from domain.time import Timestamp, as_utc, whole_days_between
 from domain.transitions import CloseCode, Mover
 from settings import Settings
 from store import cases as case_store
@@ -250,9 +250,9 @@ def _case_filter(
     debtor_name: Annotated[str | None, Query(alias="debtorName", max_length=200)] = None,
     amount_from: Annotated[Decimal | None, Query(alias="amountFrom")] = None,
     amount_to: Annotated[Decimal | None, Query(alias="amountTo")] = None,
-    date_from: Annotated[dt.datetime | None, Query(alias="dateFrom")] = None,
-    date_to: Annotated[dt.datetime | None, Query(alias="dateTo")] = None,
-    last_modified_after: Annotated[dt.datetime | None, Query(alias="lastModifiedAfter")] = None,
+    date_from: Annotated[Timestamp | None, Query(alias="dateFrom")] = None,
+    date_to: Annotated[Timestamp | None, Query(alias="dateTo")] = None,
+    last_modified_after: Annotated[Timestamp | None, Query(alias="lastModifiedAfter")] = None,
 ) -> case_store.CaseFilter:
     """The case filters of the query string, shared by the list and the status summary."""
     check_no_nul("debtorName", debtor_name)

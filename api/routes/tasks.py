@@ -41,7 +41,7 @@ from domain.tasks import (
     action_of,
     solution_url,
 )
-from domain.time import as_utc
+from domain.time import Timestamp, as_utc
 from settings import Settings
 from store import tasks as task_store
 from store.accounts import Principal
@@ -172,8 +172,8 @@ async def list_tasks(
     type: Annotated[list[TaskType] | None, Query()] = None,
     assignee: UUID | None = None,
     overdue: bool | None = None,
-    deadline_from: Annotated[dt.datetime | None, Query(alias="deadlineFrom")] = None,
-    deadline_to: Annotated[dt.datetime | None, Query(alias="deadlineTo")] = None,
+    deadline_from: Annotated[Timestamp | None, Query(alias="deadlineFrom")] = None,
+    deadline_to: Annotated[Timestamp | None, Query(alias="deadlineTo")] = None,
     case_id: Annotated[UUID | None, Query(alias="caseId")] = None,
 ) -> TaskList:
     """Your organisation's tasks (account-level ones included), earliest deadline first."""
