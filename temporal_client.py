@@ -7,7 +7,7 @@ from pathlib import Path
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import TLSConfig
+from temporalio.service import RetryConfig, TLSConfig
 
 from domain import search_attributes as sa
 from domain.cases import CaseRecord, CaseWorkflowInput
@@ -33,8 +33,20 @@ def _read(path: Path | None) -> bytes | None:
     return Path(str(path)).read_bytes() if path else None
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
-    """A client with caseloop's data converter. ``lazy`` defers the connection to first use."""
+# The API's calls: a Temporal server that stopped answers within about a second, so in-flight
+# requests fail fast (503 temporal_unavailable) and clients retry, instead of the SDK retrying
+# for up to 10 s while the request waits.
+FAIL_FAST_RETRIES = RetryConfig(
+    initial_interval_millis=100,
+    max_interval_millis=500,
+    max_elapsed_time_millis=1500,
+    max_retries=4,
+)
+
+
+async def connect(settings: Settings, *, lazy: bool = False, fail_fast: bool = False) -> Client:
+    """A client with caseloop's data converter. ``lazy`` defers the connection to first use;
+    ``fail_fast`` gives up on an unreachable server quickly (the API; the worker keeps trying)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -42,6 +54,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         tls=_tls(settings),
         data_converter=pydantic_data_converter,
         lazy=lazy,
+        retry_config=FAIL_FAST_RETRIES if fail_fast else None,
     )
 
 

@@ -22,6 +22,7 @@ from schedules import ensure_schedules
 from settings import Settings, get_settings
 from store.db import create_engine, session_factory
 from temporal_client import connect
+from workflows.admission import RefuseWhileBlocked
 from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
@@ -29,8 +30,9 @@ from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
 
 WORKFLOWS = [CaseWorkflow, CreditorWorkflow, RelationshipWorkflow, ChatCleanupWorkflow]
-# Part of the workflows' behaviour (an update id is applied once): the replayer needs them too.
-INTERCEPTORS = [ApplyUpdatesOnce()]
+# Part of the workflows' behaviour (an update id is applied once; a workflow whose read model
+# cannot be written refuses new updates): the replayer needs them too. The first is outermost.
+INTERCEPTORS = [ApplyUpdatesOnce(), RefuseWhileBlocked()]
 
 # Libraries that pydantic validation calls inside workflows; they are deterministic and safe to
 # share with the sandbox instead of being re-imported for every workflow run.

@@ -3,17 +3,29 @@
 Each write carries the workflow's version number. A row is only overwritten by a newer version and
 history entries are keyed by (case, seq), so a retried or replayed activity never duplicates or
 rolls back anything.
+
+A write that fails because the database is unreachable, locked or restarting is retried by
+Temporal until it succeeds (``workflows/retry.py``). One that fails for any other reason (a value
+the database refuses, a bug) would fail the same way forever, so after a few attempts it fails
+for good with ``projection_failed``, and the workflow tells ops instead of hanging
+(``TaskOwnerWorkflow._await_projection_repair``).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from domain.accounts import AccountProjection
 from domain.cases import CaseDetails, CaseProjection, CaseRecord
 from domain.chat import ChatMessage, RelationshipProjection
+from domain.errors import PROJECTION_FAILED
 from domain.tasks import OutboxEvent, Task
 from store.db import transaction
 from store.models import (
@@ -53,17 +65,56 @@ def _case_columns(record: CaseRecord) -> dict[str, object]:
     }
 
 
+# Failures that go away by themselves: the database is down, restarting, locked or slow.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+# Attempts of a write that fails for another reason before it fails for good (a concurrent
+# attempt's row can make one attempt fail once; three in a row is no race).
+ATTEMPTS_BEFORE_GIVING_UP = 3
+
+
+def describe_failure(error: BaseException) -> str:
+    """What failed, in words fit for a log line and the Temporal UI: types and the database's
+    message, never the values written (engines hide bound parameters: ``store.db``)."""
+    if isinstance(error, sa_exc.StatementError) and error.orig is not None:
+        return f"{type(error).__name__} ({type(error.orig).__name__}: {error.orig})"[:500]
+    return type(error).__name__
+
+
 class ProjectionActivities:
     """Activities that write the read model; one instance per worker, sharing its engine."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        """A transaction whose failure is retried while retrying can help (see module doc)."""
+        try:
+            async with transaction(self._sessions) as session:
+                yield session
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            if activity.info().attempt < ATTEMPTS_BEFORE_GIVING_UP:
+                raise
+            raise ApplicationError(
+                f"the read model refused the write: {describe_failure(error)}",
+                type=PROJECTION_FAILED,
+                non_retryable=True,
+            ) from None  # the cause's text may hold the values written
+
     @activity.defn
     async def project_case(self, projection: CaseProjection) -> None:
         """Write the case row as of ``projection.version`` and append its new history entries."""
         record = projection.case
-        async with transaction(self._sessions) as session:
+        async with self._write() as session:
             row = await session.get(Case, record.case_id, with_for_update=True)
             if row is None:
                 session.add(
@@ -111,7 +162,7 @@ class ProjectionActivities:
     @activity.defn
     async def project_relationship(self, projection: RelationshipProjection) -> None:
         """Write a creditor-partner pair, its new general-chat messages, tasks and events."""
-        async with transaction(self._sessions) as session:
+        async with self._write() as session:
             row = await session.get(Relationship, projection.relationship_id, with_for_update=True)
             if row is None:
                 session.add(
@@ -133,7 +184,7 @@ class ProjectionActivities:
     @activity.defn
     async def project_account(self, projection: AccountProjection) -> None:
         """Write a creditor account's contract state, tasks and events."""
-        async with transaction(self._sessions) as session:
+        async with self._write() as session:
             org = await session.get(Organisation, projection.creditor_id, with_for_update=True)
             if org is not None and org.account_version < projection.version:
                 org.contract_signed_at = projection.contract_signed_at

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api import errors
+from api.deadline import RequestDeadline
 from api.guard import RequestGuard
 from api.ratelimit import RateLimiter
 from api.routes import account, bank_accounts, case_work, cases, chat, health, tasks
@@ -40,7 +41,8 @@ def create_app(
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
         # Lazy: the API starts (and /api/health reports the outage) even while Temporal is down.
-        app.state.temporal = temporal or await connect(settings, lazy=True)
+        # Fail fast: a request answers 503 temporal_unavailable rather than retry for seconds.
+        app.state.temporal = temporal or await connect(settings, lazy=True, fail_fast=True)
         try:
             yield
         finally:
@@ -61,6 +63,8 @@ def create_app(
     errors.install(app)
     # Before FastAPI reads a body: 401 without a key header, 413 past the body size cap.
     app.add_middleware(RequestGuard, settings=settings)
+    # Outermost: API_UPDATE_TIMEOUT_SECONDS bounds the whole request (api/deadline.py).
+    app.add_middleware(RequestDeadline, settings=settings)
     api = APIRouter(prefix="/api")
     api.include_router(health.router)
     api.include_router(cases.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -11,9 +12,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.deadline import current_budget
+
 PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger(__name__)
 
 
 class FieldError(dict[str, str]):
@@ -110,6 +115,40 @@ def check_no_nul(field: str, value: str | None) -> None:
         raise invalid(field, "must not contain NUL (\\u0000) characters")
 
 
+# The database is down, restarting, locked or unreachable: the request may be retried.
+DATABASE_OUTAGES: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+)
+
+
+def database_unavailable() -> Problem:
+    """503 for a database outage. If a workflow had already accepted the request's change, say
+    so: the change is not lost, only its answer (a retry with the same Idempotency-Key gets it)."""
+    budget = current_budget()
+    if budget is not None and budget.applied:
+        return Problem(
+            503,
+            "database_unavailable",
+            "The change was applied, but the database is unreachable, so its result cannot be "
+            "read. Retry with the same Idempotency-Key to get the result; without one, do not "
+            "repeat the request.",
+            headers={"Retry-After": "5"},
+            extra={"applied": True},
+        )
+    return Problem(
+        503,
+        "database_unavailable",
+        "The database is unreachable; nothing was changed, and it is safe to retry the same "
+        "request.",
+        headers={"Retry-After": "5"},
+        extra={"applied": False},
+    )
+
+
 def _field_path(location: Sequence[str | int]) -> str:
     # Drop the "body"/"query" prefix and any pydantic type tags; keep camelCase names.
     parts: list[str] = []
@@ -156,6 +195,13 @@ def install(app: FastAPI) -> None:
         return Problem(exc.status_code, code, str(exc.detail), headers=exc.headers).response(
             request.url.path
         )
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return database_unavailable().response(request.url.path)
+
+    for outage in DATABASE_OUTAGES:
+        app.add_exception_handler(outage, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable
@@ -16,6 +17,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.deadline import current_budget
 from api.errors import Problem, WorkflowRejection
 from domain.errors import HTTP_STATUS_OF
 from store.accounts import Principal
@@ -28,22 +30,40 @@ RETRY_SAFE = "it is safe to retry the same request."
 COMPLETED = "workflow execution already completed"
 
 
+RETRY_AFTER = {"Retry-After": "5"}
+
+
 def _unavailable(code: str, detail: str) -> Problem:
-    return Problem(503, code, f"{detail}; {RETRY_SAFE}", headers={"Retry-After": "5"})
+    return Problem(503, code, f"{detail}; {RETRY_SAFE}", headers=RETRY_AFTER)
 
 
-async def call(operation: Awaitable[T]) -> T:
-    """Await a client call; business rejections become 4xx, outages 503 (safe to retry)."""
+def _busy() -> Problem:
+    return _unavailable(
+        "workflow_busy",
+        "The case did not confirm the request in time (it may still do so: a retry with the "
+        "same Idempotency-Key returns the result)",
+    )
+
+
+async def call(operation: Awaitable[T], *, changes: bool = True) -> T:
+    """Await a client call within the request's budget (``api.deadline``); business rejections
+    become 4xx, outages and a budget run out 503 (safe to retry). ``changes``: the call asks a
+    workflow to change something, so its success marks the request's change as applied."""
+    budget = current_budget()
     try:
-        return await operation
+        async with asyncio.timeout(budget.remaining() if budget else None):
+            result = await operation
+    except TimeoutError as exc:
+        raise _busy() from exc
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type:
             status = HTTP_STATUS_OF.get(cause.type, 422)
-            raise WorkflowRejection(status, cause.type, cause.message) from exc
+            headers = RETRY_AFTER if status == 503 else None
+            raise WorkflowRejection(status, cause.type, cause.message, headers=headers) from exc
         raise
     except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-        raise _unavailable("workflow_busy", "The case did not confirm the request in time") from exc
+        raise _busy() from exc
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
             if COMPLETED in exc.message:
@@ -53,10 +73,9 @@ async def call(operation: Awaitable[T]) -> T:
                     409, "case_finished", "The case has ended; nothing can change it any more."
                 ) from exc
             raise Problem(404, "not_found", "The case or account is not running.") from exc
-        if exc.status is RPCStatusCode.DEADLINE_EXCEEDED:
-            raise _unavailable(
-                "workflow_busy", "The case did not confirm the request in time"
-            ) from exc
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED):
+            # RESOURCE_EXHAUSTED: e.g. the limit on a workflow's in-flight updates was reached.
+            raise _busy() from exc
         if exc.status is RPCStatusCode.UNAVAILABLE:
             raise _unavailable(
                 "temporal_unavailable", "The workflow service is unreachable"
@@ -72,6 +91,9 @@ async def call(operation: Awaitable[T]) -> T:
         if "client connect" not in str(exc):
             raise
         raise _unavailable("temporal_unavailable", "The workflow service is unreachable") from exc
+    if changes and budget is not None:
+        budget.applied = True
+    return result
 
 
 def update_id(request: Request, principal: Principal) -> str | None:

@@ -14,6 +14,11 @@ VALIDATION_FAILED = "validation_failed"
 NOT_FOUND = "not_found"
 NOT_A_PARTY = "not_a_party"  # the caller's organisation has no part in this step of the case
 NOTHING_TO_ANSWER = "nothing_to_answer"  # e.g. a survey when none is due
+# The workflow's read model cannot be written (a projection failed for good): it takes no changes
+# until ops repair it (docs/operations.md). An activity raises PROJECTION_FAILED; the workflow
+# then answers PROJECTION_BLOCKED to every new update.
+PROJECTION_FAILED = "projection_failed"
+PROJECTION_BLOCKED = "projection_blocked"
 
 HTTP_STATUS_OF: dict[str, int] = {
     INVALID_TRANSITION: 409,
@@ -25,4 +30,5 @@ HTTP_STATUS_OF: dict[str, int] = {
     NOT_FOUND: 404,
     NOT_A_PARTY: 403,
     NOTHING_TO_ANSWER: 409,
+    PROJECTION_BLOCKED: 503,
 }

@@ -8,14 +8,25 @@ PARTNER_ID = SearchAttributeKey.for_keyword("PartnerId")
 OPEN_TASK_TYPES = SearchAttributeKey.for_keyword_list("OpenTaskTypes")
 NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 OVERDUE_TASK_COUNT = SearchAttributeKey.for_int("OverdueTaskCount")
+# Set while the workflow's read model cannot be written (docs/operations.md: a blocked projection).
+PROJECTION_BLOCKED = SearchAttributeKey.for_bool("ProjectionBlocked")
 
-ALL = (CASE_STATUS, CREDITOR_ID, PARTNER_ID, OPEN_TASK_TYPES, NEXT_DEADLINE, OVERDUE_TASK_COUNT)
+ALL = (
+    CASE_STATUS,
+    CREDITOR_ID,
+    PARTNER_ID,
+    OPEN_TASK_TYPES,
+    NEXT_DEADLINE,
+    OVERDUE_TASK_COUNT,
+    PROJECTION_BLOCKED,
+)
 
 _CLI_TYPES = {
     "KEYWORD": "Keyword",
     "KEYWORD_LIST": "KeywordList",
     "DATETIME": "Datetime",
     "INT": "Int",
+    "BOOL": "Bool",
 }
 
 

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+CONNECT_TIMEOUT_SECONDS = 5
+
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
@@ -47,8 +49,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine for DATABASE_URL."""
-    engine = create_async_engine(async_url(url), pool_pre_ping=True)
+    """An async engine for DATABASE_URL.
+
+    Bound parameters are kept out of error messages (``hide_parameters``): they hold debtor
+    names and chat text, and errors end up in logs and in workflow histories."""
+    parsed = async_url(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        # A database host that does not answer fails the request (503) instead of hanging it.
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    engine = create_async_engine(
+        parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
+    )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

@@ -13,13 +13,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.deadlines import compute_deadline
     from domain import search_attributes as sa
     from domain.chat import CHAT_TASKS, DismissChatTaskInput
-    from domain.errors import INVALID_DEADLINE, TASK_NOT_RESOLVABLE_BY_HAND
+    from domain.errors import (
+        INVALID_DEADLINE,
+        PROJECTION_BLOCKED,
+        PROJECTION_FAILED,
+        TASK_NOT_RESOLVABLE_BY_HAND,
+    )
     from domain.tasks import (
         APPLIED_UPDATES_KEPT,
         CATALOGUE,
@@ -31,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ResolvedBy,
         Task,
     )
+    from workflows.retry import PROJECTION_REPAIR_RETRY
     from workflows.taskbook import TaskBook, check_open_and_resolvable_by_hand
 
 
@@ -39,6 +45,10 @@ class TaskOwnerWorkflow:
 
     state: Any  # a pydantic state with version, projected_version and book (a TaskBookState)
     book: TaskBook
+    # Why the read model cannot be written, while it cannot (see ``_await_projection_repair``).
+    # Not part of the state: it follows from the activity failure recorded in history.
+    projection_failure: str | None = None
+    _projection_retry_requested = False
 
     def _init_book(self, workflow_id: str) -> None:
         self.book = TaskBook(self.state.book, workflow_id=workflow_id, touch=self._touch)
@@ -51,8 +61,10 @@ class TaskOwnerWorkflow:
             # Deadlines before projecting, so no task is ever shown without its deadline.
             await self._fill_deadlines()
             if self._dirty():
-                await self._project()
-                self._publish()
+                if await self._project_or_block():
+                    self._publish()
+                else:
+                    await self._await_projection_repair()
                 continue
             if self._finished() or self._should_continue_as_new():
                 # Let running handlers (an update that just closed the case) answer first; a
@@ -66,6 +78,67 @@ class TaskOwnerWorkflow:
                     return
                 self._continue_as_new()
             await self._sleep_until_change_or_deadline()
+
+    async def _project_or_block(self) -> bool:
+        """Project; False when the projection failed for good (activities/projection.py gave
+        up on an error that retrying cannot fix)."""
+        try:
+            await self._project()
+        except ActivityError as exc:
+            cause = exc.cause
+            if not (isinstance(cause, ApplicationError) and cause.type == PROJECTION_FAILED):
+                raise
+            self.projection_failure = cause.message
+            return False
+        if self.projection_failure is not None:
+            self.projection_failure = None
+            workflow.upsert_search_attributes([sa.PROJECTION_BLOCKED.value_set(False)])
+            workflow.logger.info("projection repaired; the workflow takes changes again")
+        return True
+
+    async def _await_projection_repair(self) -> None:
+        """A change cannot reach the read model. Rather than retry it forever in silence (every
+        later update would hang behind it), tell ops (a log line, the ``ProjectionBlocked``
+        search attribute, the current details), refuse new updates (``RefuseWhileBlocked``),
+        and try again when ops send ``retry_projection`` or after ``PROJECTION_REPAIR_RETRY``.
+        Updates already waiting for this projection keep waiting (the API answers them 503
+        ``workflow_busy``) and complete once it is written, so a change is never half-done."""
+        workflow.logger.error(
+            "projection failed for good; refusing changes until repaired: %s",
+            self.projection_failure,
+        )
+        workflow.upsert_search_attributes([sa.PROJECTION_BLOCKED.value_set(True)])
+        workflow.set_current_details(
+            f"**Projection blocked**: {self.projection_failure}\n\n"
+            f"The read model cannot be written, so the workflow refuses changes "
+            f"(503 projection_blocked). Projected version {self.state.projected_version} "
+            f"of {self.state.version}. Fix the cause, then signal `retry_projection` "
+            f"(it is tried again by itself every {PROJECTION_REPAIR_RETRY}); "
+            f"see docs/operations.md, 'A projection is blocked'."
+        )
+        self._projection_retry_requested = False
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._projection_retry_requested,
+                timeout=PROJECTION_REPAIR_RETRY,
+                timeout_summary="retry the blocked projection",
+            )
+
+    @workflow.signal
+    def retry_projection(self) -> None:
+        """Ops: the cause of a blocked projection is fixed; write the read model again now."""
+        self._projection_retry_requested = True
+
+    def refuse_while_blocked(self) -> None:
+        """Raise for a new update while the read model cannot be written (``projection_failure``):
+        it could not be projected either, and would hang its caller."""
+        if self.projection_failure is not None:
+            raise ApplicationError(
+                "this case's read model cannot be written at the moment, so it takes no "
+                "changes; ops have been alerted. Retry later.",
+                type=PROJECTION_BLOCKED,
+                non_retryable=True,
+            )
 
     def _dirty(self) -> bool:
         return bool(

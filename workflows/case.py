@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.case_quotes import QuoteHandlers
     from workflows.chat import message_of
-    from workflows.retry import PROJECTION_RETRY, SIGNAL_RETRY
+    from workflows.retry import PROJECTION_RETRY, PROJECTION_TIMEOUT, SIGNAL_RETRY
 
 
 VALIDATION_KEY = "validation"
@@ -584,7 +584,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                     events=events,
                     messages=messages,
                 ),
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
                 summary=f"project v{version}",
             )

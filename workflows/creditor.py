@@ -8,7 +8,6 @@ activity (signal-with-start), and are released by signals back.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import case_workflow_id, creditor_workflow_id
     from domain.tasks import AccessLevel, TaskType
     from workflows.base import TaskOwnerWorkflow
-    from workflows.retry import PROJECTION_RETRY
+    from workflows.retry import PROJECTION_RETRY, PROJECTION_TIMEOUT
 
 SIGN_CONTRACT_KEY = "sign-contract"
 ASSIGN_BANK_ACCOUNT_KEY = "assign-bank-account"
@@ -184,7 +183,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                     tasks=tasks,
                     events=events,
                 ),
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
                 summary=f"project account v{version}",
             )

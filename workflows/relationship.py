@@ -6,7 +6,6 @@ chat and its NewMessage / ReplyToChat tasks, which belong to no case.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -32,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.tasks import task_id
     from workflows.base import TaskOwnerWorkflow
     from workflows.chat import ROLE_OF, check_body, message_of, route_message
-    from workflows.retry import PROJECTION_RETRY
+    from workflows.retry import PROJECTION_RETRY, PROJECTION_TIMEOUT
 
 
 @workflow.defn
@@ -144,7 +143,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
                     tasks=tasks,
                     events=events,
                 ),
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
                 summary=f"project relationship v{version}",
             )

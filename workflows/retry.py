@@ -11,5 +11,13 @@ PROJECTION_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1),
 )
 
+# One projection is one short transaction. A worker killed while it runs one must not hold the
+# case for long: Temporal retries the projection elsewhere once this passes.
+PROJECTION_TIMEOUT = timedelta(seconds=5)
+
+# A projection that failed for good (activities/projection.py) is tried again after this, or
+# when ops send the ``retry_projection`` signal; meanwhile the workflow refuses changes.
+PROJECTION_REPAIR_RETRY = timedelta(hours=1)
+
 # Signals between workflows (sent by an activity) retry the same way: they must arrive.
 SIGNAL_RETRY = PROJECTION_RETRY

@@ -114,7 +114,7 @@ def _check_dates(submission: CaseSubmission, principal: Principal) -> None:
 
 async def _workflow_exists(client: Client, workflow_id: str) -> bool:
     try:
-        await call(client.get_workflow_handle(workflow_id).describe())
+        await call(client.get_workflow_handle(workflow_id).describe(), changes=False)
     except Problem as problem:
         if problem.status == 404:
             return False
