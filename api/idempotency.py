@@ -228,8 +228,9 @@ async def _wait_for_claim(
                     media_type=_media_type(found.status_code),
                     headers={"Idempotent-Replayed": "true"},
                 )
-            if time.monotonic() >= give_up:
-                raise in_progress()
+        if time.monotonic() >= give_up:
+            raise in_progress()
+        if found is not None:
             await asyncio.sleep(pause)
             pause = min(pause * 2, longest)
         # None: the claim raced with another request's; look again at once.
