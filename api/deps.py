@@ -60,6 +60,9 @@ async def get_principal(
     if not key:
         raise unauthenticated()
     principal = await principal_for_key(session=session, key=key)
+    # End the read, so the request holds no database connection while it waits (on Temporal,
+    # on a duplicate's Idempotency-Key): otherwise concurrent requests exhaust the pool.
+    await session.commit()
     if principal is None:
         raise unauthenticated()
     wait = request.app.state.rate_limiter.take(key)

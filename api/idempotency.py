@@ -1,9 +1,22 @@
 """``Idempotency-Key`` on POSTs: the same key and body replay the first response.
 
-The key is scoped to the caller's organisation. The first response with a status below 500 is
-stored; a 5xx is not, so a retry after an outage runs the request again. Every command behind an
-idempotent POST is itself safe to run twice (workflow ids and update ids are derived from the
-request), so a crash between doing the work and storing the response loses nothing.
+The key is scoped to the caller's organisation. The first request with a key **claims** it (a
+row without a response); the first response with a status below 500 is stored on that row; a
+5xx is not, so a retry after an outage runs the request again.
+
+**One request at a time per key.** While a claim is in progress, a second request with the
+same key and body waits up to ``WAIT_SECONDS`` for the first one's response and replays it, or
+answers 409 ``idempotency_in_progress`` with ``Retry-After``. It never runs the command itself.
+
+**A claim is a lease.** A request that crashed (or lost its database connection) after claiming
+leaves an unfinished claim. Such a claim blocks the key only for ``lease_seconds``: the longest a
+live request may still be working (a workflow update waits ``API_UPDATE_TIMEOUT_SECONDS``) plus
+``LEASE_MARGIN_SECONDS``. After that, the next request with the key and body takes the claim over
+(compare-and-set on the claim's time, so only one does) and runs the command again. That is safe
+because every command behind an idempotent POST is itself safe to run twice: workflow ids and
+update ids are derived from the request, and rows the API writes itself take their id from the
+key (``derived_id``), so a crash between committing the work and storing the response neither
+loses nor duplicates anything; the retry answers the same resource.
 
 A 422 ``validation_failed`` that the API finds while it builds the command (a body that is
 invalid once merged with the case, a ``date`` in the future, an id that is not yours) is not
@@ -14,16 +27,20 @@ by the workflow itself (``WorkflowRejection``) are outcomes of the command and a
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
+import time
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,6 +51,13 @@ from store.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# How long a duplicate waits for the first request's response before answering 409.
+WAIT_SECONDS = 5.0
+POLL_SECONDS = (0.02, 0.5)  # first and longest pause between two looks at the claim
+RETRY_AFTER_SECONDS = 1
+# Added to API_UPDATE_TIMEOUT_SECONDS: the time a claim is held before another request may take
+# it over (reading and writing the read model around the workflow call, uploads to the store).
+LEASE_MARGIN_SECONDS = 30.0
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -41,16 +65,66 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
+def derived_id(request: Request, principal: Principal, kind: str, suffix: str = "") -> uuid.UUID:
+    """The id of a row a command writes itself (a bank account, a note, an uploaded file).
+
+    Derived from the organisation and the request's Idempotency-Key, so a retry whose first
+    attempt was committed but never answered finds that row instead of writing a second one.
+    ``kind`` keeps ids of different tables apart, ``suffix`` of several rows of one request.
+    Without a key, a fresh id: the request is not idempotent.
+    """
+    key = request.headers.get(HEADER)
+    if not key:
+        return uuid.uuid4()
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"caseloop:{kind}:{principal.org_id}:{key}{suffix}")
+
+
+def key_reused() -> Problem:
+    """The key is bound to another request (api/idempotency.py checks it first; a derived id
+    that points at another row says the same)."""
+    return invalid(
+        HEADER,
+        "was already used with a different request; use a new key for a new request",
+        code="idempotency_key_reused",
+    )
+
+
+def in_progress() -> Problem:
+    return Problem(
+        409,
+        "idempotency_in_progress",
+        "A request with this Idempotency-Key is still being processed; retry shortly to get "
+        "its response.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def lease_seconds(request: Request) -> float:
+    """How long a claim holds the key before a retry may take it over."""
+    return float(request.app.state.settings.api_update_timeout_seconds) + LEASE_MARGIN_SECONDS
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This request holds the key; ``claimed_at`` tells its claim from a later takeover."""
+
+    claimed_at: dt.datetime
+
+
 async def _claim(
-    sessions: async_sessionmaker[AsyncSession], principal: Principal, key: str, digest: str
-) -> IdempotencyRecord | None:
-    """The stored record for this key, or None after claiming the key for this request."""
-    for _ in range(2):
-        try:
-            async with transaction(sessions) as session:
-                existing = await session.get(IdempotencyRecord, (principal.org_id, key))
-                if existing is not None:
-                    return existing
+    sessions: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    key: str,
+    digest: str,
+    lease: dt.timedelta,
+) -> Claim | IdempotencyRecord | None:
+    """Claim the key for this request, or the stored record (finished, in progress, or for
+    another request). None when the claim raced with another request: look again."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        async with transaction(sessions) as session:
+            existing = await session.get(IdempotencyRecord, (principal.org_id, key))
+            if existing is None:
                 session.add(
                     IdempotencyRecord(
                         org_id=principal.org_id,
@@ -58,13 +132,35 @@ async def _claim(
                         request_hash=digest,
                         status_code=None,
                         response_body=None,
-                        created_at=dt.datetime.now(dt.UTC),
+                        created_at=now,
                     )
                 )
-                return None
-        except IntegrityError:
-            continue  # a concurrent request claimed it first: read its record
-    raise Problem(409, "idempotency_conflict", "The request is being processed; retry shortly.")
+                return Claim(now)
+            if (
+                existing.status_code is not None
+                or existing.request_hash != digest
+                or existing.created_at > now - lease
+            ):
+                return existing
+            # A claim older than the lease: its request is gone. Take it over, once.
+            taken = await session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    IdempotencyRecord.org_id == principal.org_id,
+                    IdempotencyRecord.key == key,
+                    IdempotencyRecord.status_code.is_(None),
+                    IdempotencyRecord.created_at == existing.created_at,
+                )
+                .values(created_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return Claim(now) if _rowcount(taken) == 1 else None
+    except IntegrityError:
+        return None  # a concurrent request claimed it first: read its record
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
 
 
 async def idempotent(
@@ -83,35 +179,61 @@ async def idempotent(
         raise invalid(HEADER, "must not contain NUL characters", code="invalid_header")
     sessions = request.app.state.sessions
     digest = fingerprint(request.method, request.url.path, body)
-    record = await _claim(sessions, principal, key, digest)
-    if record is not None:
-        if record.request_hash != digest:
-            raise invalid(
-                HEADER,
-                "was already used with a different request; use a new key for a new request",
-                code="idempotency_key_reused",
-            )
-        if record.status_code is not None and record.response_body is not None:
-            return Response(
-                content=record.response_body,
-                status_code=record.status_code,
-                media_type=_media_type(record.status_code),
-                headers={"Idempotent-Replayed": "true"},
-            )
-        # Claimed by an earlier attempt that never finished: the command is safe to run again.
+    claim = await _wait_for_claim(request, sessions, principal, key, digest)
+    if isinstance(claim, Response):
+        return claim
     try:
         response = await execute()
     except (ValidationError, RequestValidationError):
-        await _release(sessions, principal, key, digest)
+        await _release(sessions, principal, key, claim)
         raise  # rendered by the app's handlers, as without a key
     except Problem as problem:
         if _invalid_request(problem):
-            await _release(sessions, principal, key, digest)
+            await _release(sessions, principal, key, claim)
             return problem.response()
         response = problem.response()
+    except BaseException:
+        await _release(sessions, principal, key, claim)  # an unexpected error, like a 5xx
+        raise
     if response.status_code < 500:
         await _store(sessions, principal, key, digest, response)
+    else:
+        await _release(sessions, principal, key, claim)
     return response
+
+
+async def _wait_for_claim(
+    request: Request,
+    sessions: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    key: str,
+    digest: str,
+) -> Claim | Response:
+    """This request's claim on the key, or the stored response to replay. While another request
+    holds the key, wait for its response up to ``WAIT_SECONDS``, then 409."""
+    lease = dt.timedelta(seconds=lease_seconds(request))
+    give_up = time.monotonic() + WAIT_SECONDS
+    pause, longest = POLL_SECONDS
+    while True:
+        found = await _claim(sessions, principal, key, digest, lease)
+        if isinstance(found, Claim):
+            return found
+        if found is not None:
+            if found.request_hash != digest:
+                raise key_reused()
+            if found.status_code is not None and found.response_body is not None:
+                return Response(
+                    content=found.response_body,
+                    status_code=found.status_code,
+                    media_type=_media_type(found.status_code),
+                    headers={"Idempotent-Replayed": "true"},
+                )
+        if time.monotonic() >= give_up:
+            raise in_progress()
+        if found is not None:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, longest)
+        # None: the claim raced with another request's; look again at once.
 
 
 def _invalid_request(problem: Problem) -> bool:
@@ -120,18 +242,20 @@ def _invalid_request(problem: Problem) -> bool:
 
 
 async def _release(
-    sessions: async_sessionmaker[AsyncSession], principal: Principal, key: str, digest: str
+    sessions: async_sessionmaker[AsyncSession], principal: Principal, key: str, claim: Claim
 ) -> None:
-    """Give up this request's claim on the key (never a stored response, nor another request's
-    claim), so a corrected request may use the key."""
+    """Give up this request's claim on the key (never a stored response, nor a claim another
+    request took over), so a corrected request or a retry may use the key at once."""
     async with transaction(sessions) as session:
         await session.execute(
-            delete(IdempotencyRecord).where(
+            delete(IdempotencyRecord)
+            .where(
                 IdempotencyRecord.org_id == principal.org_id,
                 IdempotencyRecord.key == key,
-                IdempotencyRecord.request_hash == digest,
                 IdempotencyRecord.status_code.is_(None),
+                IdempotencyRecord.created_at == claim.claimed_at,
             )
+            .execution_options(synchronize_session=False)
         )
 
 
@@ -148,7 +272,7 @@ async def _store(
         async with transaction(sessions) as session:
             stored = await session.get(IdempotencyRecord, (principal.org_id, key))
             if stored is None:
-                # Released meanwhile by a concurrent duplicate that was refused: claim it again.
+                # The claim is gone (deleted by hand, say): keep the response all the same.
                 session.add(
                     IdempotencyRecord(
                         org_id=principal.org_id,
@@ -160,6 +284,7 @@ async def _store(
                     )
                 )
             elif stored.status_code is None and stored.request_hash == digest:
+                # Our claim, or a takeover of it: both ran the same command, either answer does.
                 stored.status_code = response.status_code
                 stored.response_body = body
     except IntegrityError:

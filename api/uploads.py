@@ -26,6 +26,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from api.deps import get_blobs
 from api.errors import Problem, invalid
+from api.idempotency import derived_id, key_reused
 from settings import Settings
 from store import chat as chat_store
 from store.accounts import Principal
@@ -230,15 +231,6 @@ async def _check(upload: UploadFile, settings: Settings) -> Upload:
     return Upload(filename, content_type, size, await _sha256(upload), upload)
 
 
-def attachment_id(principal: Principal, request: Request, index: int) -> uuid.UUID:
-    """A new attachment's id: derived from the Idempotency-Key when there is one, so a retried
-    upload finds the file its first attempt stored instead of storing it again."""
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        return uuid.uuid4()
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"caseloop:attachment:{principal.org_id}:{key}#{index}")
-
-
 async def store_uploads(
     request: Request,
     principal: Principal,
@@ -247,61 +239,71 @@ async def store_uploads(
 ) -> list[Attachment]:
     """Copy checked uploads into the blob store and record them for ``owner``; all or nothing."""
     sessions = request.app.state.sessions
-    blobs = get_blobs(request)
-    settings: Settings = request.app.state.settings
     stored: list[Attachment] = []
     try:
         for index, upload in enumerate(uploads):
-            new_id = attachment_id(principal, request, index)
+            new_id = derived_id(request, principal, "attachment", f"#{index}")
             async with sessions() as session:
-                earlier = await session.get(Attachment, new_id)
-            if earlier is not None:  # stored by a retried request with the same key
-                if not owner.owns(earlier) or earlier.org_id != principal.org_id:
-                    # The key is bound to one request (api/idempotency.py), so this is not a retry
-                    # of it: never hand a file of one case or relationship to another.
-                    raise invalid(
-                        "Idempotency-Key",
-                        "was already used with a different request; use a new key for a new "
-                        "request",
-                        code="idempotency_key_reused",
-                    )
-                stored.append(earlier)
-                continue
-
-            async def chunks(source: UploadFile = upload.file) -> AsyncIterator[bytes]:
-                await source.seek(0)
-                while chunk := await source.read(CHUNK):
-                    yield chunk
-
-            try:
-                blob = await blobs.put(chunks(), max_bytes=settings.attachment_max_bytes)
-            except BlobTooLarge as exc:
-                raise too_large(settings) from exc
-            attachment = Attachment(
-                id=new_id,
-                case_id=owner.case_id,
-                relationship_id=owner.relationship_id,
-                partner_id=owner.partner_id,
-                org_id=principal.org_id,
-                user_id=principal.user_id,
-                filename=upload.filename,
-                content_type=upload.content_type,
-                size=blob.size,
-                sha256=blob.sha256,
-                storage_key=blob.key,
-                created_at=_now(),
-            )
-            try:
-                stored.append(
-                    await chat_store.add_attachment(sessions=sessions, attachment=attachment)
-                )
-            except BaseException:
-                await blobs.delete(blob.key)
-                raise
+                saved = await session.get(Attachment, new_id)
+            if saved is None:
+                saved = await _store_upload(request, principal, upload, owner, new_id)
+            # else: stored by a retried request with the same key
+            if not owner.owns(saved) or saved.org_id != principal.org_id:
+                # The key is bound to one request (api/idempotency.py), so this is not a retry
+                # of it: never hand a file of one case or relationship to another.
+                raise key_reused()
+            stored.append(saved)
     except BaseException:
         await discard(request, [a.id for a in stored])
         raise
     return stored
+
+
+async def _store_upload(
+    request: Request,
+    principal: Principal,
+    upload: Upload,
+    owner: AttachmentOwner,
+    new_id: uuid.UUID,
+) -> Attachment:
+    """Copy one upload into the blob store and record it under ``new_id``, or return the row a
+    concurrent attempt with the same key recorded first (and drop this copy of the bytes)."""
+    blobs = get_blobs(request)
+    settings: Settings = request.app.state.settings
+
+    async def chunks(source: UploadFile = upload.file) -> AsyncIterator[bytes]:
+        await source.seek(0)
+        while chunk := await source.read(CHUNK):
+            yield chunk
+
+    try:
+        blob = await blobs.put(chunks(), max_bytes=settings.attachment_max_bytes)
+    except BlobTooLarge as exc:
+        raise too_large(settings) from exc
+    attachment = Attachment(
+        id=new_id,
+        case_id=owner.case_id,
+        relationship_id=owner.relationship_id,
+        partner_id=owner.partner_id,
+        org_id=principal.org_id,
+        user_id=principal.user_id,
+        filename=upload.filename,
+        content_type=upload.content_type,
+        size=blob.size,
+        sha256=blob.sha256,
+        storage_key=blob.key,
+        created_at=_now(),
+    )
+    try:
+        saved, created = await chat_store.add_attachment(
+            sessions=request.app.state.sessions, attachment=attachment
+        )
+    except BaseException:
+        await blobs.delete(blob.key)
+        raise
+    if not created:
+        await blobs.delete(blob.key)
+    return saved
 
 
 async def discard(request: Request, ids: Sequence[uuid.UUID]) -> None:

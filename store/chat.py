@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select, true
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -33,7 +32,7 @@ from domain.chat import ChatRole, ThreadType
 from domain.enums import OrgKind
 from store.accounts import Principal
 from store.cases import get_case, history
-from store.db import transaction
+from store.db import insert_once, transaction
 from store.models import (
     Attachment,
     CaseHistory,
@@ -240,10 +239,10 @@ async def attachments_by_id(
 
 async def add_attachment(
     *, sessions: async_sessionmaker[AsyncSession], attachment: Attachment
-) -> Attachment:
-    async with transaction(sessions) as session:
-        session.add(attachment)
-    return attachment
+) -> tuple[Attachment, bool]:
+    """Record an attachment once: a second insert with the same id (a retried request) returns
+    the first row. The boolean says whether this call created it."""
+    return await insert_once(sessions, attachment)
 
 
 async def delete_attachments(
@@ -319,18 +318,7 @@ async def add_note(
 ) -> tuple[CaseNote, bool]:
     """Insert a note or call once: a second insert with the same id (a retried request) returns
     the first row. The boolean says whether this call created it."""
-    try:
-        async with transaction(sessions) as session:
-            if (existing := await session.get(CaseNote, note.id)) is not None:
-                return existing, False
-            session.add(note)
-        return note, True
-    except IntegrityError:
-        async with sessions() as session:
-            existing = await session.get(CaseNote, note.id)
-        if existing is None:
-            raise
-        return existing, False
+    return await insert_once(sessions, note)
 
 
 def _notes() -> Select[CaseNote, User]:

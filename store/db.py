@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 CONNECT_TIMEOUT_SECONDS = 5
+T = TypeVar("T")
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
@@ -75,3 +77,24 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
     """A session whose work commits on success and rolls back on error."""
     async with factory() as session, session.begin():
         yield session
+
+
+async def insert_once(factory: async_sessionmaker[AsyncSession], row: T) -> tuple[T, bool]:
+    """Insert ``row`` unless a row with its primary key exists: the stored row, and whether this
+    call inserted it. For rows whose id derives from an Idempotency-Key, so a retried request
+    (even one racing with its first attempt) finds the first row instead of writing a second."""
+    model = type(row)
+    key = inspect(model).primary_key_from_instance(row)
+    try:
+        async with transaction(factory) as session:
+            existing = await session.get(model, key)
+            if existing is not None:
+                return existing, False
+            session.add(row)
+        return row, True
+    except IntegrityError:
+        async with factory() as session:
+            existing = await session.get(model, key)
+        if existing is None:
+            raise  # another constraint failed, not the key
+        return existing, False

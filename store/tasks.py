@@ -12,17 +12,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.enums import OrgKind
 from domain.tasks import AccessLevel, Scope, TaskStatus, TaskType
 from store.accounts import Principal
+from store.cases import visible_to
 from store.models import Case, TaskRow, User
 
 ACCESS_OF_ROLE = {OrgKind.CREDITOR: AccessLevel.CREDITOR, OrgKind.PARTNER: AccessLevel.PARTNER}
 
 
 def visible_tasks(principal: Principal) -> ColumnElement[bool]:
-    """A user sees their own organisation's tasks of their own side; ops see all tasks."""
+    """A user sees their own organisation's tasks of their own side; ops see all tasks.
+
+    A task on a case is visible only while its case is (``store.cases.visible_to``, the one
+    case-visibility rule): a partner that lost the case (rejected it, declined or lost the quote,
+    or the case went to another partner) no longer sees its tasks on it, solved or open, while
+    the partner that worked a finished case keeps its tasks there. Tasks without a case
+    (account tasks, relationship chat tasks) follow the owner rule alone.
+    """
     if principal.role is OrgKind.OPS:
         return true()
-    return (TaskRow.owner_org_id == principal.org_id) & (
-        TaskRow.access_level == ACCESS_OF_ROLE[principal.role].value
+    visible_cases = select(Case.id).where(visible_to(principal)).correlate(None)
+    return (
+        (TaskRow.owner_org_id == principal.org_id)
+        & (TaskRow.access_level == ACCESS_OF_ROLE[principal.role].value)
+        & (TaskRow.case_id.is_(None) | TaskRow.case_id.in_(visible_cases))
     )
 
 

@@ -12,10 +12,10 @@ from pydantic import AfterValidator, Field
 from sqlalchemy import select
 
 from api.deps import CreditorPrincipal, SessionDep
-from api.idempotency import idempotent
+from api.idempotency import derived_id, idempotent, key_reused
 from domain.base import ApiModel
 from domain.cases import CurrencyCode
-from store.db import transaction
+from store.db import insert_once
 from store.models import BankAccount
 
 router = APIRouter(prefix="/bank-accounts", tags=["bank accounts"])
@@ -63,16 +63,26 @@ async def create_bank_account(
     """Register a payout bank account; set it on cases with ``PUT /api/cases/{id}/bank-account``."""
 
     async def execute() -> Response:
-        async with transaction(request.app.state.sessions) as session:
-            account = BankAccount(
-                id=uuid.uuid4(),
+        account, _ = await insert_once(
+            request.app.state.sessions,
+            BankAccount(
+                # From the key, so a retry whose first attempt was committed but never answered
+                # finds that account instead of registering a second one.
+                id=derived_id(request, principal, "bank-account"),
                 org_id=principal.org_id,
                 iban=body.iban,
                 holder_name=body.holder_name,
                 currency_code=body.currency_code,
                 created_at=dt.datetime.now(dt.UTC),
-            )
-            session.add(account)
+            ),
+        )
+        if (account.org_id, account.iban, account.holder_name, account.currency_code) != (
+            principal.org_id,
+            body.iban,
+            body.holder_name,
+            body.currency_code,
+        ):
+            raise key_reused()
         return JSONResponse(_view(account).model_dump(mode="json"), status_code=201)
 
     return await idempotent(request, principal, body.model_dump(mode="json"), execute)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -34,7 +33,7 @@ from api.deps import (
     visible_case,
 )
 from api.errors import FieldError, Problem, forbidden, invalid, not_found
-from api.idempotency import idempotent
+from api.idempotency import derived_id, idempotent
 from api.pagination import PageDep, PageInfo, page_info
 from api.routes.tasks import UserRef
 from api.uploads import (
@@ -772,12 +771,9 @@ async def _log(
             raise Problem(
                 403, "not_a_party", "Only the partner working the case logs notes and calls on it."
             )
-        key = request.headers.get("Idempotency-Key")
         note = CaseNote(
             # From the key, so a retry after a lost response finds the first note.
-            id=uuid.uuid5(uuid.NAMESPACE_URL, f"caseloop:note:{principal.org_id}:{key}")
-            if key
-            else uuid.uuid4(),
+            id=derived_id(request, principal, "note"),
             case_id=case_id,
             kind=kind,
             org_id=principal.org_id,

@@ -353,7 +353,7 @@ async def test_quote_round_from_request_to_selection(
     )
     assert await task_status(api, creditor, select_task["id"]) == "Solved"
     await open_task(api, partner, "ReviewNewCase")
-    assert await task_status(api, rival, tasks[rival.org_id]["id"]) == "Solved"
+    assert await task_status(api, ops, tasks[rival.org_id]["id"]) == "Solved"
     assert (await api.get(f"/api/cases/{cid}", headers=rival.headers)).status_code == 404
     assert (await api.get(quotes_url, headers=rival.headers)).status_code == 404
 
@@ -386,7 +386,7 @@ async def test_invited_partner_may_decline_and_then_no_longer_sees_the_case(
         "Declined",
         "No capacity this month",
     )
-    assert await task_status(api, partner, task["id"]) == "Solved"
+    assert await task_status(api, ops, task["id"]) == "Solved"
     assert (await api.get(f"/api/cases/{cid}", headers=partner.headers)).status_code == 404
     [quote] = (await api.get(f"/api/cases/{cid}/quotes", headers=creditor.headers)).json()
     assert quote["status"] == "Declined"

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from domain.enums import OrgKind
 from domain.tasks import CATALOGUE, AccessLevel, Scope, Task, TaskType, action_of
 from settings import Settings
 from store.db import transaction
-from store.models import TaskRow
+from store.models import Case, TaskRow
 from tests.support import Actor, case_body, make_actor
 
 T = TypeVar("T")
@@ -241,11 +242,12 @@ async def test_partner_rejection_returns_case_to_validated_with_reason(
     last = history["history"][-1]
     assert last["status"] == "Validated"
     assert "Outside our jurisdiction" in last["note"]
-    # The partner no longer sees the case, but keeps its solved task in its list.
+    # The partner no longer sees the case, nor its tasks on it (tests/api/test_task_visibility.py).
     assert (
         await api.get(f"/api/cases/{case['caseId']}", headers=partner.headers)
     ).status_code == 404
-    [task] = await tasks_of(api, partner, type="ReviewNewCase")
+    assert await tasks_of(api, partner, type="ReviewNewCase") == []
+    [task] = await tasks_of(api, ops, type="ReviewNewCase", caseId=case["caseId"])
     assert task["status"] == "Solved"
 
 
@@ -370,9 +372,34 @@ async def test_catalogue_drives_every_task_type_in_the_api(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:
-    # One projected task of every type, owned by the side the catalogue says (Generic: creditor).
+    # One projected task of every type, owned by the side the catalogue says (Generic: creditor),
+    # on a case both sides see (a task on a case is visible only with its case).
     now = dt.datetime.now(dt.UTC)
     case_id = uuid.uuid4()
+    async with transaction(sessions) as session:
+        session.add(
+            Case(
+                id=case_id,
+                version=1,
+                case_number="CL-2026-999999",
+                creditor_id=creditor.org_id,
+                partner_id=partner.org_id,
+                submitted_by=creditor.principal.user_id,
+                creditor_reference="CATALOGUE-1",
+                currency_code="DKK",
+                amount_to_recover=Decimal("100.00"),
+                date=now.date(),
+                due_date=now.date(),
+                claim_description="Catalogue test",
+                debtor_name="Debtor",
+                debtor={},
+                status="In Collection",
+                sub_status=None,
+                last_status_change=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
     tasks = []
     for spec in CATALOGUE.values():
         owner = partner if spec.access is AccessLevel.PARTNER else creditor
