@@ -44,6 +44,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.deadline import current_budget
 from api.errors import NUL, Problem, WorkflowRejection, invalid
 from store.accounts import Principal
 from store.db import transaction
@@ -212,7 +213,8 @@ async def _wait_for_claim(
     """This request's claim on the key, or the stored response to replay. While another request
     holds the key, wait for its response up to ``WAIT_SECONDS``, then 409."""
     lease = dt.timedelta(seconds=lease_seconds(request))
-    give_up = time.monotonic() + WAIT_SECONDS
+    budget = current_budget()  # never wait past the request's own deadline (api/deadline.py)
+    give_up = time.monotonic() + min(WAIT_SECONDS, budget.remaining() if budget else WAIT_SECONDS)
     pause, longest = POLL_SECONDS
     while True:
         found = await _claim(sessions, principal, key, digest, lease)
