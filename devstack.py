@@ -185,7 +185,8 @@ caseloop is running (Ctrl-C stops everything):
   API            http://{settings.api_host}:{settings.api_port}/api/health
   API docs       http://{settings.api_host}:{settings.api_port}/docs
   Temporal UI    http://localhost:{settings.temporal_ui_port}  (payloads decoded by the API)
-  Temporal gRPC  {settings.temporal_address}
+  Temporal gRPC  {settings.temporal_address}  (payloads encrypted: decode with
+                 --codec-endpoint http://{settings.api_host}:{settings.api_port}/api/ops/codec --codec-auth 'Bearer <ops key>')
   Database       {settings.database_url}
 Try: .venv/bin/caseloop demo
 """,
