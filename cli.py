@@ -100,6 +100,18 @@ def db_upgrade() -> None:
     typer.echo("database is at the latest migration")
 
 
+@app.command("payload-key")
+def payload_key() -> None:
+    """Print a new payload encryption key entry for PAYLOAD_KEYS (<id>:<base64>).
+
+    Put it first in PAYLOAD_KEYS to encrypt with it, keeping older keys after it for as long as
+    histories written with them exist (see docs/operations.md).
+    """
+    from codec import new_key_entry
+
+    typer.echo(new_key_entry())
+
+
 @app.command()
 def worker() -> None:
     """Run the Temporal worker (all workflows and activities)."""

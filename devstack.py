@@ -3,18 +3,29 @@
 All four run as child processes of this one; Ctrl-C (or SIGTERM) stops them in reverse order and
 waits for each. Data lives under ``var/`` (Temporal's SQLite file and, by default, the read model),
 so a second run carries on where the first stopped.
+
+Payloads are encrypted as in production. Unless PAYLOAD_KEYS is set, a dev key is generated into
+``var/payload-keys`` (kept, so old histories stay readable); the Web UI decodes through the API's
+codec endpoint at a secret path (CODEC_UI_TOKEN, else generated into ``var/codec-ui-token``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from api.routes.codec import UI_PREFIX
+from codec import new_key_entry
 from domain.search_attributes import dev_server_flags
 from settings import Settings
 from store.migrate import upgrade
@@ -45,6 +56,46 @@ def _stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
                 process.wait()
 
 
+def _dev_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in ``path``, generated (readable by this user only) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(value + "\n")
+    return value
+
+
+def with_dev_secrets(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """``settings`` completed with the dev stack's payload key, codec UI token and the UI's
+    origins, where not set; and the same as environment variables for the children."""
+    env: dict[str, str] = {}
+    update: dict[str, object] = {}
+    var = settings.var_dir
+    if settings.payload_keys is None and settings.payload_encryption:
+        env["PAYLOAD_KEYS"] = _dev_secret(var / "payload-keys", new_key_entry)
+        update["payload_keys"] = SecretStr(env["PAYLOAD_KEYS"])
+    if settings.codec_ui_token is None:
+        env["CODEC_UI_TOKEN"] = _dev_secret(
+            var / "codec-ui-token", lambda: secrets.token_urlsafe(32)
+        )
+        update["codec_ui_token"] = SecretStr(env["CODEC_UI_TOKEN"])
+    if not settings.codec_cors_origins:
+        port = settings.temporal_ui_port
+        update["codec_cors_origins"] = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+        env["CODEC_CORS_ORIGINS"] = json.dumps(update["codec_cors_origins"])
+    return settings.model_copy(update=update), env
+
+
+def ui_codec_endpoint(settings: Settings) -> str:
+    """The codec endpoint the dev server's Web UI calls from the browser."""
+    assert settings.codec_ui_token is not None
+    host = settings.api_host if settings.api_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    token = settings.codec_ui_token.get_secret_value()
+    return f"http://{host}:{settings.api_port}{UI_PREFIX}{token}"
+
+
 async def _wait_for_temporal(settings: Settings, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -62,6 +113,7 @@ def run_dev_stack(settings: Settings) -> int:
     """Run everything until interrupted; returns the exit code."""
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
+    settings, secret_env = with_dev_secrets(settings)
     host, _, port = settings.temporal_address.rpartition(":")
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stop_requested = False
@@ -92,13 +144,15 @@ def run_dev_stack(settings: Settings) -> int:
                     str(var / "temporal.db"),
                     "--log-level",
                     "error",
+                    "--ui-codec-endpoint",
+                    ui_codec_endpoint(settings),
                     *dev_server_flags(),
                 ],
             )
         )
         asyncio.run(_wait_for_temporal(settings, 60))
         upgrade(settings.database_url)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **secret_env, "PYTHONUNBUFFERED": "1"}
         children.append(
             (
                 "worker",
@@ -130,8 +184,9 @@ def run_dev_stack(settings: Settings) -> int:
 caseloop is running (Ctrl-C stops everything):
   API            http://{settings.api_host}:{settings.api_port}/api/health
   API docs       http://{settings.api_host}:{settings.api_port}/docs
-  Temporal UI    http://localhost:{settings.temporal_ui_port}
-  Temporal gRPC  {settings.temporal_address}
+  Temporal UI    http://localhost:{settings.temporal_ui_port}  (payloads decoded by the API)
+  Temporal gRPC  {settings.temporal_address}  (payloads encrypted: decode with
+                 --codec-endpoint http://{settings.api_host}:{settings.api_port}/api/ops/codec --codec-auth 'Bearer <ops key>')
   Database       {settings.database_url}
 Try: .venv/bin/caseloop demo
 """,

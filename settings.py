@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     temporal_tls_client_key: Path | None = None
     temporal_tls_server_ca_cert: Path | None = None
 
+    # Workflow payloads are encrypted (codec.py): "<id>:<base64 32 bytes>,..."; the first key
+    # encrypts, all decrypt. Unset: caseloop refuses to connect to Temporal, unless
+    # PAYLOAD_ENCRYPTION=false (payloads in clear). `make run` generates a dev key in VAR_DIR.
+    payload_keys: SecretStr | None = None
+    payload_encryption: bool = True
+    # The secret path segment of the Temporal Web UI's codec endpoint
+    # (/api/ops/codec/ui/<token>); unset: that endpoint is off and only ops keys decode.
+    codec_ui_token: SecretStr | None = None
+    # Browser origins (the Temporal Web UI's) allowed to call the codec endpoint.
+    codec_cors_origins: list[str] = Field(default_factory=list)
+
     # The dev server `make run` starts (ignored when pointing at a real cluster).
     temporal_ui_port: int = 8233
     var_dir: Path = Path("var")
@@ -70,10 +81,18 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_ATTACHMENT_TYPES), min_length=1
     )
 
-    @field_validator("blob_dir", mode="before")
+    @field_validator("blob_dir", "payload_keys", "codec_ui_token", mode="before")
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("codec_ui_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # It is the only credential of that endpoint: it must not be guessable.
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("CODEC_UI_TOKEN must have at least 32 characters")
+        return value
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RetryConfig, TLSConfig
 
+from codec import EncryptionCodec, PayloadKeyError, parse_keys
 from domain import search_attributes as sa
 from domain.cases import CaseRecord, CaseWorkflowInput
 from domain.enums import CaseStatus
@@ -44,6 +47,32 @@ FAIL_FAST_RETRIES = RetryConfig(
 )
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """caseloop's one data converter: pydantic JSON, then encrypted with PAYLOAD_KEYS (codec.py).
+
+    Failure messages and stack traces go into the encrypted payload too (they may quote case
+    data). Without PAYLOAD_KEYS this refuses, so nothing is ever written in clear by accident;
+    only PAYLOAD_ENCRYPTION=false stores new payloads unencrypted (keys, if set, still decrypt).
+    """
+    if settings.payload_keys is None:
+        if settings.payload_encryption:
+            raise PayloadKeyError(
+                "PAYLOAD_KEYS is not set: caseloop encrypts every workflow payload and does not "
+                "start without a key. Set PAYLOAD_KEYS=<id>:<base64 of 32 bytes> (print one with "
+                "`caseloop payload-key`), or PAYLOAD_ENCRYPTION=false to store payloads in clear."
+            )
+        return pydantic_data_converter
+    codec = EncryptionCodec(
+        parse_keys(settings.payload_keys.get_secret_value()),
+        encrypt=settings.payload_encryption,
+    )
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 async def connect(settings: Settings, *, lazy: bool = False, fail_fast: bool = False) -> Client:
     """A client with caseloop's data converter. ``lazy`` defers the connection to first use;
     ``fail_fast`` gives up on an unreachable server quickly (the API; the worker keeps trying)."""
@@ -52,7 +81,7 @@ async def connect(settings: Settings, *, lazy: bool = False, fail_fast: bool = F
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
         tls=_tls(settings),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         lazy=lazy,
         retry_config=FAIL_FAST_RETRIES if fail_fast else None,
     )

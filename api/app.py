@@ -9,10 +9,11 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api import errors
+from api.access_log import hide_query_strings
 from api.deadline import RequestDeadline
 from api.guard import RequestGuard
 from api.ratelimit import RateLimiter
-from api.routes import account, bank_accounts, case_work, cases, chat, health, tasks
+from api.routes import account, bank_accounts, case_work, cases, chat, codec, health, tasks
 from settings import Settings, get_settings
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import create_engine, session_factory
@@ -34,6 +35,7 @@ def create_app(
     """Build the app. Tests pass their own Temporal client; otherwise one connects lazily.
     Attachments go to ``blobs``, by default a ``LocalBlobStore`` in BLOB_DIR."""
     settings = settings or get_settings()
+    hide_query_strings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +65,8 @@ def create_app(
     errors.install(app)
     # Before FastAPI reads a body: 401 without a key header, 413 past the body size cap.
     app.add_middleware(RequestGuard, settings=settings)
+    # Outside the guard: a browser's CORS preflight carries no key.
+    app.add_middleware(codec.CodecCORS, settings=settings)
     # Outermost: API_UPDATE_TIMEOUT_SECONDS bounds the whole request (api/deadline.py).
     app.add_middleware(RequestDeadline, settings=settings)
     api = APIRouter(prefix="/api")
@@ -74,5 +78,6 @@ def create_app(
     api.include_router(tasks.router)
     api.include_router(bank_accounts.router)
     api.include_router(account.router)
+    api.include_router(codec.router)
     app.include_router(api)
     return app

@@ -5,11 +5,14 @@ A pure ASGI middleware, so it runs before FastAPI parses anything:
 - **A key header.** A request with neither ``Authorization`` nor ``XApiKey`` gets the 401 of
   ``api.errors.unauthenticated`` at once, without its body being read. Whether the key is valid
   is still decided by ``api.deps.get_principal``.
+  The Temporal Web UI's codec endpoint is the one exception: its credential is a secret in
+  its path (``api.routes.codec``), checked by the route.
 - **A body size cap.** ``MAX_BODY_BYTES`` for a JSON (or any non-multipart) body, and
   ``ATTACHMENT_MAX_BYTES + MAX_BODY_BYTES`` for multipart/form-data. A larger body gets 413
   ``payload_too_large`` before the route runs: on its ``Content-Length`` when it declares one;
   otherwise (chunked) by counting the bytes as they arrive. A non-multipart body is read up to
-  the cap before the app sees it; a multipart body streams through to the route (which checks
+  the cap before the app sees it (the codec endpoint's cap is at least 4 MiB, for Temporal's
+  largest payloads); a multipart body streams through to the route (which checks
   each file against ``ATTACHMENT_MAX_BYTES`` itself) and is cut off once it passes the cap.
 """
 
@@ -21,6 +24,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Problem, unauthenticated
+from api.routes.codec import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
+from api.routes.codec import PREFIX as CODEC_PREFIX
+from api.routes.codec import is_ui_path
 from settings import Settings
 
 GUARDED_PREFIX = "/api/"
@@ -63,7 +69,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if not any(name in headers for name in KEY_HEADERS):
+        if not any(name in headers for name in KEY_HEADERS) and not is_ui_path(path):
             await unauthenticated().response(path)(scope, receive, send)
             return
         media = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -71,6 +77,8 @@ class RequestGuard:
         cap = self.settings.max_body_bytes
         if multipart:
             cap += self.settings.attachment_max_bytes
+        elif path.startswith(CODEC_PREFIX):
+            cap = max(cap, CODEC_MAX_BODY_BYTES)
         declared = headers.get("content-length", "").strip()
         if declared.isdigit() and int(declared) > cap:
             await payload_too_large(cap).response(path)(scope, receive, send)

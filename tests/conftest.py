@@ -13,7 +13,6 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -24,7 +23,7 @@ from settings import Settings
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Base
-from tests.support import Actor, bundled_binary, make_actor
+from tests.support import TEST_DATA_CONVERTER, TEST_PAYLOAD_KEYS, Actor, bundled_binary, make_actor
 from worker import build_worker
 
 TEST_DATABASE_URL = "CASELOOP_TEST_DATABASE_URL"
@@ -43,7 +42,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (the one `make run` uses), with caseloop's search attributes."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=bundled_binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_DATA_CONVERTER,
         search_attributes=sa.ALL,
         dev_server_log_level="error",
     )
@@ -56,7 +55,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server: months of timers in seconds."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=bundled_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_DATA_CONVERTER,
     )
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
@@ -116,6 +115,7 @@ def settings(database_url: str, task_queue: str, tmp_path: Path) -> Settings:
         blob_dir=tmp_path / "blobs",
         # Tests poll the API in tight loops; tests/api/test_rate_limit.py turns limiting on.
         rate_limit_per_minute=0,
+        payload_keys=TEST_PAYLOAD_KEYS,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -11,17 +11,27 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from domain.accounts import OrgRef
 from domain.cases import CaseRecord, CaseSubmission, SubmitCaseInput
 from domain.enums import OrgKind
 from domain.ids import case_number
+from settings import Settings
 from store import accounts
 from store.accounts import Principal
 from store.db import transaction
-from temporal_client import case_start_operation
+from temporal_client import case_start_operation, data_converter
 from workflows.case import CaseWorkflow
+
+# The payload key of the tests and of the histories recorded for the replay tests. It is public
+# (committed here), so it protects nothing: never use it outside tests.
+TEST_PAYLOAD_KEYS = "test-2026:qG6jZeAe7f+PWJdWJcweM2RTb2PZHTMOWrZ53nf+JKQ="
+# caseloop's data converter (encrypting) with that key, for every test client and replayer.
+TEST_DATA_CONVERTER: DataConverter = data_converter(
+    Settings(payload_keys=TEST_PAYLOAD_KEYS, _env_file=None)  # type: ignore[call-arg]
+)
 
 
 def bundled_binary(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -12,11 +13,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.support import bundled_binary
+from devstack import ui_codec_endpoint, with_dev_secrets
+from settings import Settings
+from tests.support import TEST_PAYLOAD_KEYS, bundled_binary
 
 BIN = Path(sys.executable).parent
 
@@ -152,3 +156,112 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
         assert json.loads(listed), "the workflow survives a restart"
     finally:
         assert again.stop() == 0, again.output()
+
+
+def _show(stack_env: dict[str, str], workflow_id: str, *codec: str) -> tuple[str, Any]:
+    """``temporal workflow show`` of a workflow: its detailed text and its JSON."""
+    base = [bundled_binary("temporal"), "workflow", "show", "-w", workflow_id, *codec]
+    base += ["--address", stack_env["TEMPORAL_ADDRESS"]]
+    text = _run([*base, "--detailed"], stack_env)
+    return text, json.loads(_run([*base, "--output", "json"], stack_env))
+
+
+def _payload_texts(node: object) -> str:
+    """Every payload's data in ``node``, decoded from base64 (a JSON payload's text)."""
+    if isinstance(node, dict):
+        return "\n".join(
+            base64.b64decode(value).decode(errors="replace")
+            if key == "data" and isinstance(value, str)
+            else _payload_texts(value)
+            for key, value in node.items()
+        )
+    if isinstance(node, list):
+        return "\n".join(_payload_texts(item) for item in node)
+    return ""
+
+
+def test_dev_stack_stores_cases_encrypted_and_its_web_ui_decodes_them(
+    stack: Stack, stack_env: dict[str, str]
+) -> None:
+    stack.wait_healthy()
+    demo = _run([str(BIN / "caseloop"), "demo", "--api-url", stack.api], stack_env)
+    case_id = demo.split("Demo case")[1].split()[0]
+    debtor = "Nordisk Tømrer ApS"  # the demo case's debtor
+
+    text, shown = _show(stack_env, f"case-{case_id}")
+    assert "YmluYXJ5L2VuY3J5cHRlZA==" in text  # base64 of the encoding binary/encrypted
+    assert debtor not in text, "Temporal shows the debtor name in clear"
+    assert debtor not in _payload_texts(shown), "Temporal holds the debtor name in clear"
+
+    # The Web UI is told the codec endpoint: the API's, at its secret path.
+    ui = f"http://localhost:{stack_env['TEMPORAL_UI_PORT']}"
+    endpoint = httpx.get(f"{ui}/api/v1/settings", timeout=5).json()["Codec"]["Endpoint"]
+    assert endpoint.startswith(f"{stack.api}/api/ops/codec/ui/"), endpoint
+    token = (Path(stack_env["VAR_DIR"]) / "codec-ui-token").read_text().strip()
+    assert endpoint.endswith(token)
+    # What the UI's browser does with a case's payloads: a CORS preflight, then /decode.
+    started = shown["events"][0]["workflowExecutionStartedEventAttributes"]["input"]
+    browser = {"Origin": ui, "X-Namespace": "default"}
+    preflight = httpx.options(
+        f"{endpoint}/decode",
+        headers={
+            "Origin": ui,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-namespace",
+        },
+        timeout=5,
+    )
+    assert preflight.status_code == 200, preflight.text
+    decoded = httpx.post(f"{endpoint}/decode", json=started, headers=browser, timeout=5)
+    assert decoded.status_code == 200, decoded.text
+    assert decoded.headers["access-control-allow-origin"] == ui
+    assert debtor in base64.b64decode(decoded.json()["payloads"][0]["data"]).decode()
+
+    # An ops engineer's CLI decodes with an ops key; the dev secrets are the user's alone.
+    caseloop = str(BIN / "caseloop")
+    org_flags = ["--kind", "ops", "--name", "Ops", "--country", "DK", "--timezone", "UTC"]
+    org = _run([caseloop, "org", "create", *org_flags], stack_env).strip()
+    user = _run([caseloop, "user", "create", "--org", org, "--email", "ops@ops.example"], stack_env)
+    key = _run([caseloop, "key", "create", "--user", user.strip()], stack_env).strip()
+    text, _ = _show(
+        stack_env,
+        f"case-{case_id}",
+        "--codec-endpoint",
+        f"{stack.api}/api/ops/codec",
+        "--codec-auth",
+        f"Bearer {key}",
+    )
+    assert debtor in text
+    for name in ("payload-keys", "codec-ui-token"):
+        assert (Path(stack_env["VAR_DIR"]) / name).stat().st_mode & 0o777 == 0o600
+    assert stack.stop() == 0, stack.output()
+    assert token not in stack.output(), "the access log hides the Web UI's token"
+
+
+def test_dev_secrets_are_generated_once_and_kept_and_never_replace_configured_ones(
+    tmp_path: Path,
+) -> None:
+    plain = Settings(var_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
+    first, env = with_dev_secrets(plain)
+    again, env_again = with_dev_secrets(plain)
+    assert env == env_again, "a second run reads the same key: old histories stay readable"
+    assert first.payload_keys is not None and again.payload_keys is not None
+    assert first.payload_keys.get_secret_value() == env["PAYLOAD_KEYS"]
+    assert json.loads(env["CODEC_CORS_ORIGINS"]) == [
+        "http://localhost:8233",
+        "http://127.0.0.1:8233",
+    ]
+    assert ui_codec_endpoint(first) == (
+        f"http://127.0.0.1:8000/api/ops/codec/ui/{env['CODEC_UI_TOKEN']}"
+    )
+    configured = Settings(
+        var_dir=tmp_path / "other",
+        payload_keys=TEST_PAYLOAD_KEYS,
+        codec_ui_token="t" * 32,
+        codec_cors_origins=["https://temporal.example"],
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    kept, extra = with_dev_secrets(configured)
+    assert extra == {}
+    assert kept == configured
+    assert not (tmp_path / "other").exists()

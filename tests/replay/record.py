@@ -41,7 +41,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes as sa
@@ -72,7 +71,14 @@ from domain.transitions import Mover
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade
 from store.models import BankAccount, TaskRow
-from tests.support import bundled_binary, case_start, make_actor, new_case_record, submit_case
+from tests.support import (
+    TEST_DATA_CONVERTER,
+    bundled_binary,
+    case_start,
+    make_actor,
+    new_case_record,
+    submit_case,
+)
 from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
@@ -401,13 +407,13 @@ async def _start_env(time_skipping: bool) -> WorkflowEnvironment:
     if not time_skipping:
         return await WorkflowEnvironment.start_local(
             dev_server_existing_path=bundled_binary("temporal"),
-            data_converter=pydantic_data_converter,
+            data_converter=TEST_DATA_CONVERTER,
             search_attributes=sa.ALL,
             dev_server_log_level="error",
         )
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=bundled_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_DATA_CONVERTER,
     )
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(

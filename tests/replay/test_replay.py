@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
 import worker
 from domain.accounts import CaseAccountEvent, CreditorWorkflowInput
 from domain.cases import CaseRecord, CaseState, CaseWorkflowInput, SubmitCaseInput
+from tests.support import TEST_DATA_CONVERTER
 
 HISTORIES_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORIES_DIR.glob("*.json"))
@@ -37,7 +37,7 @@ def test_recorded_histories_are_present() -> None:
 async def test_recorded_history_replays_on_current_workflow_code(path: Path) -> None:
     replayer = Replayer(
         workflows=worker.WORKFLOWS,
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_DATA_CONVERTER,
         workflow_runner=worker.WORKFLOW_RUNNER,
         interceptors=worker.INTERCEPTORS,
     )
@@ -94,7 +94,7 @@ async def test_replay_fails_when_workflow_code_changes_without_a_patch(
 ) -> None:
     replayer = Replayer(
         workflows=[changed],
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_DATA_CONVERTER,
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
     with pytest.raises(workflow.NondeterminismError):

@@ -11,13 +11,12 @@ from temporalio.api.workflowservice.v1 import (
     ListOpenWorkflowExecutionsRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain import search_attributes as sa
-from tests.support import bundled_binary
+from tests.support import TEST_DATA_CONVERTER, bundled_binary
 from worker import build_worker
 
 # Creating a case writes well over a dozen history events (start, update, the signal activity to
@@ -36,7 +35,7 @@ async def short_history_env() -> AsyncIterator[WorkflowEnvironment]:
     """
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=bundled_binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=TEST_DATA_CONVERTER,
         search_attributes=sa.ALL,
         dev_server_log_level="error",
         dev_server_extra_args=[
