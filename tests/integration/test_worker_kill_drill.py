@@ -324,7 +324,7 @@ async def test_sigkilled_worker_loses_and_duplicates_no_accepted_write(
             raise
         load_seconds = time.monotonic() - started
 
-    answers = transport.answers[setup_answers:]
+    answers = transport.answers  # the setup's too
     summary = summarise(answers, kills, load_seconds)
     print(f"fault drill: {json.dumps(summary)}")
     # Every answer, for a closer look: its request, status, code and latency.
@@ -350,6 +350,7 @@ async def test_sigkilled_worker_loses_and_duplicates_no_accepted_write(
 
     # Every answer is a success, a documented 4xx, or a 503 the client may retry.
     documented = documented_4xx_codes()
+    assert {"invalid_transition", "idempotency_conflict"} <= documented, "docs/api.md's table moved"
     odd = [
         a
         for a in answers
@@ -359,15 +360,19 @@ async def test_sigkilled_worker_loses_and_duplicates_no_accepted_write(
             or (a.status == 503 and a.retry_after is not None)
         )
     ]
-    assert not odd, odd
+    assert not odd, (odd, summary)
 
-    # LATENCY BOUND (issue 9, "with the worker killed, a request answers within
-    # API_UPDATE_TIMEOUT_SECONDS + 2 s"): needs the API's whole-request deadline.
+    # LATENCY BOUND (issue 9: "with the worker killed, a request answers within
+    # API_UPDATE_TIMEOUT_SECONDS + 2 s"). It holds once the API bounds the whole request, not
+    # each Temporal RPC: the SDK may make several RPCs for one update (it sends it again while
+    # the server has only admitted it, then polls for the result), each with the full timeout,
+    # so without that bound a 503 can come after 2 x API_UPDATE_TIMEOUT_SECONDS or later.
     slow = [a for a in answers if a.seconds > LATENCY_BOUND_SECONDS]
     assert not slow, (
         f"{len(slow)} answers took longer than {LATENCY_BOUND_SECONDS}s "
         f"(API_UPDATE_TIMEOUT_SECONDS={UPDATE_TIMEOUT_SECONDS}): "
         + ", ".join(f"{a.method} {a.path} {a.status} {a.seconds:.1f}s" for a in slow[:20])
+        + f"\n{json.dumps(summary)}"
     )
 
 
