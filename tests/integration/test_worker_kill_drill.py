@@ -81,7 +81,6 @@ class WorkerProcess:
         self.cwd = cwd
         self.log_path = cwd / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
 
     def start(self) -> None:
         assert self.process is None or self.process.poll() is not None
@@ -94,7 +93,6 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self.starts += 1
 
     async def polling(self, seconds: float = 60) -> None:
         """Wait until the process started last says it polls its task queue."""
