@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sys
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.converter import DataConverter
@@ -156,3 +159,96 @@ async def submit_case(
         start_workflow_operation=start,
         id="submit",
     )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer a client got: what was asked, how it ended, and how long it took."""
+
+    method: str
+    path: str
+    idempotency_key: str | None
+    status: int
+    code: str | None  # the problem's ``code``, for a problem+json answer
+    retry_after: str | None
+    started: float  # time.monotonic() when the request was sent
+    seconds: float
+
+
+@dataclass
+class CarefulTransport(httpx.AsyncBaseTransport):
+    """What a careful API client does, around another transport (e.g. ``httpx.ASGITransport``).
+
+    Every POST, PUT and PATCH carries an ``Idempotency-Key`` (a new one unless the caller set
+    one). An answer that docs/api.md says is safe to retry with the same request (503 with
+    ``Retry-After``, 409 ``idempotency_conflict``) is retried with the same key after
+    ``Retry-After`` seconds, until ``give_up_after`` seconds have passed since the first attempt;
+    then the last answer is returned. Every attempt's answer is kept in ``answers``, and
+    ``writes_in_flight`` counts the write attempts waiting for their answer right now.
+    """
+
+    inner: httpx.AsyncBaseTransport
+    give_up_after: float = 60.0
+    answers: list[Answer] = field(default_factory=list)
+    writes_in_flight: int = 0
+
+    WRITES = frozenset({"POST", "PUT", "PATCH"})
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        write = request.method in self.WRITES
+        key = request.headers.get("Idempotency-Key")
+        if write and key is None:
+            key = str(uuid.uuid4())
+            request.headers["Idempotency-Key"] = key
+        await request.aread()  # the body is sent again on a retry
+        first = time.monotonic()
+        while True:
+            started = time.monotonic()
+            self.writes_in_flight += write
+            try:
+                response = await self.inner.handle_async_request(request)
+                content = await response.aread()
+            finally:
+                self.writes_in_flight -= write
+            answer = Answer(
+                method=request.method,
+                path=request.url.path,
+                idempotency_key=key,
+                status=response.status_code,
+                code=_problem_code(response.headers.get("content-type", ""), content),
+                retry_after=response.headers.get("Retry-After"),
+                started=started,
+                seconds=time.monotonic() - started,
+            )
+            self.answers.append(answer)
+            wait = _retry_wait(answer)
+            if wait is None or time.monotonic() + wait - first > self.give_up_after:
+                return httpx.Response(
+                    response.status_code,
+                    headers=response.headers,
+                    content=content,
+                    request=request,
+                )
+            await asyncio.sleep(wait)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _problem_code(content_type: str, content: bytes) -> str | None:
+    if not content_type.startswith("application/problem+json"):
+        return None
+    try:
+        code = json.loads(content).get("code")
+    except ValueError:
+        return None
+    return code if isinstance(code, str) else None
+
+
+def _retry_wait(answer: Answer) -> float | None:
+    """Seconds to wait before sending the same request again, or None when it must not be."""
+    if answer.status == 503 and answer.retry_after is not None:
+        return float(answer.retry_after)
+    if answer.status == 409 and answer.code == "idempotency_conflict":
+        return 0.5
+    return None
