@@ -181,7 +181,7 @@ class CarefulTransport(httpx.AsyncBaseTransport):
 
     Every POST, PUT and PATCH carries an ``Idempotency-Key`` (a new one unless the caller set
     one). An answer that docs/api.md says is safe to retry with the same request (503 with
-    ``Retry-After``, 409 ``idempotency_conflict``) is retried with the same key after
+    ``Retry-After``, 409 ``idempotency_in_progress``) is retried with the same key after
     ``Retry-After`` seconds, until ``give_up_after`` seconds have passed since the first attempt;
     then the last answer is returned. Every attempt's answer is kept in ``answers``, and
     ``writes_in_flight`` counts the write attempts waiting for their answer right now.
@@ -249,6 +249,6 @@ def _retry_wait(answer: Answer) -> float | None:
     """Seconds to wait before sending the same request again, or None when it must not be."""
     if answer.status == 503 and answer.retry_after is not None:
         return float(answer.retry_after)
-    if answer.status == 409 and answer.code == "idempotency_conflict":
+    if answer.status == 409 and answer.code == "idempotency_in_progress":
         return 0.5
     return None

@@ -348,7 +348,9 @@ async def test_sigkilled_worker_loses_and_duplicates_no_accepted_write(
 
     # Every answer is a success, a documented 4xx, or a 503 the client may retry.
     documented = documented_4xx_codes()
-    assert {"invalid_transition", "idempotency_conflict"} <= documented, "docs/api.md's table moved"
+    assert {"invalid_transition", "idempotency_in_progress"} <= documented, (
+        "docs/api.md's table moved"
+    )
     odd = [
         a
         for a in answers
