@@ -221,8 +221,14 @@ async def drill_worker(
     dev_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
 ) -> AsyncIterator[WorkerProcess]:
     """The worker process on this test's task queue; stopped and its schedule removed after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "DATABASE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEMPORAL_", "DATABASE_", "PAYLOAD_"))
+    }
+    assert settings.payload_keys is not None
     env.update(
+        PAYLOAD_KEYS=settings.payload_keys.get_secret_value(),
         TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
         TEMPORAL_NAMESPACE=dev_env.client.namespace,
         TEMPORAL_TASK_QUEUE=settings.temporal_task_queue,
