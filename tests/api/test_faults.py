@@ -20,11 +20,12 @@ from temporalio.testing import WorkflowEnvironment
 import store.cases
 from activities.projection import ProjectionActivities
 from api.app import create_app
+from domain import search_attributes as sa
 from domain.cases import CaseProjection
 from domain.ids import case_workflow_id
 from settings import Settings
 from store.db import create_engine, session_factory
-from tests.support import Actor, case_body, eventually_listed
+from tests.support import TEST_DATA_CONVERTER, Actor, bundled_binary, case_body, eventually_listed
 from worker import build_worker
 
 BUDGET = 4.0  # API_UPDATE_TIMEOUT_SECONDS in these tests
@@ -264,3 +265,53 @@ async def test_a_change_applied_before_the_database_failed_says_so_and_a_retry_r
     assert retried.status_code == 200, retried.text
     assert retried.json()["claimDescription"] == correction["claimDescription"]
     assert await _updates_with_id(dev_env, case_id, f"{creditor.org_id}:read-back") == 1
+
+
+async def test_when_temporal_stops_in_flight_and_new_requests_fail_fast_with_503(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], creditor: Actor
+) -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=bundled_binary("temporal"),
+        data_converter=TEST_DATA_CONVERTER,
+        search_attributes=sa.ALL,
+        dev_server_log_level="error",
+    )
+    own = settings.model_copy(
+        update={"temporal_address": env.client.service_client.config.target_host}
+    )
+    app = create_app(own)  # the API's own client, as in production
+    stopped = False
+    try:
+        async for api in _client(app):
+            async with build_worker(
+                env.client, task_queue=own.temporal_task_queue, sessions=sessions
+            ):
+                created = await api.post("/api/cases", json=case_body(), headers=creditor.headers)
+                assert created.status_code == 201, created.text
+            case_id = created.json()["caseId"]
+            # No worker: this request waits on Temporal when Temporal goes away.
+            in_flight = asyncio.create_task(
+                _timed(
+                    api.patch(
+                        f"/api/cases/{case_id}",
+                        json={"claimDescription": "Sent as Temporal stopped."},
+                        headers=creditor.headers,
+                    )
+                )
+            )
+            await asyncio.sleep(1)
+            await env.shutdown()
+            stopped = True
+            for response, took in [
+                await in_flight,
+                await _timed(
+                    api.post("/api/tasks", json=_generic(case_id, "t"), headers=creditor.headers)
+                ),
+            ]:
+                assert response.status_code == 503, response.text
+                assert response.json()["code"] == "temporal_unavailable"
+                assert response.headers["Retry-After"]
+                assert took < 4, took
+    finally:
+        if not stopped:
+            await env.shutdown()
