@@ -106,9 +106,10 @@ async def test_correcting_a_case_checks_the_same_rules_as_creating_it(
     api: httpx.AsyncClient, creditor: Actor
 ) -> None:
     case = await new_case(api, creditor)
+    soon = dt.date.today() + dt.timedelta(days=3)  # tomorrow or later in every time zone
     future = await api.patch(
         f"/api/cases/{case['caseId']}",
-        json={"date": "2999-01-01", "dueDate": "2999-02-01"},
+        json={"date": soon.isoformat(), "dueDate": (soon + dt.timedelta(days=30)).isoformat()},
         headers=creditor.headers,
     )
     assert future.status_code == 422
