@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
-from api.errors import forbidden, not_found, rate_limited, unauthenticated
+from api.errors import forbidden, invalid, not_found, rate_limited, unauthenticated
 from domain.enums import OrgKind
 from settings import Settings
 from store.accounts import Principal, principal_for_key
@@ -102,3 +104,10 @@ async def visible_case(session: AsyncSession, case_id: UUID, principal: Principa
     if row is None:
         raise not_found("Case")
     return row
+
+
+def not_in_future(day: dt.date, field: str, principal: Principal) -> None:
+    """422 naming ``field`` when a business date (an invoice date, a payment date) lies after
+    today in the caller's time zone. The static range is ``domain.plausible.PlausibleDate``."""
+    if day > dt.datetime.now(ZoneInfo(principal.timezone)).date():
+        raise invalid(field, "must not be in the future")

@@ -5,8 +5,11 @@ relationship chat.
 
 Limits are checked as early as possible: the declared ``Content-Length`` before anything is read,
 the bytes actually received while the body streams in (a client may lie or send no length),
-then each file's size and type once parsed. Parsed files are spooled to anonymous temporary files
-(removed when closed), and only a file that passed every check is copied into the blob store.
+then each file's size and type once parsed. A file's type is judged from its bytes
+(``api.filetypes``): the declared type (or, for a generic one, the file name's) must be one the
+bytes may be stored as, and the type stored must be allowed. Parsed files are spooled to anonymous
+temporary files (removed when closed), and only a file that passed every check is copied into the
+blob store.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from api import filetypes
 from api.deps import get_blobs
 from api.errors import Problem, invalid
 from api.idempotency import derived_id, key_reused
@@ -39,6 +44,15 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 30
 CHUNK = 64 * 1024
 GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+# Other names clients use for allowed types.
+TYPE_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "application/x-pdf": "application/pdf",
+    "application/csv": "text/csv",
+    "text/x-csv": "text/csv",
+    "text/comma-separated-values": "text/csv",
+}
 # Types the standard library may not know, for files sent without a specific content type.
 EXTRA_TYPES = {
     ".msg": "application/vnd.ms-outlook",
@@ -58,12 +72,23 @@ def too_large(settings: Settings) -> Problem:
     )
 
 
-def unsupported_type(content_type: str, settings: Settings) -> Problem:
+def unsupported_type(declared: str, detected: str | None, settings: Settings) -> Problem:
+    """415 for a file whose type is not allowed (``detected`` is None when the declared type
+    alone decided), or whose bytes are not what its declared type says."""
+    allowed = ", ".join(settings.attachment_content_types)
+    if detected is None or declared in (detected, ""):
+        shown = detected or declared or "unknown"
+        detail = f"Files of type {shown!r} cannot be attached; allowed: {allowed}."
+    else:
+        detail = (
+            f"The file was sent as {declared!r} but its content is {detected!r}; send it with "
+            f"its own type. Allowed: {allowed}."
+        )
     return Problem(
         415,
         "unsupported_media_type",
-        f"Files of type {content_type or 'unknown'!r} cannot be attached; allowed: "
-        f"{', '.join(settings.attachment_content_types)}.",
+        detail,
+        extra={"declaredType": declared or None, "detectedType": detected},
     )
 
 
@@ -150,12 +175,17 @@ def safe_filename(name: str | None) -> str:
 
 
 def media_type(declared: str | None, filename: str) -> str:
-    """The declared type without parameters; a generic one is guessed from the file name."""
+    """The declared type without parameters, under its usual name; a generic one is guessed
+    from the file name ("" when neither tells). A CSV file declared as Excel, as browsers on
+    Windows send it, is declared CSV."""
     media = (declared or "").split(";")[0].strip().lower()
+    media = TYPE_ALIASES.get(media, media)
+    suffix = ("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else ""
     if media in GENERIC_TYPES:
-        suffix = ("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else ""
-        media = EXTRA_TYPES.get(suffix) or mimetypes.guess_type(filename)[0] or media
-    return media
+        media = EXTRA_TYPES.get(suffix) or mimetypes.guess_type(filename)[0] or ""
+    elif media == "application/vnd.ms-excel" and suffix == ".csv":
+        media = "text/csv"
+    return TYPE_ALIASES.get(media, media)
 
 
 async def _sha256(upload: UploadFile) -> str:
@@ -223,11 +253,18 @@ async def _check(upload: UploadFile, settings: Settings) -> Upload:
     size = upload.size or 0
     if size > settings.attachment_max_bytes:
         raise too_large(settings)
-    content_type = media_type(upload.content_type, filename)
-    if content_type not in settings.attachment_content_types:
-        raise unsupported_type(content_type, settings)
+    declared = media_type(upload.content_type, filename)
+    allowed = settings.attachment_content_types
+    if declared and declared not in allowed:
+        raise unsupported_type(declared, None, settings)
     if size == 0:
         raise invalid(filename, "is empty")
+    detected = await run_in_threadpool(filetypes.detect, upload.file)
+    if declared and declared not in detected.compatible:
+        raise unsupported_type(declared, detected.media_type, settings)
+    content_type = declared or detected.media_type
+    if content_type not in allowed:
+        raise unsupported_type(declared, detected.media_type, settings)
     return Upload(filename, content_type, size, await _sha256(upload), upload)
 
 

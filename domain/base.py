@@ -1,5 +1,6 @@
 """The base model every payload uses: camelCase on the wire, snake_case in Python."""
 
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -21,12 +22,37 @@ def has_nul(value: Any) -> bool:
     return False
 
 
+# Letters and symbols that print nothing (the Hangul fillers, the blank Braille pattern).
+BLANK_GRAPHEMES = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_visible(char: str) -> bool:
+    """Whether a character prints something: a letter, digit, punctuation mark or symbol. Spaces,
+    control and format characters (zero-width spaces, joiners, direction marks, the BOM), lone
+    combining marks and unassigned or private-use code points do not."""
+    return unicodedata.category(char)[0] in "LNPS" and char not in BLANK_GRAPHEMES
+
+
+def invisible_text(value: Any) -> bool:
+    """Whether a non-empty string (or one in a list or dict) has no visible character at all."""
+    if isinstance(value, str):
+        return value != "" and not any(is_visible(char) for char in value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(invisible_text(item) for item in value)
+    if isinstance(value, dict):
+        return any(invisible_text(key) or invisible_text(item) for key, item in value.items())
+    return False
+
+
 class ApiModel(BaseModel):
     """A pydantic model that reads and writes camelCase JSON and accepts field names too.
 
-    What every field must be so that any database can store it, checked here once for the API
-    and the workflows alike (422 naming the field at the API): no text anywhere in it holds a NUL
-    character, and every timestamp lies in ``domain.time``'s range (a naive one is read as UTC).
+    What every field must be so that any database can store it and a person can read it,
+    checked here once for the API and the workflows alike (422 naming the field at the API): no
+    text anywhere in it holds a NUL character; text that is not empty shows at least one visible
+    character (whitespace is trimmed, and a value of only invisible characters, zero-width
+    spaces for example, is refused); and every timestamp lies in ``domain.time``'s range (a
+    naive one is read as UTC).
     """
 
     model_config = ConfigDict(
@@ -43,6 +69,8 @@ class ApiModel(BaseModel):
     def _storable(cls, value: Any) -> Any:
         if has_nul(value):
             raise ValueError("must not contain NUL (\\u0000) characters")
+        if invisible_text(value):
+            raise ValueError("must contain a visible character")
         if isinstance(value, datetime):
             return check_timestamp(value)
         if isinstance(value, list) and any(isinstance(item, datetime) for item in value):

@@ -9,24 +9,34 @@ from typing import Annotated
 from uuid import UUID
 
 import pycountry
-from pydantic import AfterValidator, EmailStr, Field, model_validator
+from pydantic import AfterValidator, EmailStr, Field, ValidationInfo, field_validator
 
 from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel
 from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
+from domain.plausible import PlausibleDate, check_payment_term
 from domain.tasks import AccessLevel, AppliedUpdate, OutboxEvent, Task, TaskBookState
 from domain.transitions import FINISHED, CloseCode, Mover
 
+# ISO 4217 reserves X codes for units that are no country's money (precious metals, bond market
+# units, the SDR, the Sucre, the ADB and Arab accounting units, XTS for testing, XXX for "no
+# currency"); only these X codes are currencies people pay with.
+X_CURRENCIES = frozenset({"XAF", "XCD", "XCG", "XOF", "XPF"})
 # Loaded once at import: pycountry reads its data files lazily, which a workflow sandbox forbids.
-CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
+# pycountry lists the ISO 4217 codes in current use (withdrawn ones such as HRK are not in it).
+CURRENCY_CODES = frozenset(
+    code
+    for code in (currency.alpha_3 for currency in pycountry.currencies)
+    if not code.startswith("X") or code in X_CURRENCIES
+)
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 
 
 def _iso_4217(code: str) -> str:
     code = code.upper()
     if code not in CURRENCY_CODES:
-        raise ValueError(f"'{code}' is not an ISO 4217 currency code")
+        raise ValueError(f"'{code}' is not an ISO 4217 code of a currency in current use")
     return code
 
 
@@ -65,17 +75,19 @@ class CaseSubmission(ApiModel):
     creditor_reference: Annotated[str, Field(min_length=1, max_length=100)]
     currency_code: CurrencyCode
     amount_to_recover: Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=2)]
-    date: dt.date
-    due_date: dt.date
+    date: PlausibleDate  # the invoice date; the API also refuses one after today
+    due_date: PlausibleDate
     claim_description: Annotated[str, Field(min_length=1, max_length=4000)]
     debtor: Debtor
     bank_account_id: UUID | None = None
 
-    @model_validator(mode="after")
-    def _due_date_not_before_invoice_date(self) -> CaseSubmission:
-        if self.due_date < self.date:
-            raise ValueError("dueDate must not be before date")
-        return self
+    @field_validator("due_date")
+    @classmethod
+    def _within_payment_term(cls, due_date: dt.date, info: ValidationInfo) -> dt.date:
+        invoice_date = info.data.get("date")  # absent when the date itself was invalid
+        if invoice_date is not None:
+            check_payment_term(invoice_date, due_date)
+        return due_date
 
 
 class HistoryEntry(ApiModel):
@@ -407,7 +419,7 @@ class RecordPaymentInput(ApiModel):
     partner_id: UUID
     user_id: UUID
     amount: Decimal
-    paid_on: dt.date
+    paid_on: PlausibleDate
     paid_to: Party
     note: str | None = None
 
@@ -416,7 +428,7 @@ class RecordCommissionInput(ApiModel):
     partner_id: UUID
     user_id: UUID
     amount: Decimal
-    paid_on: dt.date
+    paid_on: PlausibleDate
     invoice_reference: str | None = None
 
 

@@ -7,11 +7,9 @@ it; the others answer with the case as it is now.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Response
 from pydantic import AfterValidator, Field
@@ -23,9 +21,10 @@ from api.deps import (
     PartnerOrOpsPrincipal,
     PartnerPrincipal,
     SessionDep,
+    not_in_future,
     visible_case,
 )
-from api.errors import FieldError, Problem, invalid
+from api.errors import FieldError, Problem
 from api.routes.cases import MOVER_OF_ROLE, CaseCommandsDep, partner_ref
 from domain.base import ApiModel
 from domain.cases import (
@@ -52,9 +51,9 @@ from domain.cases import (
     SurveyOutcome,
 )
 from domain.enums import CaseStatus, OrgKind, Party, SubStatus
+from domain.plausible import PlausibleDate
 from domain.transitions import CloseCode
 from store import cases as case_store
-from store.accounts import Principal
 from workflows.case import CaseWorkflow
 
 router = APIRouter(prefix="/cases", tags=["case work"])
@@ -63,12 +62,6 @@ CENT = Decimal("0.01")
 Amount = Annotated[Money, AfterValidator(lambda amount: amount.quantize(CENT))]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
 OptionalNote = Annotated[str | None, Field(max_length=2000)]
-
-
-def _not_in_future(day: dt.date, field: str, principal: Principal) -> None:
-    """``day`` must not be after today in the caller's time zone."""
-    if day > dt.datetime.now(ZoneInfo(principal.timezone)).date():
-        raise invalid(field, "must not be in the future")
 
 
 def _details(row: case_store.CaseRow) -> CaseDetails:
@@ -144,7 +137,7 @@ class PaymentEntry(ApiModel):
     """``POST /api/cases/{id}/payments``: a payment the debtor made."""
 
     amount: Amount
-    paid_on: dt.date
+    paid_on: PlausibleDate
     paid_to: Party
     note: OptionalNote = None
 
@@ -175,7 +168,7 @@ async def record_payment(
     On Hold). Resolving as Paid needs payments covering the amount to recover."""
 
     def make(row: case_store.CaseRow) -> RecordPaymentInput:
-        _not_in_future(body.paid_on, "paidOn", principal)
+        not_in_future(body.paid_on, "paidOn", principal)
         return RecordPaymentInput(
             partner_id=principal.org_id,
             user_id=principal.user_id,
@@ -221,7 +214,7 @@ class CommissionEntry(ApiModel):
     """``POST /api/cases/{id}/commission-payments``: the creditor paid the commission invoice."""
 
     amount: Amount
-    paid_on: dt.date
+    paid_on: PlausibleDate
     invoice_reference: Annotated[str | None, Field(max_length=100)] = None
 
 
@@ -238,7 +231,7 @@ async def record_commission(
     ChasePayment; 409 ``nothing_to_answer`` when neither is open)."""
 
     def make(row: case_store.CaseRow) -> RecordCommissionInput:
-        _not_in_future(body.paid_on, "paidOn", principal)
+        not_in_future(body.paid_on, "paidOn", principal)
         return RecordCommissionInput(
             partner_id=principal.org_id,
             user_id=principal.user_id,

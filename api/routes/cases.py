@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -26,6 +25,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
     TemporalDep,
+    not_in_future,
     require_role,
     visible_case,
 )
@@ -53,6 +53,7 @@ from domain.cases import (
 from domain.enums import CaseStatus, Lifecycle, OrgKind, Party, SubStatus
 from domain.ids import case_number, case_workflow_id
 from domain.lifecycle import current_stage, lifecycle_of
+from domain.plausible import PlausibleDate
 from domain.time import Timestamp, as_utc, whole_days_between
 from domain.transitions import CloseCode, Mover
 from settings import Settings
@@ -105,13 +106,6 @@ def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
     )
 
 
-def _check_dates(submission: CaseSubmission, principal: Principal) -> None:
-    """Rules needing today's date in the creditor's time zone (the model checks the rest)."""
-    today = dt.datetime.now(ZoneInfo(principal.timezone)).date()
-    if submission.date > today:
-        raise invalid("date", "must not be in the future")
-
-
 async def _workflow_exists(client: Client, workflow_id: str) -> bool:
     try:
         await call(client.get_workflow_handle(workflow_id).describe(), changes=False)
@@ -154,7 +148,7 @@ async def _submit(
 ) -> UUID:
     """Start the case's workflow (or rejoin it on a retry) and wait until it is projected."""
     sessions = request.app.state.sessions
-    _check_dates(submission, principal)
+    not_in_future(submission.date, "date", principal)
     bank_account = None
     if submission.bank_account_id is not None:
         bank_account = await _bank_account_ref(request, principal, submission.bank_account_id)
@@ -435,8 +429,8 @@ class CaseCorrection(ApiModel):
 
     currency_code: str | None = None
     amount_to_recover: Decimal | None = None
-    date: dt.date | None = None
-    due_date: dt.date | None = None
+    date: PlausibleDate | None = None
+    due_date: PlausibleDate | None = None
     claim_description: str | None = None
     debtor: dict[str, object] | None = None
 
@@ -469,7 +463,7 @@ async def correct_case(
         if "debtor" in changes and changes["debtor"] is not None:
             changes["debtor"] = {**case.debtor, **changes["debtor"]}
         submission = CaseSubmission.model_validate({**current, **changes})
-        _check_dates(submission, principal)
+        not_in_future(submission.date, "date", principal)
         return CorrectCaseInput(submission=submission, user_id=principal.user_id)
 
     return await commands.run(

@@ -20,9 +20,11 @@ from settings import Settings
 from store.models import Attachment, CaseNote, ChatMessageRow
 from tests.api.test_status import in_collection, move
 from tests.api.test_tasks import assign, eventually, ready_case, tasks_of
+from tests.files import HTML, PDF, PNG, ole_file, ooxml, zip_file
 from tests.support import Actor, make_actor
 
-PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+ZIP = "application/zip"
 
 
 async def post_chat(
@@ -426,6 +428,95 @@ async def test_attachment_over_the_limit_is_refused_and_nothing_is_stored(
     assert await count(sessions, Attachment) == 0
     assert await count(sessions, ChatMessageRow) == 0
     assert stored_files(settings) == []
+
+
+async def test_case_upload_is_judged_by_its_bytes_not_its_declared_type(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    cid = (await in_collection(api, creditor, partner, ops))["caseId"]
+    url = f"/api/cases/{cid}/attachments"
+
+    async def send(name: str, content: bytes, declared: str) -> httpx.Response:
+        return await api.post(
+            url, files={"file": (name, content, declared)}, headers=partner.headers
+        )
+
+    # (file, then the declared and the detected type the problem names: null when unknown)
+    refused: dict[str, tuple[tuple[str, bytes, str], str | None, str | None]] = {
+        "HTML as PDF": (("invoice.pdf", HTML, "application/pdf"), "application/pdf", "text/html"),
+        "HTML as text": (("notes.txt", HTML, "text/plain"), "text/plain", "text/html"),
+        "PNG as PDF": (("scan.pdf", PNG, "application/pdf"), "application/pdf", "image/png"),
+        "a ZIP named .docx": (("letter.docx", zip_file("a.txt"), ""), DOCX, "application/zip"),
+        "an unlisted type found in the bytes": (
+            ("archive", zip_file("a.txt"), "application/octet-stream"),
+            None,
+            "application/zip",
+        ),
+        "an unlisted declared type": (("a.zip", zip_file("a.txt"), "application/zip"), ZIP, None),
+        "a PowerPoint as Word": (
+            ("deck.doc", ole_file("PowerPoint Document"), "application/msword"),
+            "application/msword",
+            "application/vnd.ms-powerpoint",
+        ),
+        "binary as CSV": (
+            ("data.csv", b"\x00\x01\x02\xff" * 8, "text/csv"),
+            "text/csv",
+            "application/octet-stream",
+        ),
+    }
+    for case, (file, declared, detected) in refused.items():
+        response = await send(*file)
+        assert response.status_code == 415, (case, response.text)
+        problem = response.json()
+        assert (problem["code"], problem["declaredType"], problem["detectedType"]) == (
+            "unsupported_media_type",
+            declared,
+            detected,
+        ), case
+    with_message = await api.post(
+        f"/api/cases/{cid}/chats",
+        data={"message": "See attached"},
+        files=[("files", ("invoice.pdf", HTML, "application/pdf"))],
+        headers=partner.headers,
+    )
+    assert with_message.status_code == 415
+    assert await count(sessions, Attachment) == 0
+    assert await count(sessions, ChatMessageRow) == 0
+    assert stored_files(settings) == []
+
+    accepted = {
+        "a real PDF": (("invoice.pdf", PDF, "application/pdf"), "application/pdf"),
+        "a PNG named by nothing": (("scan", PNG, "application/octet-stream"), "image/png"),
+        "a .docx": (("letter.docx", ooxml("word/document.xml"), DOCX), None),
+        "an .xlsx by its name": (
+            ("sheet.xlsx", ooxml("xl/workbook.xml"), "application/octet-stream"),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+        "a .doc": (("old.doc", ole_file("WordDocument"), "application/msword"), None),
+        "an .xls": (("old.xls", ole_file("Workbook"), "application/vnd.ms-excel"), None),
+        "an Outlook .msg": (
+            ("mail.msg", ole_file("__substg1.0_0037001F"), "application/vnd.ms-outlook"),
+            None,
+        ),
+        "a CSV that Windows calls Excel": (
+            ("prices.csv", "vare;pris\nbrev;10\n".encode("cp1252"), "application/vnd.ms-excel"),
+            "text/csv",
+        ),
+        "an .eml by its name": (
+            ("mail.eml", b"From: a@example.com\r\nSubject: Hi\r\n\r\n<p>Hi</p>\r\n", ""),
+            "message/rfc822",
+        ),
+    }
+    for case, (file, stored) in accepted.items():
+        response = await send(*file)
+        assert response.status_code == 201, (case, response.text)
+        assert response.json()["contentType"] == (stored or file[2]), case
+    assert await count(sessions, Attachment) == len(accepted)
 
 
 async def test_message_with_a_file_is_downloadable_by_its_parties_only(

@@ -14,8 +14,9 @@ from domain.chat import relationship_id
 from domain.enums import OrgKind
 from settings import Settings
 from store.models import Attachment, ChatMessageRow
-from tests.api.test_chat import PDF, count, stored_files
+from tests.api.test_chat import count, stored_files
 from tests.api.test_tasks import assign, eventually, ready_case
+from tests.files import HTML, PDF, zip_file
 from tests.support import Actor, make_actor
 
 
@@ -238,6 +239,41 @@ async def test_relationship_upload_over_the_limit_or_refused_stores_nothing(
     assert owners == [(uuid.UUID(cid), None)], "only the case file"
     assert len(stored_files(settings)) == 1
     assert await count(sessions, ChatMessageRow) == 0
+
+
+async def test_relationship_upload_is_judged_by_its_bytes_not_its_declared_type(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    rid, _ = await linked(api, creditor, partner, ops)
+    pair = f"/api/relationships/{rid}"
+
+    disguised = await upload(api, creditor, pair, ("contract.pdf", HTML, "application/pdf"))
+    assert disguised.status_code == 415, disguised.text
+    assert {k: disguised.json()[k] for k in ("code", "declaredType", "detectedType")} == {
+        "code": "unsupported_media_type",
+        "declaredType": "application/pdf",
+        "detectedType": "text/html",
+    }
+    unlisted = await upload(api, partner, pair, ("bundle", zip_file("a.txt"), ""))
+    assert (unlisted.status_code, unlisted.json()["detectedType"]) == (415, "application/zip")
+    in_message = await api.post(
+        f"{pair}/chats",
+        data={"message": "Our contract"},
+        files=[("files", ("contract.pdf", HTML, "application/pdf"))],
+        headers=creditor.headers,
+    )
+    assert in_message.status_code == 415
+    assert await count(sessions, Attachment) == 0
+    assert await count(sessions, ChatMessageRow) == 0
+    assert stored_files(settings) == []
+
+    real = await upload(api, creditor, pair, ("contract.pdf", PDF, "application/pdf"))
+    assert (real.status_code, real.json()["contentType"]) == (201, "application/pdf")
 
 
 async def test_relationship_upload_with_the_same_idempotency_key_stores_once(

@@ -48,7 +48,7 @@ async def test_timestamps_without_offset_are_read_as_utc(
     await new_case(api, creditor)
     for path in (
         "/api/cases?dateFrom=2020-01-01&lastModifiedAfter=2020-01-01T00:00:00",
-        "/api/tasks?deadlineFrom=2020-01-01&deadlineTo=2999-01-01T00:00:00",
+        "/api/tasks?deadlineFrom=2020-01-01&deadlineTo=2099-01-01T00:00:00",
     ):
         response = await api.get(path, headers=creditor.headers)
         assert response.status_code == 200, response.text
@@ -106,9 +106,10 @@ async def test_correcting_a_case_checks_the_same_rules_as_creating_it(
     api: httpx.AsyncClient, creditor: Actor
 ) -> None:
     case = await new_case(api, creditor)
+    soon = dt.date.today() + dt.timedelta(days=3)  # tomorrow or later in every time zone
     future = await api.patch(
         f"/api/cases/{case['caseId']}",
-        json={"date": "2999-01-01", "dueDate": "2999-02-01"},
+        json={"date": soon.isoformat(), "dueDate": (soon + dt.timedelta(days=30)).isoformat()},
         headers=creditor.headers,
     )
     assert future.status_code == 422

@@ -16,9 +16,10 @@ from domain.enums import OrgKind
 from settings import Settings
 from store.db import transaction
 from store.models import Attachment, CaseInvitation, CaseRegistration
-from tests.api.test_chat import PDF, count, stored_files
+from tests.api.test_chat import count, stored_files
 from tests.api.test_status import in_collection
 from tests.api.test_tasks import assign, new_case, ready_case, tasks_of
+from tests.files import PDF
 from tests.support import Actor, case_body, make_actor
 
 MASKED_OPS = "Platform"

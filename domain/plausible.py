@@ -1,0 +1,41 @@
+"""Plausible business dates: the one range every invoice, due and payment date must lie in.
+
+These rules need no clock, so the API and the workflows validate with the same types. "Not in the
+future" needs today's date in the user's time zone: the API checks it (``api.deps.not_in_future``).
+Models that read stored records back (``Payment``, ``CaseView``) keep plain dates, so a rule
+tightened later never makes existing data unreadable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+from domain.time import EARLIEST, LATEST
+
+# The same years as every timestamp (domain/time.py): 1900 to 2099.
+EARLIEST_DATE = EARLIEST.date()
+LATEST_DATE = LATEST.date() - dt.timedelta(days=1)
+# The longest payment term: a due date at most this long after its invoice date (five years).
+MAX_PAYMENT_TERM = dt.timedelta(days=1826)
+
+
+def _plausible_date(day: dt.date) -> dt.date:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(
+            f"must lie between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}"
+        )
+    return day
+
+
+PlausibleDate = Annotated[dt.date, AfterValidator(_plausible_date)]
+
+
+def check_payment_term(invoice_date: dt.date, due_date: dt.date) -> None:
+    """A due date lies on or after its invoice date and at most ``MAX_PAYMENT_TERM`` after it."""
+    if due_date < invoice_date:
+        raise ValueError("must not be before date")
+    if due_date - invoice_date > MAX_PAYMENT_TERM:
+        raise ValueError(f"must be at most {MAX_PAYMENT_TERM.days} days after date")
