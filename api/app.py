@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
-from api import errors
+from api import errors, openapi
 from api.guard import RequestGuard
 from api.ratelimit import RateLimiter
 from api.routes import account, bank_accounts, case_work, cases, chat, health, tasks
@@ -59,6 +59,7 @@ def create_app(
         per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
     )
     errors.install(app)
+    openapi.install(app)
     # Before FastAPI reads a body: 401 without a key header, 413 past the body size cap.
     app.add_middleware(RequestGuard, settings=settings)
     api = APIRouter(prefix="/api")

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import (
@@ -92,7 +92,10 @@ NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
 class ThreadRef(ApiModel):
     """Which thread of a case: its type, and for a creditor in a lead thread the partner."""
 
-    thread_type: ThreadType = ThreadType.INVOICE_CHAT
+    # The schema offers the case threads only (General is refused below).
+    thread_type: Annotated[
+        ThreadType, WithJsonSchema({"type": "string", "enum": CASE_THREADS})
+    ] = ThreadType.INVOICE_CHAT
     partner_id: UUID | None = None
 
     @field_validator("thread_type")
