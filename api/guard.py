@@ -5,12 +5,17 @@ A pure ASGI middleware, so it runs before FastAPI parses anything:
 - **A key header.** A request with neither ``Authorization`` nor ``XApiKey`` gets the 401 of
   ``api.errors.unauthenticated`` at once, without its body being read. Whether the key is valid
   is still decided by ``api.deps.get_principal``.
+- **A header size cap.** The request line aside, a request's headers may have at most
+  ``MAX_HEADER_BYTES``; more gets 431 ``headers_too_large`` (on every path), before anything
+  else is looked at. ``api.server`` has uvicorn read heads that large.
 - **A body size cap.** ``MAX_BODY_BYTES`` for a JSON (or any non-multipart) body, and
   ``ATTACHMENT_MAX_BYTES + MAX_BODY_BYTES`` for multipart/form-data. A larger body gets 413
   ``payload_too_large`` before the route runs: on its ``Content-Length`` when it declares one;
   otherwise (chunked) by counting the bytes as they arrive. A non-multipart body is read up to
   the cap before the app sees it; a multipart body streams through to the route (which checks
   each file against ``ATTACHMENT_MAX_BYTES`` itself) and is cut off once it passes the cap.
+- **Well-formed JSON.** A buffered ``POST``/``PUT``/``PATCH`` body sent as JSON must pass
+  ``api.json_body.check`` (UTF-8, syntax, nesting, number length), or gets its 400 problem.
 """
 
 from __future__ import annotations
@@ -20,12 +25,29 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import json_body
 from api.errors import Problem, unauthenticated
 from settings import Settings
 
 GUARDED_PREFIX = "/api/"
 UNGUARDED_PATHS = frozenset({"/api/health"})
 KEY_HEADERS = ("authorization", "xapikey")
+MAX_HEADER_BYTES = 16 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def headers_too_large(max_bytes: int = MAX_HEADER_BYTES) -> Problem:
+    return Problem(
+        431,
+        "headers_too_large",
+        f"The request headers may have at most {max_bytes} bytes in all.",
+        extra={"maxBytes": max_bytes},
+    )
+
+
+def header_bytes(scope: Scope) -> int:
+    """The size of the request's headers as sent: ``name: value\\r\\n`` each."""
+    return sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
 
 
 def payload_too_large(max_bytes: int) -> Problem:
@@ -59,6 +81,9 @@ class RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "") if scope["type"] == "http" else ""
+        if path and header_bytes(scope) > MAX_HEADER_BYTES:
+            await headers_too_large().response(path)(scope, receive, send)
+            return
         if not path.startswith(GUARDED_PREFIX) or path in UNGUARDED_PATHS:
             await self.app(scope, receive, send)
             return
@@ -78,10 +103,14 @@ class RequestGuard:
         if multipart:
             await self._streamed(scope, receive, send, cap)
         else:
-            await self._buffered(scope, receive, send, cap)
+            json = json_body.is_json(media) and scope["method"] in BODY_METHODS
+            await self._buffered(scope, receive, send, cap, json=json)
 
-    async def _buffered(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
-        """Read the whole body (at most ``cap`` bytes) first, then hand it to the app."""
+    async def _buffered(
+        self, scope: Scope, receive: Receive, send: Send, cap: int, *, json: bool
+    ) -> None:
+        """Read the whole body (at most ``cap`` bytes) first, check it if it is ``json``, then
+        hand it to the app."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -96,6 +125,9 @@ class RequestGuard:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
+        if json and (problem := json_body.check(b"".join(chunks))) is not None:
+            await problem.response(scope["path"])(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:

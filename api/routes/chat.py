@@ -35,6 +35,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem, forbidden, invalid, not_found
 from api.idempotency import idempotent
+from api.json_body import malformed_json
 from api.pagination import PageDep, PageInfo, page_info
 from api.routes.tasks import UserRef
 from api.uploads import (
@@ -93,9 +94,9 @@ class ThreadRef(ApiModel):
     """Which thread of a case: its type, and for a creditor in a lead thread the partner."""
 
     # The schema offers the case threads only (General is refused below).
-    thread_type: Annotated[
-        ThreadType, WithJsonSchema({"type": "string", "enum": CASE_THREADS})
-    ] = ThreadType.INVOICE_CHAT
+    thread_type: Annotated[ThreadType, WithJsonSchema({"type": "string", "enum": CASE_THREADS})] = (
+        ThreadType.INVOICE_CHAT
+    )
     partner_id: UUID | None = None
 
     @field_validator("thread_type")
@@ -482,10 +483,11 @@ async def _message_post(
                 "unsupported_media_type",
                 "Send a message as application/json, or as multipart/form-data with files.",
             )
+        # api.guard has checked the JSON (api.json_body) before the route ran.
         try:
             raw = await request.json()
         except ValueError as exc:
-            raise Problem(422, "validation_failed", "The body is not valid JSON.") from exc
+            raise malformed_json("it cannot be parsed") from exc
         post = model.model_validate(raw)
     uploads = form.files if form else []
     if len(post.attachment_ids) + len(uploads) > MAX_ATTACHMENTS_PER_MESSAGE:
