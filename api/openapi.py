@@ -19,13 +19,13 @@ import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import FastAPI, routing
+from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 
 from api import deps, idempotency
 from api.errors import PROBLEM_JSON
 from api.guard import GUARDED_PREFIX, UNGUARDED_PATHS
+from api.routing import api_routes
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -123,18 +123,6 @@ def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
     for dependency in dependant.dependencies:
         yield dependency
         yield from _dependencies(dependency)
-
-
-def api_routes(app: FastAPI) -> Iterator[Any]:
-    """Every ``APIRoute`` of the app with its full path (FastAPI 0.165 keeps included routers
-    as such and resolves their routes through ``iter_route_contexts``; older ones copy them)."""
-    contexts = getattr(routing, "iter_route_contexts", None)
-    if contexts is None:
-        yield from (route for route in app.routes if isinstance(route, APIRoute))
-        return
-    for context in contexts(app.routes):
-        if isinstance(context.original_route, APIRoute):
-            yield context
 
 
 def _uses(route: Any, test: Callable[[Any], bool]) -> bool:

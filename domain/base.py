@@ -2,8 +2,21 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, WithJsonSchema, field_validator
 from pydantic.alias_generators import to_camel
+
+
+def decimal_json_schema(pattern: str, *, number: dict[str, Any] | None = None) -> WithJsonSchema:
+    """The JSON schema of a decimal field: a JSON number within ``number``'s bounds, or a string
+    matching ``pattern``. pydantic's own leaves the string unconstrained, so a document would
+    promise that ``""`` or ``"0"`` is an amount."""
+    return WithJsonSchema(
+        {"anyOf": [{"type": "number", **(number or {})}, {"type": "string", "pattern": pattern}]}
+    )
+
+
+# A decimal literal as a query parameter or in a body: digits, an optional point and fraction.
+DECIMAL_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
 
 
 def has_nul(value: Any) -> bool:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 from sqlalchemy import select
 
 from api.deps import CreditorPrincipal, SessionDep
@@ -32,8 +32,17 @@ def _iban(value: str) -> str:
     return iban
 
 
+# The check digits are beyond a pattern: the schema names the format ("iban", ISO 13616) and
+# the shape (two letters, then 13 to 32 letters or digits; spaces anywhere).
+IBAN_SCHEMA = {
+    "type": "string",
+    "format": "iban",
+    "pattern": "^ *[A-Za-z] *[A-Za-z]( *[0-9A-Za-z]){13,32} *$",
+}
+
+
 class BankAccountBody(ApiModel):
-    iban: Annotated[str, AfterValidator(_iban)]
+    iban: Annotated[str, AfterValidator(_iban), WithJsonSchema(IBAN_SCHEMA)]
     holder_name: Annotated[str, Field(min_length=1, max_length=200)]
     currency_code: CurrencyCode
 

@@ -27,7 +27,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem, invalid
 from api.routes.cases import MOVER_OF_ROLE, CaseCommandsDep, partner_ref
-from domain.base import ApiModel
+from domain.base import ApiModel, decimal_json_schema
 from domain.cases import (
     CaseDetails,
     CaseView,
@@ -362,6 +362,11 @@ class QuoteOffer(ApiModel):
         Decimal,
         Field(gt=0, le=100, max_digits=5, decimal_places=2),
         AfterValidator(lambda fee: fee.quantize(CENT)),
+        # More than 0, at most 100, at most 2 places (trailing zeros aside).
+        decimal_json_schema(
+            r"^\+?0*(100(\.0*)?|[1-9][0-9]?(\.[0-9]{0,2}0*)?|\.(0[1-9]|[1-9][0-9]?)0*)$",
+            number={"exclusiveMinimum": 0, "maximum": 100, "multipleOf": 0.01},
+        ),
     ]
     terms: Annotated[str | None, Field(max_length=4000)] = None
 

@@ -435,8 +435,13 @@ def _message_body(model: type[MessagePost], fields: dict[str, Any]) -> dict[str,
                     "schema": {
                         "type": "object",
                         "required": ["message"],
+                        "additionalProperties": False,
                         "properties": {
-                            "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
+                            "message": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_MESSAGE_CHARS,
+                            },
                             **fields,
                             **MESSAGE_FILE_FIELDS,
                         },
@@ -557,6 +562,7 @@ def _upload_body(fields: dict[str, Any]) -> dict[str, Any]:
                     "schema": {
                         "type": "object",
                         "required": ["file"],
+                        "additionalProperties": False,
                         "properties": {"file": {"type": "string", "format": "binary"}, **fields},
                     }
                 }

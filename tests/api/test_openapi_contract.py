@@ -36,7 +36,12 @@ async def schemathesis(base_url: str, actor: Actor, tmp_path: Path) -> tuple[int
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         cwd=tmp_path,
-        env={**os.environ, "NO_COLOR": "1", "CASELOOP_API_KEY": actor.key},
+        env={
+            **os.environ,
+            "NO_COLOR": "1",
+            "PYTHONPATH": str(ROOT),
+            "CASELOOP_API_KEY": actor.key,
+        },
     )
     output, _ = await process.communicate()
     assert process.returncode is not None
