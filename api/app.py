@@ -59,7 +59,7 @@ def create_app(
         per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
     )
     errors.install(app)
-    openapi.install(app)
+    openapi.install(app, settings)
     # Before FastAPI reads a body: 401 without a key header, 413 past the body size cap.
     app.add_middleware(RequestGuard, settings=settings)
     api = APIRouter(prefix="/api")

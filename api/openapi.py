@@ -9,6 +9,8 @@ FastAPI built the document:
   ``responses=`` for its business outcomes), each described with the codes it carries
   (``CODES``) and the ``Problem`` schema as ``application/problem+json``;
 - documents the ``Idempotency-Key`` header of every write;
+- names the file types an upload may have (``ATTACHMENT_CONTENT_TYPES``) as the ``encoding``
+  of every binary field of a multipart body;
 - moves the ``$defs`` that pydantic leaves inside hand-written request bodies into
   ``components/schemas``, so no ``$ref`` dangles.
 """
@@ -26,6 +28,7 @@ from api import deps, idempotency
 from api.errors import PROBLEM_JSON
 from api.guard import GUARDED_PREFIX, UNGUARDED_PATHS
 from api.routing import api_routes
+from settings import Settings
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -170,7 +173,20 @@ def _hoist_defs(node: Any, schemas: dict[str, Any]) -> Any:
     return node
 
 
-def document(app: FastAPI, base: dict[str, Any]) -> dict[str, Any]:
+def _declare_file_types(operation: dict[str, Any], content_types: str) -> None:
+    content = operation.get("requestBody", {}).get("content", {})
+    multipart = content.get("multipart/form-data")
+    if multipart is None:
+        return
+    properties = multipart["schema"].get("properties", {})
+    encoding = multipart.setdefault("encoding", {})
+    for name, prop in properties.items():
+        binary = prop.get("items", prop).get("format") == "binary"
+        if binary:
+            encoding[name] = {"contentType": content_types}
+
+
+def document(app: FastAPI, base: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """``base`` (FastAPI's document) with the error answers and fixes of the module doc."""
     doc = copy.deepcopy(base)
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
@@ -192,16 +208,17 @@ def document(app: FastAPI, base: dict[str, Any]) -> dict[str, Any]:
             operation["responses"] = dict(sorted(responses.items()))
             if method in WRITE_METHODS:
                 operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
+            _declare_file_types(operation, ", ".join(settings.attachment_content_types))
     return doc
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, settings: Settings) -> None:
     """Serve ``document`` as the app's OpenAPI document (built once, on first use)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document(app, build())
+            app.openapi_schema = document(app, build(), settings)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

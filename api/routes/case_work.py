@@ -14,7 +14,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Response
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from api.deps import (
     CreditorPrincipal,
@@ -259,8 +259,13 @@ async def record_commission(
 
 
 # -- the partner review ------------------------------------------------------------------------
+def _integral_float_as_int(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class ReviewEntry(ApiModel):
-    rating: Annotated[Rating, Field(strict=True)]
+    # Strict (no "5", no true), but 5.0 is the integer 5, as in JSON Schema.
+    rating: Annotated[Rating, Field(strict=True), BeforeValidator(_integral_float_as_int)]
     comment: Annotated[str | None, Field(max_length=4000)] = None
 
 

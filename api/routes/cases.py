@@ -32,6 +32,7 @@ from api.deps import (
 from api.errors import FieldError, Problem, check_no_nul, invalid
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
+from api.query import QueryTimestamp
 from api.routes.tasks import TaskView, task_view
 from api.workflow_calls import call, update_workflow
 from domain.accounts import BankAccountRef, OrgRef
@@ -258,9 +259,9 @@ def _case_filter(
     debtor_name: Annotated[str | None, Query(alias="debtorName", max_length=200)] = None,
     amount_from: Annotated[AmountQuery | None, Query(alias="amountFrom")] = None,
     amount_to: Annotated[AmountQuery | None, Query(alias="amountTo")] = None,
-    date_from: Annotated[dt.datetime | None, Query(alias="dateFrom")] = None,
-    date_to: Annotated[dt.datetime | None, Query(alias="dateTo")] = None,
-    last_modified_after: Annotated[dt.datetime | None, Query(alias="lastModifiedAfter")] = None,
+    date_from: Annotated[QueryTimestamp | None, Query(alias="dateFrom")] = None,
+    date_to: Annotated[QueryTimestamp | None, Query(alias="dateTo")] = None,
+    last_modified_after: Annotated[QueryTimestamp | None, Query(alias="lastModifiedAfter")] = None,
 ) -> case_store.CaseFilter:
     """The case filters of the query string, shared by the list and the status summary."""
     check_no_nul("debtorName", debtor_name)

@@ -22,6 +22,7 @@ from api.deps import CurrentPrincipal, SessionDep, SettingsDep, TemporalDep, vis
 from api.errors import Problem, check_no_nul, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
+from api.query import QueryTimestamp
 from api.workflow_calls import update_workflow
 from domain.accounts import OrgRef
 from domain.base import ApiModel
@@ -172,8 +173,8 @@ async def list_tasks(
     type: Annotated[list[TaskType] | None, Query()] = None,
     assignee: UUID | None = None,
     overdue: bool | None = None,
-    deadline_from: Annotated[dt.datetime | None, Query(alias="deadlineFrom")] = None,
-    deadline_to: Annotated[dt.datetime | None, Query(alias="deadlineTo")] = None,
+    deadline_from: Annotated[QueryTimestamp | None, Query(alias="deadlineFrom")] = None,
+    deadline_to: Annotated[QueryTimestamp | None, Query(alias="deadlineTo")] = None,
     case_id: Annotated[UUID | None, Query(alias="caseId")] = None,
 ) -> TaskList:
     """Your organisation's tasks (account-level ones included), earliest deadline first."""

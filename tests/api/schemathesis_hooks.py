@@ -1,12 +1,17 @@
-"""schemathesis hooks for the contract test (``hooks`` in schemathesis.toml).
+"""schemathesis hooks for the contract test (``hooks`` in schemathesis.toml): test data for what
+depends on state, which no schema can express.
 
-An ``Idempotency-Key`` replays or refuses (422 ``idempotency_key_reused``) a second request with
-the same key: state no schema can express. So every valid key schemathesis generates is made
-unique; invalid ones (too long, blank, NUL) are left as generated, to be refused.
+- An ``Idempotency-Key`` replays or refuses (422 ``idempotency_key_reused``) a second request
+  with the same key. Every valid key schemathesis generates is made unique; invalid ones (too
+  long, blank, NUL) are left as generated, to be refused.
+- A ``bankAccountId`` must name one of the caller's bank accounts (422 otherwise, like any id in
+  a body that is not yours). Generated ones become the account the test made
+  (``CASELOOP_BANK_ACCOUNT_ID``), when there is one.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -22,6 +27,18 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     key = headers.get(HEADER)
     if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY_LENGTH and "\x00" not in key:
         headers[HEADER] = f"{uuid.uuid4()}"
+    account = os.environ.get("CASELOOP_BANK_ACCOUNT_ID")
+    body = case.body
+    if account and isinstance(body, dict) and _is_uuid(body.get("bankAccountId")):
+        body["bankAccountId"] = account
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return isinstance(value, str)
 
 
 def _iban(country: str, bban: str) -> str:
