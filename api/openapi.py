@@ -11,6 +11,10 @@ FastAPI built the document:
 - documents the ``Idempotency-Key`` header of every write;
 - names the file types an upload may have (``ATTACHMENT_CONTENT_TYPES``) as the ``encoding``
   of every binary field of a multipart body;
+- gives every free-text string the pattern of what the API accepts (``TEXT_PATTERN``): no NUL
+  anywhere (``domain.base.ApiModel``, ``api.errors.check_no_nul``), and, where at least one
+  character is required, one that is not white space (bodies are stripped before the length
+  is checked);
 - moves the ``$defs`` that pydantic leaves inside hand-written request bodies into
   ``components/schemas``, so no ``$ref`` dangles.
 """
@@ -122,6 +126,26 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
 }
 
 
+# Unicode White_Space: what pydantic's str_strip_whitespace removes (Rust's str::trim).
+WHITE_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TEXT_PATTERN = r"^[^\x00]*$"
+NON_BLANK_TEXT_PATTERN = rf"^[^\x00]*[^\x00{WHITE_SPACE}][^\x00]*$"
+CONSTRAINED = ("format", "enum", "const", "pattern", "contentMediaType")
+
+
+def _text_rules(node: Any) -> None:
+    """Add ``TEXT_PATTERN`` (or ``NON_BLANK_TEXT_PATTERN``) to every free-text string schema."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not any(key in node for key in CONSTRAINED):
+            required = node.get("minLength", 0) >= 1
+            node["pattern"] = NON_BLANK_TEXT_PATTERN if required else TEXT_PATTERN
+        for value in node.values():
+            _text_rules(value)
+    elif isinstance(node, list):
+        for item in node:
+            _text_rules(item)
+
+
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
     for dependency in dependant.dependencies:
         yield dependency
@@ -193,6 +217,8 @@ def document(app: FastAPI, base: dict[str, Any], settings: Settings) -> dict[str
     doc["paths"] = _hoist_defs(doc.get("paths", {}), schemas)
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _text_rules(doc["paths"])
+    _text_rules(schemas)
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas["FieldError"] = FIELD_ERROR_SCHEMA
     for route in api_routes(app):

@@ -18,7 +18,8 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
-# An ISO 8601 timestamp; without an offset it is read as UTC, and a plain date as midnight UTC.
+# An ISO 8601 timestamp, or a plain date (midnight UTC). The API also reads a timestamp without
+# an offset (as UTC), which the schema leaves to its description.
 QueryTimestamp = Annotated[
     dt.datetime,
     BeforeValidator(_not_a_number),
@@ -27,11 +28,8 @@ QueryTimestamp = Annotated[
             "anyOf": [
                 {"type": "string", "format": "date-time"},
                 {"type": "string", "format": "date"},
-                {
-                    "type": "string",
-                    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?$",
-                },
-            ]
+            ],
+            "description": "ISO 8601; without an offset it is read as UTC, a date as midnight UTC.",
         }
     ),
 ]

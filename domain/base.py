@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, WithJsonSchema, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, field_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -13,6 +13,15 @@ def decimal_json_schema(pattern: str, *, number: dict[str, Any] | None = None) -
     return WithJsonSchema(
         {"anyOf": [{"type": "number", **(number or {})}, {"type": "string", "pattern": pattern}]}
     )
+
+
+def _integral_float_as_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# For a strict integer field (no "5", no true), placed after its Field: 5.0 is the integer 5, as
+# JSON Schema has it.
+INTEGRAL_FLOAT_AS_INT = BeforeValidator(_integral_float_as_int)
 
 
 # A decimal literal as a query parameter or in a body: digits, an optional point and fraction.

@@ -14,7 +14,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Response
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, Field
 
 from api.deps import (
     CreditorPrincipal,
@@ -27,7 +27,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem, invalid
 from api.routes.cases import MOVER_OF_ROLE, CaseCommandsDep, partner_ref
-from domain.base import ApiModel, decimal_json_schema
+from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel, decimal_json_schema
 from domain.cases import (
     CaseDetails,
     CaseView,
@@ -39,7 +39,6 @@ from domain.cases import (
     PartnerReview,
     Payment,
     Quote,
-    Rating,
     RecordCommissionInput,
     RecordPaymentInput,
     RequestQuotesInput,
@@ -259,13 +258,8 @@ async def record_commission(
 
 
 # -- the partner review ------------------------------------------------------------------------
-def _integral_float_as_int(value: object) -> object:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
 class ReviewEntry(ApiModel):
-    # Strict (no "5", no true), but 5.0 is the integer 5, as in JSON Schema.
-    rating: Annotated[Rating, Field(strict=True), BeforeValidator(_integral_float_as_int)]
+    rating: Annotated[int, Field(strict=True, ge=0, le=10), INTEGRAL_FLOAT_AS_INT]
     comment: Annotated[str | None, Field(max_length=4000)] = None
 
 

@@ -48,7 +48,7 @@ from api.uploads import (
     store_uploads,
 )
 from api.workflow_calls import update_workflow
-from domain.base import ApiModel
+from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel
 from domain.cases import LEAD_THREAD_QUOTES, CaseDetails, thread_open
 from domain.chat import (
     MAX_ATTACHMENTS_PER_MESSAGE,
@@ -178,7 +178,7 @@ class NoteEntry(ApiModel):
 
 
 class CallEntry(ApiModel):
-    duration_seconds: Annotated[int, Field(ge=0, le=86_400, strict=True)]
+    duration_seconds: Annotated[int, Field(ge=0, le=86_400, strict=True), INTEGRAL_FLOAT_AS_INT]
     outcome: CallOutcome
     note: Annotated[str | None, Field(max_length=4000)] = None
 
@@ -423,16 +423,22 @@ MESSAGE_FILE_FIELDS: dict[str, Any] = {
 }
 
 
-def _message_body(model: type[MessagePost], fields: dict[str, Any]) -> dict[str, Any]:
+def _message_body(
+    model: type[MessagePost], fields: dict[str, Any], rules: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The OpenAPI request body of a chat post: ``model`` as JSON, or multipart with ``fields``
-    (text) plus ``attachmentIds`` and ``files``."""
+    (text) plus ``attachmentIds`` and ``files``; ``rules`` (JSON Schema keywords) apply to
+    both."""
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": model.model_json_schema(by_alias=True)},
+                "application/json": {
+                    "schema": {**model.model_json_schema(by_alias=True), **(rules or {})}
+                },
                 "multipart/form-data": {
                     "schema": {
+                        **(rules or {}),
                         "type": "object",
                         "required": ["message"],
                         "additionalProperties": False,
@@ -552,14 +558,16 @@ async def _file_response(attachment: Attachment, blobs: BlobStore) -> StreamingR
     )
 
 
-def _upload_body(fields: dict[str, Any]) -> dict[str, Any]:
-    """The OpenAPI request body of an upload: multipart with ``file`` and ``fields``."""
+def _upload_body(fields: dict[str, Any], rules: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI request body of an upload: multipart with ``file`` and ``fields``, and
+    ``rules`` (JSON Schema keywords)."""
     return {
         "requestBody": {
             "required": True,
             "content": {
                 "multipart/form-data": {
                     "schema": {
+                        **(rules or {}),
                         "type": "object",
                         "required": ["file"],
                         "additionalProperties": False,
@@ -602,6 +610,15 @@ THREAD_FIELDS: dict[str, Any] = {
     "threadType": {"type": "string", "enum": CASE_THREADS},
     "partnerId": {"type": "string", "format": "uuid"},
 }
+# A lead thread is one per partner: a creditor names the partner (``thread_partner``; a
+# partner may send its own id, or leave it out).
+LEAD_THREAD_NEEDS_PARTNER: dict[str, Any] = {
+    "if": {
+        "required": ["threadType"],
+        "properties": {"threadType": {"not": {"const": ThreadType.INVOICE_CHAT.value}}},
+    },
+    "then": {"required": ["partnerId"]},
+}
 
 
 @router.post(
@@ -609,7 +626,7 @@ THREAD_FIELDS: dict[str, Any] = {
     status_code=201,
     response_model=ChatMessageView,
     responses={403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
-    openapi_extra=_message_body(ChatPost, THREAD_FIELDS),
+    openapi_extra=_message_body(ChatPost, THREAD_FIELDS, LEAD_THREAD_NEEDS_PARTNER),
 )
 async def post_case_message(
     case_id: UUID,
@@ -653,6 +670,8 @@ async def post_case_message(
                 )
                 return message
 
+            if uploads:  # nothing is stored for a thread the caller cannot write in
+                check_thread_open(row, principal, post.thread_type, side)
             owner = AttachmentOwner.of_case(case_id, side)
             return await _post_with_files(request, principal, session, owner, post, uploads, send)
 
@@ -700,7 +719,7 @@ async def list_case_messages(
     status_code=201,
     response_model=AttachmentView,
     responses={403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
-    openapi_extra=_upload_body(THREAD_FIELDS),
+    openapi_extra=_upload_body(THREAD_FIELDS, LEAD_THREAD_NEEDS_PARTNER),
 )
 async def upload_attachment(
     case_id: UUID,

@@ -4,6 +4,8 @@ depends on state, which no schema can express.
 - An ``Idempotency-Key`` replays or refuses (422 ``idempotency_key_reused``) a second request
   with the same key. Every valid key schemathesis generates is made unique; invalid ones (too
   long, blank, NUL) are left as generated, to be refused.
+- A ``creditorReference`` already used with other data is refused (422
+  ``duplicate_creditor_reference``): valid ones are made unique too.
 - A ``bankAccountId`` must name one of the caller's bank accounts (422 otherwise, like any id in
   a body that is not yours). Generated ones become the account the test made
   (``CASELOOP_BANK_ACCOUNT_ID``), when there is one.
@@ -29,6 +31,9 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         headers[HEADER] = f"{uuid.uuid4()}"
     account = os.environ.get("CASELOOP_BANK_ACCOUNT_ID")
     body = case.body
+    reference = body.get("creditorReference") if isinstance(body, dict) else None
+    if isinstance(reference, str) and reference.strip() and len(reference) <= 100:
+        body["creditorReference"] = uuid.uuid4().hex
     if account and isinstance(body, dict) and _is_uuid(body.get("bankAccountId")):
         body["bankAccountId"] = account
 
