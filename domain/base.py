@@ -1,8 +1,17 @@
 """The base model every payload uses: camelCase on the wire, snake_case in Python."""
 
-from typing import Any
+import datetime as dt
+import re
+from typing import Any, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 
@@ -40,6 +49,24 @@ def has_nul(value: Any) -> bool:
     return False
 
 
+_NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+
+
+def not_a_number(value: Any) -> Any:
+    """Refuse a number for a date or timestamp: pydantic would read it as Unix time, and the API
+    takes ISO 8601 only (bodies here, query parameters in ``api.query``)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+        raise ValueError("must be an ISO 8601 date or timestamp, such as 2026-11-01T00:00:00Z")
+    return value
+
+
+def _is_temporal(annotation: Any) -> bool:
+    """Whether a field's type is a date or timestamp (also optional, or inside Annotated)."""
+    if isinstance(annotation, type):
+        return issubclass(annotation, dt.date)
+    return any(_is_temporal(arg) for arg in get_args(annotation))
+
+
 class ApiModel(BaseModel):
     """A pydantic model that reads and writes camelCase JSON and accepts field names too.
 
@@ -53,6 +80,14 @@ class ApiModel(BaseModel):
         extra="forbid",
         str_strip_whitespace=True,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _dates_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _is_temporal(field.annotation):
+            return not_a_number(value)
+        return value
 
     @field_validator("*", mode="after")
     @classmethod

@@ -617,7 +617,7 @@ LEAD_THREAD_NEEDS_PARTNER: dict[str, Any] = {
         "required": ["threadType"],
         "properties": {"threadType": {"not": {"const": ThreadType.INVOICE_CHAT.value}}},
     },
-    "then": {"required": ["partnerId"]},
+    "then": {"required": ["partnerId"], "properties": {"partnerId": {"type": "string"}}},
 }
 
 

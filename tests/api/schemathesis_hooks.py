@@ -1,18 +1,22 @@
-"""schemathesis hooks for the contract test (``hooks`` in schemathesis.toml): test data for what
-depends on state, which no schema can express.
+"""schemathesis hooks for the contract test (``hooks`` in schemathesis.toml): test data for the
+rules no schema can express, because they depend on stored state or span several fields.
+docs/api.md lists them; each is tested on its own elsewhere. A generated value that is invalid
+anyway is left as generated, to be refused.
 
 - An ``Idempotency-Key`` replays or refuses (422 ``idempotency_key_reused``) a second request
-  with the same key. Every valid key schemathesis generates is made unique; invalid ones (too
-  long, blank, NUL) are left as generated, to be refused.
+  with the same key: every valid key becomes a fresh one.
 - A ``creditorReference`` already used with other data is refused (422
-  ``duplicate_creditor_reference``): valid ones are made unique too.
-- A ``bankAccountId`` must name one of the caller's bank accounts (422 otherwise, like any id in
-  a body that is not yours). Generated ones become the account the test made
-  (``CASELOOP_BANK_ACCOUNT_ID``), when there is one.
+  ``duplicate_creditor_reference``): valid ones become fresh ones.
+- Ids in a body must name the caller's things (422 otherwise): ``bankAccountId`` becomes the
+  account the test made (``CASELOOP_BANK_ACCOUNT_ID``), ``userId`` the caller
+  (``CASELOOP_USER_ID``, else null: unassigned), ``partnerId``/``partnerIds`` a real partner
+  (``CASELOOP_PARTNER_ID``).
+- A case's ``date`` must not lie in the future, and ``dueDate`` not before ``date``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from typing import Any
@@ -22,28 +26,65 @@ from hypothesis import strategies as st
 
 from api.idempotency import HEADER, MAX_KEY_LENGTH
 
+CASE_BODIES = {("POST", "/api/cases"), ("PATCH", "/api/cases/{case_id}")}
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _date(value: object) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _case_dates(body: dict[str, Any], patch: bool) -> None:
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    date, due = _date(body.get("date")), _date(body.get("dueDate"))
+    if date is not None:
+        date = min(date, yesterday)
+        body["date"] = date.isoformat()
+        if patch and "dueDate" not in body:
+            due = date
+    if due is not None:
+        # Unchanged, the stored date is at most today; a changed one is ``date``.
+        floor = date if date is not None else (yesterday + dt.timedelta(days=1))
+        body["dueDate"] = max(due, floor).isoformat()
+
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     headers = case.headers or {}
     key = headers.get(HEADER)
     if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY_LENGTH and "\x00" not in key:
-        headers[HEADER] = f"{uuid.uuid4()}"
-    account = os.environ.get("CASELOOP_BANK_ACCOUNT_ID")
+        headers[HEADER] = str(uuid.uuid4())
     body = case.body
-    reference = body.get("creditorReference") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return
+    reference = body.get("creditorReference")
     if isinstance(reference, str) and reference.strip() and len(reference) <= 100:
         body["creditorReference"] = uuid.uuid4().hex
-    if account and isinstance(body, dict) and _is_uuid(body.get("bankAccountId")):
+    account = os.environ.get("CASELOOP_BANK_ACCOUNT_ID")
+    if account and _is_uuid(body.get("bankAccountId")):
         body["bankAccountId"] = account
-
-
-def _is_uuid(value: object) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return isinstance(value, str)
+    if _is_uuid(body.get("userId")):
+        body["userId"] = os.environ.get("CASELOOP_USER_ID") or None
+    partner = os.environ.get("CASELOOP_PARTNER_ID")
+    if partner and _is_uuid(body.get("partnerId")):
+        body["partnerId"] = partner
+    ids = body.get("partnerIds")
+    if partner and isinstance(ids, list) and ids and all(_is_uuid(i) for i in ids):
+        body["partnerIds"] = [partner]
+    if (case.method.upper(), case.path) in CASE_BODIES:
+        _case_dates(body, patch=case.method.upper() == "PATCH")
 
 
 def _iban(country: str, bban: str) -> str:

@@ -74,7 +74,9 @@ async def test_schemathesis_finds_no_failure(
     tmp_path: Path,
 ) -> None:
     actor = {"creditor": creditor, "partner": partner, "ops": ops}[role]
-    env = {}
+    env = {"CASELOOP_PARTNER_ID": str(partner.org_id)}
+    if actor is not ops:
+        env["CASELOOP_USER_ID"] = str(actor.principal.user_id)
     if actor is creditor:
         async with httpx.AsyncClient(base_url=served) as client:
             account = await client.post(
