@@ -2,13 +2,12 @@
 
 import datetime as dt
 import re
-from typing import Any, get_args
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
@@ -60,11 +59,9 @@ def not_a_number(value: Any) -> Any:
     return value
 
 
-def _is_temporal(annotation: Any) -> bool:
-    """Whether a field's type is a date or timestamp (also optional, or inside Annotated)."""
-    if isinstance(annotation, type):
-        return issubclass(annotation, dt.date)
-    return any(_is_temporal(arg) for arg in get_args(annotation))
+# A date or timestamp in a request body: ISO 8601, not a number.
+IsoDate = Annotated[dt.date, BeforeValidator(not_a_number)]
+IsoDatetime = Annotated[dt.datetime, BeforeValidator(not_a_number)]
 
 
 class ApiModel(BaseModel):
@@ -80,14 +77,6 @@ class ApiModel(BaseModel):
         extra="forbid",
         str_strip_whitespace=True,
     )
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _dates_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if field is not None and _is_temporal(field.annotation):
-            return not_a_number(value)
-        return value
 
     @field_validator("*", mode="after")
     @classmethod

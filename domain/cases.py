@@ -12,7 +12,7 @@ import pycountry
 from pydantic import AfterValidator, EmailStr, Field, WithJsonSchema, model_validator
 
 from domain.accounts import AccountSignal, BankAccountRef, OrgRef
-from domain.base import ApiModel, decimal_json_schema
+from domain.base import ApiModel, IsoDate, decimal_json_schema
 from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
 from domain.tasks import AccessLevel, AppliedUpdate, OutboxEvent, Task, TaskBookState
@@ -82,8 +82,8 @@ class CaseSubmission(ApiModel):
     creditor_reference: Annotated[str, Field(min_length=1, max_length=100)]
     currency_code: CurrencyCode
     amount_to_recover: Money
-    date: dt.date
-    due_date: dt.date
+    date: IsoDate
+    due_date: IsoDate
     claim_description: Annotated[str, Field(min_length=1, max_length=4000)]
     debtor: Debtor
     bank_account_id: UUID | None = None

@@ -27,7 +27,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem, invalid
 from api.routes.cases import MOVER_OF_ROLE, CaseCommandsDep, partner_ref
-from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel, decimal_json_schema
+from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel, IsoDate, decimal_json_schema
 from domain.cases import (
     CaseDetails,
     CaseView,
@@ -143,7 +143,7 @@ class PaymentEntry(ApiModel):
     """``POST /api/cases/{id}/payments``: a payment the debtor made."""
 
     amount: Amount
-    paid_on: dt.date
+    paid_on: IsoDate
     paid_to: Party
     note: OptionalNote = None
 
@@ -220,7 +220,7 @@ class CommissionEntry(ApiModel):
     """``POST /api/cases/{id}/commission-payments``: the creditor paid the commission invoice."""
 
     amount: Amount
-    paid_on: dt.date
+    paid_on: IsoDate
     invoice_reference: Annotated[str | None, Field(max_length=100)] = None
 
 

@@ -36,7 +36,7 @@ from api.query import QueryTimestamp
 from api.routes.tasks import TaskView, task_view
 from api.workflow_calls import call, update_workflow
 from domain.accounts import BankAccountRef, OrgRef
-from domain.base import DECIMAL_PATTERN, ApiModel, decimal_json_schema
+from domain.base import DECIMAL_PATTERN, ApiModel, IsoDate, decimal_json_schema
 from domain.cases import (
     AssignBankAccountInput,
     AssignPartnerInput,
@@ -483,8 +483,8 @@ class CaseCorrection(ApiModel):
 
     currency_code: CurrencyCode | None = None
     amount_to_recover: Money | None = None
-    date: dt.date | None = None
-    due_date: dt.date | None = None
+    date: IsoDate | None = None
+    due_date: IsoDate | None = None
     claim_description: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
     debtor: DebtorCorrection | None = None
 

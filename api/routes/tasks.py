@@ -25,7 +25,7 @@ from api.pagination import PageDep, PageInfo, page_info
 from api.query import QueryTimestamp
 from api.workflow_calls import update_workflow
 from domain.accounts import OrgRef
-from domain.base import ApiModel
+from domain.base import ApiModel, IsoDatetime
 from domain.cases import GenericTaskInput
 from domain.enums import OrgKind
 from domain.ids import case_workflow_id
@@ -104,7 +104,7 @@ class TaskList(ApiModel):
 
 
 class PostponeBody(ApiModel):
-    deadline: dt.datetime
+    deadline: IsoDatetime
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
@@ -120,7 +120,7 @@ class GenericTaskBody(ApiModel):
     case_id: UUID
     title: Annotated[str, Field(min_length=1, max_length=300)]
     description: Annotated[str, Field(max_length=4000)] = ""
-    deadline: dt.datetime | None = None
+    deadline: IsoDatetime | None = None
     access_level: AccessLevel | None = None  # ops only: which side the task is for
 
 

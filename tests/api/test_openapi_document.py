@@ -1,6 +1,7 @@
 """The OpenAPI document itself: valid, no dangling ``$ref``, every operation's error answers
-documented as problem+json, the bounds of the parameters as enforced, and what the server
-answers outside any route (405) consistent with it."""
+documented as problem+json, the bounds of the parameters as enforced, and the server's answers
+consistent with it (405 ``Allow``, and what schemathesis found: numbers taken for dates, 5.0
+refused as an integer, a 500 for files in a lead thread)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ from typing import Any
 import httpx
 import pytest
 from openapi_spec_validator import validate
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from api.openapi import CODES
 from api.pagination import MAX_PAGE, MAX_PAGE_SIZE
+from api.routes.case_work import ReviewEntry
 from settings import Settings
-from tests.support import Actor
+from store.models import Attachment
+from tests.api.test_chat import PDF, count, stored_files
+from tests.api.test_tasks import new_case
+from tests.support import Actor, case_body
 
 METHODS = ("get", "put", "post", "patch", "delete")
 
@@ -148,3 +155,47 @@ async def test_405_names_every_method_of_the_path(api: httpx.AsyncClient, credit
     assert response.headers["allow"] == "GET, PATCH"
     response = await api.put(f"/api/cases/{uuid.uuid4()}/notes", headers=creditor.headers)
     assert response.headers["allow"] == "GET, POST"
+
+
+# -- what schemathesis found the server doing against the schema -------------------------------
+async def test_a_number_is_not_a_date_or_timestamp(api: httpx.AsyncClient, creditor: Actor) -> None:
+    for params in ({"lastModifiedAfter": "0.5"}, {"dateFrom": "1700000000"}):
+        response = await api.get("/api/cases", params=params, headers=creditor.headers)
+        assert response.status_code == 422, (params, response.text)
+    response = await api.get("/api/tasks", params={"deadlineTo": "0"}, headers=creditor.headers)
+    assert response.status_code == 422, response.text
+    response = await api.post("/api/cases", json=case_body(date=0), headers=creditor.headers)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["date"]
+    # ISO 8601 with or without an offset, and plain dates, still work.
+    for value in ("2026-11-01T00:00:00Z", "2026-11-01T00:00:00", "2026-11-01"):
+        response = await api.get(
+            "/api/cases", params={"lastModifiedAfter": value}, headers=creditor.headers
+        )
+        assert response.status_code == 200, (value, response.text)
+
+
+def test_a_strict_integer_takes_five_point_zero_as_five() -> None:
+    assert ReviewEntry.model_validate({"rating": 5.0}).rating == 5
+    for value in ("5", True, 5.5):
+        with pytest.raises(ValidationError):
+            ReviewEntry.model_validate({"rating": value})
+
+
+async def test_files_for_a_lead_thread_without_its_partner_are_403_and_store_nothing(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    case_id = (await new_case(api, creditor))["caseId"]
+    response = await api.post(
+        f"/api/cases/{case_id}/chats",
+        data={"message": "Our terms", "threadType": "Lead Chat", "partnerId": str(uuid.uuid4())},
+        files={"files": ("terms.pdf", PDF, "application/pdf")},
+        headers={**creditor.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 403, response.text  # was a 500 (no such partner)
+    assert response.json()["code"] == "not_a_party"
+    assert await count(sessions, Attachment) == 0
+    assert stored_files(settings) == []
