@@ -10,8 +10,9 @@ anyway is left as generated, to be refused.
 - Ids in a body must name the caller's things (422 otherwise): ``bankAccountId`` becomes the
   account the test made (``CASELOOP_BANK_ACCOUNT_ID``), ``userId`` the caller
   (``CASELOOP_USER_ID``, else null: unassigned), ``partnerId``/``partnerIds`` a real partner
-  (``CASELOOP_PARTNER_ID``).
-- A case's ``date`` must not lie in the future, and ``dueDate`` not before ``date``.
+  (``CASELOOP_PARTNER_ID``), ``attachmentIds`` none (files are uploaded with the message).
+- A case's ``date`` must not lie in the future, and ``dueDate`` not before ``date``; a postponed
+  task's ``deadline`` must lie in the future (422 ``invalid_deadline``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ def _date(value: object) -> dt.date | None:
         return dt.date.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def _timestamp(value: object) -> bool:
+    try:
+        return isinstance(value, str) and dt.datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def _case_dates(body: dict[str, Any], patch: bool) -> None:
@@ -83,6 +91,11 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     ids = body.get("partnerIds")
     if partner and isinstance(ids, list) and ids and all(_is_uuid(i) for i in ids):
         body["partnerIds"] = [partner]
+    ids = body.get("attachmentIds")
+    if isinstance(ids, list) and all(_is_uuid(i) for i in ids):
+        body["attachmentIds"] = []
+    if case.path == "/api/tasks/{task_id}/postpone" and _timestamp(body.get("deadline")):
+        body["deadline"] = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
     if (case.method.upper(), case.path) in CASE_BODIES:
         _case_dates(body, patch=case.method.upper() == "PATCH")
 
