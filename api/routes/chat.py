@@ -610,12 +610,13 @@ THREAD_FIELDS: dict[str, Any] = {
     "threadType": {"type": "string", "enum": CASE_THREADS},
     "partnerId": {"type": "string", "format": "uuid"},
 }
+LEAD_THREADS = [t for t in CASE_THREADS if t != ThreadType.INVOICE_CHAT.value]
 # A lead thread is one per partner: a creditor names the partner (``thread_partner``; a
 # partner may send its own id, or leave it out).
 LEAD_THREAD_NEEDS_PARTNER: dict[str, Any] = {
     "if": {
         "required": ["threadType"],
-        "properties": {"threadType": {"not": {"const": ThreadType.INVOICE_CHAT.value}}},
+        "properties": {"threadType": {"enum": LEAD_THREADS}},
     },
     "then": {"required": ["partnerId"], "properties": {"partnerId": {"type": "string"}}},
 }
