@@ -427,8 +427,9 @@ def _message_body(
     model: type[MessagePost], fields: dict[str, Any], rules: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The OpenAPI request body of a chat post: ``model`` as JSON, or multipart with ``fields``
-    (text) plus ``attachmentIds`` and ``files``; ``rules`` (JSON Schema keywords) apply to
-    both."""
+    (text) plus ``attachmentIds`` and ``files``. ``rules`` (JSON Schema keywords) apply to the
+    JSON body; forms state them in their fields' descriptions (schemathesis cannot generate a
+    form with a file under ``if``/``then``)."""
     return {
         "requestBody": {
             "required": True,
@@ -438,7 +439,6 @@ def _message_body(
                 },
                 "multipart/form-data": {
                     "schema": {
-                        **(rules or {}),
                         "type": "object",
                         "required": ["message"],
                         "additionalProperties": False,
@@ -558,16 +558,14 @@ async def _file_response(attachment: Attachment, blobs: BlobStore) -> StreamingR
     )
 
 
-def _upload_body(fields: dict[str, Any], rules: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The OpenAPI request body of an upload: multipart with ``file`` and ``fields``, and
-    ``rules`` (JSON Schema keywords)."""
+def _upload_body(fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of an upload: multipart with ``file`` and ``fields``."""
     return {
         "requestBody": {
             "required": True,
             "content": {
                 "multipart/form-data": {
                     "schema": {
-                        **(rules or {}),
                         "type": "object",
                         "required": ["file"],
                         "additionalProperties": False,
@@ -608,7 +606,11 @@ NoteTaker = Annotated[Principal, Depends(_note_taker)]
 CHAT_FORM_FIELDS = ("message", "threadType", "partnerId")
 THREAD_FIELDS: dict[str, Any] = {
     "threadType": {"type": "string", "enum": CASE_THREADS},
-    "partnerId": {"type": "string", "format": "uuid"},
+    "partnerId": {
+        "type": "string",
+        "format": "uuid",
+        "description": "Required from a creditor for a Lead Chat or Invoice Questions Chat.",
+    },
 }
 LEAD_THREADS = [t for t in CASE_THREADS if t != ThreadType.INVOICE_CHAT.value]
 # A lead thread is one per partner: a creditor names the partner (``thread_partner``; a
@@ -720,7 +722,7 @@ async def list_case_messages(
     status_code=201,
     response_model=AttachmentView,
     responses={403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
-    openapi_extra=_upload_body(THREAD_FIELDS, LEAD_THREAD_NEEDS_PARTNER),
+    openapi_extra=_upload_body(THREAD_FIELDS),
 )
 async def upload_attachment(
     case_id: UUID,

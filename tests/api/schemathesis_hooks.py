@@ -11,6 +11,8 @@ anyway is left as generated, to be refused.
   account the test made (``CASELOOP_BANK_ACCOUNT_ID``), ``userId`` the caller
   (``CASELOOP_USER_ID``, else null: unassigned), ``partnerId``/``partnerIds`` a real partner
   (``CASELOOP_PARTNER_ID``), ``attachmentIds`` none (files are uploaded with the message).
+- A creditor names the partner of a lead thread (the JSON schema says so; a form cannot, see
+  ``api.routes.chat._message_body``): a form for one without ``partnerId`` gets the partner.
 - A case's ``date`` must not lie in the future, and ``dueDate`` not before ``date``; a postponed
   task's ``deadline`` must lie in the future (422 ``invalid_deadline``).
 """
@@ -26,6 +28,7 @@ import schemathesis
 from hypothesis import strategies as st
 
 from api.idempotency import HEADER, MAX_KEY_LENGTH
+from api.routes.chat import LEAD_THREADS
 
 CASE_BODIES = {("POST", "/api/cases"), ("PATCH", "/api/cases/{case_id}")}
 
@@ -91,6 +94,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     ids = body.get("partnerIds")
     if partner and isinstance(ids, list) and ids and all(_is_uuid(i) for i in ids):
         body["partnerIds"] = [partner]
+    if partner and body.get("threadType") in LEAD_THREADS and "partnerId" not in body:
+        body["partnerId"] = partner
     ids = body.get("attachmentIds")
     if isinstance(ids, list) and all(_is_uuid(i) for i in ids):
         body["attachmentIds"] = []
