@@ -123,10 +123,9 @@ def worker() -> None:
 @app.command()
 def api() -> None:
     """Serve the HTTP API with uvicorn on API_HOST:API_PORT."""
-    import uvicorn
+    from api.server import serve
 
-    settings = get_settings()
-    uvicorn.run("api.app:create_app", factory=True, host=settings.api_host, port=settings.api_port)
+    serve()
 
 
 @app.command()

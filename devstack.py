@@ -163,18 +163,12 @@ def run_dev_stack(settings: Settings) -> int:
             (
                 "api",
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "api.app:create_app",
-                        "--factory",
-                        "--host",
-                        settings.api_host,
-                        "--port",
-                        str(settings.api_port),
-                    ],
-                    env=env,
+                    [sys.executable, "-m", "api.server"],
+                    env={
+                        **env,
+                        "API_HOST": settings.api_host,
+                        "API_PORT": str(settings.api_port),
+                    },
                     start_new_session=True,
                 ),
             )

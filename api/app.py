@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
-from api import errors
+from api import errors, openapi
 from api.access_log import hide_query_strings
 from api.deadline import RequestDeadline
 from api.guard import RequestGuard
@@ -63,6 +63,7 @@ def create_app(
         per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
     )
     errors.install(app)
+    openapi.install(app, settings)
     # Before FastAPI reads a body: 401 without a key header, 413 past the body size cap.
     app.add_middleware(RequestGuard, settings=settings)
     # Outside the guard: a browser's CORS preflight carries no key.

@@ -8,7 +8,8 @@ from typing import Annotated
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
@@ -47,18 +48,26 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
+# The two ways to send a key, as OpenAPI security schemes (either one will do).
+BEARER = HTTPBearer(
+    scheme_name="bearerKey", description="`Authorization: Bearer <key>`", auto_error=False
+)
+X_API_KEY = APIKeyHeader(
+    name="XApiKey",
+    scheme_name="xApiKey",
+    description="`XApiKey: <key>`; wins over `Authorization` when both are sent.",
+    auto_error=False,
+)
+
+
 async def get_principal(
     request: Request,
     session: SessionDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header(alias="XApiKey")] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    x_api_key: Annotated[str | None, Depends(X_API_KEY)],
 ) -> Principal:
     """Authenticate ``Authorization: Bearer <key>`` or ``XApiKey: <key>``; 401 otherwise."""
-    key = x_api_key
-    if key is None and authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer":
-            key = value.strip()
+    key = x_api_key or (bearer.credentials.strip() if bearer else None)
     if not key:
         raise unauthenticated()
     principal = await principal_for_key(session=session, key=key)
@@ -89,7 +98,16 @@ def require_role(*roles: OrgKind, detail: str | None = None) -> Callable[[Princi
             )
         return principal
 
+    _ROLE_CHECKS.add(check)
     return check
+
+
+_ROLE_CHECKS: set[Callable[[Principal], Principal]] = set()
+
+
+def is_role_check(call: object) -> bool:
+    """Whether ``call`` is a ``require_role`` dependency (it may answer 403; api/openapi.py)."""
+    return call in _ROLE_CHECKS
 
 
 CreditorPrincipal = Annotated[Principal, Depends(require_role(OrgKind.CREDITOR))]

@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deadline import current_budget
+from api.routing import allowed_methods
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -160,7 +161,9 @@ def _field_path(location: Sequence[str | int]) -> str:
         elif "[" in item or item.startswith("function-"):
             continue
         else:
-            parts.append(("." if parts else "") + to_camel(item))
+            # A PascalCase alias (``PageSize``) names the camelCase parameter (``pageSize``).
+            name = to_camel(item) if "_" in item else item[:1].lower() + item[1:]
+            parts.append(("." if parts else "") + name)
     return "".join(parts) or "body"
 
 
@@ -192,7 +195,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return Problem(exc.status_code, code, str(exc.detail), headers=exc.headers).response(
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first matching route only; a path has one
+            # route per method, so name them all.
+            headers["Allow"] = ", ".join(sorted(allowed_methods(app, request.scope)))
+        return Problem(exc.status_code, code, str(exc.detail), headers=headers).response(
             request.url.path
         )
 

@@ -7,6 +7,9 @@ A pure ASGI middleware, so it runs before FastAPI parses anything:
   is still decided by ``api.deps.get_principal``.
   The Temporal Web UI's codec endpoint is the one exception: its credential is a secret in
   its path (``api.routes.codec``), checked by the route.
+- **A header size cap.** The request line aside, a request's headers may have at most
+  ``MAX_HEADER_BYTES``; more gets 431 ``headers_too_large`` (on every path), before anything
+  else is looked at. ``api.server`` has uvicorn read heads that large.
 - **A body size cap.** ``MAX_BODY_BYTES`` for a JSON (or any non-multipart) body, and
   ``ATTACHMENT_MAX_BYTES + MAX_BODY_BYTES`` for multipart/form-data. A larger body gets 413
   ``payload_too_large`` before the route runs: on its ``Content-Length`` when it declares one;
@@ -14,6 +17,8 @@ A pure ASGI middleware, so it runs before FastAPI parses anything:
   the cap before the app sees it (the codec endpoint's cap is at least 4 MiB, for Temporal's
   largest payloads); a multipart body streams through to the route (which checks
   each file against ``ATTACHMENT_MAX_BYTES`` itself) and is cut off once it passes the cap.
+- **Well-formed JSON.** A buffered ``POST``/``PUT``/``PATCH`` body sent as JSON must pass
+  ``api.json_body.check`` (UTF-8, syntax, nesting, number length), or gets its 400 problem.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import json_body
 from api.errors import Problem, unauthenticated
 from api.routes.codec import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from api.routes.codec import PREFIX as CODEC_PREFIX
@@ -32,6 +38,22 @@ from settings import Settings
 GUARDED_PREFIX = "/api/"
 UNGUARDED_PATHS = frozenset({"/api/health"})
 KEY_HEADERS = ("authorization", "xapikey")
+MAX_HEADER_BYTES = 16 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def headers_too_large(max_bytes: int = MAX_HEADER_BYTES) -> Problem:
+    return Problem(
+        431,
+        "headers_too_large",
+        f"The request headers may have at most {max_bytes} bytes in all.",
+        extra={"maxBytes": max_bytes},
+    )
+
+
+def header_bytes(scope: Scope) -> int:
+    """The size of the request's headers as sent: ``name: value\\r\\n`` each."""
+    return sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
 
 
 def payload_too_large(max_bytes: int) -> Problem:
@@ -65,6 +87,9 @@ class RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "") if scope["type"] == "http" else ""
+        if path and header_bytes(scope) > MAX_HEADER_BYTES:
+            await headers_too_large().response(path)(scope, receive, send)
+            return
         if not path.startswith(GUARDED_PREFIX) or path in UNGUARDED_PATHS:
             await self.app(scope, receive, send)
             return
@@ -86,10 +111,14 @@ class RequestGuard:
         if multipart:
             await self._streamed(scope, receive, send, cap)
         else:
-            await self._buffered(scope, receive, send, cap)
+            json = json_body.is_json(media) and scope["method"] in BODY_METHODS
+            await self._buffered(scope, receive, send, cap, json=json)
 
-    async def _buffered(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
-        """Read the whole body (at most ``cap`` bytes) first, then hand it to the app."""
+    async def _buffered(
+        self, scope: Scope, receive: Receive, send: Send, cap: int, *, json: bool
+    ) -> None:
+        """Read the whole body (at most ``cap`` bytes) first, check it if it is ``json``, then
+        hand it to the app."""
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -104,6 +133,9 @@ class RequestGuard:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
+        if json and (problem := json_body.check(b"".join(chunks))) is not None:
+            await problem.response(scope["path"])(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:

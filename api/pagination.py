@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from api.errors import invalid
 from domain.base import ApiModel
 
 DEFAULT_PAGE_SIZE = 10
@@ -16,6 +15,12 @@ MAX_PAGE_SIZE = 100
 # The largest row offset a page may start at: databases take OFFSET as a 32- or 64-bit integer,
 # and no list comes near it (a larger page would only ever be empty).
 MAX_OFFSET = 2**31 - 1
+# The last page number: at any page size, its offset stays within MAX_OFFSET. The bounds are
+# declared on the parameters, so the OpenAPI document states exactly what is enforced.
+MAX_PAGE = MAX_OFFSET // MAX_PAGE_SIZE + 1
+
+PageNumber = Annotated[int | None, Query(ge=1, le=MAX_PAGE)]
+PageSize = Annotated[int | None, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)]
 
 
 @dataclass(frozen=True)
@@ -29,24 +34,19 @@ class PageParams:
 
 
 def _page_params(
-    page: Annotated[int | None, Query()] = None,
-    page_pascal: Annotated[int | None, Query(alias="Page", include_in_schema=False)] = None,
-    page_size: Annotated[int | None, Query(alias="pageSize")] = None,
+    page: PageNumber = None,
+    page_pascal: Annotated[
+        int | None, Query(alias="Page", ge=1, le=MAX_PAGE, include_in_schema=False)
+    ] = None,
+    page_size: PageSize = None,
     page_size_pascal: Annotated[
-        int | None, Query(alias="PageSize", include_in_schema=False)
+        int | None,
+        Query(alias="PageSize", ge=1, le=MAX_PAGE_SIZE, include_in_schema=False),
     ] = None,
 ) -> PageParams:
     number = page if page is not None else page_pascal
     size = page_size if page_size is not None else page_size_pascal
-    number = 1 if number is None else number
-    size = DEFAULT_PAGE_SIZE if size is None else size
-    if number < 1:
-        raise invalid("page", "must be 1 or more")
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise invalid("pageSize", f"must be between 1 and {MAX_PAGE_SIZE}")
-    if (number - 1) * size > MAX_OFFSET:
-        raise invalid("page", f"is too large: (page - 1) * pageSize must not exceed {MAX_OFFSET}")
-    return PageParams(number, size)
+    return PageParams(1 if number is None else number, DEFAULT_PAGE_SIZE if size is None else size)
 
 
 PageDep = Annotated[PageParams, Depends(_page_params)]

@@ -1,13 +1,43 @@
 """The base model every payload uses: camelCase on the wire, snake_case in Python."""
 
+import datetime as dt
+import re
 import unicodedata
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from domain.time import check_timestamp
+from domain.time import YEARS_SCHEMA, check_timestamp
+
+
+def decimal_json_schema(pattern: str, *, number: dict[str, Any] | None = None) -> WithJsonSchema:
+    """The JSON schema of a decimal field: a JSON number within ``number``'s bounds, or a string
+    matching ``pattern``. pydantic's own leaves the string unconstrained, so a document would
+    promise that ``""`` or ``"0"`` is an amount."""
+    return WithJsonSchema(
+        {"anyOf": [{"type": "number", **(number or {})}, {"type": "string", "pattern": pattern}]}
+    )
+
+
+def _integral_float_as_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# For a strict integer field (no "5", no true), placed after its Field: 5.0 is the integer 5, as
+# JSON Schema has it.
+INTEGRAL_FLOAT_AS_INT = BeforeValidator(_integral_float_as_int)
+
+
+# A decimal literal as a query parameter or in a body: digits, an optional point and fraction.
+DECIMAL_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
 
 
 def has_nul(value: Any) -> bool:
@@ -44,6 +74,26 @@ def invisible_text(value: Any) -> bool:
     return False
 
 
+_NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
+
+
+def not_a_number(value: Any) -> Any:
+    """Refuse a number for a date or timestamp: pydantic would read it as Unix time, and the API
+    takes ISO 8601 only (bodies here, query parameters in ``api.query``)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+        raise ValueError("must be an ISO 8601 date or timestamp, such as 2026-11-01T00:00:00Z")
+    return value
+
+
+# A date or timestamp in a request body: ISO 8601, not a number.
+# Both only in the years 1900 to 2099 (domain/time.py; ``ApiModel`` checks timestamps,
+# ``domain.plausible.PlausibleDate`` business dates), which the schema says with a pattern.
+IsoDate = Annotated[dt.date, BeforeValidator(not_a_number), Field(json_schema_extra=YEARS_SCHEMA)]
+IsoDatetime = Annotated[
+    dt.datetime, BeforeValidator(not_a_number), Field(json_schema_extra=YEARS_SCHEMA)
+]
+
+
 class ApiModel(BaseModel):
     """A pydantic model that reads and writes camelCase JSON and accepts field names too.
 
@@ -71,8 +121,10 @@ class ApiModel(BaseModel):
             raise ValueError("must not contain NUL (\\u0000) characters")
         if invisible_text(value):
             raise ValueError("must contain a visible character")
-        if isinstance(value, datetime):
+        if isinstance(value, dt.datetime):
             return check_timestamp(value)
-        if isinstance(value, list) and any(isinstance(item, datetime) for item in value):
-            return [check_timestamp(item) if isinstance(item, datetime) else item for item in value]
+        if isinstance(value, list) and any(isinstance(item, dt.datetime) for item in value):
+            return [
+                check_timestamp(item) if isinstance(item, dt.datetime) else item for item in value
+            ]
         return value

@@ -9,10 +9,17 @@ from typing import Annotated
 from uuid import UUID
 
 import pycountry
-from pydantic import AfterValidator, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from domain.accounts import AccountSignal, BankAccountRef, OrgRef
-from domain.base import ApiModel
+from domain.base import ApiModel, decimal_json_schema
 from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
 from domain.plausible import PlausibleDate, check_payment_term
@@ -47,12 +54,29 @@ def _iso_3166_alpha2(code: str) -> str:
     return code
 
 
-CurrencyCode = Annotated[str, AfterValidator(_iso_4217)]
-CountryAlpha2 = Annotated[str, AfterValidator(_iso_3166_alpha2)]
+# The schemas list the codes in upper case; any letter case is accepted.
+CurrencyCode = Annotated[
+    str,
+    AfterValidator(_iso_4217),
+    WithJsonSchema({"type": "string", "enum": sorted(CURRENCY_CODES)}),
+]
+CountryAlpha2 = Annotated[
+    str,
+    AfterValidator(_iso_3166_alpha2),
+    WithJsonSchema({"type": "string", "enum": sorted(COUNTRY_CODES)}),
+]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 OptionalText = Annotated[str | None, Field(default=None, max_length=200)]
 Note = Annotated[str, Field(min_length=1, max_length=4000)]
-Money = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=2)]
+# More than 0, at most 13 digits before the point and 2 after it (trailing zeros aside).
+Money = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=15, decimal_places=2),
+    decimal_json_schema(
+        r"^\+?(0*[1-9][0-9]{0,12}(\.[0-9]{0,2}0*)?|0*\.(0[1-9]|[1-9][0-9]?)0*)$",
+        number={"exclusiveMinimum": 0, "maximum": 9999999999999.99, "multipleOf": 0.01},
+    ),
+]
 Rating = Annotated[int, Field(ge=0, le=10)]
 
 
@@ -74,7 +98,7 @@ class CaseSubmission(ApiModel):
 
     creditor_reference: Annotated[str, Field(min_length=1, max_length=100)]
     currency_code: CurrencyCode
-    amount_to_recover: Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=2)]
+    amount_to_recover: Money
     date: PlausibleDate  # the invoice date; the API also refuses one after today
     due_date: PlausibleDate
     claim_description: Annotated[str, Field(min_length=1, max_length=4000)]

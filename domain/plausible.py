@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, Field
 
-from domain.time import EARLIEST, LATEST
+from domain.base import not_a_number
+from domain.time import EARLIEST, LATEST, YEARS_SCHEMA
 
 # The same years as every timestamp (domain/time.py): 1900 to 2099.
 EARLIEST_DATE = EARLIEST.date()
@@ -30,7 +31,13 @@ def _plausible_date(day: dt.date) -> dt.date:
     return day
 
 
-PlausibleDate = Annotated[dt.date, AfterValidator(_plausible_date)]
+# ISO 8601 only (a number would be read as Unix time), within the years; the schema says both.
+PlausibleDate = Annotated[
+    dt.date,
+    BeforeValidator(not_a_number),
+    AfterValidator(_plausible_date),
+    Field(json_schema_extra=YEARS_SCHEMA),
+]
 
 
 def check_payment_term(invoice_date: dt.date, due_date: dt.date) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, WithJsonSchema
 from schwifty import IBAN, exceptions
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy import select
@@ -44,8 +44,12 @@ def _iban(value: str) -> str:
     return str(iban.compact)
 
 
+# Check digits are beyond a pattern: the schema names the format ("iban", ISO 13616).
+IBAN_SCHEMA = {"type": "string", "format": "iban"}
+
+
 class BankAccountBody(ApiModel):
-    iban: Annotated[str, AfterValidator(_iban)]
+    iban: Annotated[str, AfterValidator(_iban), WithJsonSchema(IBAN_SCHEMA)]
     holder_name: Annotated[str, Field(min_length=1, max_length=200)]
     currency_code: CurrencyCode
 

@@ -26,7 +26,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem
 from api.routes.cases import MOVER_OF_ROLE, CaseCommandsDep, partner_ref
-from domain.base import ApiModel
+from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel, decimal_json_schema
 from domain.cases import (
     CaseDetails,
     CaseView,
@@ -38,7 +38,6 @@ from domain.cases import (
     PartnerReview,
     Payment,
     Quote,
-    Rating,
     RecordCommissionInput,
     RecordPaymentInput,
     RequestQuotesInput,
@@ -253,7 +252,7 @@ async def record_commission(
 
 # -- the partner review ------------------------------------------------------------------------
 class ReviewEntry(ApiModel):
-    rating: Annotated[Rating, Field(strict=True)]
+    rating: Annotated[int, Field(strict=True, ge=0, le=10), INTEGRAL_FLOAT_AS_INT]
     comment: Annotated[str | None, Field(max_length=4000)] = None
 
 
@@ -355,6 +354,11 @@ class QuoteOffer(ApiModel):
         Decimal,
         Field(gt=0, le=100, max_digits=5, decimal_places=2),
         AfterValidator(lambda fee: fee.quantize(CENT)),
+        # More than 0, at most 100, at most 2 places (trailing zeros aside).
+        decimal_json_schema(
+            r"^\+?0*(100(\.0*)?|[1-9][0-9]?(\.[0-9]{0,2}0*)?|\.(0[1-9]|[1-9][0-9]?)0*)$",
+            number={"exclusiveMinimum": 0, "maximum": 100, "multipleOf": 0.01},
+        ),
     ]
     terms: Annotated[str | None, Field(max_length=4000)] = None
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, EmailStr, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
@@ -32,10 +32,11 @@ from api.deps import (
 from api.errors import FieldError, Problem, check_no_nul, invalid
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
+from api.query import QueryTimestamp
 from api.routes.tasks import TaskView, task_view
 from api.workflow_calls import call, update_workflow
 from domain.accounts import BankAccountRef, OrgRef
-from domain.base import ApiModel
+from domain.base import DECIMAL_PATTERN, ApiModel, decimal_json_schema
 from domain.cases import (
     AssignBankAccountInput,
     AssignPartnerInput,
@@ -45,16 +46,21 @@ from domain.cases import (
     CaseView,
     ChangeStatusInput,
     CorrectCaseInput,
+    CountryAlpha2,
+    CurrencyCode,
     Debtor,
     HistoryEntry,
+    Money,
+    OptionalText,
     PartnerDecisionInput,
+    ShortText,
     SubmitCaseInput,
 )
-from domain.enums import CaseStatus, Lifecycle, OrgKind, Party, SubStatus
+from domain.enums import CaseStatus, DebtorType, Lifecycle, OrgKind, Party, SubStatus
 from domain.ids import case_number, case_workflow_id
 from domain.lifecycle import current_stage, lifecycle_of
 from domain.plausible import PlausibleDate
-from domain.time import Timestamp, as_utc, whole_days_between
+from domain.time import as_utc, whole_days_between
 from domain.transitions import CloseCode, Mover
 from settings import Settings
 from store import cases as case_store
@@ -237,16 +243,19 @@ async def create_case(
     return await idempotent(request, principal, submission.model_dump(mode="json"), execute)
 
 
+AmountQuery = Annotated[Decimal, decimal_json_schema(DECIMAL_PATTERN)]
+
+
 def _case_filter(
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     lifecycle: Lifecycle | None = None,
     partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
     debtor_name: Annotated[str | None, Query(alias="debtorName", max_length=200)] = None,
-    amount_from: Annotated[Decimal | None, Query(alias="amountFrom")] = None,
-    amount_to: Annotated[Decimal | None, Query(alias="amountTo")] = None,
-    date_from: Annotated[Timestamp | None, Query(alias="dateFrom")] = None,
-    date_to: Annotated[Timestamp | None, Query(alias="dateTo")] = None,
-    last_modified_after: Annotated[Timestamp | None, Query(alias="lastModifiedAfter")] = None,
+    amount_from: Annotated[AmountQuery | None, Query(alias="amountFrom")] = None,
+    amount_to: Annotated[AmountQuery | None, Query(alias="amountTo")] = None,
+    date_from: Annotated[QueryTimestamp | None, Query(alias="dateFrom")] = None,
+    date_to: Annotated[QueryTimestamp | None, Query(alias="dateTo")] = None,
+    last_modified_after: Annotated[QueryTimestamp | None, Query(alias="lastModifiedAfter")] = None,
 ) -> case_store.CaseFilter:
     """The case filters of the query string, shared by the list and the status summary."""
     check_no_nul("debtorName", debtor_name)
@@ -424,15 +433,54 @@ def _case_commands(request: Request, session: SessionDep, client: TemporalDep) -
 CaseCommandsDep = Annotated[CaseCommands, Depends(_case_commands)]
 
 
-class CaseCorrection(ApiModel):
-    """``PATCH /api/cases/{id}``: the fields to change; creditorReference cannot change."""
+def not_nullable(*fields: str) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` that drops ``null`` from these fields' schemas: a PATCH may leave
+    them out, but null fails the merge with the case (422), so the schema must not offer it."""
 
-    currency_code: str | None = None
-    amount_to_recover: Decimal | None = None
+    def drop_null(schema: dict[str, Any]) -> None:
+        for name in fields:
+            prop = schema["properties"][name]
+            branches = [b for b in prop.pop("anyOf", []) if b != {"type": "null"}]
+            if len(branches) == 1:
+                prop.update(branches[0])
+            elif branches:
+                prop["anyOf"] = branches
+            prop.pop("default", None)
+
+    return drop_null
+
+
+class DebtorCorrection(ApiModel):
+    """The debtor fields a PATCH changes (``Debtor``'s rules); null clears an optional one."""
+
+    model_config = ConfigDict(json_schema_extra=not_nullable("type", "name", "countryAlpha2"))
+
+    type: DebtorType | None = None
+    name: ShortText | None = None
+    contact_person: OptionalText = None
+    address: OptionalText = None
+    city: Annotated[str | None, Field(max_length=100)] = None
+    zip_code: Annotated[str | None, Field(max_length=20)] = None
+    country_alpha2: CountryAlpha2 | None = None
+    email: EmailStr | None = None
+
+
+class CaseCorrection(ApiModel):
+    """``PATCH /api/cases/{id}``: the fields to change (``CaseSubmission``'s rules);
+    creditorReference cannot change."""
+
+    model_config = ConfigDict(
+        json_schema_extra=not_nullable(
+            "currencyCode", "amountToRecover", "date", "dueDate", "claimDescription", "debtor"
+        )
+    )
+
+    currency_code: CurrencyCode | None = None
+    amount_to_recover: Money | None = None
     date: PlausibleDate | None = None
     due_date: PlausibleDate | None = None
-    claim_description: str | None = None
-    debtor: dict[str, object] | None = None
+    claim_description: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
+    debtor: DebtorCorrection | None = None
 
 
 @router.patch("/{case_id}", response_model=CaseView, responses={404: {}, 409: {}, 422: {}})

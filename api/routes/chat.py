@@ -20,7 +20,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import Field, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import (
@@ -34,6 +34,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem, forbidden, invalid, not_found
 from api.idempotency import derived_id, idempotent
+from api.json_body import malformed_json
 from api.pagination import PageDep, PageInfo, page_info
 from api.routes.tasks import UserRef
 from api.uploads import (
@@ -46,7 +47,7 @@ from api.uploads import (
     store_uploads,
 )
 from api.workflow_calls import update_workflow
-from domain.base import ApiModel
+from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel
 from domain.cases import LEAD_THREAD_QUOTES, CaseDetails, thread_open
 from domain.chat import (
     MAX_ATTACHMENTS_PER_MESSAGE,
@@ -91,7 +92,10 @@ NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
 class ThreadRef(ApiModel):
     """Which thread of a case: its type, and for a creditor in a lead thread the partner."""
 
-    thread_type: ThreadType = ThreadType.INVOICE_CHAT
+    # The schema offers the case threads only (General is refused below).
+    thread_type: Annotated[ThreadType, WithJsonSchema({"type": "string", "enum": CASE_THREADS})] = (
+        ThreadType.INVOICE_CHAT
+    )
     partner_id: UUID | None = None
 
     @field_validator("thread_type")
@@ -173,7 +177,7 @@ class NoteEntry(ApiModel):
 
 
 class CallEntry(ApiModel):
-    duration_seconds: Annotated[int, Field(ge=0, le=86_400, strict=True)]
+    duration_seconds: Annotated[int, Field(ge=0, le=86_400, strict=True), INTEGRAL_FLOAT_AS_INT]
     outcome: CallOutcome
     note: Annotated[str | None, Field(max_length=4000)] = None
 
@@ -418,20 +422,31 @@ MESSAGE_FILE_FIELDS: dict[str, Any] = {
 }
 
 
-def _message_body(model: type[MessagePost], fields: dict[str, Any]) -> dict[str, Any]:
+def _message_body(
+    model: type[MessagePost], fields: dict[str, Any], rules: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The OpenAPI request body of a chat post: ``model`` as JSON, or multipart with ``fields``
-    (text) plus ``attachmentIds`` and ``files``."""
+    (text) plus ``attachmentIds`` and ``files``. ``rules`` (JSON Schema keywords) apply to the
+    JSON body; forms state them in their fields' descriptions (schemathesis cannot generate a
+    form with a file under ``if``/``then``)."""
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": model.model_json_schema(by_alias=True)},
+                "application/json": {
+                    "schema": {**model.model_json_schema(by_alias=True), **(rules or {})}
+                },
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
                         "required": ["message"],
+                        "additionalProperties": False,
                         "properties": {
-                            "message": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
+                            "message": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_MESSAGE_CHARS,
+                            },
                             **fields,
                             **MESSAGE_FILE_FIELDS,
                         },
@@ -478,10 +493,11 @@ async def _message_post(
                 "unsupported_media_type",
                 "Send a message as application/json, or as multipart/form-data with files.",
             )
+        # api.guard has checked the JSON (api.json_body) before the route ran.
         try:
             raw = await request.json()
         except ValueError as exc:
-            raise Problem(422, "validation_failed", "The body is not valid JSON.") from exc
+            raise malformed_json("it cannot be parsed") from exc
         post = model.model_validate(raw)
     uploads = form.files if form else []
     if len(post.attachment_ids) + len(uploads) > MAX_ATTACHMENTS_PER_MESSAGE:
@@ -551,6 +567,7 @@ def _upload_body(fields: dict[str, Any]) -> dict[str, Any]:
                     "schema": {
                         "type": "object",
                         "required": ["file"],
+                        "additionalProperties": False,
                         "properties": {"file": {"type": "string", "format": "binary"}, **fields},
                     }
                 }
@@ -588,7 +605,21 @@ NoteTaker = Annotated[Principal, Depends(_note_taker)]
 CHAT_FORM_FIELDS = ("message", "threadType", "partnerId")
 THREAD_FIELDS: dict[str, Any] = {
     "threadType": {"type": "string", "enum": CASE_THREADS},
-    "partnerId": {"type": "string", "format": "uuid"},
+    "partnerId": {
+        "type": "string",
+        "format": "uuid",
+        "description": "Required from a creditor for a Lead Chat or Invoice Questions Chat.",
+    },
+}
+LEAD_THREADS = [t for t in CASE_THREADS if t != ThreadType.INVOICE_CHAT.value]
+# A lead thread is one per partner: a creditor names the partner (``thread_partner``; a
+# partner may send its own id, or leave it out).
+LEAD_THREAD_NEEDS_PARTNER: dict[str, Any] = {
+    "if": {
+        "required": ["threadType"],
+        "properties": {"threadType": {"enum": LEAD_THREADS}},
+    },
+    "then": {"required": ["partnerId"], "properties": {"partnerId": {"type": "string"}}},
 }
 
 
@@ -597,7 +628,7 @@ THREAD_FIELDS: dict[str, Any] = {
     status_code=201,
     response_model=ChatMessageView,
     responses={403: {}, 404: {}, 409: {}, 413: {}, 415: {}, 422: {}},
-    openapi_extra=_message_body(ChatPost, THREAD_FIELDS),
+    openapi_extra=_message_body(ChatPost, THREAD_FIELDS, LEAD_THREAD_NEEDS_PARTNER),
 )
 async def post_case_message(
     case_id: UUID,
@@ -641,6 +672,8 @@ async def post_case_message(
                 )
                 return message
 
+            if uploads:  # nothing is stored for a thread the caller cannot write in
+                check_thread_open(row, principal, post.thread_type, side)
             owner = AttachmentOwner.of_case(case_id, side)
             return await _post_with_files(request, principal, session, owner, post, uploads, send)
 

@@ -22,9 +22,10 @@ from api.deps import CurrentPrincipal, SessionDep, SettingsDep, TemporalDep, vis
 from api.errors import Problem, check_no_nul, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
+from api.query import QueryTimestamp
 from api.workflow_calls import update_workflow
 from domain.accounts import OrgRef
-from domain.base import ApiModel
+from domain.base import ApiModel, IsoDatetime
 from domain.cases import GenericTaskInput
 from domain.enums import OrgKind
 from domain.ids import case_workflow_id
@@ -41,7 +42,7 @@ from domain.tasks import (
     action_of,
     solution_url,
 )
-from domain.time import Timestamp, as_utc
+from domain.time import as_utc
 from settings import Settings
 from store import tasks as task_store
 from store.accounts import Principal
@@ -103,7 +104,7 @@ class TaskList(ApiModel):
 
 
 class PostponeBody(ApiModel):
-    deadline: dt.datetime
+    deadline: IsoDatetime
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
 
 
@@ -119,7 +120,7 @@ class GenericTaskBody(ApiModel):
     case_id: UUID
     title: Annotated[str, Field(min_length=1, max_length=300)]
     description: Annotated[str, Field(max_length=4000)] = ""
-    deadline: dt.datetime | None = None
+    deadline: IsoDatetime | None = None
     access_level: AccessLevel | None = None  # ops only: which side the task is for
 
 
@@ -172,8 +173,8 @@ async def list_tasks(
     type: Annotated[list[TaskType] | None, Query()] = None,
     assignee: UUID | None = None,
     overdue: bool | None = None,
-    deadline_from: Annotated[Timestamp | None, Query(alias="deadlineFrom")] = None,
-    deadline_to: Annotated[Timestamp | None, Query(alias="deadlineTo")] = None,
+    deadline_from: Annotated[QueryTimestamp | None, Query(alias="deadlineFrom")] = None,
+    deadline_to: Annotated[QueryTimestamp | None, Query(alias="deadlineTo")] = None,
     case_id: Annotated[UUID | None, Query(alias="caseId")] = None,
 ) -> TaskList:
     """Your organisation's tasks (account-level ones included), earliest deadline first."""

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.pagination import MAX_PAGE, MAX_PAGE_SIZE
 from domain.enums import OrgKind
 from settings import Settings
 from store.db import transaction
@@ -350,9 +351,9 @@ async def test_page_past_the_largest_offset_is_422_on_every_list(
             response = await api.get(url, params=params, headers=creditor.headers)
             assert response.status_code == 422, (url, params, response.text)
             assert [e["field"] for e in response.json()["errors"]] == ["page"]
-    # The largest offset itself is fine: an empty page.
+    # The last page at the largest page size is fine: an empty page.
     last = await api.get(
-        "/api/cases", params={"page": 2**31, "pageSize": 1}, headers=creditor.headers
+        "/api/cases", params={"page": MAX_PAGE, "pageSize": MAX_PAGE_SIZE}, headers=creditor.headers
     )
     assert last.status_code == 200, last.text
     assert last.json()["data"] == []

@@ -1,0 +1,148 @@
+"""schemathesis hooks for the contract test (``hooks`` in schemathesis.toml): test data for the
+rules no schema can express, because they depend on stored state or span several fields.
+docs/api.md lists them; each is tested on its own elsewhere. A generated value that is invalid
+anyway is left as generated, to be refused.
+
+- An ``Idempotency-Key`` replays or refuses (422 ``idempotency_key_reused``) a second request
+  with the same key: every valid key becomes a fresh one.
+- A ``creditorReference`` already used with other data is refused (422
+  ``duplicate_creditor_reference``): valid ones become fresh ones.
+- Ids in a body must name the caller's things (422 otherwise): ``bankAccountId`` becomes the
+  account the test made (``CASELOOP_BANK_ACCOUNT_ID``), ``userId`` the caller
+  (``CASELOOP_USER_ID``, else null: unassigned), ``partnerId``/``partnerIds`` a real partner
+  (``CASELOOP_PARTNER_ID``), ``attachmentIds`` none (files are uploaded with the message).
+- A creditor names the partner of a lead thread (the JSON schema says so; a form cannot, see
+  ``api.routes.chat._message_body``): a form for one without ``partnerId`` gets the partner.
+- A case's ``date`` must not lie in the future, and ``dueDate`` not before ``date`` nor more
+  than the longest payment term after it (``domain.plausible``); a postponed task's ``deadline``
+  must lie in the future (422 ``invalid_deadline``). A PATCH does not know the stored date, so
+  generated case dates lie within the last year, which keeps a due date alone consistent.
+- An IBAN must follow its country's rules (``schwifty``): the ``iban`` format draws real ones.
+- An uploaded file's bytes must be of its declared type (``api.filetypes``): a generated file
+  becomes a small real PDF, the first type the schema names for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from typing import Any
+
+import schemathesis
+from hypothesis import strategies as st
+
+from api.idempotency import HEADER, MAX_KEY_LENGTH
+from api.routes.chat import LEAD_THREADS
+from domain.plausible import MAX_PAYMENT_TERM
+from tests.files import PDF
+
+CASE_BODIES = {("POST", "/api/cases"), ("PATCH", "/api/cases/{case_id}")}
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _date(value: object) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _timestamp(value: object) -> bool:
+    try:
+        return isinstance(value, str) and dt.datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _case_dates(body: dict[str, Any], patch: bool) -> None:
+    today = dt.date.today()
+    earliest, yesterday = today - dt.timedelta(days=365), today - dt.timedelta(days=1)
+    date, due = _date(body.get("date")), _date(body.get("dueDate"))
+    if date is not None:
+        date = min(max(date, earliest), yesterday)
+        body["date"] = date.isoformat()
+        if patch and "dueDate" not in body:
+            due = date
+    if due is not None:
+        # Unchanged, the stored date lies within the last year; a changed one is ``date``.
+        floor = date if date is not None else today
+        ceiling = (date if date is not None else earliest) + MAX_PAYMENT_TERM
+        body["dueDate"] = min(max(due, floor), ceiling).isoformat()
+
+
+def _real_files(body: dict[str, Any], case: Any) -> None:
+    types = getattr(case, "multipart_content_types", None)
+    for name, value in list(body.items()):
+        if isinstance(types, dict) and name in types:
+            types[name] = "application/pdf"
+        if isinstance(value, bytes | bytearray):
+            body[name] = PDF
+        elif (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, bytes | bytearray) for v in value)
+        ):
+            body[name] = [PDF for _ in value]
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    headers = case.headers or {}
+    key = headers.get(HEADER)
+    if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY_LENGTH and "\x00" not in key:
+        headers[HEADER] = str(uuid.uuid4())
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    if case.media_type == "multipart/form-data":
+        _real_files(body, case)
+    reference = body.get("creditorReference")
+    if isinstance(reference, str) and reference.strip() and len(reference) <= 100:
+        body["creditorReference"] = uuid.uuid4().hex
+    account = os.environ.get("CASELOOP_BANK_ACCOUNT_ID")
+    if account and _is_uuid(body.get("bankAccountId")):
+        body["bankAccountId"] = account
+    if _is_uuid(body.get("userId")):
+        body["userId"] = os.environ.get("CASELOOP_USER_ID") or None
+    partner = os.environ.get("CASELOOP_PARTNER_ID")
+    if partner and _is_uuid(body.get("partnerId")):
+        body["partnerId"] = partner
+    ids = body.get("partnerIds")
+    if partner and isinstance(ids, list) and ids and all(_is_uuid(i) for i in ids):
+        body["partnerIds"] = [partner]
+    if partner and body.get("threadType") in LEAD_THREADS and "partnerId" not in body:
+        body["partnerId"] = partner
+    ids = body.get("attachmentIds")
+    if isinstance(ids, list) and all(_is_uuid(i) for i in ids):
+        body["attachmentIds"] = []
+    if case.path == "/api/tasks/{task_id}/postpone" and _timestamp(body.get("deadline")):
+        body["deadline"] = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
+    if (case.method.upper(), case.path) in CASE_BODIES:
+        _case_dates(body, patch=case.method.upper() == "PATCH")
+
+
+# "format": "iban" (POST /api/bank-accounts): real IBANs, for positive tests to get past.
+schemathesis.openapi.format(
+    "iban",
+    st.sampled_from(
+        [
+            "DK5000400440116243",
+            "DE89370400440532013000",
+            "GB29NWBK60161331926819",
+            "FR1420041010050500013M02606",
+            "NL91ABNA0417164300",
+            "NO9386011117947",
+            "ES9121000418450200051332",
+        ]
+    ),
+)

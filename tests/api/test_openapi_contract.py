@@ -1,0 +1,88 @@
+"""The OpenAPI document is the truth: schemathesis, all checks, as creditor, partner and ops.
+
+The app runs in a real uvicorn server on 127.0.0.1 (in the test's event loop, beside the
+worker), and ``schemathesis run`` (configured by ``schemathesis.toml``) runs against it once per
+actor, with a bounded number of examples and a fixed seed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import Actor
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+MAX_EXAMPLES = os.environ.get("CASELOOP_SCHEMATHESIS_EXAMPLES", "5")
+BANK_ACCOUNT = {"iban": "DK5000400440116243", "holderName": "Contract Test", "currencyCode": "DKK"}
+
+
+# The coverage phase (boundary values of every schema) is the long one and the same for every
+# role: the creditor runs it; all three run examples, fuzzing and stateful.
+PHASES = {
+    "creditor": "examples,coverage,fuzzing,stateful",
+    "partner": "examples,fuzzing,stateful",
+    "ops": "examples,fuzzing,stateful",
+}
+
+
+async def schemathesis(
+    base_url: str, role: str, actor: Actor, tmp_path: Path, env: dict[str, str]
+) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(ROOT / "schemathesis.toml"),
+        "run",
+        f"{base_url}/openapi.json",
+        "--max-examples",
+        MAX_EXAMPLES,
+        "--phases",
+        PHASES[role],
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "NO_COLOR": "1",
+            "PYTHONPATH": str(ROOT),
+            "CASELOOP_API_KEY": actor.key,
+            **env,
+        },
+    )
+    output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode(errors="replace")
+
+
+@pytest.mark.parametrize("role", ["creditor", "partner", "ops"])
+async def test_schemathesis_finds_no_failure(
+    role: str,
+    served: str,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    tmp_path: Path,
+) -> None:
+    actor = {"creditor": creditor, "partner": partner, "ops": ops}[role]
+    env = {"CASELOOP_PARTNER_ID": str(partner.org_id)}
+    if actor is not ops:
+        env["CASELOOP_USER_ID"] = str(actor.principal.user_id)
+    if actor is creditor:
+        async with httpx.AsyncClient(base_url=served) as client:
+            account = await client.post(
+                "/api/bank-accounts", json=BANK_ACCOUNT, headers=actor.headers
+            )
+        assert account.status_code == 201, account.text
+        env["CASELOOP_BANK_ACCOUNT_ID"] = account.json()["id"]
+    code, output = await schemathesis(served, role, actor, tmp_path, env)
+    assert code == 0, output
