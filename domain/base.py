@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from domain.time import YEARS_SCHEMA, check_timestamp
+from domain.time import YEARS_DESCRIPTION, check_timestamp
 
 
 def decimal_json_schema(pattern: str, *, number: dict[str, Any] | None = None) -> WithJsonSchema:
@@ -88,9 +88,9 @@ def not_a_number(value: Any) -> Any:
 # A date or timestamp in a request body: ISO 8601, not a number.
 # Both only in the years 1900 to 2099 (domain/time.py; ``ApiModel`` checks timestamps,
 # ``domain.plausible.PlausibleDate`` business dates), which the schema says with a pattern.
-IsoDate = Annotated[dt.date, BeforeValidator(not_a_number), Field(json_schema_extra=YEARS_SCHEMA)]
+IsoDate = Annotated[dt.date, BeforeValidator(not_a_number), Field(description=YEARS_DESCRIPTION)]
 IsoDatetime = Annotated[
-    dt.datetime, BeforeValidator(not_a_number), Field(json_schema_extra=YEARS_SCHEMA)
+    dt.datetime, BeforeValidator(not_a_number), Field(description=YEARS_DESCRIPTION)
 ]
 
 

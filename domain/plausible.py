@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from domain.base import not_a_number
-from domain.time import EARLIEST, LATEST, YEARS_SCHEMA
+from domain.time import EARLIEST, LATEST, YEARS_DESCRIPTION
 
 # The same years as every timestamp (domain/time.py): 1900 to 2099.
 EARLIEST_DATE = EARLIEST.date()
@@ -36,7 +36,7 @@ PlausibleDate = Annotated[
     dt.date,
     BeforeValidator(not_a_number),
     AfterValidator(_plausible_date),
-    Field(json_schema_extra=YEARS_SCHEMA),
+    Field(description=YEARS_DESCRIPTION),
 ]
 
 

@@ -4,15 +4,16 @@ and the one range every timestamp caseloop accepts must fall in."""
 from datetime import UTC, datetime
 
 # Every timestamp the API accepts, in a body or a query, and every one a workflow keeps, lies in
-# the years 1900 to 2099, read on its own clock (its offset). Outside them a value may not
-# convert to UTC or be stored by every database (a deadline at 9999-12-31T23:59:59-01:00
-# overflows on the way to UTC); inside them it always does, and nothing a creditor, a partner or
-# ops does needs a moment before 1900 or in the 22nd century. A year is what a JSON Schema
-# pattern can say, so the OpenAPI document states the rule exactly (``YEARS_SCHEMA``).
+# the years 1900 to 2099, both as written (in its offset) and in UTC, which is how workflows and
+# the database keep it. Outside them a value may not convert to UTC or be stored by every
+# database (a deadline at 9999-12-31T23:59:59-01:00 overflows on the way to UTC), and nothing a
+# creditor, a partner or ops does needs a moment before 1900 or in the 22nd century. The OpenAPI
+# document says so in words (``YEARS_DESCRIPTION``): a pattern on top of a date format makes
+# schema-driven generators throw nearly every value away.
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-TIMESTAMP_RANGE = "in the years 1900 to 2099"
-YEARS_SCHEMA = {"pattern": r"^(19|20)[0-9]{2}-"}
+TIMESTAMP_RANGE = "in the years 1900 to 2099, also in UTC"
+YEARS_DESCRIPTION = "ISO 8601, in the years 1900 to 2099 (timestamps also in UTC)."
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -27,7 +28,9 @@ def check_timestamp(moment: datetime) -> datetime:
     (pydantic's 422 naming the field) otherwise."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    if not EARLIEST.year <= moment.year < LATEST.year:
+    # The wall-clock year first: converting a moment near year 1 or 9999 to UTC overflows. Then
+    # the UTC year, since workflows and the database keep the moment in UTC.
+    if not EARLIEST.year <= moment.year < LATEST.year or not EARLIEST <= as_utc(moment) < LATEST:
         raise ValueError(f"must be {TIMESTAMP_RANGE}")
     return moment
 

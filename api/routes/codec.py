@@ -118,7 +118,9 @@ async def codec_with_key(
     return await _run(request, client, operation)
 
 
-@router.post("/ui/{token}/{operation}", openapi_extra=_BODY)
+# Not in the OpenAPI document: the Temporal Web UI's own door, authenticated by a secret in
+# its path, not an API an integrator calls (docs/operations.md describes it).
+@router.post("/ui/{token}/{operation}", include_in_schema=False)
 async def codec_for_web_ui(
     token: str, operation: Operation, request: Request, settings: SettingsDep, client: TemporalDep
 ) -> JSONResponse:

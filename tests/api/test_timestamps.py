@@ -15,6 +15,7 @@ EXTREMES = [
     "2100-01-01T00:00:00Z",
     "1899-12-31T23:59:59Z",
     "2100-01-01T00:30:00+01:00",  # 2099 in UTC, 2100 on its own clock
+    "2099-12-31T23:59:59-01:00",  # 2100 in UTC
 ]
 
 
@@ -36,7 +37,7 @@ async def test_generic_task_with_out_of_range_deadline_is_422_and_the_case_keeps
     assert not [t for t in tasks if t["type"] == "Generic"]
     created = await api.post(
         "/api/tasks",
-        json={"caseId": case["caseId"], "title": "t", "deadline": "2099-12-31T23:59:59-01:00"},
+        json={"caseId": case["caseId"], "title": "t", "deadline": "2099-12-31T22:59:59-01:00"},
         headers=creditor.headers,
     )
     assert created.status_code == 201, created.text
