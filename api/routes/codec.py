@@ -52,11 +52,13 @@ _BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["payloads"],
+                    "additionalProperties": False,
                     "properties": {
                         "payloads": {
                             "type": "array",
                             "items": {
                                 "type": "object",
+                                "additionalProperties": False,
                                 "properties": {
                                     "metadata": {
                                         "type": "object",

@@ -44,6 +44,12 @@ async def schemathesis(
         MAX_EXAMPLES,
         "--phases",
         PHASES[role],
+        # Attachment uploads: schemathesis generates a file's bytes for one of the listed types
+        # but labels the part with the first one, so the API rightly answers 415 (the bytes
+        # decide, issue 9 defect 8). Uploads are tested on their own in test_chat.py and
+        # test_relationship_files.py.
+        *("--exclude-name", "POST /api/cases/{case_id}/attachments"),
+        *("--exclude-name", "POST /api/relationships/{relationship_id}/attachments"),
         "--report",
         "junit",
         "--report-dir",
