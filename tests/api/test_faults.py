@@ -57,6 +57,24 @@ async def _client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
+async def _api_with(
+    env: WorkflowEnvironment,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    projection: ProjectionActivities,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with a worker whose case projection is ``projection``'s."""
+    worker = build_worker(
+        env.client,
+        task_queue=settings.temporal_task_queue,
+        sessions=sessions,
+        replace_activities=[projection.project_case],
+    )
+    async with worker:
+        async for api in _client(create_app(settings, temporal=env.client)):
+            yield api
+
+
 async def _timed(request: Any) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     response = await request
@@ -87,72 +105,64 @@ async def test_a_projection_that_can_never_be_written_blocks_the_case_visibly_an
     creditor: Actor,
 ) -> None:
     projection = BreakableProjection(sessions)
-    worker = build_worker(
-        dev_env.client,
-        task_queue=budget_settings.temporal_task_queue,
-        sessions=sessions,
-        replace_activities=[projection.project_case],
-    )
-    app = create_app(budget_settings, temporal=dev_env.client)
-    async with worker:
-        async for api in _client(app):
-            created = await api.post("/api/cases", json=case_body(), headers=creditor.headers)
-            assert created.status_code == 201, created.text
-            case_id = created.json()["caseId"]
-            workflow_id = case_workflow_id(uuid.UUID(case_id))
+    async for api in _api_with(dev_env, budget_settings, sessions, projection):
+        created = await api.post("/api/cases", json=case_body(), headers=creditor.headers)
+        assert created.status_code == 201, created.text
+        case_id = created.json()["caseId"]
+        workflow_id = case_workflow_id(uuid.UUID(case_id))
 
-            projection.broken = True
-            first_key = {**creditor.headers, "Idempotency-Key": "first"}
-            busy, took = await _timed(
-                api.post("/api/tasks", json=_generic(case_id, "first"), headers=first_key)
-            )
-            # The caller is answered within the budget, not left hanging.
-            assert busy.status_code == 503, busy.text
-            assert busy.json()["code"] == "workflow_busy"
-            assert busy.headers["Retry-After"]
-            assert took < BUDGET + 2
+        projection.broken = True
+        first_key = {**creditor.headers, "Idempotency-Key": "first"}
+        busy, took = await _timed(
+            api.post("/api/tasks", json=_generic(case_id, "first"), headers=first_key)
+        )
+        # The caller is answered within the budget, not left hanging.
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["code"] == "workflow_busy"
+        assert busy.headers["Retry-After"]
+        assert took < BUDGET + 2
 
-            # Ops see it: a search attribute, and the current details say what to do.
-            assert workflow_id in await eventually_listed(
-                dev_env, f'ProjectionBlocked = true AND WorkflowId = "{workflow_id}"', seconds=15
-            )
-            metadata = await dev_env.client.get_workflow_handle(workflow_id).query(
-                "__temporal_workflow_metadata"
-            )
-            assert "Projection blocked" in metadata.current_details
-            assert "retry_projection" in metadata.current_details
+        # Ops see it: a search attribute, and the current details say what to do.
+        assert workflow_id in await eventually_listed(
+            dev_env, f'ProjectionBlocked = true AND WorkflowId = "{workflow_id}"', seconds=15
+        )
+        metadata = await dev_env.client.get_workflow_handle(workflow_id).query(
+            "__temporal_workflow_metadata"
+        )
+        assert "Projection blocked" in metadata.current_details
+        assert "retry_projection" in metadata.current_details
 
-            # Every later change is refused at once, with nothing changed.
-            refused, took = await _timed(
-                api.post("/api/tasks", json=_generic(case_id, "second"), headers=creditor.headers)
-            )
-            assert refused.status_code == 503, refused.text
-            assert refused.json()["code"] == "projection_blocked"
-            assert refused.headers["Retry-After"]
-            assert took < 2
+        # Every later change is refused at once, with nothing changed.
+        refused, took = await _timed(
+            api.post("/api/tasks", json=_generic(case_id, "second"), headers=creditor.headers)
+        )
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "projection_blocked"
+        assert refused.headers["Retry-After"]
+        assert took < 2
 
-            # Repaired: the change that was waiting is written, and a retry with the same key
-            # answers it, applied once.
-            projection.broken = False
-            await dev_env.client.get_workflow_handle(workflow_id).signal("retry_projection")
-            for _ in range(50):
-                retried = await api.post(
-                    "/api/tasks", json=_generic(case_id, "first"), headers=first_key
-                )
-                if retried.status_code != 503:
-                    break
-                await asyncio.sleep(0.2)
-            assert retried.status_code == 201, retried.text
-            tasks = (await api.get(f"/api/cases/{case_id}/tasks", headers=creditor.headers)).json()
-            assert [t["title"] for t in tasks if t["type"] == "Generic"] == ["first"]
-            assert await _updates_with_id(dev_env, case_id, f"{creditor.org_id}:first") == 1
-            assert workflow_id in await eventually_listed(
-                dev_env, f'ProjectionBlocked = false AND WorkflowId = "{workflow_id}"', seconds=15
+        # Repaired: the change that was waiting is written, and a retry with the same key
+        # answers it, applied once.
+        projection.broken = False
+        await dev_env.client.get_workflow_handle(workflow_id).signal("retry_projection")
+        for _ in range(50):
+            retried = await api.post(
+                "/api/tasks", json=_generic(case_id, "first"), headers=first_key
             )
-            again = await api.post(
-                "/api/tasks", json=_generic(case_id, "second"), headers=creditor.headers
-            )
-            assert again.status_code == 201, again.text
+            if retried.status_code != 503:
+                break
+            await asyncio.sleep(0.2)
+        assert retried.status_code == 201, retried.text
+        tasks = (await api.get(f"/api/cases/{case_id}/tasks", headers=creditor.headers)).json()
+        assert [t["title"] for t in tasks if t["type"] == "Generic"] == ["first"]
+        assert await _updates_with_id(dev_env, case_id, f"{creditor.org_id}:first") == 1
+        assert workflow_id in await eventually_listed(
+            dev_env, f'ProjectionBlocked = false AND WorkflowId = "{workflow_id}"', seconds=15
+        )
+        again = await api.post(
+            "/api/tasks", json=_generic(case_id, "second"), headers=creditor.headers
+        )
+        assert again.status_code == 201, again.text
 
 
 class StallingProjection(ProjectionActivities):
@@ -175,44 +185,34 @@ async def test_a_lost_projection_answers_workflow_busy_within_the_budget_and_is_
     creditor: Actor,
 ) -> None:
     projection = StallingProjection(sessions)
-    worker = build_worker(
-        dev_env.client,
-        task_queue=budget_settings.temporal_task_queue,
-        sessions=sessions,
-        replace_activities=[projection.project_case],
-    )
-    app = create_app(budget_settings, temporal=dev_env.client)
-    async with worker:
-        async for api in _client(app):
-            created = await api.post("/api/cases", json=case_body(), headers=creditor.headers)
-            assert created.status_code == 201, created.text
-            case_id = created.json()["caseId"]
-            keyed = {**creditor.headers, "Idempotency-Key": "lost-projection"}
-            correction = {"claimDescription": "Corrected while a projection was lost."}
+    async for api in _api_with(dev_env, budget_settings, sessions, projection):
+        created = await api.post("/api/cases", json=case_body(), headers=creditor.headers)
+        assert created.status_code == 201, created.text
+        case_id = created.json()["caseId"]
+        keyed = {**creditor.headers, "Idempotency-Key": "lost-projection"}
+        correction = {"claimDescription": "Corrected while a projection was lost."}
 
-            projection.stall = True
-            sent = time.monotonic()
-            busy, took = await _timed(
-                api.patch(f"/api/cases/{case_id}", json=correction, headers=keyed)
-            )
-            # The whole request is bounded, not each of the RPCs it makes.
-            assert busy.status_code == 503, busy.text
-            assert busy.json()["code"] == "workflow_busy"
-            assert busy.headers["Retry-After"]
-            assert BUDGET - 0.5 < took < BUDGET + 2
+        projection.stall = True
+        sent = time.monotonic()
+        busy, took = await _timed(
+            api.patch(f"/api/cases/{case_id}", json=correction, headers=keyed)
+        )
+        # The whole request is bounded, not each of the RPCs it makes.
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["code"] == "workflow_busy"
+        assert busy.headers["Retry-After"]
+        assert BUDGET - 0.5 < took < BUDGET + 2
 
-            # Temporal gives the lost attempt up after seconds, not half a minute, and a retry
-            # with the same key answers the change, applied once.
-            while True:
-                retried = await api.patch(f"/api/cases/{case_id}", json=correction, headers=keyed)
-                if retried.status_code != 503 or time.monotonic() - sent > 30:
-                    break
-            assert retried.status_code == 200, retried.text
-            assert time.monotonic() - sent < 12
-            assert retried.json()["claimDescription"] == correction["claimDescription"]
-            assert (
-                await _updates_with_id(dev_env, case_id, f"{creditor.org_id}:lost-projection") == 1
-            )
+        # Temporal gives the lost attempt up after seconds, not half a minute, and a retry
+        # with the same key answers the change, applied once.
+        while True:
+            retried = await api.patch(f"/api/cases/{case_id}", json=correction, headers=keyed)
+            if retried.status_code != 503 or time.monotonic() - sent > 30:
+                break
+        assert retried.status_code == 200, retried.text
+        assert time.monotonic() - sent < 12
+        assert retried.json()["claimDescription"] == correction["claimDescription"]
+        assert await _updates_with_id(dev_env, case_id, f"{creditor.org_id}:lost-projection") == 1
 
 
 async def test_with_the_database_unreachable_reads_and_writes_answer_503_with_retry_after(
