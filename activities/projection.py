@@ -112,14 +112,24 @@ class ProjectionActivities:
 
     @activity.defn
     async def project_case(self, projection: CaseProjection) -> None:
-        """Write the case row as of ``projection.version`` and append its new history entries."""
+        """Write the case row as of ``projection.version`` (its columns only when the record
+        came along: it changed) and append its new history entries."""
         record = projection.case
+        case_id = projection.case_id
+        assert case_id is not None  # CaseProjection fills it in
         async with self._write() as session:
-            row = await session.get(Case, record.case_id, with_for_update=True)
+            row = await session.get(Case, case_id, with_for_update=True)
             if row is None:
+                if record is None:
+                    # The workflow sends the record with its first projection of every run.
+                    raise ApplicationError(
+                        "the case row is missing and the projection carries no record",
+                        type=PROJECTION_FAILED,
+                        non_retryable=True,
+                    )
                 session.add(
                     Case(
-                        id=record.case_id,
+                        id=case_id,
                         version=projection.version,
                         updated_at=projection.modified_at,
                         **_case_columns(record),
@@ -128,23 +138,24 @@ class ProjectionActivities:
                 await session.flush()
                 await _sync_invitations(session, record)
             elif row.version < projection.version:
-                for column, value in _case_columns(record).items():
-                    setattr(row, column, value)
+                if record is not None:
+                    for column, value in _case_columns(record).items():
+                        setattr(row, column, value)
+                    await _sync_invitations(session, record)
                 row.version = projection.version
                 row.updated_at = projection.modified_at
-                await _sync_invitations(session, record)
             if projection.new_history:
                 seqs = [entry.seq for entry in projection.new_history]
                 existing = set(
                     await session.scalars(
                         select(CaseHistory.seq).where(
-                            CaseHistory.case_id == record.case_id, CaseHistory.seq.in_(seqs)
+                            CaseHistory.case_id == case_id, CaseHistory.seq.in_(seqs)
                         )
                     )
                 )
                 session.add_all(
                     CaseHistory(
-                        case_id=record.case_id,
+                        case_id=case_id,
                         seq=entry.seq,
                         timestamp=entry.timestamp,
                         status=entry.status.value,

@@ -16,6 +16,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from domain.accounts import AccountSignal, BankAccountRef, OrgRef
@@ -284,15 +285,29 @@ class CaseRecord(CaseDetails):
 
 
 class CaseProjection(ApiModel):
-    """What a projection activity writes: the case as of ``version`` plus new history entries."""
+    """What a projection activity writes: what changed up to ``version``. ``case`` is the whole
+    record when it changed since the workflow last projected it, else None (only the row's
+    version moves); history entries, messages, tasks and events are the new or changed ones."""
 
     version: int
     modified_at: dt.datetime
-    case: CaseRecord
+    case: CaseRecord | None = None
+    case_id: UUID | None = None  # defaults to case.case_id; required without a case
     new_history: list[HistoryEntry] = []
     tasks: list[Task] = []
     events: list[OutboxEvent] = []
     messages: list[ChatMessage] = []
+
+    @model_validator(mode="after")
+    def _names_its_case(self) -> CaseProjection:
+        if self.case is not None:
+            if self.case_id is None:
+                self.case_id = self.case.case_id
+            elif self.case_id != self.case.case_id:
+                raise ValueError("case_id must be the case's id")
+        elif self.case_id is None:
+            raise ValueError("a projection names its case: case or case_id")
+        return self
 
 
 class CaseView(ApiModel):

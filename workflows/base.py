@@ -1,22 +1,27 @@
 """What every task-owning workflow shares: the main loop, deadline timers, task updates.
 
 A subclass keeps its state in ``self.state`` (with ``version``, ``projected_version`` and
-``book``), implements ``_project`` and may override ``_advance`` (react to changes) and
-``_finished``. Handlers only change state and call ``_touch``; the main loop computes deadlines,
-reacts, projects, and sleeps until something changes or the earliest deadline passes.
+``book``), implements ``_project`` and may override ``_advance`` (react to changes),
+``_outboxes`` (messages to other workflows) and ``_finished``. Handlers only change state and
+call ``_touch``; the main loop reacts, computes deadlines and projects in the workflow task that
+accepted the change (local activities, docs/decisions/0009), then sleeps until something
+changes or the earliest deadline passes. Outboxes are sent beside it, never in its way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.deadlines import compute_deadline
+    from activities.deadlines import compute_deadlines
     from domain import search_attributes as sa
     from domain.chat import CHAT_TASKS, DismissChatTaskInput
     from domain.errors import (
@@ -36,8 +41,15 @@ with workflow.unsafe.imports_passed_through():
         ResolvedBy,
         Task,
     )
-    from workflows.retry import PROJECTION_REPAIR_RETRY
+    from workflows.retry import DEADLINE_TIMEOUT, LOCAL_RETRY_THRESHOLD, PROJECTION_REPAIR_RETRY
     from workflows.taskbook import TaskBook, check_open_and_resolvable_by_hand
+
+
+# An outbox: where its items wait (a list in the state, carried over continue-as-new) and how
+# one is sent. An item leaves the list only once sent.
+Outbox = tuple[Callable[[], list[Any]], Callable[[Any], Awaitable[None]]]
+
+_NEVER_PUBLISHED = object()
 
 
 class TaskOwnerWorkflow:
@@ -52,32 +64,79 @@ class TaskOwnerWorkflow:
 
     def _init_book(self, workflow_id: str) -> None:
         self.book = TaskBook(self.state.book, workflow_id=workflow_id, touch=self._touch)
+        # Workflow memory, not state: rebuilt by replay, empty after continue-as-new.
+        self._published: dict[str, Any] = {}  # search attribute name -> value last upserted
+        self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
+        self._alarm: asyncio.Task[None] | None = None  # the one wake-up timer, while it runs
+        self._alarm_at: datetime | None = None
+        self._senders: list[asyncio.Task[None]] = []  # one coroutine per outbox
+        self._outbox_error: BaseException | None = None
 
     # -- the loop -----------------------------------------------------------------------------
     async def _serve(self) -> None:
         """Run until ``_finished``; continue-as-new when history grows long."""
+        self._senders = [
+            asyncio.create_task(self._drain(items, send)) for items, send in self._outboxes()
+        ]
+        if not self._dirty():  # continued as new: publish once (a change publishes when written)
+            self._publish()
         while True:
+            self._raise_outbox_error()
             await self._advance()
-            # Deadlines before projecting, so no task is ever shown without its deadline.
-            await self._fill_deadlines()
             if self._dirty():
-                if await self._project_or_block():
+                if await self._write_through():
                     self._publish()
                 else:
                     await self._await_projection_repair()
                 continue
             if self._finished() or self._should_continue_as_new():
-                # Let running handlers (an update that just closed the case) answer first; a
-                # handler that changes state meanwhile sends the loop round again.
+                # Let running handlers (an update that just closed the case) answer first and
+                # the outboxes empty (nothing waiting to be sent is ever dropped); a handler
+                # that changes state meanwhile sends the loop round again.
                 await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() or self._dirty()
+                    lambda: (
+                        (workflow.all_handlers_finished() and not self._sending())
+                        or self._dirty()
+                        or self._outbox_error is not None
+                    )
                 )
-                if self._dirty() or not workflow.all_handlers_finished():
+                self._raise_outbox_error()
+                if self._dirty() or not workflow.all_handlers_finished() or self._sending():
                     continue
                 if self._finished():
                     return
                 self._continue_as_new()
             await self._sleep_until_change_or_deadline()
+
+    async def _write_through(self) -> bool:
+        """Deadlines, then the projection, in the workflow task that made the change (so no
+        task is ever shown without its deadline). False when the projection is blocked."""
+        await self._fill_deadlines()
+        return await self._project_or_block()
+
+    # -- outboxes: signals to other workflows, off the critical path ----------------------------
+    def _outboxes(self) -> list[Outbox]:
+        """Hook: the workflow's outboxes. Each is drained in order by its own coroutine, beside
+        the main loop: an update never waits for another workflow to be told."""
+        return []
+
+    def _sending(self) -> bool:
+        return any(items() for items, _ in self._outboxes())
+
+    async def _drain(
+        self, items: Callable[[], list[Any]], send: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        try:
+            while True:
+                await workflow.wait_condition(lambda: bool(items()))
+                await send(items()[0])
+                items().pop(0)
+        except Exception as error:  # handed to the main loop, which fails the workflow task
+            self._outbox_error = error
+
+    def _raise_outbox_error(self) -> None:
+        if self._outbox_error is not None:
+            raise self._outbox_error
 
     async def _project_or_block(self) -> bool:
         """Project; False when the projection failed for good (activities/projection.py gave
@@ -92,7 +151,7 @@ class TaskOwnerWorkflow:
             return False
         if self.projection_failure is not None:
             self.projection_failure = None
-            workflow.upsert_search_attributes([sa.PROJECTION_BLOCKED.value_set(False)])
+            self._upsert([sa.PROJECTION_BLOCKED.value_set(False)])  # published with the rest
             workflow.logger.info("projection repaired; the workflow takes changes again")
         return True
 
@@ -107,7 +166,8 @@ class TaskOwnerWorkflow:
             "projection failed for good; refusing changes until repaired: %s",
             self.projection_failure,
         )
-        workflow.upsert_search_attributes([sa.PROJECTION_BLOCKED.value_set(True)])
+        self._upsert([sa.PROJECTION_BLOCKED.value_set(True)])
+        self._flush_attributes()
         workflow.set_current_details(
             f"**Projection blocked**: {self.projection_failure}\n\n"
             f"The read model cannot be written, so the workflow refuses changes "
@@ -159,6 +219,10 @@ class TaskOwnerWorkflow:
         return []
 
     async def _sleep_until_change_or_deadline(self) -> None:
+        """Wait for a change or the earliest moment. One timer runs at a time and is left
+        running while no earlier moment comes up: a moment that moved later (a task solved or
+        postponed) costs one early wake-up later instead of a cancelled and restarted timer
+        now, in the workflow task the user waits for."""
         now = workflow.now()
         # A moment ``_advance`` left in the past would wake the loop at once, forever: skip it.
         moments = [(when, summary) for when, summary in self._wakeups() if when > now]
@@ -167,37 +231,57 @@ class TaskOwnerWorkflow:
             moments.append(
                 (next_task.deadline, f"{next_task.type.value} deadline ({next_task.id})")
             )
-        timeout: timedelta | None = None
-        summary: str | None = None
+        due = False
         if moments:
             when, summary = min(moments, key=lambda moment: moment[0])
-            timeout = when - now
-        if timeout is None or timeout > timedelta(0):
-            with contextlib.suppress(TimeoutError):  # the moment came: handled below and next
-                await workflow.wait_condition(
-                    lambda: self._dirty() or self._should_continue_as_new(),
-                    timeout=timeout,
-                    timeout_summary=summary,
+            if when <= now:
+                due = True  # a deadline that passed while the loop was busy: handled below
+            elif self._alarm is None or self._alarm_at is None or when < self._alarm_at:
+                if self._alarm is not None:
+                    self._alarm.cancel()
+                self._alarm_at = when
+                self._alarm = asyncio.create_task(workflow.sleep(when - now, summary=summary))
+        if not due:
+            alarm = self._alarm
+            await workflow.wait_condition(
+                lambda: (
+                    self._dirty()
+                    or self._should_continue_as_new()
+                    or (alarm is not None and alarm.done())
+                    or self._outbox_error is not None
                 )
+            )
+            if alarm is not None and alarm.done():
+                self._alarm = self._alarm_at = None
         if self.book.mark_overdue(workflow.now()):
             workflow.logger.info("tasks became overdue")
 
     async def _fill_deadlines(self) -> None:
-        for task in self.book.needs_deadlines():
+        """Every pending deadline in one local activity (recorded in history: 0005)."""
+        tasks = self.book.needs_deadlines()
+        if not tasks:
+            return
+        requests = []
+        for task in tasks:
             rule = CATALOGUE[task.type].deadline
             assert rule is not None
-            deadline = await workflow.execute_local_activity(
-                compute_deadline,
+            requests.append(
                 DeadlineRequest(
                     start=task.date_created,
                     days=rule.days,
                     calendar=rule.calendar,
                     country=task.owner_country,
                     timezone=task.owner_timezone,
-                ),
-                start_to_close_timeout=timedelta(seconds=10),
-                summary=f"deadline for {task.type.value}",
+                )
             )
+        deadlines = await workflow.execute_local_activity(
+            compute_deadlines,
+            requests,
+            start_to_close_timeout=DEADLINE_TIMEOUT,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+            summary="deadlines: " + ", ".join(task.type.value for task in tasks),
+        )
+        for task, deadline in zip(tasks, deadlines, strict=True):
             self.book.set_deadline(task, deadline)
 
     async def _settled(self) -> None:
@@ -209,9 +293,28 @@ class TaskOwnerWorkflow:
     def _touch(self) -> None:
         self.state.version += 1
 
+    def _upsert(self, updates: list[SearchAttributeUpdate[Any]]) -> None:
+        """Queue search attribute values; ``_publish`` sends them (``_flush_attributes``)."""
+        for update in updates:
+            self._unpublished[update.key.name] = update
+
+    def _flush_attributes(self) -> None:
+        """One upsert of the queued values that differ from the ones this run last upserted
+        (each upsert is a history event; a fresh run publishes everything once)."""
+        changed = [
+            update
+            for name, update in self._unpublished.items()
+            if self._published.get(name, _NEVER_PUBLISHED) != update.value
+        ]
+        self._unpublished.clear()
+        if changed:
+            workflow.upsert_search_attributes(changed)
+            for update in changed:
+                self._published[update.key.name] = update.value
+
     def _publish_task_attributes(self) -> None:
         next_task = self.book.next_deadline()
-        workflow.upsert_search_attributes(
+        self._upsert(
             [
                 sa.OPEN_TASK_TYPES.value_set(self.book.open_types()),
                 sa.OVERDUE_TASK_COUNT.value_set(self.book.overdue_count()),
@@ -220,6 +323,7 @@ class TaskOwnerWorkflow:
                 else sa.NEXT_DEADLINE.value_unset(),
             ]
         )
+        self._flush_attributes()
 
     def _task_lines(self) -> str:
         lines = [

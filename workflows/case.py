@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -24,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.accounts import AccountActivities
     from activities.projection import ProjectionActivities
+    from domain.accounts import AccountSignal
     from domain.cases import (
         AssignBankAccountInput,
         AssignPartnerInput,
@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         SurveyInput,
         SurveyOutcome,
     )
+    from domain.chat import RelationshipLink
     from domain.enums import CaseStatus, ChangedBy, SubStatus
     from domain.errors import (
         CASE_NOT_EDITABLE,
@@ -57,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         Mover,
     )
     from domain.validation import validate_case
+    from workflows.base import Outbox
     from workflows.case_aftercare import AftercareHandlers
     from workflows.case_chat import ChatHandlers
     from workflows.case_core import (
@@ -68,7 +70,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.case_quotes import QuoteHandlers
     from workflows.chat import message_of
-    from workflows.retry import PROJECTION_RETRY, PROJECTION_TIMEOUT, SIGNAL_RETRY
+    from workflows.retry import (
+        LOCAL_RETRY_THRESHOLD,
+        PROJECTION_RETRY,
+        PROJECTION_TIMEOUT,
+        SIGNAL_RETRY,
+        SIGNAL_TIMEOUT,
+    )
 
 
 VALIDATION_KEY = "validation"
@@ -84,6 +92,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             record=input.record, history_limit=input.history_limit
         )
         self._init_book(case_workflow_id(self.state.record.case_id))
+        self._projected_record: str | None = None  # the record as last projected (JSON)
 
     @workflow.run
     async def run(self, input: CaseWorkflowInput) -> None:
@@ -95,7 +104,6 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             )
             self._revalidate()
             self._queue_account("case_opened", needs_bank_account=self.record.bank_account is None)
-        self._publish()
         await self._serve()
 
     @workflow.update
@@ -433,8 +441,6 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         return self.state
 
     async def _advance(self) -> None:
-        await self._send_account_signals()
-        await self._send_relationship_links()
         now = workflow.now()
         if self.record.status is CaseStatus.CREATED:
             self._run_intake(now)
@@ -464,13 +470,9 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         return moments
 
     def _finished(self) -> bool:
-        """A Resolved or Closed case ends once nothing is open or waiting to be sent."""
-        return (
-            self.record.status in FINISHED
-            and not self.book.open_tasks()
-            and not self.state.account_outbox
-            and not self.state.relationship_outbox
-        )
+        """A Resolved or Closed case ends once nothing is open (and, as every workflow of
+        ``_serve``, once its outboxes are sent)."""
+        return self.record.status in FINISHED and not self.book.open_tasks()
 
     def _run_intake(self, now: dt.datetime) -> None:
         record = self.record
@@ -522,35 +524,33 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             self.record.submission, self.record.bank_account
         )
 
-    async def _send_account_signals(self) -> None:
-        while self.state.account_outbox:
-            signal = self.state.account_outbox[0]
-            await workflow.execute_activity_method(
-                AccountActivities.signal_creditor_account,
-                signal,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=SIGNAL_RETRY,
-                summary=f"{signal.name} → creditor account",
-            )
-            self.state.account_outbox.pop(0)
+    def _outboxes(self) -> list[Outbox]:
+        return [
+            (lambda: self.state.account_outbox, self._send_account_signal),
+            (lambda: self.state.relationship_outbox, self._send_relationship_link),
+        ]
 
-    async def _send_relationship_links(self) -> None:
-        while self.state.relationship_outbox:
-            link = self.state.relationship_outbox[0]
-            await workflow.execute_activity_method(
-                AccountActivities.link_relationship,
-                link,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=SIGNAL_RETRY,
-                summary="link → relationship",
-            )
-            self.state.relationship_outbox.pop(0)
+    async def _send_account_signal(self, signal: AccountSignal) -> None:
+        # Local: its first attempt runs beside the projection in the workflow task that queued
+        # it, so when the update answers, the creditor's account workflow has the signal (and
+        # exists); a retry waits on a timer (LOCAL_RETRY_THRESHOLD) and never holds the answer.
+        await workflow.execute_local_activity_method(
+            AccountActivities.signal_creditor_account,
+            signal,
+            start_to_close_timeout=SIGNAL_TIMEOUT,
+            retry_policy=SIGNAL_RETRY,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+            summary=f"{signal.name} → creditor account",
+        )
 
-    def _dirty(self) -> bool:
-        return (
-            super()._dirty()
-            or bool(self.state.account_outbox)
-            or bool(self.state.relationship_outbox)
+    async def _send_relationship_link(self, link: RelationshipLink) -> None:
+        await workflow.execute_local_activity_method(
+            AccountActivities.link_relationship,
+            link,
+            start_to_close_timeout=SIGNAL_TIMEOUT,
+            retry_policy=SIGNAL_RETRY,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+            summary="link → relationship",
         )
 
     def _publish(self) -> None:
@@ -567,18 +567,23 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         )
 
     async def _project(self) -> None:
-        """Write everything changed since the last projection to the read model."""
+        """Write what changed since the last projection to the read model: new history,
+        messages, changed tasks and events, and the case record only when it changed since the
+        record this run last wrote (a fresh run, or a replay, writes it once)."""
         if self.state.projected_version < self.state.version:  # the main loop comes back
             version = self.state.version
             history = list(self.state.pending_history)
             messages = list(self.state.pending_messages)
             tasks, events = self.book.unprojected()
-            await workflow.execute_activity_method(
+            snapshot = self.record.model_dump_json()
+            changed = snapshot != self._projected_record
+            await workflow.execute_local_activity_method(
                 ProjectionActivities.project_case,
                 CaseProjection(
                     version=version,
                     modified_at=workflow.now(),
-                    case=self.record.model_copy(deep=True),
+                    case_id=self.record.case_id,
+                    case=self.record.model_copy(deep=True) if changed else None,
                     new_history=history,
                     tasks=tasks,
                     events=events,
@@ -586,8 +591,10 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                 ),
                 start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project v{version}",
             )
+            self._projected_record = snapshot
             self.state.projected_version = max(self.state.projected_version, version)
             del self.state.pending_history[: len(history)]
             del self.state.pending_messages[: len(messages)]

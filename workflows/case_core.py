@@ -450,7 +450,7 @@ class CaseCore(TaskOwnerWorkflow):
                 "newLifecycle": lifecycle_of(status, sub_status).value,
             },
         )
-        workflow.upsert_search_attributes(
+        self._upsert(
             [
                 sa.CASE_STATUS.value_set(status.value),
                 sa.PARTNER_ID.value_set(str(record.partner_id))

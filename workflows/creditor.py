@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.ids import case_workflow_id, creditor_workflow_id
     from domain.tasks import AccessLevel, TaskType
-    from workflows.base import TaskOwnerWorkflow
-    from workflows.retry import PROJECTION_RETRY, PROJECTION_TIMEOUT
+    from workflows.base import Outbox, TaskOwnerWorkflow
+    from workflows.retry import LOCAL_RETRY_THRESHOLD, PROJECTION_RETRY, PROJECTION_TIMEOUT
 
 SIGN_CONTRACT_KEY = "sign-contract"
 ASSIGN_BANK_ACCOUNT_KEY = "assign-bank-account"
@@ -49,7 +49,6 @@ class CreditorWorkflow(TaskOwnerWorkflow):
     @workflow.run
     async def run(self, input: CreditorWorkflowInput) -> None:
         """Serve the account for as long as it exists (continuing as new when history grows)."""
-        self._publish()
         await self._serve()
 
     # -- signals from cases -------------------------------------------------------------------
@@ -159,22 +158,25 @@ class CreditorWorkflow(TaskOwnerWorkflow):
             self.book.solve_open(
                 TaskType.ASSIGN_BANK_ACCOUNT, now=now, reason="every case has a bank account"
             )
-        while self.state.to_release:
-            case_id = self.state.to_release[0]
-            try:
-                await workflow.get_external_workflow_handle(case_workflow_id(case_id)).signal(
-                    "contract_signed"
-                )
-            except FailureError:  # the case workflow no longer runs: nothing to release
-                workflow.logger.warning("case %s is gone; not released", case_id)
-            self.state.to_release.pop(0)
-            self._touch()
+
+    def _outboxes(self) -> list[Outbox]:
+        return [(lambda: self.state.to_release, self._release)]
+
+    async def _release(self, case_id: UUID) -> None:
+        """Tell a waiting case its contract is signed (beside the main loop: signing answers
+        once projected, without waiting for every case to be told)."""
+        try:
+            await workflow.get_external_workflow_handle(case_workflow_id(case_id)).signal(
+                "contract_signed"
+            )
+        except FailureError:  # the case workflow no longer runs: nothing to release
+            workflow.logger.warning("case %s is gone; not released", case_id)
 
     async def _project(self) -> None:
         if self.state.projected_version < self.state.version:  # the main loop comes back
             version = self.state.version
             tasks, events = self.book.unprojected()
-            await workflow.execute_activity_method(
+            await workflow.execute_local_activity_method(
                 ProjectionActivities.project_account,
                 AccountProjection(
                     creditor_id=self.state.creditor.id,
@@ -185,6 +187,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                 ),
                 start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project account v{version}",
             )
             self.book.projected(tasks, events)

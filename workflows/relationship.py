@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.tasks import task_id
     from workflows.base import TaskOwnerWorkflow
     from workflows.chat import ROLE_OF, check_body, message_of, route_message
-    from workflows.retry import PROJECTION_RETRY, PROJECTION_TIMEOUT
+    from workflows.retry import LOCAL_RETRY_THRESHOLD, PROJECTION_RETRY, PROJECTION_TIMEOUT
 
 
 @workflow.defn
@@ -131,7 +131,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
             messages = list(state.pending_messages)
             tasks, events = self.book.unprojected()
             assert state.linked_at is not None
-            await workflow.execute_activity_method(
+            await workflow.execute_local_activity_method(
                 ProjectionActivities.project_relationship,
                 RelationshipProjection(
                     relationship_id=self.pair_id,
@@ -145,6 +145,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
                 ),
                 start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project relationship v{version}",
             )
             del state.pending_messages[: len(messages)]

@@ -21,3 +21,17 @@ PROJECTION_REPAIR_RETRY = timedelta(hours=1)
 
 # Signals between workflows (sent by an activity) retry the same way: they must arrive.
 SIGNAL_RETRY = PROJECTION_RETRY
+
+# Local activities (projection, deadlines, signals to other workflows) run inside the workflow
+# task that accepts an update. Their first attempt is part of that task; a retry never is: any
+# backoff longer than this waits on a durable workflow timer (temporalio: a backoff above
+# ``local_retry_threshold`` makes the SDK sleep on a timer and schedule the next attempt, with
+# its attempt number, in a later workflow task). So a failing write holds no workflow task open,
+# survives a worker restart, and the time-skipping test server skips the backoff.
+LOCAL_RETRY_THRESHOLD = timedelta(milliseconds=100)
+
+# A signal-with-start to another workflow is one RPC; it runs beside the projection.
+SIGNAL_TIMEOUT = timedelta(seconds=5)
+
+# The business calendar is arithmetic on the worker.
+DEADLINE_TIMEOUT = timedelta(seconds=10)

@@ -19,10 +19,10 @@ from domain import search_attributes as sa
 from tests.support import TEST_DATA_CONVERTER, bundled_binary
 from worker import build_worker
 
-# Creating a case writes well over a dozen history events (start, update, the signal activity to
-# the creditor account, the projection activity, update completion). From this many events on, the
-# server suggests continue-as-new; a fresh run starts with 3, so the carried-over run is not told
-# to continue again.
+# Creating a case writes about ten history events in one workflow task (start, update, the
+# signal to the creditor account and the projection as local activities, update completion).
+# From this many events on, the server suggests continue-as-new (to the next workflow task); a
+# fresh run starts with 3, so the carried-over run is not told to continue again.
 SUGGEST_CONTINUE_AS_NEW_AT = 6
 
 

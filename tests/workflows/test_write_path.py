@@ -1,0 +1,207 @@
+"""The write path in counts: each user action is one workflow task on the case.
+
+Counts, not times (speed is measured in bench/): for each action the history events it added,
+its workflow tasks, the activities it scheduled and the timers it cancelled. An action's effect,
+its projection included, completes in the workflow task that accepted it (docs/decisions/0009):
+no second workflow task, no activity scheduled on its way (account signals and relationship links
+run beside the projection as local activities), and the wake-up timer stays as it is while the
+earliest deadline does not move.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.accounts import SignContractInput
+from domain.cases import (
+    AssignBankAccountInput,
+    AssignPartnerInput,
+    ChangeStatusInput,
+    PartnerDecisionInput,
+)
+from domain.chat import PostMessageInput
+from domain.enums import CaseStatus, Party, SubStatus
+from domain.tasks import task_id
+from domain.transitions import Mover
+from store.models import ChatMessageRow
+from tests.support import Actor
+from tests.workflows.test_intake import (
+    case_row,
+    creditor_account,
+    eventually,
+    open_case,
+    register_bank_account,
+)
+from workflows.case import CaseWorkflow
+from workflows.creditor import CreditorWorkflow
+
+# A bare update is 5 events (workflow task scheduled, started, completed; update accepted,
+# completed). A chat message adds its projection and, when it raises a task, that deadline.
+MAX_EVENTS_PER_CHAT_MESSAGE = 10
+
+
+@dataclass
+class Action:
+    name: str
+    events: list[HistoryEvent]
+
+    def count(self, kind: EventType.ValueType) -> int:
+        return sum(1 for event in self.events if event.event_type == kind)
+
+    @property
+    def workflow_tasks(self) -> int:
+        return self.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+
+    @property
+    def activities(self) -> int:
+        return self.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+
+    @property
+    def timers_cancelled(self) -> int:
+        return self.count(EventType.EVENT_TYPE_TIMER_CANCELED)
+
+    def __str__(self) -> str:
+        kinds = Counter(
+            EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in self.events
+        )
+        return f"{self.name}: {len(self.events)} events {dict(kinds)}"
+
+
+class Recorder:
+    """Slices a workflow's history into the events each action added."""
+
+    def __init__(self, handle: WorkflowHandle[Any, Any]) -> None:
+        self.handle = handle
+        self.seen = 0
+        self.actions: list[Action] = []
+
+    async def action(self, name: str, call: Awaitable[Any]) -> Action:
+        await call
+        events = list((await self.handle.fetch_history()).events)
+        action = Action(name, events[self.seen :])
+        self.seen = len(events)
+        self.actions.append(action)
+        return action
+
+    async def skip(self) -> None:
+        """Forget events that no action of this test caused (another workflow's signal)."""
+        self.seen = len((await self.handle.fetch_history()).events)
+
+
+def message(actor: Actor, party: Party, body: str) -> PostMessageInput:
+    return PostMessageInput(
+        party=party, org_id=actor.org_id, user_id=actor.principal.user_id, body=body
+    )
+
+
+async def test_each_action_on_a_case_is_one_workflow_task_with_no_activity_in_its_way(
+    dev_env: WorkflowEnvironment,
+    worker: Worker,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    # Create: a case without a bank account, whose creditor has not signed the contract.
+    handle, record = await open_case(dev_env, creditor, task_queue)
+    case_id = record.case_id
+    history = list((await handle.fetch_history()).events)
+    recorder = Recorder(handle)
+    recorder.seen = len(history)
+    recorder.actions.append(Action("create", history))
+    # Right after create the creditor's account workflow exists and knows the case (the
+    # signal ran beside the projection): signing now is no race.
+    view = await creditor_account(dev_env, creditor).query(CreditorWorkflow.view)
+    assert view.cases_waiting_for_contract == 1
+
+    account = await register_bank_account(sessions, creditor)
+    await recorder.action(
+        "assign bank account",
+        handle.execute_update(
+            CaseWorkflow.assign_bank_account,
+            AssignBankAccountInput(bank_account=account, user_id=creditor.principal.user_id),
+        ),
+    )
+    await creditor_account(dev_env, creditor).execute_update(
+        CreditorWorkflow.sign_contract,
+        SignContractInput(user_id=creditor.principal.user_id),
+    )
+
+    async def validated() -> None:
+        row = await case_row(sessions, case_id)
+        assert (row.status, row.sub_status) == ("Validated", None)
+
+    await eventually(validated)
+    await recorder.skip()  # the contract_signed signal from the account workflow
+
+    await recorder.action(
+        "assign partner",
+        handle.execute_update(
+            CaseWorkflow.assign_partner,
+            AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+        ),
+    )
+    await recorder.action(
+        "accept",
+        handle.execute_update(
+            CaseWorkflow.accept_case,
+            PartnerDecisionInput(partner_id=partner.org_id, user_id=partner.principal.user_id),
+        ),
+    )
+    first = await recorder.action(
+        "chat message (raises ReplyToChat)",
+        handle.execute_update(
+            CaseWorkflow.post_message, message(partner, Party.PARTNER, "Debtor called back")
+        ),
+    )
+    second = await recorder.action(
+        "chat message (same task, same deadline)",
+        handle.execute_update(
+            CaseWorkflow.post_message, message(partner, Party.PARTNER, "and promised to pay")
+        ),
+    )
+    status = await recorder.action(
+        "status change",
+        handle.execute_update(
+            CaseWorkflow.change_status,
+            ChangeStatusInput(
+                mover=Mover.PARTNER,
+                org_id=partner.org_id,
+                user_id=partner.principal.user_id,
+                status=CaseStatus.PAYMENT_PLAN,
+                sub_status=SubStatus.PLAN_ACTIVE,
+                note="Pays in three instalments",
+            ),
+        ),
+    )
+    report = "\n".join(str(action) for action in recorder.actions)
+    print(report)  # the counts, for the record (pytest -s)
+
+    for action in recorder.actions:
+        assert action.workflow_tasks == 1, report
+        assert action.activities == 0, report
+    for chat in (first, second):
+        assert len(chat.events) <= MAX_EVENTS_PER_CHAT_MESSAGE, report
+    # The second message raised nothing and moved no deadline: its timer stayed as it was, and
+    # it wrote the same search attributes, so none of that is in history.
+    assert second.timers_cancelled == 0, report
+    assert second.count(EventType.EVENT_TYPE_TIMER_STARTED) == 0, report
+    assert second.count(EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES) == 0, report
+    assert len(second.events) <= 7, report
+    assert status.timers_cancelled == 0, report
+    # Every answer came after its change was in the read model.
+    async with sessions() as session:
+        assert await session.get(ChatMessageRow, task_id(handle.id, "message#2")) is not None
+    row = await case_row(sessions, case_id)
+    assert (row.status, row.sub_status) == (CaseStatus.PAYMENT_PLAN, SubStatus.PLAN_ACTIVE)
