@@ -143,8 +143,11 @@ class TaskOwnerWorkflow:
         up on an error that retrying cannot fix)."""
         try:
             await self._project()
-        except ActivityError as exc:
-            cause = exc.cause
+        except (ActivityError, ApplicationError) as exc:
+            # The projection is a local activity: temporalio 1.35 hands the workflow its
+            # ApplicationError itself, where a regular activity's comes as ActivityError's
+            # cause (tests/api/test_faults.py shows the local case). Either is understood.
+            cause = exc.cause if isinstance(exc, ActivityError) else exc
             if not (isinstance(cause, ApplicationError) and cause.type == PROJECTION_FAILED):
                 raise
             self.projection_failure = cause.message
