@@ -14,6 +14,7 @@ has no open task. Quotes, money and after-care, and chat are handler groups in
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,7 +93,8 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             record=input.record, history_limit=input.history_limit
         )
         self._init_book(case_workflow_id(self.state.record.case_id))
-        self._projected_record: str | None = None  # the record as last projected (JSON)
+        # A digest of the record as this run last projected it (workflow memory, not state).
+        self._projected_record: bytes | None = None
 
     @workflow.run
     async def run(self, input: CaseWorkflowInput) -> None:
@@ -575,7 +577,9 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             history = list(self.state.pending_history)
             messages = list(self.state.pending_messages)
             tasks, events = self.book.unprojected()
-            snapshot = self.record.model_dump_json()
+            snapshot = hashlib.blake2b(
+                self.record.model_dump_json().encode(), digest_size=16
+            ).digest()
             changed = snapshot != self._projected_record
             await workflow.execute_local_activity_method(
                 ProjectionActivities.project_case,
