@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+import worker as caseloop_worker
+from activities.accounts import AccountActivities
 from domain.accounts import SignContractInput
 from domain.cases import (
     AssignBankAccountInput,
@@ -29,11 +32,11 @@ from domain.cases import (
     ChangeStatusInput,
     PartnerDecisionInput,
 )
-from domain.chat import PostMessageInput
+from domain.chat import PostMessageInput, RelationshipLink, relationship_id
 from domain.enums import CaseStatus, Party, SubStatus
 from domain.tasks import task_id
 from domain.transitions import Mover
-from store.models import ChatMessageRow
+from store.models import ChatMessageRow, Relationship
 from tests.support import Actor
 from tests.workflows.test_intake import (
     case_row,
@@ -41,6 +44,7 @@ from tests.workflows.test_intake import (
     eventually,
     open_case,
     register_bank_account,
+    validated_case,
 )
 from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
@@ -205,3 +209,58 @@ async def test_each_action_on_a_case_is_one_workflow_task_with_no_activity_in_it
         assert await session.get(ChatMessageRow, task_id(handle.id, "message#2")) is not None
     row = await case_row(sessions, case_id)
     assert (row.status, row.sub_status) == (CaseStatus.PAYMENT_PLAN, SubStatus.PLAN_ACTIVE)
+
+
+class LinksFailingAtFirst(AccountActivities):
+    """The real relationship link, whose first attempt fails (Temporal briefly unreachable)."""
+
+    attempts: list[int]
+
+    @activity.defn(name="link_relationship")
+    async def link_relationship(self, link: RelationshipLink) -> None:
+        self.attempts.append(activity.info().attempt)
+        if activity.info().attempt == 1:
+            raise RuntimeError("the Temporal frontend did not answer")
+        await super().link_relationship(link)
+
+
+async def test_a_failing_signal_to_another_workflow_neither_delays_the_answer_nor_is_lost(
+    dev_env: WorkflowEnvironment,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    links = LinksFailingAtFirst(dev_env.client, task_queue)
+    links.attempts = []
+    async with caseloop_worker.build_worker(
+        dev_env.client,
+        task_queue=task_queue,
+        sessions=sessions,
+        replace_activities=[links.link_relationship],
+    ):
+        handle = await validated_case(dev_env, sessions, creditor, task_queue)
+        recorder = Recorder(handle)
+        await recorder.skip()
+        assigned = await recorder.action(
+            "assign partner (the link fails once)",
+            handle.execute_update(
+                CaseWorkflow.assign_partner,
+                AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+            ),
+        )
+        # The assignment answered from the workflow task that accepted it; the link's retry
+        # waits on a timer of its own (LOCAL_RETRY_THRESHOLD), not in the caller's way.
+        assert assigned.workflow_tasks == 1, assigned
+        assert links.attempts == [1], assigned
+
+        async def linked() -> None:
+            async with sessions() as session:
+                pair = relationship_id(creditor.org_id, partner.org_id)
+                assert await session.get(Relationship, pair) is not None
+
+        await eventually(linked)
+        assert links.attempts == [1, 2]
+        state = await handle.query(CaseWorkflow.get_state)
+        assert state.relationship_outbox == []
