@@ -46,6 +46,7 @@ from tests.workflows.test_intake import (
     register_bank_account,
     validated_case,
 )
+from tests.workflows.test_lifecycle import runs_of
 from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
 
@@ -264,3 +265,62 @@ async def test_a_failing_signal_to_another_workflow_neither_delays_the_answer_no
         assert links.attempts == [1, 2]
         state = await handle.query(CaseWorkflow.get_state)
         assert state.relationship_outbox == []
+
+
+async def test_a_signal_still_unsent_holds_continue_as_new_back_until_it_is_sent(
+    short_history_env: WorkflowEnvironment,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    env = short_history_env  # suggests continue-as-new to nearly every workflow task
+    links = LinksFailingAtFirst(env.client, task_queue)
+    links.attempts = []
+    async with caseloop_worker.build_worker(
+        env.client,
+        task_queue=task_queue,
+        sessions=sessions,
+        replace_activities=[links.link_relationship],
+    ):
+        handle = await validated_case(env, sessions, creditor, task_queue)
+        await handle.execute_update(
+            CaseWorkflow.assign_partner,
+            AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+        )
+
+        async def linked() -> None:
+            async with sessions() as session:
+                pair = relationship_id(creditor.org_id, partner.org_id)
+                assert await session.get(Relationship, pair) is not None
+
+        await eventually(linked)
+        latest = env.client.get_workflow_handle(handle.id)
+
+        async def assigning_run_continued() -> list[HistoryEvent]:
+            for run_id in await runs_of(env, handle.id):
+                run = env.client.get_workflow_handle(handle.id, run_id=run_id)
+                events = list((await run.fetch_history()).events)
+                kinds = [event.event_type for event in events]
+                if EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED in kinds and any(
+                    e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+                    == "assign_partner"
+                    for e in events
+                    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+                ):
+                    assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+                    return events
+            raise AssertionError("no run accepted the assignment")
+
+        events = await eventually(assigning_run_continued)
+        state = await latest.query(CaseWorkflow.get_state)
+
+    kinds = [event.event_type for event in events]
+    # The run that took the assignment was told to continue as new, but waited for the link's
+    # retry (its backoff timer fired in that run) and continued only once the link was sent.
+    answered = kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
+    assert EventType.EVENT_TYPE_TIMER_FIRED in kinds[answered:]
+    assert links.attempts == [1, 2]
+    assert state.relationship_outbox == []
+    assert state.linked_partners == [partner.org_id]
