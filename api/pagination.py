@@ -27,7 +27,7 @@ MAX_OFFSET = 2**31 - 1
 MAX_PAGE = MAX_OFFSET // MAX_PAGE_SIZE + 1
 # ``GET /api/cases`` and ``GET /api/tasks`` count matches up to this many; past it they say
 # "more than COUNT_LIMIT" (``totalResultsExact: false``) instead of counting every row.
-COUNT_LIMIT = 10_000
+COUNT_LIMIT = 1_000
 MAX_CURSOR_LENGTH = 500
 
 PageNumber = Annotated[int | None, Query(ge=1, le=MAX_PAGE)]

@@ -210,6 +210,8 @@ async def list_cases(
     total = 0
     for branch in branches:
         total += await count_up_to(session, select(Case.id).where(branch, *where), count_limit)
+    if total == 0:  # nothing to read (a page query would walk the index for nothing)
+        return CasePage([], 0, None)
     if after is not None:
         where.append(after.following())
     order = (Case.created_at.desc(), Case.id)

@@ -127,8 +127,6 @@ class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
         UniqueConstraint("creditor_id", "creditor_reference"),
-        Index("ix_cases_creditor_status", "creditor_id", "status"),
-        Index("ix_cases_partner_status", "partner_id", "status"),
         # debtorName search (a substring match) on PostgreSQL; SQLite scans.
         Index(
             "ix_cases_debtor_name_trgm",
@@ -149,7 +147,7 @@ class Case(Base):
     date: Mapped[dt.date]
     due_date: Mapped[dt.date]
     claim_description: Mapped[str] = mapped_column(Text)
-    debtor_name: Mapped[str] = mapped_column(String(200), index=True)
+    debtor_name: Mapped[str] = mapped_column(String(200))
     debtor: Mapped[dict[str, Any]]
     bank_account_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_accounts.id"))
     # The assigned partner's name as the case was assigned (the list shows it without a join).
@@ -165,10 +163,20 @@ class Case(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
 
 
-# The case list's order (newest first, then id), for each side that lists cases.
+# The case list's order (newest first, then id), for each side that lists cases, with and
+# without a status (a status filter, or a lifecycle of one status, reads in index order too).
 Index("ix_cases_creditor_list", Case.creditor_id, Case.created_at.desc(), Case.id)
 Index("ix_cases_partner_list", Case.partner_id, Case.created_at.desc(), Case.id)
 Index("ix_cases_list", Case.created_at.desc(), Case.id)
+Index(
+    "ix_cases_creditor_status_list",
+    Case.creditor_id,
+    Case.status,
+    Case.created_at.desc(),
+    Case.id,
+)
+Index("ix_cases_partner_status_list", Case.partner_id, Case.status, Case.created_at.desc(), Case.id)
+Index("ix_cases_status_list", Case.status, Case.created_at.desc(), Case.id)
 
 
 class CaseInvitation(Base):
@@ -225,10 +233,18 @@ class TaskRow(Base):
     __tablename__ = "tasks"
     __table_args__ = (
         Index("ix_tasks_queue", *_TASK_OWNER, *_TASK_ORDER),
-        Index("ix_tasks_queue_status", *_TASK_OWNER, "status", *_TASK_ORDER),
+        # overdue_since rides along, so overdue=true is answered from the index alone.
+        Index(
+            "ix_tasks_queue_status",
+            *_TASK_OWNER,
+            "status",
+            *_TASK_ORDER,
+            postgresql_include=["overdue_since"],
+        ),
         Index("ix_tasks_queue_type", *_TASK_OWNER, "type", *_TASK_ORDER),
-        Index("ix_tasks_assignee", "assignee_id", *_TASK_ORDER),
+        Index("ix_tasks_queue_assignee", *_TASK_OWNER, "assignee_id", *_TASK_ORDER),
         Index("ix_tasks_order", *_TASK_ORDER),
+        Index("ix_tasks_status_order", "status", *_TASK_ORDER),
         Index("ix_tasks_case", "case_id"),
     )
 

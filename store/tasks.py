@@ -190,6 +190,8 @@ async def list_tasks(
     ``offset`` or after ``after``, and the total counted up to ``count_limit``."""
     where = [visible_tasks(principal), *_clauses(filters)]
     total = await count_up_to(session, select(TaskRow.id).where(*where), count_limit)
+    if total == 0:  # nothing to read (a page query would walk the index for nothing)
+        return TaskPage([], 0, None)
     query = _select().where(*where)
     if after is not None:
         query = query.where(

@@ -54,10 +54,15 @@ def upgrade() -> None:
         )
         batch_op.drop_index("ix_tasks_owner_status_deadline")
         batch_op.create_index("ix_tasks_queue", [*TASK_OWNER, *TASK_ORDER])
-        batch_op.create_index("ix_tasks_queue_status", [*TASK_OWNER, "status", *TASK_ORDER])
+        batch_op.create_index(
+            "ix_tasks_queue_status",
+            [*TASK_OWNER, "status", *TASK_ORDER],
+            postgresql_include=["overdue_since"],
+        )
         batch_op.create_index("ix_tasks_queue_type", [*TASK_OWNER, "type", *TASK_ORDER])
-        batch_op.create_index("ix_tasks_assignee", ["assignee_id", *TASK_ORDER])
+        batch_op.create_index("ix_tasks_queue_assignee", [*TASK_OWNER, "assignee_id", *TASK_ORDER])
         batch_op.create_index("ix_tasks_order", TASK_ORDER)
+        batch_op.create_index("ix_tasks_status_order", ["status", *TASK_ORDER])
 
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.add_column(sa.Column("partner_name", sa.String(length=200), nullable=True))
@@ -72,6 +77,16 @@ def upgrade() -> None:
         "ix_cases_partner_list", "cases", ["partner_id", sa.text("created_at DESC"), "id"]
     )
     op.create_index("ix_cases_list", "cases", [sa.text("created_at DESC"), "id"])
+    for name, side in (("creditor", ["creditor_id"]), ("partner", ["partner_id"]), ("", [])):
+        op.create_index(
+            f"ix_cases_{name + '_' if name else ''}status_list",
+            "cases",
+            [*side, "status", sa.text("created_at DESC"), "id"],
+        )
+    # Superseded by the *_status_list indexes; a substring search cannot use a b-tree.
+    op.drop_index("ix_cases_creditor_status", table_name="cases")
+    op.drop_index("ix_cases_partner_status", table_name="cases")
+    op.drop_index("ix_cases_debtor_name", table_name="cases")
     if postgres:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.create_index(
@@ -85,14 +100,21 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_cases_debtor_name_trgm", table_name="cases")
+    op.create_index("ix_cases_debtor_name", "cases", ["debtor_name"])
+    op.create_index("ix_cases_partner_status", "cases", ["partner_id", "status"])
+    op.create_index("ix_cases_creditor_status", "cases", ["creditor_id", "status"])
+    for name in ("ix_cases_creditor_status_list", "ix_cases_partner_status_list"):
+        op.drop_index(name, table_name="cases")
+    op.drop_index("ix_cases_status_list", table_name="cases")
     op.drop_index("ix_cases_list", table_name="cases")
     op.drop_index("ix_cases_partner_list", table_name="cases")
     op.drop_index("ix_cases_creditor_list", table_name="cases")
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_column("partner_name")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_tasks_status_order")
         batch_op.drop_index("ix_tasks_order")
-        batch_op.drop_index("ix_tasks_assignee")
+        batch_op.drop_index("ix_tasks_queue_assignee")
         batch_op.drop_index("ix_tasks_queue_type")
         batch_op.drop_index("ix_tasks_queue_status")
         batch_op.drop_index("ix_tasks_queue")
