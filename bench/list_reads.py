@@ -11,9 +11,9 @@ prints a table of medians, p99 and ratios, writes ``bench/results/list_reads.jso
 ``EXPLAIN (ANALYZE, BUFFERS)`` of every statement the API runs for each request to
 ``bench/results/list_reads_plans.txt``.
 
-``--database-url`` reuses a seeded database instead of starting one; ``--app-path`` serves the
-API of another checkout (for before/after figures; plans and raw SQL need this checkout's schema,
-so with an older schema only the HTTP figures are taken).
+``--database-url`` (with ``--seeded``, the JSON ``bench.seed_read_model`` prints) reuses a
+seeded database instead of starting one; ``--app-path`` serves the API of another checkout
+against this checkout's schema.
 """
 
 from __future__ import annotations
