@@ -29,6 +29,7 @@ from domain.errors import PROJECTION_FAILED
 from domain.tasks import OutboxEvent, Task
 from store.db import transaction
 from store.models import (
+    NO_DEADLINE,
     Case,
     CaseHistory,
     CaseInvitation,
@@ -38,6 +39,7 @@ from store.models import (
     Relationship,
     TaskRow,
 )
+from store.tasks import refresh_case_tasks
 
 
 def _case_columns(record: CaseRecord) -> dict[str, object]:
@@ -46,6 +48,7 @@ def _case_columns(record: CaseRecord) -> dict[str, object]:
         "case_number": record.case_number,
         "creditor_id": record.creditor_id,
         "partner_id": record.partner_id,
+        "partner_name": record.partner.name if record.partner else None,
         "bank_account_id": record.bank_account.id if record.bank_account else None,
         "submitted_by": record.submitted_by,
         "creditor_reference": submission.creditor_reference,
@@ -219,6 +222,8 @@ async def _sync_invitations(session: AsyncSession, record: CaseRecord) -> None:
         CaseInvitation(case_id=record.case_id, partner_id=partner_id)
         for partner_id in wanted - {row.partner_id for row in rows}
     )
+    # Who sees the case may have changed: so may who sees its tasks.
+    await refresh_case_tasks(session, {record.case_id})
 
 
 def _task_columns(task: Task) -> dict[str, object]:
@@ -236,6 +241,7 @@ def _task_columns(task: Task) -> dict[str, object]:
         "case_id": task.case_id,
         "relationship_id": task.relationship_id,
         "deadline": task.deadline,
+        "sort_deadline": task.deadline or NO_DEADLINE,
         "original_deadline": task.original_deadline,
         "date_created": task.date_created,
         "date_solved": task.date_solved,
@@ -262,6 +268,7 @@ async def write_tasks(session: AsyncSession, tasks: list[Task]) -> None:
         elif row.version < task.version:
             for column, value in _task_columns(task).items():
                 setattr(row, column, value)
+    await refresh_case_tasks(session, {task.case_id for task in tasks if task.case_id})
 
 
 async def write_messages(session: AsyncSession, messages: list[ChatMessage]) -> None:

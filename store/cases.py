@@ -7,16 +7,28 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from domain.cases import HistoryEntry
 from domain.enums import CaseStatus, ChangedBy, Lifecycle, OrgKind, SubStatus
 from domain.lifecycle import LIFECYCLE_TABLE, statuses_for
 from domain.transitions import FINISHED
 from store.accounts import Principal
+from store.cursor import Cursor, count_up_to, encode_cursor, key_of, timestamp, uuid_of
 from store.db import transaction
 from store.models import (
     BankAccount,
@@ -28,21 +40,46 @@ from store.models import (
     User,
 )
 
-Partner = aliased(Organisation)
+
+def visible_branches(
+    role: OrgKind, org_id: uuid.UUID | SQLColumnExpression[uuid.UUID]
+) -> list[ColumnElement[bool]]:
+    """The case-visibility rule, as disjoint conditions whose OR is the rule: creditors see
+    their own cases, partners the cases assigned to them and those they are invited to quote
+    on, ops everything. ``org_id`` may be a column (``store.tasks`` asks it of a task's owner).
+
+    Lists read each branch in the order of its own index and merge them
+    (``list_cases``), so a partner's list never scans the whole table for the OR."""
+    if role is OrgKind.OPS:
+        return [true()]
+    if role is OrgKind.CREDITOR:
+        return [Case.creditor_id == org_id]
+    if role is OrgKind.PARTNER:
+        invited = (
+            select(CaseInvitation.case_id)
+            .where(CaseInvitation.partner_id == org_id)
+            .correlate_except(CaseInvitation)
+        )
+        return [
+            Case.partner_id == org_id,
+            and_(
+                Case.id.in_(invited),
+                or_(Case.partner_id.is_(None), Case.partner_id != org_id),
+            ),
+        ]
+    return [false()]
+
+
+def visible_to_org(
+    role: OrgKind, org_id: uuid.UUID | SQLColumnExpression[uuid.UUID]
+) -> ColumnElement[bool]:
+    """Whether the case is visible to organisation ``org_id`` acting as ``role``."""
+    return or_(*visible_branches(role, org_id))
 
 
 def visible_to(principal: Principal) -> ColumnElement[bool]:
     """Creditors see their own cases, partners the cases assigned to them, ops everything."""
-    if principal.role is OrgKind.OPS:
-        return true()
-    if principal.role is OrgKind.CREDITOR:
-        return Case.creditor_id == principal.org_id
-    if principal.role is OrgKind.PARTNER:
-        invited = select(CaseInvitation.case_id).where(
-            CaseInvitation.partner_id == principal.org_id
-        )
-        return or_(Case.partner_id == principal.org_id, Case.id.in_(invited))
-    return false()
+    return visible_to_org(principal.role, principal.org_id)
 
 
 @dataclass(frozen=True)
@@ -55,14 +92,8 @@ async def get_case(
     *, session: AsyncSession, case_id: uuid.UUID, principal: Principal
 ) -> CaseRow | None:
     """The case if it exists and the caller may see it; None otherwise (the API says 404)."""
-    row = (
-        await session.execute(
-            select(Case, Partner.name)
-            .outerjoin(Partner, Partner.id == Case.partner_id)
-            .where(Case.id == case_id, visible_to(principal))
-        )
-    ).first()
-    return CaseRow(row[0], row[1]) if row else None
+    case = await session.scalar(select(Case).where(Case.id == case_id, visible_to(principal)))
+    return CaseRow(case, case.partner_name) if case else None
 
 
 @dataclass(frozen=True)
@@ -120,21 +151,95 @@ def _filter_clauses(f: CaseFilter) -> list[ColumnElement[bool]]:
     return clauses
 
 
+LIST_NAME = "cases"
+
+
+@dataclass(frozen=True)
+class CasePosition:
+    """A place in the case list (newest first, then id): the last case a page showed."""
+
+    created_at: dt.datetime
+    case_id: uuid.UUID
+
+    @classmethod
+    def parse(cls, cursor: Cursor) -> CasePosition:
+        created, case_id = key_of(cursor, LIST_NAME, 2)
+        return cls(timestamp(created), uuid_of(case_id))
+
+    @classmethod
+    def of(cls, case: Case) -> CasePosition:
+        return cls(case.created_at, case.id)
+
+    def cursor(self) -> str:
+        return encode_cursor(LIST_NAME, (self.created_at.isoformat(), str(self.case_id)))
+
+    def following(self) -> ColumnElement[bool]:
+        """The cases after this one in the list's order (the first bound serves the index)."""
+        moment = literal(self.created_at, Case.created_at.type)
+        return and_(
+            Case.created_at <= moment,
+            or_(Case.created_at < moment, Case.id > literal(self.case_id, Case.id.type)),
+        )
+
+
+@dataclass(frozen=True)
+class CasePage:
+    rows: list[CaseRow]
+    total: int  # each visibility branch counted up to the caller's count_limit
+    next: CasePosition | None  # where the next page starts, if a case follows
+
+
 async def list_cases(
-    *, session: AsyncSession, principal: Principal, filters: CaseFilter, offset: int, limit: int
-) -> tuple[list[CaseRow], int]:
-    """One page of the cases the caller may see, newest first, and the total count."""
-    where = [visible_to(principal), *_filter_clauses(filters)]
-    total = await session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
-    rows = await session.execute(
-        select(Case, Partner.name)
-        .outerjoin(Partner, Partner.id == Case.partner_id)
-        .where(*where)
-        .order_by(Case.created_at.desc(), Case.id)
-        .offset(offset)
-        .limit(limit)
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    filters: CaseFilter,
+    offset: int,
+    limit: int,
+    after: CasePosition | None = None,
+    count_limit: int,
+) -> CasePage:
+    """One page of the cases the caller may see, newest first, starting at ``offset`` or after
+    ``after``, and the total counted up to ``count_limit``.
+
+    Each branch of the visibility rule (``visible_branches``: for a partner, its assigned cases
+    and those it is invited to quote on) is read in its own index order and the branches are
+    merged, so the OR never turns into a scan of every case."""
+    branches = visible_branches(principal.role, principal.org_id)
+    where = _filter_clauses(filters)
+    total = 0
+    for branch in branches:
+        total += await count_up_to(session, select(Case.id).where(branch, *where), count_limit)
+    if total == 0:  # nothing to read (a page query would walk the index for nothing)
+        return CasePage([], 0, None)
+    if after is not None:
+        where.append(after.following())
+    order = (Case.created_at.desc(), Case.id)
+    if len(branches) == 1:
+        query = select(Case).where(branches[0], *where).order_by(*order)
+    else:
+        parts = [
+            select(Case.id, Case.created_at)
+            .where(branch, *where)
+            .order_by(*order)
+            .limit(offset + limit + 1)
+            .subquery()
+            for branch in branches
+        ]
+        merged = union_all(*(select(part.c.id, part.c.created_at) for part in parts)).subquery()
+        query = (
+            select(Case)
+            .join(merged, merged.c.id == Case.id)
+            .order_by(merged.c.created_at.desc(), merged.c.id)
+        )
+    cases = list(await session.scalars(query.offset(offset).limit(limit + 1)))
+    more = len(cases) > limit
+    cases = cases[:limit]
+    return CasePage(
+        [CaseRow(case, case.partner_name) for case in cases],
+        total,
+        CasePosition.of(cases[-1]) if more else None,
     )
-    return [CaseRow(case, name) for case, name in rows], total
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -18,7 +19,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
 
@@ -124,8 +127,12 @@ class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
         UniqueConstraint("creditor_id", "creditor_reference"),
-        Index("ix_cases_creditor_status", "creditor_id", "status"),
-        Index("ix_cases_partner_status", "partner_id", "status"),
+        # debtorName search (a substring match) on PostgreSQL; SQLite scans.
+        Index(
+            "ix_cases_debtor_name_trgm",
+            text("lower(debtor_name) gin_trgm_ops"),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -140,9 +147,11 @@ class Case(Base):
     date: Mapped[dt.date]
     due_date: Mapped[dt.date]
     claim_description: Mapped[str] = mapped_column(Text)
-    debtor_name: Mapped[str] = mapped_column(String(200), index=True)
+    debtor_name: Mapped[str] = mapped_column(String(200))
     debtor: Mapped[dict[str, Any]]
     bank_account_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_accounts.id"))
+    # The assigned partner's name as the case was assigned (the list shows it without a join).
+    partner_name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(32))
     sub_status: Mapped[str | None] = mapped_column(String(64))
     last_status_change: Mapped[dt.datetime]
@@ -152,6 +161,22 @@ class Case(Base):
     # What happened while the case was worked, as the workflow keeps it (CaseDetails): quotes,
     # payments, commission payments, complaints, the partner review, who must act while On Hold.
     details: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+
+
+# The case list's order (newest first, then id), for each side that lists cases, with and
+# without a status (a status filter, or a lifecycle of one status, reads in index order too).
+Index("ix_cases_creditor_list", Case.creditor_id, Case.created_at.desc(), Case.id)
+Index("ix_cases_partner_list", Case.partner_id, Case.created_at.desc(), Case.id)
+Index("ix_cases_list", Case.created_at.desc(), Case.id)
+Index(
+    "ix_cases_creditor_status_list",
+    Case.creditor_id,
+    Case.status,
+    Case.created_at.desc(),
+    Case.id,
+)
+Index("ix_cases_partner_status_list", Case.partner_id, Case.status, Case.created_at.desc(), Case.id)
+Index("ix_cases_status_list", Case.status, Case.created_at.desc(), Case.id)
 
 
 class CaseInvitation(Base):
@@ -193,12 +218,33 @@ class IdempotencyRecord(Base):
     created_at: Mapped[dt.datetime]
 
 
+# ``TaskRow.sort_deadline`` of a task without a deadline: after every real one (business dates
+# end in 2099, ``domain.plausible``), so "no deadline last" is a plain ascending order.
+NO_DEADLINE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+# The order of the task queue; every index below ends in it, so a page is read in index order.
+_TASK_ORDER = ("sort_deadline", "date_created", "id")
+# What every non-ops task list filters on first (``store.tasks.visible_tasks``).
+_TASK_OWNER = ("owner_org_id", "access_level", "case_visible")
+
+
 class TaskRow(Base):
     """A task as its owning workflow last projected it."""
 
     __tablename__ = "tasks"
     __table_args__ = (
-        Index("ix_tasks_owner_status_deadline", "owner_org_id", "status", "deadline"),
+        Index("ix_tasks_queue", *_TASK_OWNER, *_TASK_ORDER),
+        # overdue_since rides along, so overdue=true is answered from the index alone.
+        Index(
+            "ix_tasks_queue_status",
+            *_TASK_OWNER,
+            "status",
+            *_TASK_ORDER,
+            postgresql_include=["overdue_since"],
+        ),
+        Index("ix_tasks_queue_type", *_TASK_OWNER, "type", *_TASK_ORDER),
+        Index("ix_tasks_queue_assignee", *_TASK_OWNER, "assignee_id", *_TASK_ORDER),
+        Index("ix_tasks_order", *_TASK_ORDER),
+        Index("ix_tasks_status_order", "status", *_TASK_ORDER),
         Index("ix_tasks_case", "case_id"),
     )
 
@@ -217,12 +263,19 @@ class TaskRow(Base):
     case_id: Mapped[uuid.UUID | None]
     relationship_id: Mapped[uuid.UUID | None]
     deadline: Mapped[dt.datetime | None]
+    # ``deadline``, or NO_DEADLINE: the queue's sort key, which an index supplies.
+    sort_deadline: Mapped[dt.datetime]
     original_deadline: Mapped[dt.datetime | None]
     date_created: Mapped[dt.datetime]
     date_solved: Mapped[dt.datetime | None]
     overdue_since: Mapped[dt.datetime | None]
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     resolved_by: Mapped[dict[str, Any] | None]
+    # Kept by ``store.tasks.refresh_case_tasks`` from the task's case: its creditor reference,
+    # and whether the owner still sees the case (``store.cases.visible_to_org``; True without
+    # a case). Stored so the queue needs neither a join nor a subquery per row.
+    case_reference: Mapped[str | None] = mapped_column(String(100))
+    case_visible: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
 
 
 class OutboxEventRow(Base):

@@ -6,34 +6,89 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Row, Select, func, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    case,
+    exists,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import OrgKind
 from domain.tasks import AccessLevel, Scope, TaskStatus, TaskType
 from store.accounts import Principal
-from store.cases import visible_to
-from store.models import Case, TaskRow, User
+from store.cases import visible_to_org
+from store.cursor import Cursor, count_up_to, encode_cursor, key_of, timestamp
+from store.models import NO_DEADLINE, Case, TaskRow, User
 
 ACCESS_OF_ROLE = {OrgKind.CREDITOR: AccessLevel.CREDITOR, OrgKind.PARTNER: AccessLevel.PARTNER}
+# The queue's order: earliest deadline first, no deadline last (``TaskRow.sort_deadline``).
+ORDER = (TaskRow.sort_deadline, TaskRow.date_created, TaskRow.id)
+LIST_NAME = "tasks"
 
 
 def visible_tasks(principal: Principal) -> ColumnElement[bool]:
     """A user sees their own organisation's tasks of their own side; ops see all tasks.
 
-    A task on a case is visible only while its case is (``store.cases.visible_to``, the one
+    A task on a case is visible only while its case is (``store.cases.visible_to_org``, the one
     case-visibility rule): a partner that lost the case (rejected it, declined or lost the quote,
     or the case went to another partner) no longer sees its tasks on it, solved or open, while
     the partner that worked a finished case keeps its tasks there. Tasks without a case
     (account tasks, relationship chat tasks) follow the owner rule alone.
+
+    Whether the owner sees the task's case is stored on the row (``case_visible``, kept by
+    ``refresh_case_tasks``), so the rule is three columns of one index.
     """
     if principal.role is OrgKind.OPS:
         return true()
-    visible_cases = select(Case.id).where(visible_to(principal)).correlate(None)
-    return (
-        (TaskRow.owner_org_id == principal.org_id)
-        & (TaskRow.access_level == ACCESS_OF_ROLE[principal.role].value)
-        & (TaskRow.case_id.is_(None) | TaskRow.case_id.in_(visible_cases))
+    return and_(
+        TaskRow.owner_org_id == principal.org_id,
+        TaskRow.access_level == ACCESS_OF_ROLE[principal.role].value,
+        TaskRow.case_visible == true(),
+    )
+
+
+def _owner_sees_case() -> ColumnElement[bool]:
+    """Whether a task's owner, on the task's side, sees the task's case (True without one)."""
+
+    def sees(role: OrgKind) -> ColumnElement[bool]:
+        return exists(
+            select(Case.id).where(
+                Case.id == TaskRow.case_id, visible_to_org(role, TaskRow.owner_org_id)
+            )
+        )
+
+    return case(
+        (TaskRow.case_id.is_(None), true()),
+        (TaskRow.access_level == AccessLevel.CREDITOR.value, sees(OrgKind.CREDITOR)),
+        else_=sees(OrgKind.PARTNER),
+    )
+
+
+async def refresh_case_tasks(session: AsyncSession, case_ids: set[uuid.UUID]) -> None:
+    """Bring the stored case columns of these cases' tasks up to date (``case_visible``,
+    ``case_reference``): after a projection wrote tasks, a case's partner or its open
+    invitations. Rows already up to date are not rewritten."""
+    if not case_ids:
+        return
+    sees = _owner_sees_case()
+    reference = select(Case.creditor_reference).where(Case.id == TaskRow.case_id).scalar_subquery()
+    await session.execute(
+        update(TaskRow)
+        .where(
+            TaskRow.case_id.in_(case_ids),
+            or_(TaskRow.case_visible != sees, TaskRow.case_reference.is_distinct_from(reference)),
+        )
+        .values(case_visible=sees, case_reference=reference)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -55,17 +110,15 @@ class TaskFilter:
     case_id: uuid.UUID | None = None
 
 
-def _select() -> Select[TaskRow, str, User]:
-    return (
-        select(TaskRow, Case.creditor_reference, User)
-        .outerjoin(Case, Case.id == TaskRow.case_id)
-        .outerjoin(User, User.id == TaskRow.assignee_id)
-    )
+def _select() -> Select[TaskRow, User]:
+    # The assignee is read by primary key for the rows of the page only (the list's Limit
+    # sits below this join).
+    return select(TaskRow, User).outerjoin(User, User.id == TaskRow.assignee_id)
 
 
-def _record(row: Row[TaskRow, str, User]) -> TaskRecord:
-    task, case_reference, assignee = row
-    return TaskRecord(task, case_reference, assignee)
+def _record(row: Row[TaskRow, User]) -> TaskRecord:
+    task, assignee = row
+    return TaskRecord(task, task.case_reference, assignee)
 
 
 def _clauses(f: TaskFilter) -> list[ColumnElement[bool]]:
@@ -82,29 +135,78 @@ def _clauses(f: TaskFilter) -> list[ColumnElement[bool]]:
         )
     elif f.overdue is False:
         clauses.append(TaskRow.overdue_since.is_(None))
+    if f.deadline_from is not None or f.deadline_to is not None:
+        # On the sort key, so the queue's index serves the range; NO_DEADLINE is no deadline.
+        clauses.append(TaskRow.sort_deadline < NO_DEADLINE)
     if f.deadline_from is not None:
-        clauses.append(TaskRow.deadline >= f.deadline_from)
+        clauses.append(TaskRow.sort_deadline >= f.deadline_from)
     if f.deadline_to is not None:
-        clauses.append(TaskRow.deadline <= f.deadline_to)
+        clauses.append(TaskRow.sort_deadline <= f.deadline_to)
     if f.case_id is not None:
         clauses.append(TaskRow.case_id == f.case_id)
     return clauses
 
 
+@dataclass(frozen=True)
+class TaskPosition:
+    """A place in the queue: the sort key of the last task a page showed."""
+
+    sort_deadline: dt.datetime
+    date_created: dt.datetime
+    task_id: str
+
+    @classmethod
+    def parse(cls, cursor: Cursor) -> TaskPosition:
+        deadline, created, task_id = key_of(cursor, LIST_NAME, 3)
+        return cls(timestamp(deadline), timestamp(created), task_id)
+
+    @classmethod
+    def of(cls, task: TaskRow) -> TaskPosition:
+        return cls(task.sort_deadline, task.date_created, task.id)
+
+    def cursor(self) -> str:
+        key = (self.sort_deadline.isoformat(), self.date_created.isoformat(), self.task_id)
+        return encode_cursor(LIST_NAME, key)
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    records: list[TaskRecord]
+    total: int  # counted up to the caller's count_limit
+    next: TaskPosition | None  # where the next page starts, if a task follows
+
+
 async def list_tasks(
-    *, session: AsyncSession, principal: Principal, filters: TaskFilter, offset: int, limit: int
-) -> tuple[list[TaskRecord], int]:
-    """A page of visible tasks, earliest deadline first (no deadline last), and the total."""
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    filters: TaskFilter,
+    offset: int,
+    limit: int,
+    after: TaskPosition | None = None,
+    count_limit: int,
+) -> TaskPage:
+    """A page of visible tasks, earliest deadline first (no deadline last), starting at
+    ``offset`` or after ``after``, and the total counted up to ``count_limit``."""
     where = [visible_tasks(principal), *_clauses(filters)]
-    total = await session.scalar(select(func.count()).select_from(TaskRow).where(*where)) or 0
-    rows = await session.execute(
-        _select()
-        .where(*where)
-        .order_by(TaskRow.deadline.is_(None), TaskRow.deadline, TaskRow.date_created, TaskRow.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return [_record(row) for row in rows], total
+    total = await count_up_to(session, select(TaskRow.id).where(*where), count_limit)
+    if total == 0:  # nothing to read (a page query would walk the index for nothing)
+        return TaskPage([], 0, None)
+    query = _select().where(*where)
+    if after is not None:
+        query = query.where(
+            tuple_(*ORDER)
+            > tuple_(
+                literal(after.sort_deadline, TaskRow.sort_deadline.type),
+                literal(after.date_created, TaskRow.date_created.type),
+                literal(after.task_id, TaskRow.id.type),
+            )
+        )
+    rows = await session.execute(query.order_by(*ORDER).offset(offset).limit(limit + 1))
+    records = [_record(row) for row in rows]
+    more = len(records) > limit
+    records = records[:limit]
+    return TaskPage(records, total, TaskPosition.of(records[-1].task) if more else None)
 
 
 async def case_tasks(
@@ -116,7 +218,7 @@ async def case_tasks(
         .where(
             visible_tasks(principal), TaskRow.case_id == case_id, TaskRow.scope == Scope.CASE.value
         )
-        .order_by(TaskRow.status, TaskRow.deadline.is_(None), TaskRow.deadline, TaskRow.id)
+        .order_by(TaskRow.status, TaskRow.sort_deadline, TaskRow.id)
     )
     return [_record(row) for row in rows]
 

@@ -31,7 +31,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem, check_no_nul, invalid
 from api.idempotency import idempotent
-from api.pagination import PageDep, PageInfo, page_info
+from api.pagination import COUNT_LIMIT, ListDep, ListPageInfo, list_page_info, position_after
 from api.query import QueryTimestamp
 from api.routes.tasks import TaskView, task_view
 from api.workflow_calls import call, update_workflow
@@ -75,7 +75,7 @@ router = APIRouter(prefix="/cases", tags=["cases"])
 
 class CaseList(ApiModel):
     data: list[CaseView]
-    page: PageInfo
+    page: ListPageInfo
 
 
 class CaseHistoryView(ApiModel):
@@ -276,20 +276,29 @@ def _case_filter(
 async def list_cases(
     principal: CurrentPrincipal,
     session: SessionDep,
-    page: PageDep,
+    page: ListDep,
     filters: Annotated[case_store.CaseFilter, Depends(_case_filter)],
 ) -> CaseList:
-    """The cases you may see, newest first. ``dateFrom``/``dateTo`` bound the last status change."""
-    rows, total = await case_store.list_cases(
+    """The cases you may see, newest first. ``dateFrom``/``dateTo`` bound the last status change.
+    Page with ``page`` or, for deep pages, with ``after`` (the ``nextCursor`` of a page)."""
+    found = await case_store.list_cases(
         session=session,
         principal=principal,
         filters=filters,
         offset=page.offset,
         limit=page.page_size,
+        after=position_after(page, case_store.CasePosition.parse),
+        count_limit=COUNT_LIMIT + 1,
     )
     now = dt.datetime.now(dt.UTC)
     return CaseList(
-        data=[_view(r, now) for r in rows], page=page_info(page, total=total, count=len(rows))
+        data=[_view(r, now) for r in found.rows],
+        page=list_page_info(
+            page,
+            total=found.total,
+            count=len(found.rows),
+            next_cursor=found.next.cursor() if found.next else None,
+        ),
     )
 
 

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from api.deps import CurrentPrincipal, SessionDep, SettingsDep, TemporalDep, visible_case
 from api.errors import Problem, check_no_nul, invalid, not_found
 from api.idempotency import idempotent
-from api.pagination import PageDep, PageInfo, page_info
+from api.pagination import COUNT_LIMIT, ListDep, ListPageInfo, list_page_info, position_after
 from api.query import QueryTimestamp
 from api.workflow_calls import update_workflow
 from domain.accounts import OrgRef
@@ -100,7 +100,7 @@ class TaskView(ApiModel):
 
 class TaskList(ApiModel):
     data: list[TaskView]
-    page: PageInfo
+    page: ListPageInfo
 
 
 class PostponeBody(ApiModel):
@@ -168,7 +168,7 @@ async def list_tasks(
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
-    page: PageDep,
+    page: ListDep,
     status: TaskStatus | None = None,
     type: Annotated[list[TaskType] | None, Query()] = None,
     assignee: UUID | None = None,
@@ -177,7 +177,8 @@ async def list_tasks(
     deadline_to: Annotated[QueryTimestamp | None, Query(alias="deadlineTo")] = None,
     case_id: Annotated[UUID | None, Query(alias="caseId")] = None,
 ) -> TaskList:
-    """Your organisation's tasks (account-level ones included), earliest deadline first."""
+    """Your organisation's tasks (account-level ones included), earliest deadline first.
+    Page with ``page`` or, for deep pages, with ``after`` (the ``nextCursor`` of a page)."""
     filters = task_store.TaskFilter(
         status=status,
         types=tuple(type or ()),
@@ -187,16 +188,23 @@ async def list_tasks(
         deadline_to=as_utc(deadline_to) if deadline_to else None,
         case_id=case_id,
     )
-    rows, total = await task_store.list_tasks(
+    found = await task_store.list_tasks(
         session=session,
         principal=principal,
         filters=filters,
         offset=page.offset,
         limit=page.page_size,
+        after=position_after(page, task_store.TaskPosition.parse),
+        count_limit=COUNT_LIMIT + 1,
     )
     return TaskList(
-        data=[task_view(r, settings) for r in rows],
-        page=page_info(page, total=total, count=len(rows)),
+        data=[task_view(r, settings) for r in found.records],
+        page=list_page_info(
+            page,
+            total=found.total,
+            count=len(found.records),
+            next_cursor=found.next.cursor() if found.next else None,
+        ),
     )
 
 

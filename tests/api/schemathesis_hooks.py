@@ -18,6 +18,8 @@ anyway is left as generated, to be refused.
   must lie in the future (422 ``invalid_deadline``). A PATCH does not know the stored date, so
   generated case dates lie within the last year, which keeps a due date alone consistent.
 - An IBAN must follow its country's rules (``schwifty``): the ``iban`` format draws real ones.
+- An ``after`` cursor must be one the list gave out, and comes without ``page`` (422
+  otherwise): generated cursors are left out of the query.
 - An uploaded file's bytes must be of its declared type (``api.filetypes``): a generated file
   becomes a small real PDF, the first type the schema names for it.
 """
@@ -112,6 +114,8 @@ def _real_files(body: dict[str, Any], case: Any) -> None:
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     _in_years(case.query)
+    if isinstance(case.query, dict):
+        case.query.pop("after", None)
     headers = case.headers or {}
     key = headers.get(HEADER)
     if isinstance(key, str) and key.strip() and len(key) <= MAX_KEY_LENGTH and "\x00" not in key:
