@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # How long an API request waits for a workflow to accept and project an action.
     api_update_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # How long an API process trusts an API key the database verified (api/keycache.py): a
+    # revoked key or deactivated user is refused at most this long after; 0 asks every time.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)
+
     # Requests per minute and API key (token bucket, per API process); 0 turns limiting off.
     rate_limit_per_minute: int = Field(default=600, ge=0)
     rate_limit_burst: int = Field(default=120, ge=1)

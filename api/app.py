@@ -12,6 +12,7 @@ from api import errors, openapi
 from api.access_log import hide_query_strings
 from api.deadline import RequestDeadline
 from api.guard import RequestGuard
+from api.keycache import KeyCache
 from api.ratelimit import RateLimiter
 from api.routes import account, bank_accounts, case_work, cases, chat, codec, health, tasks
 from settings import Settings, get_settings
@@ -59,6 +60,7 @@ def create_app(
     )
     # Set here, not in the lifespan, so tests can swap the store before the first request.
     app.state.blobs = blobs or LocalBlobStore(settings.blob_directory)
+    app.state.key_cache = KeyCache(seconds=settings.api_key_cache_seconds)
     app.state.rate_limiter = RateLimiter(
         per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
     )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.errors import forbidden, invalid, not_found, rate_limited, unauthenticated
+from api.keycache import KeyCache
 from domain.enums import OrgKind
 from settings import Settings
 from store.accounts import Principal, principal_for_key
@@ -66,16 +67,23 @@ async def get_principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     x_api_key: Annotated[str | None, Depends(X_API_KEY)],
 ) -> Principal:
-    """Authenticate ``Authorization: Bearer <key>`` or ``XApiKey: <key>``; 401 otherwise."""
+    """Authenticate ``Authorization: Bearer <key>`` or ``XApiKey: <key>``; 401 otherwise.
+
+    A key verified within API_KEY_CACHE_SECONDS is not looked up again (``api.keycache``)."""
     key = x_api_key or (bearer.credentials.strip() if bearer else None)
     if not key:
         raise unauthenticated()
-    principal = await principal_for_key(session=session, key=key)
-    # End the read, so the request holds no database connection while it waits (on Temporal,
-    # on a duplicate's Idempotency-Key): otherwise concurrent requests exhaust the pool.
-    await session.commit()
+    cache: KeyCache = request.app.state.key_cache
+    principal = cache.get(key)
     if principal is None:
-        raise unauthenticated()
+        principal = await principal_for_key(session=session, key=key)
+        # End the read, so the request holds no database connection while it waits (on
+        # Temporal, on a duplicate's Idempotency-Key): otherwise concurrent requests exhaust
+        # the pool.
+        await session.commit()
+        if principal is None:
+            raise unauthenticated()
+        cache.put(key, principal)
     wait = request.app.state.rate_limiter.take(key)
     if wait is not None:
         raise rate_limited(wait)
