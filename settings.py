@@ -58,6 +58,9 @@ class Settings(BaseSettings):
 
     # Empty: an embedded SQLite file in VAR_DIR (var/caseloop.db).
     database_url: str = ""
+    # Connections per process (API or worker) to DATABASE_URL: kept open, and more under load.
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
     portal_base_url: str = "http://localhost:8000/portal"
 
     api_host: str = "127.0.0.1"

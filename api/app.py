@@ -40,7 +40,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
         # Lazy: the API starts (and /api/health reports the outage) even while Temporal is down.

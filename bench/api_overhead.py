@@ -315,15 +315,20 @@ async def main(rounds: int, profile: Path | None, out: Path) -> dict[str, Any]:
             if isinstance(profiler, cProfile_type()):
                 profiler.dump_stats(profile)
             elif profiler is not None and profile is not None:
-                profile.write_text(profiler.output_html())
+                write(profile, profiler.output_html())
                 print(profiler.output_text(unicode=False, color=False, show_all=False))
     result = {f"{name} / {kind}": s.summary() for (name, kind), s in samples.items()}
     header = f"{'variant / action':28} " + " ".join(f"{k:>14}" for k in next(iter(result.values())))
     print(header)
     for label, figures in result.items():
         print(f"{label:28} " + " ".join(f"{v:>14}" for v in figures.values()))
-    out.write_text(json.dumps(result, indent=1))
+    write(out, json.dumps(result, indent=1))
     return result
+
+
+def write(path: Path, text: str) -> None:
+    """Write a result file (a moment's blocking, after the measurements)."""
+    path.write_text(text)
 
 
 if __name__ == "__main__":
