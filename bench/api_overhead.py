@@ -15,7 +15,9 @@ off), and reports for each per request:
   client's) over the request; the worker and the dev server are other processes;
 - ``db``: the time in database statements and commits, and how many there were.
 
-Run: ``PYTHONPATH=. .venv/bin/python -m bench.api_overhead [--rounds 200] [--profile out.html]``.
+Run: ``PYTHONPATH=. .venv/bin/python -m bench.api_overhead [--rounds 200] [--profile out.html]
+[--old /tmp/old]``. ``--old`` also runs, interleaved, the same actions through two API processes
+over HTTP: one of an older checkout, one of this code (wall time, and each process's CPU time).
 ``--profile`` writes a profile of the last variant's requests: cProfile statistics for a\n``.pstats`` file, else pyinstrument's HTML (async mode).
 """
 
@@ -26,6 +28,7 @@ import asyncio
 import contextvars
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -163,7 +166,9 @@ class WorkerProcess:
 
 
 @asynccontextmanager
-async def stack(tmp: Path) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]]:
+async def stack(
+    tmp: Path,
+) -> AsyncIterator[tuple[WorkflowEnvironment, Settings, dict[str, str]]]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=bundled_binary("temporal"),
         data_converter=TEST_DATA_CONVERTER,
@@ -192,7 +197,7 @@ async def stack(tmp: Path) -> AsyncIterator[tuple[WorkflowEnvironment, Settings]
     worker = WorkerProcess(process_env, tmp)
     try:
         await worker.polling()
-        yield env, settings
+        yield env, settings, process_env
     finally:
         worker.stop()
         await env.shutdown()
@@ -238,11 +243,92 @@ def cProfile_type() -> type:
     return cProfile.Profile
 
 
-async def main(rounds: int, profile: Path | None, out: Path) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+Action = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+async def old_and_new(
+    old: Path, env: dict[str, str], tmp: Path, rounds: int, actions: dict[str, Action]
+) -> dict[tuple[str, str], Samples]:
+    """The same actions through two API processes over HTTP, one running the code checked out at
+    ``old``, one this checkout, interleaved request by request. Only wall time can be split out
+    here; ``cpu_p50`` is each API process's whole CPU time over its requests, per request."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    clients: dict[str, httpx.AsyncClient] = {}
+    for name, code in (("old code (http)", old), ("new code (http)", ROOT)):
+        port = free_port()
+        processes[name] = start_api(code, env, port)
+        clients[name] = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    try:
+        for client in clients.values():
+            for _ in range(300):
+                try:
+                    if (await client.get("/api/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        samples = {(n, kind): Samples() for n in clients for kind in actions}
+        cpu = dict.fromkeys(clients, 0.0)
+        step = 10_000
+        for i in range(-10, rounds):
+            for kind, action in actions.items():
+                for name, client in clients.items():
+                    step += 1
+                    before = cpu_seconds(processes[name].pid)
+                    started = time.perf_counter()
+                    response = await action(client, step)
+                    wall = time.perf_counter() - started
+                    assert response.status_code < 300, response.text
+                    if i >= 0:
+                        cpu[name] += cpu_seconds(processes[name].pid) - before
+                        samples[(name, kind)].add(wall, 0.0, Spent())
+        for (name, _kind), sample in samples.items():
+            per_request = cpu[name] / (len(sample.wall) * len(actions))
+            sample.cpu = [per_request] * len(sample.wall)
+        return samples
+    finally:
+        for client in clients.values():
+            await client.aclose()
+        for process in processes.values():
+            process.terminate()
+            process.wait(30)
+
+
+def start_api(code: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """``python -m api.server`` of the code checked out at ``code``, on ``port``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.server"],
+        env={
+            **env,
+            "PYTHONPATH": str(code),
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(port),
+            "RATE_LIMIT_PER_MINUTE": "0",
+        },
+        cwd=code,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def main(
+    rounds: int, profile: Path | None, out: Path, old: Path | None = None
+) -> dict[str, Any]:
     _instrument()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        async with stack(tmp) as (env, settings):
+        async with stack(tmp) as (env, settings, process_env):
             engine = create_engine(settings.database_url)
             sessions = session_factory(engine)
             creditor = await make_actor(sessions, OrgKind.CREDITOR)
@@ -263,7 +349,7 @@ async def main(rounds: int, profile: Path | None, out: Path) -> dict[str, Any]:
             first = next(iter(clients.values()))
             cid = await warm_case(first, creditor, partner, ops)
             samples = {(n, kind): Samples() for n in VARIANTS for kind in ("chat", "status")}
-            actions: dict[str, Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]] = {
+            actions: dict[str, Action] = {
                 "chat": lambda c, i: c.post(
                     f"/api/cases/{cid}/chats",
                     json={"message": f"bench message {i}"},
@@ -312,6 +398,8 @@ async def main(rounds: int, profile: Path | None, out: Path) -> dict[str, Any]:
             for client in clients.values():
                 await client.aclose()
             await lifespans.aclose()
+            if old is not None:
+                samples.update(await old_and_new(old, process_env, tmp, rounds, actions))
             if isinstance(profiler, cProfile_type()):
                 profiler.dump_stats(profile)
             elif profiler is not None and profile is not None:
@@ -336,5 +424,12 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--profile", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("bench-api-overhead.json"))
+    parser.add_argument(
+        "--old",
+        type=Path,
+        default=None,
+        help="a checkout of older code (git worktree add /tmp/old <commit>): also compare its "
+        "API process with this one's over HTTP, interleaved",
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.rounds, options.profile, options.out))
+    asyncio.run(main(options.rounds, options.profile, options.out, options.old))
