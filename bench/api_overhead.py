@@ -12,7 +12,10 @@ off), and reports for each per request:
 - ``api``: wall minus temporal, i.e. the API's own work (authentication, idempotency, reading the
   case and the answer, building the response, middleware) including its database round trips;
 - ``cpu``: this process's CPU time (all its threads: the app, the database driver's, the Temporal
-  client's) over the request; the worker and the dev server are other processes;
+  client's) over the request; the worker and the dev server are other processes; ``api_cpu``:
+  the same less the CPU time spent while the update was awaited (the Temporal client's encoding,
+  encryption, RPC and decoding of the result); ``api_loop_cpu``: of that, the event loop's
+  thread alone (the rest is the database driver's thread and the Temporal client's runtime);
 - ``db``: the time in database statements and commits, and how many there were.
 
 Run: ``PYTHONPATH=. .venv/bin/python -m bench.api_overhead [--rounds 200] [--profile out.html]
@@ -73,6 +76,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 @dataclass
 class Spent:
     temporal: float = 0.0
+    temporal_cpu: float = 0.0
+    temporal_thread: float = 0.0
     db: float = 0.0
     statements: int = 0
 
@@ -85,12 +90,15 @@ def _instrument() -> None:
     original = WorkflowHandle.execute_update
 
     async def timed_update(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        thread_started = time.thread_time()
         try:
             return await original(self, *args, **kwargs)
         finally:
             if (spent := _spent.get()) is not None:
+                spent.temporal_thread += time.thread_time() - thread_started
                 spent.temporal += time.perf_counter() - started
+                spent.temporal_cpu += time.process_time() - cpu_started
 
     WorkflowHandle.execute_update = timed_update  # type: ignore[method-assign]
 
@@ -116,11 +124,15 @@ class Samples:
     api: list[float] = field(default_factory=list)
     db: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    api_cpu: list[float] = field(default_factory=list)
+    api_loop_cpu: list[float] = field(default_factory=list)
     statements: list[int] = field(default_factory=list)
 
-    def add(self, wall: float, cpu: float, spent: Spent) -> None:
+    def add(self, wall: float, cpu: float, spent: Spent, thread: float = 0.0) -> None:
         self.wall.append(wall)
         self.cpu.append(cpu)
+        self.api_cpu.append(cpu - spent.temporal_cpu)
+        self.api_loop_cpu.append(thread - spent.temporal_thread)
         self.temporal.append(spent.temporal)
         self.api.append(wall - spent.temporal)
         self.db.append(spent.db)
@@ -139,6 +151,8 @@ class Samples:
             "api_p50": ms(self.api, 0.5),
             "api_p99": ms(self.api, 0.99),
             "cpu_p50": ms(self.cpu, 0.5),
+            "api_cpu_p50": ms(self.api_cpu, 0.5),
+            "api_loop_cpu_p50": ms(self.api_loop_cpu, 0.5),
             "db_p50": ms(self.db, 0.5),
             "db_round_trips": statistics.median(self.statements),
         }
@@ -385,16 +399,18 @@ async def main(
                             assert profiler is not None
                             profiler.start()
                         started, cpu_started = time.perf_counter(), time.process_time()
+                        thread_started = time.thread_time()
                         response = await action(client, step)
                         wall = time.perf_counter() - started
                         cpu = time.process_time() - cpu_started
+                        thread = time.thread_time() - thread_started
                         if measured:
                             assert profiler is not None
                             profiler.stop()
                         _spent.reset(token)
                         assert response.status_code == expected[kind], response.text
                         if i >= 0:
-                            samples[(name, kind)].add(wall, cpu, spent)
+                            samples[(name, kind)].add(wall, cpu, spent, thread)
             for client in clients.values():
                 await client.aclose()
             await lifespans.aclose()

@@ -70,7 +70,14 @@ def create_engine(
     elif parsed.database in (None, "", ":memory:"):
         pool = {}  # an in-memory SQLite database lives in its one connection
     engine = create_async_engine(
-        parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args, **pool
+        parsed,
+        # A server may drop a pooled connection (a restart, a proxy's idle timeout): test each
+        # one as it leaves the pool. A SQLite file has no server, and the test is a round trip
+        # through the driver's thread for every checkout.
+        pool_pre_ping=parsed.get_backend_name() == "postgresql",
+        hide_parameters=True,
+        connect_args=connect_args,
+        **pool,
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
