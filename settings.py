@@ -58,12 +58,19 @@ class Settings(BaseSettings):
 
     # Empty: an embedded SQLite file in VAR_DIR (var/caseloop.db).
     database_url: str = ""
+    # Connections per process (API or worker) to DATABASE_URL: kept open, and more under load.
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
     portal_base_url: str = "http://localhost:8000/portal"
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # How long an API request waits for a workflow to accept and project an action.
     api_update_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # How long an API process trusts an API key the database verified (api/keycache.py): a
+    # revoked key or deactivated user is refused at most this long after; 0 asks every time.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)
 
     # Requests per minute and API key (token bucket, per API process); 0 turns limiting off.
     rate_limit_per_minute: int = Field(default=600, ge=0)

@@ -102,7 +102,11 @@ def _activity_name(fn: Callable[..., Any]) -> str:
 async def run(settings: Settings) -> None:
     """Poll until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
     client = await connect(settings)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,7 @@ from api import errors, openapi
 from api.access_log import hide_query_strings
 from api.deadline import RequestDeadline
 from api.guard import RequestGuard
+from api.keycache import KeyCache
 from api.ratelimit import RateLimiter
 from api.routes import account, bank_accounts, case_work, cases, chat, codec, health, tasks
 from settings import Settings, get_settings
@@ -39,7 +40,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         app.state.settings = settings
         app.state.sessions = session_factory(engine)
         # Lazy: the API starts (and /api/health reports the outage) even while Temporal is down.
@@ -59,6 +64,7 @@ def create_app(
     )
     # Set here, not in the lifespan, so tests can swap the store before the first request.
     app.state.blobs = blobs or LocalBlobStore(settings.blob_directory)
+    app.state.key_cache = KeyCache(seconds=settings.api_key_cache_seconds)
     app.state.rate_limiter = RateLimiter(
         per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
     )

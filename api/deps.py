@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Annotated
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -14,16 +15,38 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.errors import forbidden, invalid, not_found, rate_limited, unauthenticated
+from api.keycache import KeyCache
 from domain.enums import OrgKind
 from settings import Settings
 from store.accounts import Principal, principal_for_key
 from store.blobs import BlobStore
 from store.cases import CaseRow, get_case
 
+# The request's session, so that ``end_read`` can find it from anywhere in the request.
+_request_session: ContextVar[AsyncSession | None] = ContextVar("request_session", default=None)
+
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's read session. Routes only read through it (they write in transactions of
+    their own), so ``end_read`` may end its transaction whenever the request starts to wait."""
     async with request.app.state.sessions() as session:
-        yield session
+        token = _request_session.set(session)
+        try:
+            yield session
+        finally:
+            _request_session.reset(token)
+
+
+async def end_read() -> None:
+    """End the request's read transaction, returning its database connection to the pool.
+
+    Called before the request waits on Temporal (``api.workflow_calls.call``): a request must
+    hold no connection while a workflow works, or concurrent actions (up to
+    API_UPDATE_TIMEOUT_SECONDS each) exhaust the pool long before Temporal is busy. Rows read so
+    far stay usable (sessions do not expire on commit); the next read takes a connection anew."""
+    session = _request_session.get()
+    if session is not None and session.in_transaction():
+        await session.commit()
 
 
 def get_temporal(request: Request) -> Client:
@@ -66,16 +89,23 @@ async def get_principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     x_api_key: Annotated[str | None, Depends(X_API_KEY)],
 ) -> Principal:
-    """Authenticate ``Authorization: Bearer <key>`` or ``XApiKey: <key>``; 401 otherwise."""
+    """Authenticate ``Authorization: Bearer <key>`` or ``XApiKey: <key>``; 401 otherwise.
+
+    A key verified within API_KEY_CACHE_SECONDS is not looked up again (``api.keycache``)."""
     key = x_api_key or (bearer.credentials.strip() if bearer else None)
     if not key:
         raise unauthenticated()
-    principal = await principal_for_key(session=session, key=key)
-    # End the read, so the request holds no database connection while it waits (on Temporal,
-    # on a duplicate's Idempotency-Key): otherwise concurrent requests exhaust the pool.
-    await session.commit()
+    cache: KeyCache = request.app.state.key_cache
+    principal = cache.get(key)
     if principal is None:
-        raise unauthenticated()
+        principal = await principal_for_key(session=session, key=key)
+        # End the read, so the request holds no database connection while it waits (on
+        # Temporal, on a duplicate's Idempotency-Key): otherwise concurrent requests exhaust
+        # the pool.
+        await session.commit()
+        if principal is None:
+            raise unauthenticated()
+        cache.put(key, principal)
     wait = request.app.state.rate_limiter.take(key)
     if wait is not None:
         raise rate_limited(wait)

@@ -118,24 +118,37 @@ async def _claim(
     key: str,
     digest: str,
     lease: dt.timedelta,
+    *,
+    first: bool = False,
 ) -> Claim | IdempotencyRecord | None:
     """Claim the key for this request, or the stored record (finished, in progress, or for
-    another request). None when the claim raced with another request: look again."""
+    another request). None when the claim raced with another request: look again. ``first``:
+    this request's first look, which tries the claim before it reads."""
     now = dt.datetime.now(dt.UTC)
+
+    def claim() -> IdempotencyRecord:
+        return IdempotencyRecord(
+            org_id=principal.org_id,
+            key=key,
+            request_hash=digest,
+            status_code=None,
+            response_body=None,
+            created_at=now,
+        )
+
+    if first:
+        # Most keys are new: claim with the INSERT alone; a key in use fails it, then look.
+        try:
+            async with transaction(sessions) as session:
+                session.add(claim())
+            return Claim(now)
+        except IntegrityError:
+            pass
     try:
         async with transaction(sessions) as session:
             existing = await session.get(IdempotencyRecord, (principal.org_id, key))
             if existing is None:
-                session.add(
-                    IdempotencyRecord(
-                        org_id=principal.org_id,
-                        key=key,
-                        request_hash=digest,
-                        status_code=None,
-                        response_body=None,
-                        created_at=now,
-                    )
-                )
+                session.add(claim())
                 return Claim(now)
             if (
                 existing.status_code is not None
@@ -216,8 +229,10 @@ async def _wait_for_claim(
     budget = current_budget()  # never wait past the request's own deadline (api/deadline.py)
     give_up = time.monotonic() + min(WAIT_SECONDS, budget.remaining() if budget else WAIT_SECONDS)
     pause, longest = POLL_SECONDS
+    first = True
     while True:
-        found = await _claim(sessions, principal, key, digest, lease)
+        found = await _claim(sessions, principal, key, digest, lease, first=first)
+        first = False
         if isinstance(found, Claim):
             return found
         if found is not None:
@@ -270,6 +285,22 @@ async def _store(
 ) -> None:
     """Keep the first response for replays."""
     body = bytes(response.body).decode()
+    # Our claim, or a takeover of it (both ran the same command, either answer does): one
+    # UPDATE. Otherwise, see what became of the claim.
+    async with transaction(sessions) as session:
+        finished = await session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.org_id == principal.org_id,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.status_code.is_(None),
+                IdempotencyRecord.request_hash == digest,
+            )
+            .values(status_code=response.status_code, response_body=body)
+            .execution_options(synchronize_session=False)
+        )
+    if _rowcount(finished) == 1:
+        return
     try:
         async with transaction(sessions) as session:
             stored = await session.get(IdempotencyRecord, (principal.org_id, key))

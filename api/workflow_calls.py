@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deadline import current_budget
+from api.deps import end_read
 from api.errors import Problem, WorkflowRejection
 from domain.errors import HTTP_STATUS_OF
 from store.accounts import Principal
@@ -50,6 +51,7 @@ async def call(operation: Awaitable[T], *, changes: bool = True) -> T:
     become 4xx, outages and a budget run out 503 (safe to retry). ``changes``: the call asks a
     workflow to change something, so its success marks the request's change as applied."""
     budget = current_budget()
+    await end_read()  # no database connection held while the workflow works
     try:
         async with asyncio.timeout(budget.remaining() if budget else None):
             result = await operation

@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 CONNECT_TIMEOUT_SECONDS = 5
+# SQLAlchemy's own defaults: per process, 5 connections kept and up to 10 more under load.
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
 T = TypeVar("T")
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
@@ -50,18 +53,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for DATABASE_URL.
+def create_engine(
+    url: str, *, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW
+) -> AsyncEngine:
+    """An async engine for DATABASE_URL, keeping up to ``pool_size`` connections open and
+    opening up to ``max_overflow`` more under load (DATABASE_POOL_SIZE, DATABASE_MAX_OVERFLOW).
 
     Bound parameters are kept out of error messages (``hide_parameters``): they hold debtor
     names and chat text, and errors end up in logs and in workflow histories."""
     parsed = async_url(url)
     connect_args: dict[str, Any] = {}
+    pool: dict[str, Any] = {"pool_size": pool_size, "max_overflow": max_overflow}
     if parsed.get_backend_name() == "postgresql":
         # A database host that does not answer fails the request (503) instead of hanging it.
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    elif parsed.database in (None, "", ":memory:"):
+        pool = {}  # an in-memory SQLite database lives in its one connection
     engine = create_async_engine(
-        parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
+        parsed,
+        # A server may drop a pooled connection (a restart, a proxy's idle timeout): test each
+        # one as it leaves the pool. A SQLite file has no server, and the test is a round trip
+        # through the driver's thread for every checkout.
+        pool_pre_ping=parsed.get_backend_name() == "postgresql",
+        hide_parameters=True,
+        connect_args=connect_args,
+        **pool,
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -216,11 +216,10 @@ async def drive(client: httpx.AsyncClient, case: DrivenCase, ops: Actor, bank_id
 STEPS_PER_CASE = 7  # the writes in drive()
 
 
-@pytest.fixture
-async def drill_worker(
-    dev_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
-) -> AsyncIterator[WorkerProcess]:
-    """The worker process on this test's task queue; stopped and its schedule removed after."""
+def process_env(dev_env: WorkflowEnvironment, settings: Settings, var_dir: Path) -> dict[str, str]:
+    """The environment of a caseloop process (``python -m worker``, ``python -m api.server``)
+    on the test's dev server, task queue, database and payload key: nothing from this machine's
+    own TEMPORAL_*, DATABASE_* or PAYLOAD_* variables."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -233,28 +232,37 @@ async def drill_worker(
         TEMPORAL_NAMESPACE=dev_env.client.namespace,
         TEMPORAL_TASK_QUEUE=settings.temporal_task_queue,
         DATABASE_URL=settings.database_url,
-        VAR_DIR=str(tmp_path / "var"),
+        VAR_DIR=str(var_dir),
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
     )
-    worker = WorkerProcess(env, tmp_path)
+    return env
+
+
+async def remove_cleanup_schedule(dev_env: WorkflowEnvironment, task_queue: str) -> None:
+    """Delete the nightly cleanup schedule a worker process created for ``task_queue`` on the
+    shared dev server, leaving the server as other tests expect it."""
+    handle = dev_env.client.get_schedule_handle(CHAT_CLEANUP)
+    try:
+        action = (await handle.describe()).schedule.action
+        if isinstance(action, ScheduleActionStartWorkflow) and action.task_queue == task_queue:
+            await handle.delete()
+    except RPCError:
+        pass
+
+
+@pytest.fixture
+async def drill_worker(
+    dev_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
+) -> AsyncIterator[WorkerProcess]:
+    """The worker process on this test's task queue; stopped and its schedule removed after."""
+    worker = WorkerProcess(process_env(dev_env, settings, tmp_path / "var"), tmp_path)
     worker.start()
     try:
         await worker.polling()
         yield worker
     finally:
         worker.stop()
-        # The worker creates the nightly cleanup schedule for its task queue on the shared dev
-        # server; leave the server as other tests expect it.
-        handle = dev_env.client.get_schedule_handle(CHAT_CLEANUP)
-        try:
-            action = (await handle.describe()).schedule.action
-            if (
-                isinstance(action, ScheduleActionStartWorkflow)
-                and action.task_queue == settings.temporal_task_queue
-            ):
-                await handle.delete()
-        except RPCError:
-            pass
+        await remove_cleanup_schedule(dev_env, settings.temporal_task_queue)
 
 
 async def test_sigkilled_worker_loses_and_duplicates_no_accepted_write(
