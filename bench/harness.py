@@ -451,6 +451,8 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    # What the two figure columns hold (e.g. a long case against a fresh one).
+    columns: tuple[str, str] = ("caseloop", "bare")
 
     def figure(
         self,
@@ -487,7 +489,7 @@ class Report:
                 return "—"
             return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
-        header = ("what", "caseloop", "bare", "unit", "ratio", "target", "result")
+        header = ("what", *self.columns, "unit", "ratio", "target", "result")
         lines = [
             (
                 r.what,
@@ -515,6 +517,7 @@ class Report:
             "started": dt.datetime.fromtimestamp(self.started, dt.UTC).isoformat(),
             "seconds": round(time.time() - self.started, 1),
             "options": self.options,
+            "columns": self.columns,
             "machine": {
                 "cpus": os.cpu_count(),
                 "python": platform.python_version(),
