@@ -29,6 +29,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, insert, inspect, select, update
+from temporalio.client import ScheduleActionExecutionStartWorkflow
 
 from bench.flows import Api, parties, validated_case
 from bench.harness import Actor, Report, Stack, phase, stack
@@ -105,7 +106,7 @@ async def seed_real(s: Stack, count: int) -> tuple[Actor, list[str]]:
 
 async def seed_rows(s: Stack, real_ids: list[str], count: int, rng: random.Random) -> None:
     """Make the real tasks overdue and add ``count`` overdue tasks (with threads) as rows."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC)
 
     def overdue() -> dt.datetime:
         return now - dt.timedelta(days=1, seconds=rng.randrange(30 * 86_400))
@@ -114,7 +115,9 @@ async def seed_rows(s: Stack, real_ids: list[str], count: int, rng: random.Rando
         for task_id in real_ids:
             since = overdue()
             await session.execute(
-                update(TaskRow).where(TaskRow.id == task_id).values(overdue_since=since, deadline=since)
+                update(TaskRow)
+                .where(TaskRow.id == task_id)
+                .values(overdue_since=since, deadline=since)
             )
         template = await session.get(TaskRow, real_ids[0])
         assert template is not None
@@ -170,26 +173,30 @@ async def seed_rows(s: Stack, real_ids: list[str], count: int, rng: random.Rando
             await session.execute(insert(ChatMessageRow), messages)
 
 
-async def trigger_and_wait(s: Stack, timeout: float) -> tuple[float, Any, str]:
+async def trigger_and_wait(s: Stack, give_up_after: float) -> tuple[float, Any, str]:
     """Trigger the nightly schedule now; the seconds until its run finished, its result and
     the workflow id."""
     schedule = s.client.get_schedule_handle(CHAT_CLEANUP)
-    before = {a.action.workflow_id for a in (await schedule.describe()).info.recent_actions}
+
+    async def started_runs() -> set[str]:
+        info = (await schedule.describe()).info
+        actions = [*info.running_actions, *(a.action for a in info.recent_actions)]
+        return {
+            a.workflow_id for a in actions if isinstance(a, ScheduleActionExecutionStartWorkflow)
+        }
+
+    before = await started_runs()
     started = time.monotonic()
     await schedule.trigger()
     while True:
-        info = (await schedule.describe()).info
-        ids = [a.workflow_id for a in info.running_actions] + [
-            a.action.workflow_id for a in info.recent_actions
-        ]
-        fresh = [i for i in ids if i not in before]
+        fresh = sorted(await started_runs() - before)
         if fresh:
             break
         if time.monotonic() - started > 30:
             raise TimeoutError("the chat-cleanup schedule did not start a run")
         await asyncio.sleep(0.05)
     handle = s.client.get_workflow_handle(fresh[0])
-    result = await asyncio.wait_for(handle.result(), timeout)
+    result = await asyncio.wait_for(handle.result(), give_up_after)
     return time.monotonic() - started, result, fresh[0]
 
 
@@ -213,11 +220,12 @@ async def run(args: argparse.Namespace) -> Report:
             dismissed = await session.scalar(
                 select(func.count()).where(TaskRow.id.in_(real_ids), TaskRow.status == "Solved")
             )
-            still_open = await session.scalar(
+            # The seeded rows are the only chat tasks outside cases.
+            questions_open = await session.scalar(
                 select(func.count()).where(
+                    TaskRow.case_id.is_(None),
                     TaskRow.type == "ReplyToChat",
                     TaskRow.status == "Open",
-                    TaskRow.overdue_since.is_not(None),
                 )
             )
     looked_at = result.get("lookedAt") if isinstance(result, dict) else None
@@ -227,7 +235,7 @@ async def run(args: argparse.Namespace) -> Report:
         "result": result,
         "error": error,
         "real_dismissed": dismissed,
-        "overdue_still_open": still_open,
+        "questions_left_open": questions_open,
         "creditor": str(creditor.org_id),
     }
     handled = looked_at if isinstance(looked_at, int) else None
@@ -240,20 +248,22 @@ async def run(args: argparse.Namespace) -> Report:
         target=f"all {args.tasks}",
     )
     report.figure(
-        "real acknowledgements dismissed", dismissed, unit="tasks", at_least=real, target=f"all {real}"
+        "real acknowledgements dismissed",
+        dismissed,
+        unit="tasks",
+        at_least=real,
+        target=f"all {real}",
     )
     report.figure(
-        "tasks left open (questions)",
-        still_open,
+        "questions left open",
+        questions_open,
         unit="tasks",
-        at_most=args.tasks - real,
-        target=f"{args.tasks - real}",
+        at_least=args.tasks - real,
+        target=f"all {args.tasks - real}",
     )
     report.figure("cleanup run", seconds, unit="s", note=error or "")
     if args.tasks >= TARGET_TASKS:
-        report.figure(
-            f"cleanup of {args.tasks} tasks", seconds, unit="s", at_most=TARGET_SECONDS
-        )
+        report.figure(f"cleanup of {args.tasks} tasks", seconds, unit="s", at_most=TARGET_SECONDS)
     else:
         per_task = seconds / handled if handled else math.inf
         report.figure(

@@ -65,7 +65,9 @@ class Api:
 
     async def create_case(self, creditor: Actor, **overrides: Any) -> dict[str, Any]:
         return expect(
-            await self.http.post("/api/cases", json=case_body(**overrides), headers=creditor.headers),
+            await self.http.post(
+                "/api/cases", json=case_body(**overrides), headers=creditor.headers
+            ),
             201,
         )
 
@@ -150,7 +152,9 @@ class Parties:
     bank_account: str
 
 
-async def parties(stack: Stack, *, partner: Actor | None = None, ops: Actor | None = None) -> Parties:
+async def parties(
+    stack: Stack, *, partner: Actor | None = None, ops: Actor | None = None
+) -> Parties:
     api = Api(stack.http)
     creditor = await stack.actor(OrgKind.CREDITOR)
     await api.sign_contract(creditor)

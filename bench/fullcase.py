@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -109,7 +110,9 @@ async def run(args: argparse.Namespace) -> Report:
                     creditors = [await new_creditor(s, partner, ops) for _ in range(size)]
                 with phase(f"concurrency {level}: {size} caseloop cases"):
                     rates[level]["caseloop"].append(
-                        await batch([lambda c=c: full_case(api, c) for c in creditors], level)
+                        await batch(
+                            [functools.partial(full_case, api, c) for c in creditors], level
+                        )
                     )
                 with phase(f"concurrency {level}: {size} bare cases"):
                     rates[level]["bare"].append(
@@ -126,6 +129,6 @@ async def run(args: argparse.Namespace) -> Report:
             bare_rate,
             unit="cases/s",
             at_least=0.4,
-            target="≥ 0.4× (aim 0.6×)",
+            target="≥ 0.4x (aim 0.6x)",
         )
     return report

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -313,18 +314,19 @@ async def stack(*, keep: bool = False) -> AsyncIterator[Stack]:
         task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         api_port = free_port()
         configured = {
-                "TEMPORAL_ADDRESS": server.address,
-                "TEMPORAL_TASK_QUEUE": task_queue,
-                "DATABASE_URL": database_url,
-                "PAYLOAD_KEYS": new_key_entry(),
-                "VAR_DIR": str(workdir / "var"),
-                "API_HOST": "127.0.0.1",
-                "API_PORT": str(api_port),
-                "RATE_LIMIT_PER_MINUTE": "0",
-                "PORTAL_BASE_URL": "https://portal.example.test",
+            "TEMPORAL_ADDRESS": server.address,
+            "TEMPORAL_TASK_QUEUE": task_queue,
+            "DATABASE_URL": database_url,
+            "PAYLOAD_KEYS": new_key_entry(),
+            "VAR_DIR": str(workdir / "var"),
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(api_port),
+            "RATE_LIMIT_PER_MINUTE": "0",
+            "PORTAL_BASE_URL": "https://portal.example.test",
         }
         env = _python_env(configured)
-        settings = Settings(_env_file=None, **{k.lower(): v for k, v in configured.items()})  # type: ignore[call-arg]
+        fields: dict[str, Any] = {k.lower(): v for k, v in configured.items()}
+        settings = Settings(_env_file=None, **fields)
         worker = start_worker(workdir, env)
         children.append(worker)
         api = start_child("api", [sys.executable, "-m", "api.server"], env=env, cwd=workdir)
@@ -374,7 +376,7 @@ async def stack(*, keep: bool = False) -> AsyncIterator[Stack]:
         for child in reversed(children):
             child.stop()
         if not keep:
-            subprocess.run(["rm", "-rf", str(workdir)], check=False)
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -475,10 +477,10 @@ class Report:
         passed: bool | None = None
         if judged is not None and at_most is not None:
             passed = judged <= at_most
-            target = target or f"≤ {at_most:g}{'×' if bare is not None else ' ' + unit}"
+            target = target or f"≤ {at_most:g}{'x' if bare is not None else ' ' + unit}"
         if judged is not None and at_least is not None:
             passed = judged >= at_least
-            target = target or f"≥ {at_least:g}{'×' if bare is not None else ' ' + unit}"
+            target = target or f"≥ {at_least:g}{'x' if bare is not None else ' ' + unit}"
         row = Row(what, caseloop, bare, unit, ratio, target, passed, note)
         self.rows.append(row)
         return row
@@ -496,7 +498,7 @@ class Report:
                 num(r.caseloop),
                 num(r.bare),
                 r.unit,
-                "—" if r.ratio is None else f"{r.ratio:.2f}×",
+                "—" if r.ratio is None else f"{r.ratio:.2f}x",
                 r.target or "—",
                 " ".join(filter(None, [{True: "PASS", False: "FAIL", None: ""}[r.passed], r.note])),
             )

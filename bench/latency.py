@@ -85,7 +85,9 @@ async def run(args: argparse.Namespace) -> Report:
             status_events, status_tasks = await history_per_action(
                 s.client, case_workflow_id(status_case), statuses.change
             )
-            bare_events, bare_tasks = await history_per_action(s.bare_client, handle.id, bare_update)
+            bare_events, bare_tasks = await history_per_action(
+                s.bare_client, handle.id, bare_update
+            )
 
     ms = {kind: summary([v * 1000 for v in values]) for kind, values in samples.items()}
     cpu = {kind: meter.totals[kind] * 1000 / len(samples[kind]) for kind in samples}

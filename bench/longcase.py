@@ -81,7 +81,7 @@ async def run(args: argparse.Namespace) -> Report:
             fresh_ms["p50"],
             unit="ms",
             at_most=1.2,
-            target="≤ 1.2× fresh",
+            target="≤ 1.2x fresh",
         )
         report.figure(
             f"{label} p99, long case vs fresh",

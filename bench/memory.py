@@ -57,7 +57,7 @@ async def growth(
 async def run(args: argparse.Namespace) -> Report:
     report = Report(NAME, {"cases": args.cases, "repeats": args.repeats})
     per_case: dict[str, list[float]] = {"caseloop": [], "bare": []}
-    rss: list[dict[str, int]] = []
+    rss: list[dict[str, object]] = []
     async with stack() as s:
         api = Api(s.http)
         who = await parties(s)
