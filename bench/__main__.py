@@ -29,6 +29,12 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument(
         "names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHMARKS)}"
     )
+    top.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="the read model: a SQLite file, or a throwaway PostgreSQL cluster",
+    )
     for name, module in BENCHMARKS.items():
         module.add_arguments(top.add_argument_group(name))
     return top
@@ -50,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench {name}: ERROR", file=sys.stderr)
             status = 2
             continue
+        report.options["database"] = args.database
         report.print()
         print(f"written {report.write()}")
         if status == 0 and any(row.passed is False for row in report.rows):

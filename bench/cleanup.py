@@ -52,17 +52,15 @@ QUESTIONS = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tasks", type=int, default=2_000, help="overdue chat tasks in all (default 2000)"
-    )
+    parser.add_argument("--tasks", type=int, default=2_000, help="overdue chat tasks in all")
     parser.add_argument(
         "--real",
         type=int,
         default=200,
-        help="of which real, dismissible ones owned by case workflows (default 200)",
+        help="of which real, dismissible ones owned by case workflows",
     )
     parser.add_argument(
-        "--timeout", type=float, default=900, help="give up on the run after (s, default 900)"
+        "--timeout", type=float, default=900, help="give up on the run after (seconds)"
     )
 
 
@@ -204,7 +202,7 @@ async def run(args: argparse.Namespace) -> Report:
     real = min(args.real, args.tasks)
     report = Report(NAME, {"tasks": args.tasks, "real": real, "timeout": args.timeout})
     rng = random.Random(10)
-    async with stack() as s:
+    async with stack(database=args.database) as s:
         with phase(f"{real} real chat tasks through the API"):
             creditor, real_ids = await seed_real(s, real)
         with phase(f"{args.tasks - real} chat tasks as read-model rows"):

@@ -21,17 +21,13 @@ NAME = "fullcase"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--concurrency", type=int, nargs="+", default=[1, 8], help="levels (default 1 8)"
-    )
-    parser.add_argument(
-        "--full-rounds", type=int, default=3, help="interleaved rounds per level (default 3)"
-    )
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="levels")
+    parser.add_argument("--full-rounds", type=int, default=3, help="interleaved rounds per level")
     parser.add_argument(
         "--cases-per-client",
         type=int,
         default=3,
-        help="cases each concurrent client runs per batch (default 3)",
+        help="cases each concurrent client runs per batch",
     )
 
 
@@ -94,7 +90,7 @@ async def run(args: argparse.Namespace) -> Report:
             "cases_per_client": args.cases_per_client,
         },
     )
-    async with stack() as s:
+    async with stack(database=args.database) as s:
         api = Api(s.http)
         partner = await s.actor(OrgKind.PARTNER)
         ops = await s.actor(OrgKind.OPS)

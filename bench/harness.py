@@ -151,6 +151,76 @@ def start_child(name: str, argv: list[str], *, env: dict[str, str], cwd: Path) -
     return Child(name, process, log)
 
 
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+def _postgres_bin() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name)
+    if found:
+        return found[-1]
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("PostgreSQL is not installed (initdb not found)")
+    return Path(initdb).parent
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A throwaway PostgreSQL cluster (see ``postgres()``)."""
+
+    url: str  # postgresql://caseloop@127.0.0.1:PORT/caseloop, for DATABASE_URL
+    port: int
+    directory: Path
+    pid: int  # the postmaster: cpu_seconds() and rss_bytes() of its process tree
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+
+@contextlib.contextmanager
+def postgres(*, fsync: bool = True) -> Iterator[Postgres]:
+    """A fresh PostgreSQL cluster on a free port with an empty ``caseloop`` database, as .ci/run
+    starts one (as the ``postgres`` user when run as root: PostgreSQL refuses root); stopped and
+    removed on exit. ``fsync=False`` trades durability for speed (read benchmarks)."""
+    pg_bin = _postgres_bin()
+    directory = Path(tempfile.mkdtemp(prefix="caseloop-bench-pg-"))
+    port = free_port()
+    as_pg: list[str] = []
+    if os.getuid() == 0:
+        shutil.chown(directory, "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+
+    def pg(*argv: str) -> None:
+        subprocess.run([*as_pg, *argv], check=True, capture_output=True)
+
+    data = directory / "data"
+    try:
+        pg(str(pg_bin / "initdb"), "-D", str(data), "-U", "caseloop", "-A", "trust", "--no-sync")
+        options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1"
+        if not fsync:
+            options += " -c fsync=off"
+        pg(
+            str(pg_bin / "pg_ctl"),
+            *("-D", str(data), "-l", str(directory / "log"), "-w", "-o", options, "start"),
+        )
+        pg(
+            str(pg_bin / "createdb"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "caseloop",
+            "caseloop",
+        )
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        yield Postgres(f"postgresql://caseloop@127.0.0.1:{port}/caseloop", port, directory, pid)
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            pg(str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 # --- the stack ------------------------------------------------------------------------------
 
 
@@ -301,15 +371,23 @@ async def wait_for(
 
 
 @contextlib.asynccontextmanager
-async def stack(*, keep: bool = False) -> AsyncIterator[Stack]:
-    """Start a dev server, a migrated SQLite read model, caseloop's worker and API and the bare
-    worker; stop them all on exit. ``keep`` leaves the work directory (logs, database) behind."""
+async def stack(*, database: str = "sqlite", keep: bool = False) -> AsyncIterator[Stack]:
+    """Start a dev server, a migrated read model (``database``: "sqlite", a file in the work
+    directory, or "postgresql", a throwaway cluster from ``postgres()``), caseloop's worker and
+    API and the bare worker; stop them all on exit. ``keep`` leaves the work directory (logs,
+    SQLite database) behind."""
     workdir = Path(tempfile.mkdtemp(prefix="caseloop-bench-"))
     server = DevServer(workdir)
     children: list[Child] = [server.child]
+    cluster = contextlib.ExitStack()
     try:
         await server.wait_ready()
-        database_url = f"sqlite:///{workdir / 'caseloop.db'}"
+        if database == "postgresql":
+            database_url = cluster.enter_context(postgres()).url
+        elif database == "sqlite":
+            database_url = f"sqlite:///{workdir / 'caseloop.db'}"
+        else:
+            raise ValueError(f"unknown database {database!r}: sqlite or postgresql")
         upgrade(database_url)
         task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         api_port = free_port()
@@ -375,6 +453,7 @@ async def stack(*, keep: bool = False) -> AsyncIterator[Stack]:
     finally:
         for child in reversed(children):
             child.stop()
+        cluster.close()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

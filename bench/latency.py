@@ -28,13 +28,13 @@ BARE = ("server", "bare_worker", "client")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
-    parser.add_argument("--batch", type=int, default=10, help="actions per batch (default 10)")
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds")
+    parser.add_argument("--batch", type=int, default=10, help="actions per batch")
 
 
 async def run(args: argparse.Namespace) -> Report:
     report = Report(NAME, {"rounds": args.rounds, "batch": args.batch})
-    async with stack() as s:
+    async with stack(database=args.database) as s:
         api = Api(s.http)
         with phase("setup"):
             who = await parties(s)

@@ -14,15 +14,9 @@ NAME = "longcase"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--prior-messages", type=int, default=500, help="messages on the long case (default 500)"
-    )
-    parser.add_argument(
-        "--long-rounds", type=int, default=10, help="interleaved rounds (default 10)"
-    )
-    parser.add_argument(
-        "--fresh-cases", type=int, default=5, help="fresh cases taking turns (default 5)"
-    )
+    parser.add_argument("--prior-messages", type=int, default=500, help="messages on the long case")
+    parser.add_argument("--long-rounds", type=int, default=10, help="interleaved rounds")
+    parser.add_argument("--fresh-cases", type=int, default=5, help="fresh cases taking turns")
 
 
 async def run(args: argparse.Namespace) -> Report:
@@ -37,7 +31,7 @@ async def run(args: argparse.Namespace) -> Report:
         },
         columns=("long case", "fresh case"),
     )
-    async with stack() as s:
+    async with stack(database=args.database) as s:
         api = Api(s.http)
         who = await parties(s)
         with phase(f"a case with {args.prior_messages} messages"):

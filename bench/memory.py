@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cases",
         type=int,
         default=200,
-        help="open cases per repeat (default 200; keep it below the worker's cache size)",
+        help="open cases per repeat (keep it below the worker's cache size)",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="repeats (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats")
 
 
 async def gather_limited(jobs: list[Callable[[], Awaitable[object]]], concurrency: int = 8) -> None:
@@ -58,7 +58,7 @@ async def run(args: argparse.Namespace) -> Report:
     report = Report(NAME, {"cases": args.cases, "repeats": args.repeats})
     per_case: dict[str, list[float]] = {"caseloop": [], "bare": []}
     rss: list[dict[str, object]] = []
-    async with stack() as s:
+    async with stack(database=args.database) as s:
         api = Api(s.http)
         who = await parties(s)
 
