@@ -294,7 +294,13 @@ class Stack:
     api: Child
     bare_worker: Child
     bare_task_queue: str
+    postgres: Postgres | None = None  # the cluster of --database postgresql
     _serial: int = 0
+
+    def database_cpu(self) -> float:
+        """CPU seconds of the PostgreSQL cluster so far (0 for SQLite: it runs inside the
+        worker and API processes)."""
+        return self.postgres.cpu() if self.postgres else 0.0
 
     def children(self) -> list[Child]:
         return [self.server.child, self.worker, self.api, self.bare_worker]
@@ -382,8 +388,10 @@ async def stack(*, database: str = "sqlite", keep: bool = False) -> AsyncIterato
     cluster = contextlib.ExitStack()
     try:
         await server.wait_ready()
+        pg: Postgres | None = None
         if database == "postgresql":
-            database_url = cluster.enter_context(postgres()).url
+            pg = cluster.enter_context(postgres())
+            database_url = pg.url
         elif database == "sqlite":
             database_url = f"sqlite:///{workdir / 'caseloop.db'}"
         else:
@@ -431,6 +439,7 @@ async def stack(*, database: str = "sqlite", keep: bool = False) -> AsyncIterato
                 api=api,
                 bare_worker=bare_worker,
                 bare_task_queue=bare_queue,
+                postgres=pg,
             )
 
             async def healthy() -> bool:

@@ -23,7 +23,7 @@ from bench.harness import (
 from domain.ids import case_workflow_id
 
 NAME = "latency"
-CASELOOP = ("server", "worker", "api")
+CASELOOP = ("server", "worker", "api", "database")
 BARE = ("server", "bare_worker", "client")
 
 
@@ -58,6 +58,7 @@ async def run(args: argparse.Namespace) -> Report:
                 "server": s.server.child.cpu,
                 "worker": s.worker.cpu,
                 "api": s.api.cpu,
+                "database": s.database_cpu,
                 "bare_worker": s.bare_worker.cpu,
                 "client": this_process_cpu,
             }
