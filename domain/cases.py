@@ -23,8 +23,9 @@ from domain.base import ApiModel, decimal_json_schema
 from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
 from domain.plausible import PlausibleDate, check_payment_term
-from domain.tasks import AccessLevel, AppliedUpdate, OutboxEvent, Task, TaskBookState
+from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
 from domain.transitions import FINISHED, CloseCode, Mover
+from domain.update_ids import AppliedUpdate
 
 # ISO 4217 reserves X codes for units that are no country's money (precious metals, bond market
 # units, the SDR, the Sucre, the ADB and Arab accounting units, XTS for testing, XXX for "no
@@ -353,7 +354,8 @@ class CaseState(ApiModel):
     # Creditor-partner pairs this case linked, and links not yet sent to the pair's workflow.
     linked_partners: list[UUID] = []
     relationship_outbox: list[RelationshipLink] = []
-    applied_updates: list[AppliedUpdate] = []  # recent update ids (workflows/once.py)
+    # Client-key update ids applied lately (domain/update_ids.py, workflows/once.py).
+    applied_updates: list[AppliedUpdate] = []
 
 
 class CaseWorkflowInput(ApiModel):
