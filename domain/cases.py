@@ -16,6 +16,7 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from domain.accounts import AccountSignal, BankAccountRef, OrgRef
@@ -359,11 +360,26 @@ class CaseState(ApiModel):
 
 
 class CaseWorkflowInput(ApiModel):
-    """Start argument of ``CaseWorkflow``: a new case, or the carried state on continue-as-new."""
+    """Start argument of ``CaseWorkflow``: a new case (``record``), or the carried state on
+    continue-as-new (``state``, which holds the record: it is not sent twice)."""
 
-    record: CaseRecord
+    record: CaseRecord | None = None
     state: CaseState | None = None
     history_limit: int | None = None  # for a new case: see CaseState.history_limit
+
+    @model_validator(mode="after")
+    def _record_or_state(self) -> CaseWorkflowInput:
+        if self.record is None and self.state is None:
+            raise ValueError("a new case's record or a carried state is required")
+        return self
+
+    @property
+    def new_state(self) -> CaseState:
+        """The state the workflow starts with."""
+        if self.state is not None:
+            return self.state
+        assert self.record is not None  # the validator asks for one of them
+        return CaseState(record=self.record, history_limit=self.history_limit)
 
 
 class SubmitCaseInput(ApiModel):

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.deadlines import compute_deadline
     from domain import search_attributes as sa
+    from domain import update_ids
     from domain.chat import CHAT_TASKS, DismissChatTaskInput
     from domain.errors import (
         INVALID_DEADLINE,
@@ -25,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         PROJECTION_FAILED,
         TASK_NOT_RESOLVABLE_BY_HAND,
     )
-    from domain import update_ids
     from domain.tasks import (
         CATALOGUE,
         AssignTaskInput,
