@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     # upload may be ATTACHMENT_MAX_BYTES larger.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
+    # The worker (worker.py; the defaults are the Temporal SDK's). Cached workflows answer their
+    # next task without replaying history; each open case in the cache costs memory
+    # (docs/operations.md, "Worker capacity"). Concurrency: tasks in hand at once, per kind.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_max_concurrent_local_activities: int = Field(default=100, ge=1)
+
     # Chat attachments: the bytes live in a blob store (a local directory by default), never in
     # workflow history. Empty BLOB_DIR: VAR_DIR/blobs.
     blob_dir: Path | None = None

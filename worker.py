@@ -36,10 +36,18 @@ INTERCEPTORS = [ApplyUpdatesOnce(), RefuseWhileBlocked()]
 
 # Libraries that pydantic validation calls inside workflows; they are deterministic and safe to
 # share with the sandbox instead of being re-imported for every workflow run.
+LIBRARIES = ("pydantic", "pydantic_core", "email_validator", "idna", "pycountry", "dns")
+# The replay tests' runner: every workflow module is imported into each run's sandbox, so the
+# sandbox's restrictions check the code of the modules that define workflows.
+STRICT_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*LIBRARIES)
+)
+# The worker's: our own workflow modules are shared too, imported once per process instead of
+# once per workflow run (that import was two thirds of a cached case's memory). They are
+# deterministic, and the replay tests check them with the strict runner: see
+# docs/decisions/0009-workflow-modules-passed-through.md.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(
-        "pydantic", "pydantic_core", "email_validator", "idna", "pycountry", "dns"
-    )
+    restrictions=SandboxRestrictions.default.with_passthrough_modules(*LIBRARIES, "workflows")
 )
 
 
@@ -50,8 +58,12 @@ def build_worker(
     sessions: async_sessionmaker[AsyncSession],
     replace_activities: Sequence[Callable[..., Any]] = (),
     classifier: ReplyClassifier | None = None,
+    settings: Settings | None = None,
 ) -> Worker:
     """A worker with every workflow and activity; the tests build theirs the same way.
+
+    ``settings`` gives the cache size and concurrency (``WORKER_MAX_*``); without it, the SDK's
+    defaults, which are also the settings' defaults.
 
     ``replace_activities`` swaps real activities for others registered under the same name (tests
     use it to put a failing database in front of a projection); an unknown name is an error.
@@ -89,7 +101,18 @@ def build_worker(
         activities=list(activities.values()),
         # On SIGTERM/SIGINT, running activities (projections) get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=10),
+        **(_capacity(settings) if settings is not None else {}),
     )
+
+
+def _capacity(settings: Settings) -> dict[str, Any]:
+    """The worker's cache size and concurrency from the settings (docs/operations.md)."""
+    return {
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "max_concurrent_workflow_tasks": settings.worker_max_concurrent_workflow_tasks,
+        "max_concurrent_activities": settings.worker_max_concurrent_activities,
+        "max_concurrent_local_activities": settings.worker_max_concurrent_local_activities,
+    }
 
 
 def _activity_name(fn: Callable[..., Any]) -> str:
@@ -113,7 +136,10 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         worker = build_worker(
-            client, task_queue=settings.temporal_task_queue, sessions=session_factory(engine)
+            client,
+            task_queue=settings.temporal_task_queue,
+            sessions=session_factory(engine),
+            settings=settings,
         )
         async with worker:
             await ensure_schedules(client, task_queue=settings.temporal_task_queue)

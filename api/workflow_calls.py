@@ -21,6 +21,7 @@ from api.deadline import current_budget
 from api.deps import end_read
 from api.errors import Problem, WorkflowRejection
 from domain.errors import HTTP_STATUS_OF
+from domain.update_ids import client_update_id
 from store.accounts import Principal
 
 T = TypeVar("T")
@@ -99,10 +100,11 @@ async def call(operation: Awaitable[T], *, changes: bool = True) -> T:
 
 
 def update_id(request: Request, principal: Principal) -> str | None:
-    """The update id for a request: its Idempotency-Key, scoped to the caller's organisation
-    (keys are per organisation, so two organisations' equal keys must not collide)."""
+    """The update id for a request with an Idempotency-Key (``domain.update_ids``: the workflow
+    remembers it across continue-as-new); None without one, and the SDK picks a random id that
+    the workflow does not remember (nobody can send it again)."""
     key = request.headers.get("Idempotency-Key")
-    return f"{principal.org_id}:{key}" if key else None
+    return client_update_id(principal.org_id, key) if key else None
 
 
 async def update_workflow(

@@ -7,7 +7,8 @@ from typing import Literal
 from uuid import UUID
 
 from domain.base import ApiModel
-from domain.tasks import AppliedUpdate, OutboxEvent, Task, TaskBookState
+from domain.tasks import OutboxEvent, Task, TaskBookState
+from domain.update_ids import AppliedUpdate
 
 
 class OrgRef(ApiModel):
@@ -52,7 +53,8 @@ class CreditorState(ApiModel):
     waiting_for_contract: list[UUID] = []
     missing_bank_account: list[UUID] = []
     to_release: list[UUID] = []  # cases to tell that the contract is signed
-    applied_updates: list[AppliedUpdate] = []  # recent update ids (workflows/once.py)
+    # Client-key update ids applied lately (domain/update_ids.py, workflows/once.py).
+    applied_updates: list[AppliedUpdate] = []
 
 
 class CreditorWorkflowInput(ApiModel):

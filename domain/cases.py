@@ -24,8 +24,9 @@ from domain.base import ApiModel, decimal_json_schema
 from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
 from domain.plausible import PlausibleDate, check_payment_term
-from domain.tasks import AccessLevel, AppliedUpdate, OutboxEvent, Task, TaskBookState
+from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
 from domain.transitions import FINISHED, CloseCode, Mover
+from domain.update_ids import AppliedUpdate
 
 # ISO 4217 reserves X codes for units that are no country's money (precious metals, bond market
 # units, the SDR, the Sucre, the ADB and Arab accounting units, XTS for testing, XXX for "no
@@ -368,15 +369,31 @@ class CaseState(ApiModel):
     # Creditor-partner pairs this case linked, and links not yet sent to the pair's workflow.
     linked_partners: list[UUID] = []
     relationship_outbox: list[RelationshipLink] = []
-    applied_updates: list[AppliedUpdate] = []  # recent update ids (workflows/once.py)
+    # Client-key update ids applied lately (domain/update_ids.py, workflows/once.py).
+    applied_updates: list[AppliedUpdate] = []
 
 
 class CaseWorkflowInput(ApiModel):
-    """Start argument of ``CaseWorkflow``: a new case, or the carried state on continue-as-new."""
+    """Start argument of ``CaseWorkflow``: a new case (``record``), or the carried state on
+    continue-as-new (``state``, which holds the record: it is not sent twice)."""
 
-    record: CaseRecord
+    record: CaseRecord | None = None
     state: CaseState | None = None
     history_limit: int | None = None  # for a new case: see CaseState.history_limit
+
+    @model_validator(mode="after")
+    def _record_or_state(self) -> CaseWorkflowInput:
+        if self.record is None and self.state is None:
+            raise ValueError("a new case's record or a carried state is required")
+        return self
+
+    @property
+    def new_state(self) -> CaseState:
+        """The state the workflow starts with."""
+        if self.state is not None:
+            return self.state
+        assert self.record is not None  # the validator asks for one of them
+        return CaseState(record=self.record, history_limit=self.history_limit)
 
 
 class SubmitCaseInput(ApiModel):

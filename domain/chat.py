@@ -16,7 +16,8 @@ from uuid import UUID
 from domain.accounts import OrgRef
 from domain.base import ApiModel
 from domain.enums import Party
-from domain.tasks import AppliedUpdate, OutboxEvent, Task, TaskBookState, TaskType
+from domain.tasks import OutboxEvent, Task, TaskBookState, TaskType
+from domain.update_ids import AppliedUpdate
 
 MAX_MESSAGE_CHARS = 10_000
 MAX_ATTACHMENTS_PER_MESSAGE = 10
@@ -103,7 +104,8 @@ class RelationshipState(ApiModel):
     message_seq: int = 0
     pending_messages: list[ChatMessage] = []
     history_limit: int | None = None
-    applied_updates: list[AppliedUpdate] = []  # recent update ids (workflows/once.py)
+    # Client-key update ids applied lately (domain/update_ids.py, workflows/once.py).
+    applied_updates: list[AppliedUpdate] = []
 
 
 class RelationshipLink(ApiModel):

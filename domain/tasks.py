@@ -248,17 +248,6 @@ class TaskBookState(ApiModel):
     key_seq: dict[str, int] = {}  # per-key counters so a re-raised task gets a new id
 
 
-class AppliedUpdate(ApiModel):
-    """An update a workflow applied: its id, and the id of what it created (if anything)."""
-
-    id: str
-    result_id: str | None = None
-
-
-# How many recent update ids a workflow remembers (workflows/once.py): retries come within minutes.
-APPLIED_UPDATES_KEPT = 256
-
-
 class PostponeTaskInput(ApiModel):
     task_id: str
     deadline: dt.datetime

@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.deadlines import compute_deadlines
     from domain import search_attributes as sa
+    from domain import update_ids
     from domain.chat import CHAT_TASKS, DismissChatTaskInput
     from domain.errors import (
         INVALID_DEADLINE,
@@ -31,9 +32,7 @@ with workflow.unsafe.imports_passed_through():
         TASK_NOT_RESOLVABLE_BY_HAND,
     )
     from domain.tasks import (
-        APPLIED_UPDATES_KEPT,
         CATALOGUE,
-        AppliedUpdate,
         AssignTaskInput,
         CloseTaskInput,
         DeadlineRequest,
@@ -339,15 +338,17 @@ class TaskOwnerWorkflow:
         return "\n".join(lines) or "- none"
 
     # -- updates applied once (workflows/once.py) -----------------------------------------------
-    def _update_applied(self, update_id: str) -> AppliedUpdate | None:
-        return next((u for u in self.state.applied_updates if u.id == update_id), None)
+    def _update_applied(self, update_id: str) -> update_ids.AppliedUpdate | None:
+        return update_ids.recall(self.state.applied_updates, update_id, workflow.now())
 
     def _remember_update(self, update_id: str, result: Any) -> None:
         result_id = getattr(result, "id", None)
-        self.state.applied_updates.append(
-            AppliedUpdate(id=update_id, result_id=str(result_id) if result_id else None)
+        update_ids.remember(
+            self.state.applied_updates,
+            update_id,
+            str(result_id) if result_id else None,
+            workflow.now(),
         )
-        del self.state.applied_updates[:-APPLIED_UPDATES_KEPT]
 
     def _recall_update(self, name: str, arg: Any, result_id: str | None) -> Any:
         """The answer to an update applied before (by an earlier run): task updates answer with

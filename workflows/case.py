@@ -89,9 +89,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
 
     @workflow.init
     def __init__(self, input: CaseWorkflowInput) -> None:
-        self.state = input.state or CaseState(
-            record=input.record, history_limit=input.history_limit
-        )
+        self.state = input.new_state
         self._init_book(case_workflow_id(self.state.record.case_id))
         # A digest of the record as this run last projected it (workflow memory, not state).
         self._projected_record: bytes | None = None
@@ -605,4 +603,4 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             self.book.projected(tasks, events)
 
     def _continue_as_new(self) -> None:
-        workflow.continue_as_new(CaseWorkflowInput(record=self.record, state=self.state))
+        workflow.continue_as_new(CaseWorkflowInput(state=self.state))

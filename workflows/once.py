@@ -1,11 +1,14 @@
-"""Each update id is applied once per workflow, across continue-as-new.
+"""Each client-key update is applied once per workflow, across continue-as-new.
 
 Temporal de-duplicates update ids within one run only. The API sends an update id derived from
-the request's Idempotency-Key, and retries after a lost answer; if the workflow continued as new
-in between, the retry would reach a run that has never seen the id and apply it again (a payment
-recorded twice). So every task-owning workflow remembers the ids of its recent successful
-updates in its state, which continue-as-new carries over, and this interceptor answers a repeated
-id from the workflow's ``_recall_update`` without validating or running the handler again.
+the request's Idempotency-Key (``domain.update_ids.client_update_id``), and the client retries
+after a lost answer; if the workflow continued as new in between, the retry would reach a run
+that has never seen the id and apply it again (a payment recorded twice). So every task-owning
+workflow remembers the client-key ids it applied in the last 24 hours (at most
+``REMEMBERED_MOST``, as digests) in its state, which continue-as-new carries over, and this
+interceptor answers a repeated id from the workflow's ``_recall_update`` without validating or
+running the handler again. An update without a key (a random id from the SDK) is not
+remembered: nobody can send it again.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from api.app import create_app
 from domain import search_attributes as sa
 from domain.cases import CaseProjection
 from domain.ids import case_workflow_id
+from domain.update_ids import client_update_id
 from settings import Settings
 from store.db import create_engine, session_factory
 from tests.support import TEST_DATA_CONVERTER, Actor, bundled_binary, case_body, eventually_listed
@@ -155,7 +156,10 @@ async def test_a_projection_that_can_never_be_written_blocks_the_case_visibly_an
         assert retried.status_code == 201, retried.text
         tasks = (await api.get(f"/api/cases/{case_id}/tasks", headers=creditor.headers)).json()
         assert [t["title"] for t in tasks if t["type"] == "Generic"] == ["first"]
-        assert await _updates_with_id(dev_env, case_id, f"{creditor.org_id}:first") == 1
+        assert (
+            await _updates_with_id(dev_env, case_id, client_update_id(creditor.org_id, "first"))
+            == 1
+        )
         assert workflow_id in await eventually_listed(
             dev_env, f'ProjectionBlocked = false AND WorkflowId = "{workflow_id}"', seconds=15
         )
@@ -212,7 +216,12 @@ async def test_a_lost_projection_answers_workflow_busy_within_the_budget_and_is_
         assert retried.status_code == 200, retried.text
         assert time.monotonic() - sent < 12
         assert retried.json()["claimDescription"] == correction["claimDescription"]
-        assert await _updates_with_id(dev_env, case_id, f"{creditor.org_id}:lost-projection") == 1
+        assert (
+            await _updates_with_id(
+                dev_env, case_id, client_update_id(creditor.org_id, "lost-projection")
+            )
+            == 1
+        )
 
 
 async def test_with_the_database_unreachable_reads_and_writes_answer_503_with_retry_after(
@@ -264,7 +273,10 @@ async def test_a_change_applied_before_the_database_failed_says_so_and_a_retry_r
     retried = await api.patch(f"/api/cases/{case_id}", json=correction, headers=keyed)
     assert retried.status_code == 200, retried.text
     assert retried.json()["claimDescription"] == correction["claimDescription"]
-    assert await _updates_with_id(dev_env, case_id, f"{creditor.org_id}:read-back") == 1
+    assert (
+        await _updates_with_id(dev_env, case_id, client_update_id(creditor.org_id, "read-back"))
+        == 1
+    )
 
 
 async def test_when_temporal_stops_in_flight_and_new_requests_fail_fast_with_503(

@@ -39,6 +39,7 @@ from domain.cases import CaseDetails, CaseState
 from domain.enums import OrgKind
 from domain.ids import case_workflow_id
 from domain.tasks import task_id
+from domain.update_ids import client_update_id, digest
 from schedules import CHAT_CLEANUP
 from settings import Settings
 from store.models import Case, CaseHistory, ChatMessageRow, TaskRow
@@ -485,13 +486,17 @@ async def compare(
     expect("partner", row.partner_id, record.partner_id)
     expect("details", row.details, CaseDetails.of(record).model_dump(mode="json"))
     # Each accepted case update applied once by the workflow (its update id is the request's
-    # Idempotency-Key, scoped to the caller's organisation), answering with what it created.
-    applied = Counter(u.id.rpartition(":")[2] for u in state.applied_updates)
-    results = {u.id.rpartition(":")[2]: u.result_id for u in state.applied_updates}
+    # Idempotency-Key, scoped to the caller's organisation, remembered as a digest), answering
+    # with what it created.
+    applied = Counter(u.id for u in state.applied_updates)
+    results = {u.id: u.result_id for u in state.applied_updates}
     for key, result_id in case.update_keys.items():
-        expect(f"update {key} applied", applied[key], 1)
+        ids = [digest(client_update_id(a.org_id, key)) for a in (case.creditor, case.partner)]
+        expect(f"update {key} applied", sum(applied[i] for i in ids), 1)
         if result_id is not None:
-            expect(f"update {key} result", results.get(key), result_id)
+            expect(
+                f"update {key} result", next(filter(None, map(results.get, ids)), None), result_id
+            )
     # Payments: exactly the one the client was told about, in both.
     expect("workflow payments", [p.id for p in record.payments], case.payment_ids)
     expect("read-model payments", [p["id"] for p in row.details["payments"]], case.payment_ids)

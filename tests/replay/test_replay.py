@@ -38,7 +38,9 @@ async def test_recorded_history_replays_on_current_workflow_code(path: Path) -> 
     replayer = Replayer(
         workflows=worker.WORKFLOWS,
         data_converter=TEST_DATA_CONVERTER,
-        workflow_runner=worker.WORKFLOW_RUNNER,
+        # The workflow modules inside the sandbox (the worker shares them): the sandbox's
+        # restrictions check them here (docs/decisions/0009).
+        workflow_runner=worker.STRICT_WORKFLOW_RUNNER,
         interceptors=worker.INTERCEPTORS,
     )
     await replayer.replay_workflow(load(path))  # raises on any nondeterminism

@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from domain.cases import RecordPaymentInput
 from domain.chat import PostMessageInput
 from domain.enums import Party
+from domain.update_ids import client_update_id, digest
 from store.models import ChatMessageRow
 from tests.support import Actor
 from tests.workflows.test_lifecycle import accepted_case, runs_of, state_of
@@ -70,14 +71,15 @@ async def test_a_retried_payment_and_message_reach_the_next_run_and_apply_once(
         user_id=creditor.principal.user_id,
         body="Please call him on Monday",
     )
-    key = f"{partner.org_id}:payment-1"
+    key = client_update_id(partner.org_id, "payment-1")
+    message_key = client_update_id(creditor.org_id, "message-1")
     first = await handle.execute_update(CaseWorkflow.record_payment, payment, id=key)
-    posted = await handle.execute_update(CaseWorkflow.post_message, message, id="message-1")
+    posted = await handle.execute_update(CaseWorkflow.post_message, message, id=message_key)
     await next_run(ts_env, handle, partner)
 
     # The API retries both (same update ids) after the workflow continued as new.
     again = await handle.execute_update(CaseWorkflow.record_payment, payment, id=key)
-    reposted = await handle.execute_update(CaseWorkflow.post_message, message, id="message-1")
+    reposted = await handle.execute_update(CaseWorkflow.post_message, message, id=message_key)
     assert (again.id, again.amount) == (first.id, first.amount)
     assert reposted.id == posted.id
     state = await state_of(handle)
@@ -90,6 +92,41 @@ async def test_a_retried_payment_and_message_reach_the_next_run_and_apply_once(
         )
     assert same == 1
     # A new id is a new payment.
-    other = await handle.execute_update(CaseWorkflow.record_payment, payment, id="payment-2")
+    other = await handle.execute_update(
+        CaseWorkflow.record_payment, payment, id=client_update_id(partner.org_id, "payment-2")
+    )
     assert other.id != first.id
     assert len((await state_of(handle)).record.payments) == 2
+
+
+def chat_from(actor: Actor, body: str) -> PostMessageInput:
+    return PostMessageInput(
+        party=Party.CREDITOR, org_id=actor.org_id, user_id=actor.principal.user_id, body=body
+    )
+
+
+async def test_only_updates_with_a_client_key_are_remembered_and_for_24_hours(
+    ts_env: WorkflowEnvironment,
+    ts_worker: Worker,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    # Created, assigned and accepted with ids the API does not derive from a key ("submit",
+    # random ones): none is remembered, nor is a message sent without a key.
+    handle = await accepted_case(ts_env, sessions, creditor, partner, ops, task_queue)
+    await handle.execute_update(CaseWorkflow.post_message, chat_from(creditor, "no key"))
+    assert (await state_of(handle)).applied_updates == []
+
+    first = client_update_id(creditor.org_id, "first")
+    await handle.execute_update(CaseWorkflow.post_message, chat_from(creditor, "1"), id=first)
+    [remembered] = (await state_of(handle)).applied_updates
+    assert remembered.id == digest(first) and remembered.result_id is not None
+
+    # A day later (by the workflow's clock) the next keyed update forgets the first.
+    await ts_env.sleep(dt.timedelta(hours=24, minutes=1))
+    later = client_update_id(creditor.org_id, "later")
+    await handle.execute_update(CaseWorkflow.post_message, chat_from(creditor, "2"), id=later)
+    assert [u.id for u in (await state_of(handle)).applied_updates] == [digest(later)]
