@@ -16,7 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
-from activities.deadlines import compute_deadline
+from activities.deadlines import compute_deadlines
 from activities.projection import ProjectionActivities
 from schedules import ensure_schedules
 from settings import Settings, get_settings
@@ -84,7 +84,7 @@ def build_worker(
             cleanup.find_stale_chat_tasks,
             cleanup.classify_reply,
             cleanup.dismiss_chat_task,
-            compute_deadline,
+            compute_deadlines,
         )
     }
     for replacement in replace_activities:

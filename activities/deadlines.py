@@ -28,7 +28,3 @@ def deadline_of(request: DeadlineRequest) -> dt.datetime:
 async def compute_deadlines(requests: list[DeadlineRequest]) -> list[dt.datetime]:
     """The deadline of each request, in order."""
     return [deadline_of(request) for request in requests]
-
-
-# The name worker.py registers the activity under (one batched activity, not one per task).
-compute_deadline = compute_deadlines
