@@ -139,7 +139,8 @@ class DrivenCase:
     message_ids: list[str] = field(default_factory=list)
     payment_ids: list[str] = field(default_factory=list)
     status_note: str = ""
-    # Idempotency-Key of each accepted case update (not the creation) -> the id it created.
+    # The update id of each accepted case update (not the creation): its Idempotency-Key scoped
+    # to the caller's organisation -> the id it created.
     update_keys: dict[str, str | None] = field(default_factory=dict)
     steps_done: int = 0
 
@@ -160,9 +161,11 @@ def accepted(response: httpx.Response, status: int, case: DrivenCase, step: str)
     return response.json() if response.content else None
 
 
-def keyed(response: httpx.Response, case: DrivenCase, result_id: str | None = None) -> None:
+def keyed(
+    response: httpx.Response, case: DrivenCase, by: Actor, result_id: str | None = None
+) -> None:
     key = response.request.headers["Idempotency-Key"]
-    case.update_keys[key] = result_id
+    case.update_keys[client_update_id(by.org_id, key)] = result_id
 
 
 async def until(
@@ -193,25 +196,25 @@ async def drive(client: httpx.AsyncClient, case: DrivenCase, ops: Actor, bank_id
 
     response = await assign(client, ops, cid, partner)
     accepted(response, 200, case, "assign")
-    keyed(response, case)
+    keyed(response, case, ops)
     response = await client.post(f"/api/cases/{cid}/accept", headers=partner.headers)
     assert accepted(response, 200, case, "accept")["status"] == "In Collection"
-    keyed(response, case)
+    keyed(response, case, partner)
     for actor, text in ((creditor, "any news from the debtor?"), (partner, "the debtor called")):
         response = await post_chat(client, actor, cid, f"Case {case.number}: {text}")
         message_id = accepted(response, 201, case, "chat")["id"]
         case.message_ids.append(message_id)
-        keyed(response, case, message_id)
+        keyed(response, case, actor, message_id)
     case.status_note = f"drill {case.number}: plan agreed"
     response = await move(
         client, partner, cid, status="Payment Plan", subStatus="Plan active", note=case.status_note
     )
     assert accepted(response, 200, case, "status")["subStatus"] == "Plan active"
-    keyed(response, case)
+    keyed(response, case, partner)
     response = await pay(client, partner, cid, "100.00", note=f"drill {case.number}")
     payment_id = accepted(response, 201, case, "payment")["id"]
     case.payment_ids.append(payment_id)
-    keyed(response, case, payment_id)
+    keyed(response, case, partner, payment_id)
 
 
 STEPS_PER_CASE = 7  # the writes in drive()
@@ -490,13 +493,10 @@ async def compare(
     # with what it created.
     applied = Counter(u.id for u in state.applied_updates)
     results = {u.id: u.result_id for u in state.applied_updates}
-    for key, result_id in case.update_keys.items():
-        ids = [digest(client_update_id(a.org_id, key)) for a in (case.creditor, case.partner)]
-        expect(f"update {key} applied", sum(applied[i] for i in ids), 1)
+    for update_id, result_id in case.update_keys.items():
+        expect(f"update {update_id} applied", applied[digest(update_id)], 1)
         if result_id is not None:
-            expect(
-                f"update {key} result", next(filter(None, map(results.get, ids)), None), result_id
-            )
+            expect(f"update {update_id} result", results.get(digest(update_id)), result_id)
     # Payments: exactly the one the client was told about, in both.
     expect("workflow payments", [p.id for p in record.payments], case.payment_ids)
     expect("read-model payments", [p["id"] for p in row.details["payments"]], case.payment_ids)
