@@ -45,7 +45,7 @@ STRICT_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 # The worker's: our own workflow modules are shared too, imported once per process instead of
 # once per workflow run (that import was two thirds of a cached case's memory). They are
 # deterministic, and the replay tests check them with the strict runner: see
-# docs/decisions/0009-workflow-modules-passed-through.md.
+# docs/decisions/0010-workflow-modules-passed-through.md.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*LIBRARIES, "workflows")
 )

@@ -39,7 +39,7 @@ async def test_recorded_history_replays_on_current_workflow_code(path: Path) -> 
         workflows=worker.WORKFLOWS,
         data_converter=TEST_DATA_CONVERTER,
         # The workflow modules inside the sandbox (the worker shares them): the sandbox's
-        # restrictions check them here (docs/decisions/0009).
+        # restrictions check them here (docs/decisions/0010).
         workflow_runner=worker.STRICT_WORKFLOW_RUNNER,
         interceptors=worker.INTERCEPTORS,
     )

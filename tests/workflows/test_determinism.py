@@ -1,4 +1,4 @@
-"""Workflow code uses no clock, randomness, I/O or threads of its own (docs/decisions/0009).
+"""Workflow code uses no clock, randomness, I/O or threads of its own (docs/decisions/0010).
 
 The worker shares the workflow modules with the sandbox, and most of them (handler groups, the
 task book, the main loop) were never imported inside it, so the sandbox cannot be what keeps
