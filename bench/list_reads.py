@@ -546,7 +546,8 @@ def main() -> None:
     if args.database_url:
         given = json.loads(args.seeded)
         seeded = Seeded(
-            **{k: v if k == "searched_name" else uuid.UUID(v) for k, v in given.items()}
+            searched_name=given.pop("searched_name"),
+            **{key: uuid.UUID(value) for key, value in given.items()},
         )
         run(args.database_url, seeded)
         return
