@@ -197,7 +197,7 @@ async def stack(
         rate_limit_per_minute=0,
         payload_keys=TEST_PAYLOAD_KEYS,
         blob_dir=tmp / "blobs",
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     process_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "DATABASE_"))},
@@ -249,12 +249,6 @@ STATUSES = (
     {"status": "Payment Plan", "subStatus": "Plan active", "note": "bench"},
     {"status": "In Collection", "subStatus": "First reminder sent", "note": "bench"},
 )
-
-
-def cProfile_type() -> type:
-    import cProfile
-
-    return cProfile.Profile
 
 
 def cpu_seconds(pid: int) -> float:
@@ -381,8 +375,8 @@ async def main(
                 import cProfile
 
                 profiler = cProfile.Profile()
-                profiler.start = profiler.enable  # type: ignore[method-assign]
-                profiler.stop = profiler.disable  # type: ignore[method-assign]
+                profiler.start = profiler.enable
+                profiler.stop = profiler.disable
             elif profile is not None:
                 from pyinstrument import Profiler
 
@@ -416,7 +410,7 @@ async def main(
             await lifespans.aclose()
             if old is not None:
                 samples.update(await old_and_new(old, process_env, tmp, rounds, actions))
-            if isinstance(profiler, cProfile_type()):
+            if profile is not None and profile.suffix == ".pstats":
                 profiler.dump_stats(profile)
             elif profiler is not None and profile is not None:
                 write(profile, profiler.output_html())
