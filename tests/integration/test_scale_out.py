@@ -224,7 +224,7 @@ async def test_two_workers_and_two_apis_apply_every_action_exactly_once(
             both.append(answers)
             message_id = accepted(answers[0], 201, case, "chat to both")["id"]
             case.message_ids.append(message_id)
-            keyed(answers[0], case, message_id)
+            keyed(answers[0], case, case.partner, message_id)
             today = dt.datetime.now(ZoneInfo(case.partner.principal.timezone)).date().isoformat()
             answers = await both_at_once(
                 client,
@@ -235,7 +235,7 @@ async def test_two_workers_and_two_apis_apply_every_action_exactly_once(
             both.append(answers)
             payment_id = accepted(answers[0], 201, case, "payment to both")["id"]
             case.payment_ids.append(payment_id)
-            keyed(answers[0], case, payment_id)
+            keyed(answers[0], case, case.partner, payment_id)
 
     def writes_done() -> int:
         return sum(1 for a in transport.answers if a.method in WRITES and 200 <= a.status < 300)
