@@ -36,8 +36,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.cleanup import CleanupActivities
     from domain.chat import CleanupInput, CleanupPage, CleanupReport
 
+# A page that keeps failing (ten attempts over some 10 minutes) fails the night, visibly, rather than
+# running into the next one (the schedule skips a night while one still runs).
 PAGE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=2)
+    initial_interval=timedelta(seconds=5),
+    maximum_interval=timedelta(minutes=2),
+    maximum_attempts=10,
 )
 
 
