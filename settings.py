@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
     worker_max_concurrent_activities: int = Field(default=100, ge=1)
     worker_max_concurrent_local_activities: int = Field(default=100, ge=1)
+    # The nightly chat cleanup (activities/cleanup.py), per page: classifications at once (an
+    # LLM-backed classifier's requests in flight) and dismissal updates in flight.
+    cleanup_classify_concurrency: int = Field(default=16, ge=1)
+    cleanup_dismiss_concurrency: int = Field(default=8, ge=1)
 
     # Chat attachments: the bytes live in a blob store (a local directory by default), never in
     # workflow history. Empty BLOB_DIR: VAR_DIR/blobs.

@@ -72,7 +72,15 @@ def build_worker(
     """
     projection = ProjectionActivities(sessions)
     accounts = AccountActivities(client, task_queue)
-    cleanup = CleanupActivities(sessions, client, classifier)
+    concurrency = (
+        {}
+        if settings is None
+        else {
+            "classify_concurrency": settings.cleanup_classify_concurrency,
+            "dismiss_concurrency": settings.cleanup_dismiss_concurrency,
+        }
+    )
+    cleanup = CleanupActivities(sessions, client, classifier, **concurrency)
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -81,9 +89,7 @@ def build_worker(
             projection.project_relationship,
             accounts.signal_creditor_account,
             accounts.link_relationship,
-            cleanup.find_stale_chat_tasks,
-            cleanup.classify_reply,
-            cleanup.dismiss_chat_task,
+            cleanup.clean_chat_page,
             compute_deadlines,
         )
     }

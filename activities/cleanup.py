@@ -8,10 +8,12 @@ An LLM-backed classifier implements the same protocol and is passed to ``Cleanup
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -20,8 +22,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.chat import (
     CHAT_TASKS,
+    CLEANUP_REASON,
     ChatRole,
+    CleanupCursor,
+    CleanupPage,
+    CleanupPageResult,
+    CleanupReport,
     DismissChatTask,
+    DismissChatTaskInput,
     ReplyVerdict,
     StaleChatTask,
     ThreadLine,
@@ -37,6 +45,7 @@ OWNER_ROLE = {
     CHAT_TASKS[Party.PARTNER]: ChatRole.PARTNER,
     CHAT_TASKS[Party.CREDITOR]: ChatRole.CREDITOR,
 }
+CHAT_TASK_TYPES = [t.value for t in OWNER_ROLE]
 
 
 class ReplyClassifier(Protocol):
@@ -138,75 +147,92 @@ class AcknowledgementClassifier:
 
 
 class CleanupActivities:
-    """Activities of ``ChatCleanupWorkflow``; one instance per worker."""
+    """Activities of ``ChatCleanupWorkflow``; one instance per worker.
+
+    ``classify_concurrency`` bounds the classifications one page runs at once (an LLM-backed
+    classifier makes a request each), ``dismiss_concurrency`` the updates it has in flight to the
+    owning workflows (settings ``CLEANUP_CLASSIFY_CONCURRENCY`` / ``CLEANUP_DISMISS_CONCURRENCY``).
+    """
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         client: Client,
         classifier: ReplyClassifier | None = None,
+        *,
+        classify_concurrency: int = 16,
+        dismiss_concurrency: int = 8,
     ) -> None:
         self._sessions = sessions
         self._client = client
         self._classifier = classifier or AcknowledgementClassifier()
+        self._classify_concurrency = classify_concurrency
+        self._dismiss_concurrency = dismiss_concurrency
 
     @activity.defn
-    async def find_stale_chat_tasks(self, limit: int) -> list[StaleChatTask]:
-        """Open, overdue NewMessage / ReplyToChat tasks (oldest overdue first), with the end of
-        their thread."""
+    async def clean_chat_page(self, page: CleanupPage) -> CleanupPageResult:
+        """Look at one page of open chat tasks overdue since before the cutoff, after the cursor
+        (in (overdue since, id) order): classify them, have the owning workflows dismiss the
+        confident "no reply expected" ones, and say what was done and where the next page starts.
+
+        Retried after a crash, the page's first attempt may have dismissed some of its tasks,
+        which are no longer open: they are found again (solved since the cutoff, in the same
+        stretch of the order) and counted once, as the cleanup's or as already gone, without a
+        second update.
+        """
         async with self._sessions() as session:
-            rows = list(
-                await session.scalars(
-                    select(TaskRow)
-                    .where(
-                        TaskRow.status == TaskStatus.OPEN.value,
-                        TaskRow.type.in_([t.value for t in OWNER_ROLE]),
-                        TaskRow.overdue_since.is_not(None),
-                        TaskRow.key.is_not(None),
+            rows = list(await session.scalars(_page_query(page)))
+            next_cursor = (
+                CleanupCursor(overdue_since=rows[-1].overdue_since, task_id=rows[-1].id)
+                if len(rows) == page.size and rows[-1].overdue_since is not None
+                else None
+            )
+            counts = CleanupReport()
+            if activity.info().attempt > 1:
+                counts = await _solved_meanwhile(session, page, next_cursor)
+            tasks = await _with_threads(session, rows)
+        counts = counts.plus(await self._clean(tasks))
+        return CleanupPageResult(counts=counts, next=next_cursor)
+
+    async def _clean(self, tasks: list[StaleChatTask]) -> CleanupReport:
+        report = CleanupReport(looked_at=len(tasks))
+        classify_slots = asyncio.Semaphore(self._classify_concurrency)
+        dismiss_slots = asyncio.Semaphore(self._dismiss_concurrency)
+
+        async def one(task: StaleChatTask) -> None:
+            async with classify_slots:
+                try:
+                    verdict: ReplyVerdict | None = await self._classifier.classify(task)
+                except Exception:  # any failure of the classifier leaves the task open
+                    activity.logger.warning(
+                        "could not classify task %s; left open", task.task_id, exc_info=True
                     )
-                    .order_by(TaskRow.overdue_since, TaskRow.id)
-                    .limit(limit)
+                    verdict = None
+            if verdict is None or verdict.reply_expected or not verdict.confident:
+                report.left_open += 1
+            else:
+                request = DismissChatTask(
+                    workflow_id=task.workflow_id,
+                    dismiss=DismissChatTaskInput(task_id=task.task_id, reason=verdict.reason),
                 )
-            )
-            return [await self._with_thread(session, row) for row in rows]
+                async with dismiss_slots:
+                    dismissed = await self._dismiss(request)
+                if dismissed:
+                    report.resolved += 1
+                else:
+                    report.already_gone += 1
+            # The SDK throttles heartbeats; a stuck page is timed out and retried.
+            activity.heartbeat(report.left_open + report.resolved + report.already_gone)
 
-    async def _with_thread(self, session: AsyncSession, row: TaskRow) -> StaleChatTask:
-        assert row.key is not None
-        thread_type, partner_id = thread_of(row.key)
-        owner = (
-            ChatMessageRow.case_id == row.case_id
-            if row.case_id is not None
-            else ChatMessageRow.relationship_id == row.relationship_id
-        )
-        messages = list(
-            await session.scalars(
-                select(ChatMessageRow)
-                .where(
-                    owner,
-                    ChatMessageRow.thread_type == thread_type.value,
-                    ChatMessageRow.partner_id == partner_id,
-                )
-                .order_by(ChatMessageRow.seq.desc())
-                .limit(THREAD_LINES)
-            )
-        )
-        return StaleChatTask(
-            task_id=row.id,
-            workflow_id=row.workflow_id,
-            owner_role=OWNER_ROLE[TaskType(row.type)],
-            thread=[
-                ThreadLine(role=ChatRole(m.role), body=m.body, created_at=m.created_at)
-                for m in reversed(messages)
-            ],
-        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                for task in tasks:
+                    group.create_task(one(task))
+        except ExceptionGroup as errors:  # the page fails with its first error, and is retried
+            raise errors.exceptions[0] from None
+        return report
 
-    @activity.defn
-    async def classify_reply(self, task: StaleChatTask) -> ReplyVerdict:
-        """Ask the classifier whether the task's owner still owes an answer."""
-        return await self._classifier.classify(task)
-
-    @activity.defn
-    async def dismiss_chat_task(self, request: DismissChatTask) -> bool:
+    async def _dismiss(self, request: DismissChatTask) -> bool:
         """Have the owning workflow solve the task; False if it was answered or ended meanwhile."""
         handle = self._client.get_workflow_handle(request.workflow_id)
         try:
@@ -224,3 +250,118 @@ class CleanupActivities:
                 return False
             raise
         return True
+
+
+def _overdue_chat_tasks(page: CleanupPage) -> Select[TaskRow]:
+    """The chat tasks overdue since before the cutoff and after the cursor, in cursor order
+    (served by ``ix_tasks_overdue``: status, overdue_since, id)."""
+    query = select(TaskRow).where(
+        TaskRow.type.in_(CHAT_TASK_TYPES),
+        TaskRow.key.is_not(None),
+        TaskRow.overdue_since.is_not(None),
+        TaskRow.overdue_since < page.cutoff,
+    )
+    if page.after is not None:
+        since, task_id = page.after.overdue_since, page.after.task_id
+        query = query.where(
+            TaskRow.overdue_since >= since,
+            or_(TaskRow.overdue_since > since, TaskRow.id > task_id),
+        )
+    return query.order_by(TaskRow.overdue_since, TaskRow.id)
+
+
+def _page_query(page: CleanupPage) -> Select[TaskRow]:
+    return _overdue_chat_tasks(page).where(TaskRow.status == TaskStatus.OPEN.value).limit(page.size)
+
+
+async def _solved_meanwhile(
+    session: AsyncSession, page: CleanupPage, next_cursor: CleanupCursor | None
+) -> CleanupReport:
+    """On a retried page: the tasks of the page's stretch of the order (up to where the open
+    tasks now end) that were closed since the night's cutoff, which the crashed attempt may have
+    looked at. Those the cleanup solved count as dismissed, the others as already gone."""
+    query = _overdue_chat_tasks(page).where(
+        TaskRow.status != TaskStatus.OPEN.value, TaskRow.date_solved >= page.cutoff
+    )
+    if next_cursor is not None:
+        since, task_id = next_cursor.overdue_since, next_cursor.task_id
+        query = query.where(
+            TaskRow.overdue_since <= since,
+            or_(TaskRow.overdue_since < since, TaskRow.id < task_id),
+        )
+    counts = CleanupReport()
+    for row in await session.scalars(query):
+        counts.looked_at += 1
+        if _solved_by_cleanup(row):
+            counts.resolved += 1
+        else:
+            counts.already_gone += 1
+    return counts
+
+
+def _solved_by_cleanup(row: TaskRow) -> bool:
+    by = row.resolved_by or {}
+    return by.get("kind") == "system" and str(by.get("reason", "")).startswith(CLEANUP_REASON)
+
+
+async def _with_threads(session: AsyncSession, rows: list[TaskRow]) -> list[StaleChatTask]:
+    """The tasks with the last ``THREAD_LINES`` messages of their threads, in two queries (case
+    threads, relationship threads) whatever the page's size."""
+    case_ids = {row.case_id for row in rows if row.case_id is not None}
+    relationship_ids = {
+        row.relationship_id
+        for row in rows
+        if row.case_id is None and row.relationship_id is not None
+    }
+    lines: dict[tuple[uuid.UUID, str, uuid.UUID], list[ChatMessageRow]] = {}
+    for owner, ids in (
+        (ChatMessageRow.case_id, case_ids),
+        (ChatMessageRow.relationship_id, relationship_ids),
+    ):
+        if not ids:
+            continue
+        of_owner: ColumnElement[bool] = owner.in_(ids)
+        if owner is ChatMessageRow.relationship_id:
+            of_owner = and_(of_owner, ChatMessageRow.case_id.is_(None))
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=(owner, ChatMessageRow.thread_type, ChatMessageRow.partner_id),
+                order_by=ChatMessageRow.seq.desc(),
+            )
+            .label("rank")
+        )
+        last = select(ChatMessageRow.id, rank).where(of_owner).subquery()
+        messages = await session.scalars(
+            select(ChatMessageRow)
+            .join(last, last.c.id == ChatMessageRow.id)
+            .where(last.c.rank <= THREAD_LINES)
+            .order_by(ChatMessageRow.seq)
+        )
+        for message in messages:
+            thread_owner = (
+                message.case_id if owner is ChatMessageRow.case_id else message.relationship_id
+            )
+            assert thread_owner is not None
+            lines.setdefault((thread_owner, message.thread_type, message.partner_id), []).append(
+                message
+            )
+    tasks = []
+    for row in rows:
+        assert row.key is not None
+        thread_type, partner_id = thread_of(row.key)
+        thread_owner = row.case_id if row.case_id is not None else row.relationship_id
+        assert thread_owner is not None
+        thread = lines.get((thread_owner, thread_type.value, partner_id), [])
+        tasks.append(
+            StaleChatTask(
+                task_id=row.id,
+                workflow_id=row.workflow_id,
+                owner_role=OWNER_ROLE[TaskType(row.type)],
+                thread=[
+                    ThreadLine(role=ChatRole(m.role), body=m.body, created_at=m.created_at)
+                    for m in thread
+                ],
+            )
+        )
+    return tasks

@@ -13,6 +13,8 @@ import uuid
 from enum import StrEnum
 from uuid import UUID
 
+from pydantic import Field
+
 from domain.accounts import OrgRef
 from domain.base import ApiModel
 from domain.enums import Party
@@ -152,6 +154,10 @@ class ReplyVerdict(ApiModel):
     reason: str
 
 
+# What a task the nightly cleanup solved says in its ``resolvedBy.reason``, before the why.
+CLEANUP_REASON = "nightly cleanup: "
+
+
 class DismissChatTaskInput(ApiModel):
     """Solve a chat task no reply is expected for (the nightly cleanup), with the reason."""
 
@@ -166,12 +172,6 @@ class DismissChatTask(ApiModel):
     dismiss: DismissChatTaskInput
 
 
-class CleanupInput(ApiModel):
-    """A nightly cleanup run: at most this many overdue chat tasks, oldest overdue first."""
-
-    limit: int = 500
-
-
 class CleanupReport(ApiModel):
     """What one nightly run did (the workflow's result, shown in the Temporal UI)."""
 
@@ -179,6 +179,52 @@ class CleanupReport(ApiModel):
     resolved: int = 0
     left_open: int = 0
     already_gone: int = 0
+
+    def plus(self, other: CleanupReport) -> CleanupReport:
+        return CleanupReport(
+            looked_at=self.looked_at + other.looked_at,
+            resolved=self.resolved + other.resolved,
+            left_open=self.left_open + other.left_open,
+            already_gone=self.already_gone + other.already_gone,
+        )
+
+
+class CleanupCursor(ApiModel):
+    """The last task a cleanup page looked at, in the cleanup's order (overdue since, id)."""
+
+    overdue_since: dt.datetime
+    task_id: str
+
+
+class CleanupInput(ApiModel):
+    """A nightly cleanup run, or the continuation of one (workflows/cleanup.py).
+
+    The schedule starts it with the defaults; the run sets ``cutoff`` (its start) and carries
+    ``after`` and ``totals`` into the run it continues as."""
+
+    page_size: int = Field(default=1000, ge=1, le=5000)
+    pages_per_run: int = Field(default=20, ge=1)  # then continue-as-new
+    # Ignored: the first 500 tasks were all a run looked at before the cleanup paged. Kept so a
+    # schedule created then (whose action still says ``{"limit": 500}``) starts.
+    limit: int | None = None
+    cutoff: dt.datetime | None = None  # only tasks overdue since before it; None: the run's start
+    after: CleanupCursor | None = None  # None: from the first overdue task
+    totals: CleanupReport = CleanupReport()  # what earlier runs of the same night did
+
+
+class CleanupPage(ApiModel):
+    """One page of the cleanup: up to ``size`` open overdue chat tasks after ``after``."""
+
+    cutoff: dt.datetime
+    after: CleanupCursor | None
+    size: int = Field(ge=1)
+
+
+class CleanupPageResult(ApiModel):
+    """What a page did, and where the next one starts (None: this was the last page)."""
+
+    counts: CleanupReport
+    next: CleanupCursor | None
 
 
 RelationshipWorkflowInput.model_rebuild()

@@ -246,6 +246,8 @@ class TaskRow(Base):
         Index("ix_tasks_order", *_TASK_ORDER),
         Index("ix_tasks_status_order", "status", *_TASK_ORDER),
         Index("ix_tasks_case", "case_id"),
+        # The nightly chat cleanup's keyset order (activities/cleanup.py).
+        Index("ix_tasks_overdue", "status", "overdue_since", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.deadlines import compute_deadlines
     from domain import search_attributes as sa
     from domain import update_ids
-    from domain.chat import CHAT_TASKS, DismissChatTaskInput
+    from domain.chat import CHAT_TASKS, CLEANUP_REASON, DismissChatTaskInput
     from domain.errors import (
         INVALID_DEADLINE,
         PROJECTION_BLOCKED,
@@ -433,7 +433,7 @@ class TaskOwnerWorkflow:
         self.book.solve(
             task,
             now=workflow.now(),
-            by=ResolvedBy(kind="system", reason=f"nightly cleanup: {input.reason}"),
+            by=ResolvedBy(kind="system", reason=f"{CLEANUP_REASON}{input.reason}"),
         )
         await self._settled()
         return task
