@@ -1,8 +1,17 @@
 """Projection activities: copy workflow state into the read model, idempotently.
 
-Each write carries the workflow's version number. A row is only overwritten by a newer version and
-history entries are keyed by (case, seq), so a retried or replayed activity never duplicates or
-rolls back anything.
+Each write carries the workflow's version number and every row has a deterministic key (task,
+message and event ids, history entries by (case, seq)), so a retried or replayed activity never
+duplicates anything, and a row never moves back to an older version.
+
+A write of the *same* version replaces what is there. Projections are local activities run
+inside the workflow task that accepts an update (docs/decisions/0009). When that task is lost
+(its worker killed after the write committed, before the task completed), nothing of it is in
+history: the update is applied again in a new task, with a new ``workflow.now()``, and its
+projection carries the same version and keys with the values history now holds. The earlier
+attempt's rows must give way to them, or the read model would keep what no workflow state ever
+held (tests/integration/test_worker_kill_drill.py). An outbox event already delivered is left as
+it was sent.
 
 A write that fails because the database is unreachable, locked or restarting is retried by
 Temporal until it succeeds (``workflows/retry.py``). One that fails for any other reason (a value
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
@@ -140,7 +150,7 @@ class ProjectionActivities:
                 )
                 await session.flush()
                 await _sync_invitations(session, record)
-            elif row.version < projection.version:
+            elif row.version <= projection.version:  # equal: a re-run task (module doc)
                 if record is not None:
                     for column, value in _case_columns(record).items():
                         setattr(row, column, value)
@@ -149,15 +159,19 @@ class ProjectionActivities:
                 row.updated_at = projection.modified_at
             if projection.new_history:
                 seqs = [entry.seq for entry in projection.new_history]
-                existing = set(
-                    await session.scalars(
-                        select(CaseHistory.seq).where(
+                existing = {
+                    entry.seq: entry
+                    for entry in await session.scalars(
+                        select(CaseHistory).where(
                             CaseHistory.case_id == case_id, CaseHistory.seq.in_(seqs)
                         )
                     )
-                )
-                session.add_all(
-                    CaseHistory(
+                }
+                for entry in projection.new_history:
+                    _put(
+                        session,
+                        existing.get(entry.seq),
+                        CaseHistory,
                         case_id=case_id,
                         seq=entry.seq,
                         timestamp=entry.timestamp,
@@ -166,9 +180,6 @@ class ProjectionActivities:
                         changed_by=entry.changed_by,
                         note=entry.note,
                     )
-                    for entry in projection.new_history
-                    if entry.seq not in existing
-                )
             await write_messages(session, projection.messages)
             await write_tasks(session, projection.tasks)
             await write_events(session, projection.events)
@@ -189,7 +200,7 @@ class ProjectionActivities:
                     )
                 )
                 await session.flush()
-            elif row.version < projection.version:
+            elif row.version <= projection.version:
                 row.version = projection.version
             await write_messages(session, projection.messages)
             await write_tasks(session, projection.tasks)
@@ -200,7 +211,7 @@ class ProjectionActivities:
         """Write a creditor account's contract state, tasks and events."""
         async with self._write() as session:
             org = await session.get(Organisation, projection.creditor_id, with_for_update=True)
-            if org is not None and org.account_version < projection.version:
+            if org is not None and org.account_version <= projection.version:
                 org.contract_signed_at = projection.contract_signed_at
                 org.account_version = projection.version
             await write_tasks(session, projection.tasks)
@@ -252,7 +263,7 @@ def _task_columns(task: Task) -> dict[str, object]:
 
 
 async def write_tasks(session: AsyncSession, tasks: list[Task]) -> None:
-    """Upsert tasks; a row only moves forward in version."""
+    """Upsert tasks; a row never moves back in version (an equal one is a re-run task's)."""
     if not tasks:
         return
     rows = {
@@ -265,23 +276,28 @@ async def write_tasks(session: AsyncSession, tasks: list[Task]) -> None:
         row = rows.get(task.id)
         if row is None:
             session.add(TaskRow(id=task.id, **_task_columns(task)))
-        elif row.version < task.version:
+        elif row.version <= task.version:
             for column, value in _task_columns(task).items():
                 setattr(row, column, value)
     await refresh_case_tasks(session, {task.case_id for task in tasks if task.case_id})
 
 
 async def write_messages(session: AsyncSession, messages: list[ChatMessage]) -> None:
-    """Insert chat messages once each (their ids are deterministic)."""
+    """Write chat messages by their deterministic ids (a re-run task's replaces an earlier
+    attempt's: module doc)."""
     if not messages:
         return
-    existing = set(
-        await session.scalars(
-            select(ChatMessageRow.id).where(ChatMessageRow.id.in_([m.id for m in messages]))
+    existing = {
+        row.id: row
+        for row in await session.scalars(
+            select(ChatMessageRow).where(ChatMessageRow.id.in_([m.id for m in messages]))
         )
-    )
-    session.add_all(
-        ChatMessageRow(
+    }
+    for message in messages:
+        _put(
+            session,
+            existing.get(message.id),
+            ChatMessageRow,
             id=message.id,
             seq=message.seq,
             case_id=message.case_id,
@@ -295,22 +311,27 @@ async def write_messages(session: AsyncSession, messages: list[ChatMessage]) -> 
             attachment_ids=[str(a) for a in message.attachment_ids],
             created_at=message.created_at,
         )
-        for message in messages
-        if message.id not in existing
-    )
 
 
 async def write_events(session: AsyncSession, events: list[OutboxEvent]) -> None:
-    """Insert outbox events once each (their ids are deterministic)."""
+    """Write outbox events by their deterministic ids (a re-run task's replaces an earlier
+    attempt's, unless it was delivered: module doc)."""
     if not events:
         return
-    existing = set(
-        await session.scalars(
-            select(OutboxEventRow.id).where(OutboxEventRow.id.in_([e.id for e in events]))
+    existing = {
+        row.id: row
+        for row in await session.scalars(
+            select(OutboxEventRow).where(OutboxEventRow.id.in_([e.id for e in events]))
         )
-    )
-    session.add_all(
-        OutboxEventRow(
+    }
+    for event in events:
+        row = existing.get(event.id)
+        if row is not None and row.delivered_at is not None:
+            continue
+        _put(
+            session,
+            row,
+            OutboxEventRow,
             id=event.id,
             type=event.type,
             org_id=event.org_id,
@@ -319,6 +340,12 @@ async def write_events(session: AsyncSession, events: list[OutboxEvent]) -> None
             payload=event.model_dump(mode="json")["payload"],
             delivered_at=None,
         )
-        for event in events
-        if event.id not in existing
-    )
+
+
+def _put(session: AsyncSession, row: Any, model: type[Any], **columns: Any) -> None:
+    """Insert a row, or give an existing one (written by an earlier attempt) these values."""
+    if row is None:
+        session.add(model(**columns))
+        return
+    for column, value in columns.items():
+        setattr(row, column, value)
