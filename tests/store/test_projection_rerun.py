@@ -19,13 +19,19 @@ from activities.projection import ProjectionActivities
 from domain.cases import CaseProjection, CaseRecord, HistoryEntry
 from domain.chat import ChatMessage, ChatRole, ThreadType
 from domain.enums import CaseStatus
-from domain.tasks import OutboxEvent
+from domain.ids import case_workflow_id
+from domain.tasks import OutboxEvent, task_id
 from domain.time import as_utc
 from store.models import Case, CaseHistory, ChatMessageRow, OutboxEventRow
 from tests.support import Actor, new_case_record
 
 FIRST = dt.datetime(2026, 12, 1, 15, 17, 7, tzinfo=dt.UTC)
 RERUN = FIRST + dt.timedelta(seconds=10)
+
+
+def _id(record: CaseRecord, name: str) -> str:
+    """A row id as the case workflow makes it (deterministic, from the workflow id)."""
+    return task_id(case_workflow_id(record.case_id), name)
 
 
 def _attempt(record: CaseRecord, partner: Actor, at: dt.datetime) -> CaseProjection:
@@ -39,7 +45,7 @@ def _attempt(record: CaseRecord, partner: Actor, at: dt.datetime) -> CaseProject
         new_history=[HistoryEntry(seq=2, timestamp=at, status=CaseStatus.VALIDATED)],
         messages=[
             ChatMessage(
-                id=f"case-{record.case_id}/message#1",
+                id=_id(record, "message#1"),
                 seq=1,
                 case_id=record.case_id,
                 thread_type=ThreadType.INVOICE_CHAT,
@@ -52,7 +58,7 @@ def _attempt(record: CaseRecord, partner: Actor, at: dt.datetime) -> CaseProject
         ],
         events=[
             OutboxEvent(
-                id=f"case-{record.case_id}/event#1",
+                id=_id(record, "event#1"),
                 type="case.status_changed",
                 org_id=record.creditor.id,
                 case_id=record.case_id,
@@ -89,8 +95,8 @@ async def test_a_re_run_task_s_projection_replaces_what_the_lost_attempt_wrote(
         entry = await session.scalar(
             select(CaseHistory).where(CaseHistory.case_id == record.case_id, CaseHistory.seq == 2)
         )
-        message = await session.get(ChatMessageRow, f"case-{record.case_id}/message#1")
-        event = await session.get(OutboxEventRow, f"case-{record.case_id}/event#1")
+        message = await session.get(ChatMessageRow, _id(record, "message#1"))
+        event = await session.get(OutboxEventRow, _id(record, "event#1"))
     assert case is not None and entry is not None and message is not None and event is not None
     assert as_utc(case.last_status_change) == RERUN
     assert as_utc(case.updated_at) == RERUN
