@@ -33,7 +33,7 @@ from workflows.case import CaseWorkflow
 TEST_PAYLOAD_KEYS = "test-2026:qG6jZeAe7f+PWJdWJcweM2RTb2PZHTMOWrZ53nf+JKQ="
 # caseloop's data converter (encrypting) with that key, for every test client and replayer.
 TEST_DATA_CONVERTER: DataConverter = data_converter(
-    Settings(payload_keys=TEST_PAYLOAD_KEYS, _env_file=None)  # type: ignore[call-arg]
+    Settings(payload_keys=TEST_PAYLOAD_KEYS, _env_file=None)
 )
 
 
