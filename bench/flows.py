@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +10,7 @@ import httpx
 
 from bench.harness import Actor, Stack, wait_for
 from domain.enums import OrgKind
+from tests.support import case_body
 
 IBAN_DK = "DK5000400440116243"
 
@@ -32,29 +32,6 @@ def expect(response: httpx.Response, status: int) -> dict[str, Any]:
             f"{response.status_code} {response.text[:500]}"
         )
     return dict(response.json()) if response.content else {}
-
-
-def case_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "creditorReference": f"INV-{uuid.uuid4().hex[:10]}",
-        "currencyCode": "DKK",
-        "amountToRecover": "12500.00",
-        "date": "2026-09-01",
-        "dueDate": "2026-10-01",
-        "claimDescription": "Unpaid invoice for consulting services, September 2026.",
-        "debtor": {
-            "type": "Company",
-            "name": "Nordisk Tømrer ApS",
-            "contactPerson": "Jens Hansen",
-            "address": "Vestergade 12",
-            "city": "Aarhus",
-            "zipCode": "8000",
-            "countryAlpha2": "DK",
-            "email": "jens@example.dk",
-        },
-    }
-    body.update(overrides)
-    return body
 
 
 @dataclass
