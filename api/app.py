@@ -14,7 +14,17 @@ from api.deadline import RequestDeadline
 from api.guard import RequestGuard
 from api.keycache import KeyCache
 from api.ratelimit import RateLimiter
-from api.routes import account, bank_accounts, case_work, cases, chat, codec, health, tasks
+from api.routes import (
+    account,
+    bank_accounts,
+    case_work,
+    cases,
+    chat,
+    codec,
+    health,
+    relationships,
+    tasks,
+)
 from settings import Settings, get_settings
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import create_engine, session_factory
@@ -81,7 +91,7 @@ def create_app(
     api.include_router(cases.router)
     api.include_router(case_work.router)
     api.include_router(chat.router)
-    api.include_router(chat.relationships)
+    api.include_router(relationships.router)
     api.include_router(tasks.router)
     api.include_router(bank_accounts.router)
     api.include_router(account.router)

@@ -1,0 +1,264 @@
+"""Creditor-partner relationships: the pairs, and their General chat with its attachments."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import (
+    BlobsDep,
+    CurrentPrincipal,
+    SessionDep,
+    SettingsDep,
+    TemporalDep,
+)
+from api.errors import invalid, not_found
+from api.idempotency import idempotent
+from api.pagination import PageDep, page_info
+from api.routes.chat import (
+    PARTY_OF_ROLE,
+    AttachmentView,
+    ChatMessageList,
+    ChatMessageView,
+    ChatPrincipal,
+    OrgView,
+    RelationshipList,
+    RelationshipPost,
+    RelationshipView,
+    _attachment,
+    _file_response,
+    _message_body,
+    _message_form,
+    _message_post,
+    _post_with_files,
+    _upload_body,
+    _upload_form,
+    message_view,
+)
+from api.uploads import (
+    AttachmentOwner,
+    store_uploads,
+)
+from api.workflow_calls import update_workflow
+from domain.chat import (
+    ChatMessage,
+    PostMessageInput,
+    ThreadType,
+)
+from domain.enums import OrgKind
+from domain.ids import relationship_workflow_id
+from store import chat as chat_store
+from store.accounts import Principal
+from workflows.relationship import RelationshipWorkflow
+
+router = APIRouter(prefix="/relationships", tags=["chat"])
+
+
+# -- -------------------------------------------------------------------------------
+RELATIONSHIP_FORM_FIELDS = ("message",)
+
+
+def _relationship_view(
+    record: chat_store.RelationshipRecord, principal: Principal
+) -> RelationshipView:
+    row = record.relationship
+    creditor = OrgView(id=row.creditor_id, name=record.creditor_name)
+    partner = OrgView(id=row.partner_id, name=record.partner_name)
+    counterpart = {OrgKind.CREDITOR: partner, OrgKind.PARTNER: creditor}.get(principal.role)
+    return RelationshipView(
+        id=row.id,
+        creditor=creditor,
+        partner=partner,
+        counterpart=counterpart,
+        linked_at=row.linked_at,
+    )
+
+
+async def _visible_relationship(
+    session: AsyncSession, principal: Principal, relationship_id: UUID
+) -> chat_store.RelationshipRecord:
+    record = await chat_store.get_relationship(
+        session=session, principal=principal, relationship_id=relationship_id
+    )
+    if record is None:
+        raise not_found("Relationship")
+    return record
+
+
+@router.get("", response_model=RelationshipList)
+async def list_relationships(
+    principal: CurrentPrincipal, session: SessionDep, page: PageDep
+) -> RelationshipList:
+    """Your organisation's creditor-partner pairs (ops: all), oldest first. A pair appears when
+    the partner first gets one of the creditor's cases."""
+    records, total = await chat_store.list_relationships(
+        session=session, principal=principal, offset=page.offset, limit=page.page_size
+    )
+    return RelationshipList(
+        data=[_relationship_view(r, principal) for r in records],
+        page=page_info(page, total=total, count=len(records)),
+    )
+
+
+@router.get("/{relationship_id}", response_model=RelationshipView, responses={404: {}})
+async def get_relationship(
+    relationship_id: UUID, principal: CurrentPrincipal, session: SessionDep
+) -> RelationshipView:
+    """One pair, for its creditor, its partner and ops."""
+    return _relationship_view(
+        await _visible_relationship(session, principal, relationship_id), principal
+    )
+
+
+@router.get(
+    "/{relationship_id}/chats", response_model=ChatMessageList, responses={401: {}, 404: {}}
+)
+async def list_relationship_messages(
+    relationship_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
+) -> ChatMessageList:
+    """The pair's general chat, oldest first."""
+    await _visible_relationship(session, principal, relationship_id)
+    records, total = await chat_store.list_relationship_messages(
+        session=session,
+        relationship_id=relationship_id,
+        offset=page.offset,
+        limit=page.page_size,
+    )
+    return ChatMessageList(
+        data=[message_view(r) for r in records],
+        page=page_info(page, total=total, count=len(records)),
+    )
+
+
+@router.post(
+    "/{relationship_id}/chats",
+    status_code=201,
+    response_model=ChatMessageView,
+    responses={403: {}, 404: {}, 413: {}, 415: {}, 422: {}},
+    openapi_extra=_message_body(RelationshipPost, {}),
+)
+async def post_relationship_message(
+    relationship_id: UUID,
+    request: Request,
+    principal: ChatPrincipal,
+    session: SessionDep,
+    client: TemporalDep,
+    settings: SettingsDep,
+) -> Response:
+    """Write in the pair's general chat: JSON ``{message, attachmentIds?}``, or multipart/form-data
+    with the same fields and ``files``. The other side gets a NewMessage / ReplyToChat task that
+    belongs to no case, and your own open one is solved. Files are stored first and removed again
+    if the message is refused."""
+    record = await _visible_relationship(session, principal, relationship_id)
+    pair = record.relationship
+    form = await _message_form(request, settings, RELATIONSHIP_FORM_FIELDS)
+    try:
+        post, uploads = await _message_post(
+            request, form, RelationshipPost, RELATIONSHIP_FORM_FIELDS
+        )
+
+        async def send(attachment_ids: list[UUID]) -> ChatMessage:
+            message: ChatMessage = await update_workflow(
+                request,
+                principal,
+                client,
+                relationship_workflow_id(pair.creditor_id, pair.partner_id),
+                RelationshipWorkflow.post_message,
+                PostMessageInput(
+                    party=PARTY_OF_ROLE[principal.role],
+                    org_id=principal.org_id,
+                    user_id=principal.user_id,
+                    thread_type=ThreadType.GENERAL,
+                    body=post.message,
+                    attachment_ids=attachment_ids,
+                ),
+            )
+            return message
+
+        async def execute() -> Response:
+            owner = AttachmentOwner.of_relationship(pair.id, pair.partner_id)
+            return await _post_with_files(request, principal, session, owner, post, uploads, send)
+
+        # Without files, the same fingerprint as before the chat took attachments.
+        fingerprint: dict[str, Any] = {
+            "relationshipId": str(relationship_id),
+            **post.model_dump(mode="json", exclude_defaults=True),
+        }
+        if uploads:
+            fingerprint["files"] = [u.fingerprint() for u in uploads]
+        return await idempotent(request, principal, fingerprint, execute)
+    finally:
+        if form is not None:
+            await form.close()
+
+
+@router.post(
+    "/{relationship_id}/attachments",
+    status_code=201,
+    response_model=AttachmentView,
+    responses={403: {}, 404: {}, 413: {}, 415: {}, 422: {}},
+    openapi_extra=_upload_body({}),
+)
+async def upload_relationship_attachment(
+    relationship_id: UUID,
+    request: Request,
+    principal: ChatPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """Upload a file to attach to a message of the pair's general chat later
+    (``attachmentIds``): multipart/form-data with ``file``. Its creditor and its partner only."""
+    record = await _visible_relationship(session, principal, relationship_id)
+    pair = record.relationship
+    form = await _upload_form(request, settings, ())
+    try:
+        if not form.files:
+            raise invalid("file", "is required")
+        [upload] = form.files
+
+        async def execute() -> Response:
+            [attachment] = await store_uploads(
+                request,
+                principal,
+                [upload],
+                AttachmentOwner.of_relationship(pair.id, pair.partner_id),
+            )
+            return JSONResponse(
+                _attachment(attachment).model_dump(mode="json"),
+                status_code=201,
+                headers={"Location": f"/api/relationships/{pair.id}/attachments/{attachment.id}"},
+            )
+
+        fingerprint = {"relationshipId": str(relationship_id), "file": upload.fingerprint()}
+        return await idempotent(request, principal, fingerprint, execute)
+    finally:
+        await form.close()
+
+
+@router.get(
+    "/{relationship_id}/attachments/{attachment_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
+)
+async def download_relationship_attachment(
+    relationship_id: UUID,
+    attachment_id: UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    blobs: BlobsDep,
+) -> StreamingResponse:
+    """A file of the pair's general chat, for its creditor, its partner and ops. Anyone else
+    gets 404, and so does a file of a case or of another relationship."""
+    attachment = await chat_store.downloadable_relationship_attachment(
+        session=session,
+        principal=principal,
+        relationship_id=relationship_id,
+        attachment_id=attachment_id,
+    )
+    if attachment is None:
+        raise not_found("Attachment")
+    return await _file_response(attachment, blobs)
