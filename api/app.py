@@ -17,6 +17,7 @@ from api.ratelimit import RateLimiter
 from api.routes import (
     account,
     bank_accounts,
+    case_notes,
     case_work,
     cases,
     chat,
@@ -91,6 +92,7 @@ def create_app(
     api.include_router(cases.router)
     api.include_router(case_work.router)
     api.include_router(chat.router)
+    api.include_router(case_notes.router)
     api.include_router(relationships.router)
     api.include_router(tasks.router)
     api.include_router(bank_accounts.router)

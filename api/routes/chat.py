@@ -1,12 +1,11 @@
-"""The communication center of a case: its chats with attachments, notes and calls, and its
-timeline. The general chat of each creditor-partner relationship is ``api/routes/relationships.py``,
-which shares the message and upload handling here.
+"""The communication center of a case: its chats with attachments. Notes, calls and the timeline
+are ``api/routes/case_notes.py``; the general chat of each creditor-partner relationship is
+``api/routes/relationships.py``, which shares the message and upload handling here.
 
 Posting a message is an update to the workflow that owns the thread (the case's, or the pair's
 ``RelationshipWorkflow``), which raises and solves the chat tasks; the answer is read back from
 the read model, which the workflow has written before it answers. Attachment bytes go to the blob
-store and never into a workflow: a message carries only attachment ids. Notes and calls are
-plain records of the read model; no workflow takes part.
+store and never into a workflow: a message carries only attachment ids.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from api.deps import (
     visible_case,
 )
 from api.errors import FieldError, Problem, forbidden, invalid, not_found
-from api.idempotency import derived_id, idempotent
+from api.idempotency import idempotent
 from api.json_body import malformed_json
 from api.pagination import PageDep, PageInfo, page_info
 from api.routes.tasks import UserRef
@@ -66,7 +65,7 @@ from store import cases as case_store
 from store import chat as chat_store
 from store.accounts import Principal
 from store.blobs import BlobStore
-from store.models import Attachment, CaseNote, User
+from store.models import Attachment, User
 from workflows.case import CaseWorkflow
 
 logger = logging.getLogger(__name__)
@@ -784,107 +783,3 @@ async def download_attachment(
     if attachment is None:
         raise not_found("Attachment")
     return await _file_response(attachment, blobs)
-
-
-# -- notes and calls -----------------------------------------------------------------------------
-async def _log(
-    request: Request,
-    principal: Principal,
-    session: AsyncSession,
-    case_id: UUID,
-    body: NoteEntry | CallEntry,
-) -> Response:
-    """Record a note or call of the partner working the case, once per Idempotency-Key."""
-    kind: Literal["note", "call"] = "call" if isinstance(body, CallEntry) else "note"
-
-    async def execute() -> Response:
-        row = await visible_case(session, case_id, principal)
-        if row.case.partner_id != principal.org_id:
-            raise Problem(
-                403, "not_a_party", "Only the partner working the case logs notes and calls on it."
-            )
-        note = CaseNote(
-            # From the key, so a retry after a lost response finds the first note.
-            id=derived_id(request, principal, "note"),
-            case_id=case_id,
-            kind=kind,
-            org_id=principal.org_id,
-            user_id=principal.user_id,
-            body=body.note,
-            call_duration_seconds=body.duration_seconds if isinstance(body, CallEntry) else None,
-            call_outcome=body.outcome.value if isinstance(body, CallEntry) else None,
-            created_at=dt.datetime.now(dt.UTC),
-        )
-        saved, _ = await chat_store.add_note(sessions=request.app.state.sessions, note=note)
-        record = await chat_store.get_note(session=session, note_id=saved.id)
-        assert record is not None
-        return JSONResponse(NoteView(**_note_fields(record)).model_dump(mode="json"), 201)
-
-    fingerprint = {"caseId": str(case_id), "type": kind, **body.model_dump(mode="json")}
-    return await idempotent(request, principal, fingerprint, execute)
-
-
-@router.post(
-    "/{case_id}/notes",
-    status_code=201,
-    response_model=NoteView,
-    responses={403: {}, 404: {}, 422: {}},
-)
-async def log_note(
-    case_id: UUID, body: NoteEntry, request: Request, principal: NoteTaker, session: SessionDep
-) -> Response:
-    """The partner working the case logs a note (creditors and ops: 403; they read notes)."""
-    return await _log(request, principal, session, case_id, body)
-
-
-@router.post(
-    "/{case_id}/calls",
-    status_code=201,
-    response_model=NoteView,
-    responses={403: {}, 404: {}, 422: {}},
-)
-async def log_call(
-    case_id: UUID, body: CallEntry, request: Request, principal: NoteTaker, session: SessionDep
-) -> Response:
-    """The partner working the case logs a phone call: ``durationSeconds`` (0 to 86400),
-    ``outcome`` and an optional ``note``."""
-    return await _log(request, principal, session, case_id, body)
-
-
-@router.get("/{case_id}/notes", response_model=NoteList, responses={401: {}, 404: {}})
-async def list_notes(
-    case_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
-) -> NoteList:
-    """The case's notes and calls, oldest first: all of them for the creditor and ops, those
-    its own organisation logged for a partner."""
-    await visible_case(session, case_id, principal)
-    records, total = await chat_store.list_notes(
-        session=session,
-        principal=principal,
-        case_id=case_id,
-        offset=page.offset,
-        limit=page.page_size,
-    )
-    return NoteList(
-        data=[NoteView(**_note_fields(r)) for r in records],
-        page=page_info(page, total=total, count=len(records)),
-    )
-
-
-@router.get("/{case_id}/timeline", response_model=Timeline, responses={401: {}, 404: {}})
-async def get_timeline(
-    case_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
-) -> Timeline:
-    """Messages (of the threads you may read), notes, calls and status changes, oldest first."""
-    await visible_case(session, case_id, principal)
-    entries, total = await chat_store.timeline(
-        session=session,
-        principal=principal,
-        case_id=case_id,
-        offset=page.offset,
-        limit=page.page_size,
-    )
-    return Timeline(
-        data=[_timeline_item(e) for e in entries],
-        page=page_info(page, total=total, count=len(entries)),
-    )
