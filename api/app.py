@@ -17,6 +17,7 @@ from api.ratelimit import RateLimiter
 from api.routes import (
     account,
     bank_accounts,
+    case_commands,
     case_notes,
     case_work,
     cases,
@@ -90,6 +91,7 @@ def create_app(
     api = APIRouter(prefix="/api")
     api.include_router(health.router)
     api.include_router(cases.router)
+    api.include_router(case_commands.router)
     api.include_router(case_work.router)
     api.include_router(chat.router)
     api.include_router(case_notes.router)

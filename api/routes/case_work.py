@@ -25,7 +25,7 @@ from api.deps import (
     visible_case,
 )
 from api.errors import FieldError, Problem
-from api.routes.cases import MOVER_OF_ROLE, CaseCommandsDep, partner_ref
+from api.routes.case_commands import MOVER_OF_ROLE, CaseCommandsDep, partner_ref
 from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel, decimal_json_schema
 from domain.cases import (
     CaseDetails,
