@@ -18,12 +18,13 @@ Who sees what is decided here, in one place:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -159,15 +160,22 @@ async def list_relationship_messages(
     return await _records(session, rows.all()), total or 0
 
 
-async def get_message(*, session: AsyncSession, message_id: str) -> MessageRecord | None:
-    """One message, whichever workflow owns it (the caller posted it: no visibility check)."""
+@functools.cache
+def _one_message() -> Select[Any]:
+    """``get_message``'s statement, built once (the id is bound per call): every chat post
+    reads its message back, and building the statement cost more than running it."""
     in_same_owner = or_(
         Later.case_id == ChatMessageRow.case_id,
         Later.relationship_id == ChatMessageRow.relationship_id,
     )
-    row = await session.execute(
-        _messages(_seen(in_same_owner)).where(ChatMessageRow.id == message_id)
+    return _messages(_seen(in_same_owner)).where(
+        ChatMessageRow.id == bindparam("message_id", type_=ChatMessageRow.id.type)
     )
+
+
+async def get_message(*, session: AsyncSession, message_id: str) -> MessageRecord | None:
+    """One message, whichever workflow owns it (the caller posted it: no visibility check)."""
+    row = await session.execute(_one_message(), {"message_id": message_id})
     records = await _records(session, row.all())
     return records[0] if records else None
 
