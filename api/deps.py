@@ -37,6 +37,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             _request_session.reset(token)
 
 
+def request_session() -> AsyncSession | None:
+    """The request's session (``get_session``), if the route uses one."""
+    return _request_session.get()
+
+
 async def end_read() -> None:
     """End the request's read transaction, returning its database connection to the pool.
 

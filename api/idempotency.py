@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.deadline import current_budget
+from api.deps import request_session
 from api.errors import NUL, Problem, WorkflowRejection, invalid
 from store.accounts import Principal
 from store.db import transaction
@@ -118,10 +119,16 @@ _FINISH = (
     update(IdempotencyRecord)
     .where(*_OPEN_CLAIM, IdempotencyRecord.request_hash == bindparam("digest"))
     .values(status_code=bindparam("status"), response_body=bindparam("body"))
+    .execution_options(synchronize_session=False)
 )
-_RELEASE = delete(IdempotencyRecord).where(
-    *_OPEN_CLAIM,
-    IdempotencyRecord.created_at == bindparam("claimed", type_=IdempotencyRecord.created_at.type),
+_RELEASE = (
+    delete(IdempotencyRecord)
+    .where(
+        *_OPEN_CLAIM,
+        IdempotencyRecord.created_at
+        == bindparam("claimed", type_=IdempotencyRecord.created_at.type),
+    )
+    .execution_options(synchronize_session=False)
 )
 
 
@@ -194,6 +201,12 @@ async def _claim(
             return Claim(now) if _rowcount(taken) == 1 else None
     except IntegrityError:
         return None  # a concurrent request claimed it first: read its record
+
+
+def _healthy(session: AsyncSession) -> bool:
+    """The session can take a write: no transaction, or one no error has spoilt."""
+    transaction = session.sync_session.get_transaction()
+    return transaction is None or transaction.is_active
 
 
 def _rowcount(result: Any) -> int:
@@ -303,17 +316,22 @@ async def _store(
     body = bytes(response.body).decode()
     # Our claim, or a takeover of it (both ran the same command, either answer does): one
     # UPDATE. Otherwise, see what became of the claim.
-    async with _engine(sessions).begin() as connection:
-        finished = await connection.execute(
-            _FINISH,
-            {
-                "org": principal.org_id,
-                "k": key,
-                "digest": digest,
-                "status": response.status_code,
-                "body": body,
-            },
-        )
+    params = {
+        "org": principal.org_id,
+        "k": key,
+        "digest": digest,
+        "status": response.status_code,
+        "body": body,
+    }
+    session = request_session()
+    if session is not None and _healthy(session):
+        # In the request's session: its read of the answer (the case or message as it is now)
+        # and this write are one transaction. The response is sent only after the commit.
+        finished = await session.execute(_FINISH, params)
+        await session.commit()
+    else:
+        async with _engine(sessions).begin() as connection:
+            finished = await connection.execute(_FINISH, params)
     if _rowcount(finished) == 1:
         return
     try:
