@@ -108,7 +108,8 @@ def lease_seconds(request: Request) -> float:
 
 # The statements of a keyed request's common path (claim, store, release), built once: built per
 # request and run through the ORM's unit of work they cost more than their database work.
-_ORG, _KEY = bindparam("org", type_=IdempotencyRecord.org_id.type), bindparam("k")
+_ORG = bindparam("org", type_=IdempotencyRecord.org_id.type)
+_KEY = bindparam("k", type_=IdempotencyRecord.key.type)
 _CLAIM = insert(IdempotencyRecord)
 _OPEN_CLAIM = (
     IdempotencyRecord.org_id == _ORG,

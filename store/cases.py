@@ -92,7 +92,7 @@ class CaseRow:
 
 
 @functools.cache
-def _visible_case(role: OrgKind) -> Select[tuple[Case]]:
+def _visible_case(role: OrgKind) -> Select[Case]:
     """``get_case``'s statement for ``role``, built once (the case id and the caller's
     organisation are bound per call): every keyed action reads its case, often twice, and
     building the visibility expression anew cost more than running it."""

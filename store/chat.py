@@ -190,11 +190,17 @@ class RelationshipRecord:
 
 def visible_relationships(principal: Principal) -> ColumnElement[bool]:
     """A pair is seen by its creditor and its partner; ops see every pair."""
-    if principal.role is OrgKind.OPS:
+    return _relationships_of(principal.role, principal.org_id)
+
+
+def _relationships_of(
+    role: OrgKind, org_id: uuid.UUID | ColumnElement[uuid.UUID]
+) -> ColumnElement[bool]:
+    if role is OrgKind.OPS:
         return true()
-    if principal.role is OrgKind.CREDITOR:
-        return Relationship.creditor_id == principal.org_id
-    return Relationship.partner_id == principal.org_id
+    if role is OrgKind.CREDITOR:
+        return Relationship.creditor_id == org_id
+    return Relationship.partner_id == org_id
 
 
 def _relationships() -> Select[Relationship, str, str]:
@@ -225,14 +231,18 @@ async def get_relationship(
     *, session: AsyncSession, principal: Principal, relationship_id: uuid.UUID
 ) -> RelationshipRecord | None:
     """The pair if the caller may see it; None otherwise (the API says 404)."""
-    row = (
-        await session.execute(
-            _relationships().where(
-                Relationship.id == relationship_id, visible_relationships(principal)
-            )
-        )
-    ).first()
+    params = {"relationship_id": relationship_id, "org_id": principal.org_id}
+    row = (await session.execute(_visible_relationship(principal.role), params)).first()
     return RelationshipRecord(*row) if row else None
+
+
+@functools.cache
+def _visible_relationship(role: OrgKind) -> Select[Relationship, str, str]:
+    """``get_relationship``'s statement for ``role``, built once (ids bound per call)."""
+    return _relationships().where(
+        Relationship.id == bindparam("relationship_id", type_=Relationship.id.type),
+        _relationships_of(role, bindparam("org_id", type_=Relationship.creditor_id.type)),
+    )
 
 
 # -- attachments ---------------------------------------------------------------------------------
