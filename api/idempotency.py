@@ -40,11 +40,12 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.deadline import current_budget
+from api.deps import request_session
 from api.errors import NUL, Problem, WorkflowRejection, invalid
 from store.accounts import Principal
 from store.db import transaction
@@ -105,6 +106,39 @@ def lease_seconds(request: Request) -> float:
     return float(request.app.state.settings.api_update_timeout_seconds) + LEASE_MARGIN_SECONDS
 
 
+# The statements of a keyed request's common path (claim, store, release), built once: built per
+# request and run through the ORM's unit of work they cost more than their database work.
+_ORG = bindparam("org", type_=IdempotencyRecord.org_id.type)
+_KEY = bindparam("k", type_=IdempotencyRecord.key.type)
+_CLAIM = insert(IdempotencyRecord)
+_OPEN_CLAIM = (
+    IdempotencyRecord.org_id == _ORG,
+    IdempotencyRecord.key == _KEY,
+    IdempotencyRecord.status_code.is_(None),
+)
+_FINISH = (
+    update(IdempotencyRecord)
+    .where(*_OPEN_CLAIM, IdempotencyRecord.request_hash == bindparam("digest"))
+    .values(status_code=bindparam("status"), response_body=bindparam("body"))
+    .execution_options(synchronize_session=False)
+)
+_RELEASE = (
+    delete(IdempotencyRecord)
+    .where(
+        *_OPEN_CLAIM,
+        IdempotencyRecord.created_at
+        == bindparam("claimed", type_=IdempotencyRecord.created_at.type),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+def _engine(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The engine behind the app's sessions: the statements above need no session."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    return engine
+
+
 @dataclass(frozen=True)
 class Claim:
     """This request holds the key; ``claimed_at`` tells its claim from a later takeover."""
@@ -125,22 +159,19 @@ async def _claim(
     another request). None when the claim raced with another request: look again. ``first``:
     this request's first look, which tries the claim before it reads."""
     now = dt.datetime.now(dt.UTC)
-
-    def claim() -> IdempotencyRecord:
-        return IdempotencyRecord(
-            org_id=principal.org_id,
-            key=key,
-            request_hash=digest,
-            status_code=None,
-            response_body=None,
-            created_at=now,
-        )
-
+    claim = {
+        "org_id": principal.org_id,
+        "key": key,
+        "request_hash": digest,
+        "status_code": None,
+        "response_body": None,
+        "created_at": now,
+    }
     if first:
         # Most keys are new: claim with the INSERT alone; a key in use fails it, then look.
         try:
-            async with transaction(sessions) as session:
-                session.add(claim())
+            async with _engine(sessions).begin() as connection:
+                await connection.execute(_CLAIM, claim)
             return Claim(now)
         except IntegrityError:
             pass
@@ -148,7 +179,7 @@ async def _claim(
         async with transaction(sessions) as session:
             existing = await session.get(IdempotencyRecord, (principal.org_id, key))
             if existing is None:
-                session.add(claim())
+                await session.execute(_CLAIM, claim)
                 return Claim(now)
             if (
                 existing.status_code is not None
@@ -171,6 +202,12 @@ async def _claim(
             return Claim(now) if _rowcount(taken) == 1 else None
     except IntegrityError:
         return None  # a concurrent request claimed it first: read its record
+
+
+def _healthy(session: AsyncSession) -> bool:
+    """The session can take a write: no transaction, or one no error has spoilt."""
+    transaction = session.sync_session.get_transaction()
+    return transaction is None or transaction.is_active
 
 
 def _rowcount(result: Any) -> int:
@@ -263,16 +300,9 @@ async def _release(
 ) -> None:
     """Give up this request's claim on the key (never a stored response, nor a claim another
     request took over), so a corrected request or a retry may use the key at once."""
-    async with transaction(sessions) as session:
-        await session.execute(
-            delete(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.org_id == principal.org_id,
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.status_code.is_(None),
-                IdempotencyRecord.created_at == claim.claimed_at,
-            )
-            .execution_options(synchronize_session=False)
+    async with _engine(sessions).begin() as connection:
+        await connection.execute(
+            _RELEASE, {"org": principal.org_id, "k": key, "claimed": claim.claimed_at}
         )
 
 
@@ -287,18 +317,22 @@ async def _store(
     body = bytes(response.body).decode()
     # Our claim, or a takeover of it (both ran the same command, either answer does): one
     # UPDATE. Otherwise, see what became of the claim.
-    async with transaction(sessions) as session:
-        finished = await session.execute(
-            update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.org_id == principal.org_id,
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.status_code.is_(None),
-                IdempotencyRecord.request_hash == digest,
-            )
-            .values(status_code=response.status_code, response_body=body)
-            .execution_options(synchronize_session=False)
-        )
+    params = {
+        "org": principal.org_id,
+        "k": key,
+        "digest": digest,
+        "status": response.status_code,
+        "body": body,
+    }
+    session = request_session()
+    if session is not None and _healthy(session):
+        # In the request's session: its read of the answer (the case or message as it is now)
+        # and this write are one transaction. The response is sent only after the commit.
+        finished = await session.execute(_FINISH, params)
+        await session.commit()
+    else:
+        async with _engine(sessions).begin() as connection:
+            finished = await connection.execute(_FINISH, params)
     if _rowcount(finished) == 1:
         return
     try:

@@ -114,11 +114,15 @@ async def update_workflow(
     workflow_id: str,
     update: Any,
     arg: Any,
+    *,
+    result_type: type | None = None,
 ) -> Any:
     """Send an update and wait for its result (the workflow answers once it is projected).
 
     The request's Idempotency-Key, if any, makes the update id, so a retry after a lost response
-    is applied once by the workflow too.
+    is applied once by the workflow too. ``result_type`` overrides the update's own result type:
+    ``temporalio.common.RawValue`` when the caller answers from the read model and needs only
+    the update's success (its result is then not decoded into a model).
     """
     settings = request.app.state.settings
     handle = client.get_workflow_handle(workflow_id)
@@ -127,6 +131,7 @@ async def update_workflow(
             update,
             arg,
             id=update_id(request, principal),
+            result_type=result_type,
             rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
         )
     )

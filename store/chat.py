@@ -18,12 +18,13 @@ Who sees what is decided here, in one place:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -159,15 +160,22 @@ async def list_relationship_messages(
     return await _records(session, rows.all()), total or 0
 
 
-async def get_message(*, session: AsyncSession, message_id: str) -> MessageRecord | None:
-    """One message, whichever workflow owns it (the caller posted it: no visibility check)."""
+@functools.cache
+def _one_message() -> Select[Any]:
+    """``get_message``'s statement, built once (the id is bound per call): every chat post
+    reads its message back, and building the statement cost more than running it."""
     in_same_owner = or_(
         Later.case_id == ChatMessageRow.case_id,
         Later.relationship_id == ChatMessageRow.relationship_id,
     )
-    row = await session.execute(
-        _messages(_seen(in_same_owner)).where(ChatMessageRow.id == message_id)
+    return _messages(_seen(in_same_owner)).where(
+        ChatMessageRow.id == bindparam("message_id", type_=ChatMessageRow.id.type)
     )
+
+
+async def get_message(*, session: AsyncSession, message_id: str) -> MessageRecord | None:
+    """One message, whichever workflow owns it (the caller posted it: no visibility check)."""
+    row = await session.execute(_one_message(), {"message_id": message_id})
     records = await _records(session, row.all())
     return records[0] if records else None
 
@@ -182,11 +190,17 @@ class RelationshipRecord:
 
 def visible_relationships(principal: Principal) -> ColumnElement[bool]:
     """A pair is seen by its creditor and its partner; ops see every pair."""
-    if principal.role is OrgKind.OPS:
+    return _relationships_of(principal.role, principal.org_id)
+
+
+def _relationships_of(
+    role: OrgKind, org_id: uuid.UUID | ColumnElement[uuid.UUID]
+) -> ColumnElement[bool]:
+    if role is OrgKind.OPS:
         return true()
-    if principal.role is OrgKind.CREDITOR:
-        return Relationship.creditor_id == principal.org_id
-    return Relationship.partner_id == principal.org_id
+    if role is OrgKind.CREDITOR:
+        return Relationship.creditor_id == org_id
+    return Relationship.partner_id == org_id
 
 
 def _relationships() -> Select[Relationship, str, str]:
@@ -217,14 +231,18 @@ async def get_relationship(
     *, session: AsyncSession, principal: Principal, relationship_id: uuid.UUID
 ) -> RelationshipRecord | None:
     """The pair if the caller may see it; None otherwise (the API says 404)."""
-    row = (
-        await session.execute(
-            _relationships().where(
-                Relationship.id == relationship_id, visible_relationships(principal)
-            )
-        )
-    ).first()
+    params = {"relationship_id": relationship_id, "org_id": principal.org_id}
+    row = (await session.execute(_visible_relationship(principal.role), params)).first()
     return RelationshipRecord(*row) if row else None
+
+
+@functools.cache
+def _visible_relationship(role: OrgKind) -> Select[Relationship, str, str]:
+    """``get_relationship``'s statement for ``role``, built once (ids bound per call)."""
+    return _relationships().where(
+        Relationship.id == bindparam("relationship_id", type_=Relationship.id.type),
+        _relationships_of(role, bindparam("org_id", type_=Relationship.creditor_id.type)),
+    )
 
 
 # -- attachments ---------------------------------------------------------------------------------

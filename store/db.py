@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import PoolResetState
 
 CONNECT_TIMEOUT_SECONDS = 5
 # SQLAlchemy's own defaults: per process, 5 connections kept and up to 10 more under load.
@@ -69,6 +70,8 @@ def create_engine(
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     elif parsed.database in (None, "", ":memory:"):
         pool = {}  # an in-memory SQLite database lives in its one connection
+    if parsed.get_backend_name() == "sqlite":
+        pool["pool_reset_on_return"] = None  # _sqlite_reset does it
     engine = create_async_engine(
         parsed,
         # A server may drop a pooled connection (a restart, a proxy's idle timeout): test each
@@ -81,7 +84,19 @@ def create_engine(
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
     return engine
+
+
+def _sqlite_reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:
+    """Roll back a SQLite connection returning to the pool only if a transaction is still open.
+
+    The pool's usual reset is an unconditional ROLLBACK, a round trip through the driver's
+    thread even after a COMMIT, on every checkin; SQLite says itself whether a transaction is
+    open. Engines on SQLite are created with ``pool_reset_on_return=None`` and this hook instead
+    (SQLAlchemy's documented way to a custom reset)."""
+    if state.asyncio_safe and (state.terminate_only or record.driver_connection.in_transaction):
+        dbapi_connection.rollback()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, EmailStr, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
+from temporalio.common import RawValue
 
 from api.deps import (
     CreditorPrincipal,
@@ -89,7 +90,14 @@ class CaseCommands:
             if isinstance(arg, Awaitable):
                 arg = await arg
             result = await update_workflow(
-                self.request, principal, self.client, case_workflow_id(case_id), update, arg
+                self.request,
+                principal,
+                self.client,
+                case_workflow_id(case_id),
+                update,
+                arg,
+                # Answered from the read model below: the case record it returns is not needed.
+                result_type=None if render is not None else RawValue,
             )
             if render is not None:
                 payload = render(result).model_dump(mode="json")
@@ -109,7 +117,9 @@ class CaseCommands:
         )
 
 
-def _case_commands(request: Request, session: SessionDep, client: TemporalDep) -> CaseCommands:
+async def _case_commands(
+    request: Request, session: SessionDep, client: TemporalDep
+) -> CaseCommands:
     return CaseCommands(request, session, client)
 
 

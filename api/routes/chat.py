@@ -587,7 +587,7 @@ async def _upload_form(
     )
 
 
-def _note_taker(principal: CurrentPrincipal) -> Principal:
+async def _note_taker(principal: CurrentPrincipal) -> Principal:
     if principal.role is not OrgKind.PARTNER:
         raise forbidden(
             "Only the partner working the case logs notes and calls; "

@@ -1,0 +1,100 @@
+"""How many database round trips the API makes for one keyed write (issue 10: the API's own
+work per action). Counts, not timings: bench/api_overhead.py measures the time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.app import create_app
+from settings import Settings
+from tests.api.test_status import in_collection
+from tests.support import Actor
+
+# A keyed write: claim the key (INSERT, COMMIT), read the case (SELECT) and end that read before
+# waiting on the workflow (COMMIT), read the answer back (SELECT) and store it in the same
+# transaction (UPDATE, COMMIT). Before issue 10's second session: 8.
+KEYED_WRITE_ROUND_TRIPS = 7
+
+
+class RoundTrips:
+    """Statements, commits and rollbacks on one engine while ``counting``."""
+
+    def __init__(self) -> None:
+        self.counting = False
+        self.seen: list[str] = []
+
+    def listen(self, engine: Any) -> None:
+        def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+            if self.counting:
+                self.seen.append(sql.split()[0].upper())
+
+        def ended(kind: str) -> Any:
+            def record(_conn: Any) -> None:
+                if self.counting:
+                    self.seen.append(kind)
+
+            return record
+
+        event.listen(engine, "after_cursor_execute", statement)
+        event.listen(engine, "commit", ended("COMMIT"))
+        event.listen(engine, "rollback", ended("ROLLBACK"))
+
+
+@pytest.fixture
+async def counted(
+    settings: Settings, dev_env: WorkflowEnvironment, worker: Worker
+) -> AsyncIterator[tuple[httpx.AsyncClient, RoundTrips]]:
+    """The real app (as the ``api`` fixture) with its own engine's round trips counted; the
+    worker's projections run on another engine and are not counted."""
+    app = create_app(settings, temporal=dev_env.client)
+    trips = RoundTrips()
+    async with app.router.lifespan_context(app):
+        trips.listen(app.state.sessions.kw["bind"].sync_engine)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://caseloop.test") as api:
+            yield api, trips
+
+
+async def _keyed(
+    api: httpx.AsyncClient, trips: RoundTrips, actor: Actor, path: str, body: dict[str, Any]
+) -> tuple[httpx.Response, list[str]]:
+    trips.seen.clear()
+    trips.counting = True
+    try:
+        response = await api.post(
+            path, json=body, headers={**actor.headers, "Idempotency-Key": str(uuid.uuid4())}
+        )
+    finally:
+        trips.counting = False
+    return response, list(trips.seen)
+
+
+async def test_a_keyed_chat_message_and_status_change_take_seven_database_round_trips(
+    counted: tuple[httpx.AsyncClient, RoundTrips], creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    api, trips = counted
+    case = await in_collection(api, creditor, partner, ops)
+    cid = case["caseId"]  # the partner's key is cached by now (api.keycache)
+    posted, chat = await _keyed(api, trips, partner, f"/api/cases/{cid}/chats", {"message": "Hi"})
+    assert posted.status_code == 201, posted.text
+    moved, status = await _keyed(
+        api,
+        trips,
+        partner,
+        f"/api/cases/{cid}/status",
+        {"status": "Payment Plan", "subStatus": "Plan active", "note": "12 instalments"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["status"] == "Payment Plan"
+    expected = ["INSERT", "COMMIT", "SELECT", "COMMIT", "SELECT", "UPDATE", "COMMIT"]
+    assert len(expected) == KEYED_WRITE_ROUND_TRIPS
+    assert chat == expected
+    assert status == expected
