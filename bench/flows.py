@@ -71,11 +71,17 @@ class Api:
     async def case(self, actor: Actor, case_id: str) -> dict[str, Any]:
         return expect(await self.http.get(f"/api/cases/{case_id}", headers=actor.headers), 200)
 
-    async def until_status(self, actor: Actor, case_id: str, status: str) -> None:
+    async def until_status(self, actor: Actor, case_id: str, status: str) -> int:
+        """Poll ``GET /api/cases/{id}`` until the case has ``status``; returns how many GETs."""
+        reads = 0
+
         async def reached() -> bool:
+            nonlocal reads
+            reads += 1
             return (await self.case(actor, case_id))["status"] == status
 
         await wait_for(reached, seconds=60, every=0.01)
+        return reads
 
     async def assign(self, ops: Actor, case_id: str, partner: Actor) -> None:
         expect(
