@@ -16,6 +16,7 @@ import functools
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench import bare
@@ -59,18 +60,59 @@ BARE_CHANGES = (
 )
 
 
-class Steps:
-    """Wall time of each step of a scenario, and the polls, per concurrency level."""
+@dataclass
+class StepCpu:
+    """CPU seconds per process that one step caused: read before the step and again ``settle``
+    seconds after it answered (so work that follows the answer counts too), less what the
+    processes use when idle (pollers) over that time."""
 
-    def __init__(self) -> None:
+    processes: dict[str, Callable[[], float]]
+    settle: float = 0.4
+    idle: dict[str, float] = field(default_factory=dict)  # CPU seconds per second
+
+    async def measure_idle(self, seconds: float = 3) -> None:
+        before, started = self._read(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        wall = time.perf_counter() - started
+        self.idle = {n: (v - before[n]) / wall for n, v in self._read().items()}
+
+    def _read(self) -> dict[str, float]:
+        return {name: read() for name, read in self.processes.items()}
+
+
+class Steps:
+    """Wall time of each step of a scenario, and the polls, per concurrency level; with
+    ``cpu``, also the CPU each step caused (steps then run with a pause after each)."""
+
+    def __init__(self, cpu: StepCpu | None = None) -> None:
         self.times: dict[str, list[float]] = {}
         self.polls: list[int] = []
+        self.cpu = cpu
+        self.cpu_used: dict[str, list[dict[str, float]]] = {}
 
     async def time(self, name: str, call: Awaitable[object]) -> Any:
+        before = self.cpu._read() if self.cpu else {}
         started = time.perf_counter()
         result = await call
         self.times.setdefault(name, []).append(time.perf_counter() - started)
+        if self.cpu:
+            await asyncio.sleep(self.cpu.settle)
+            wall = time.perf_counter() - started
+            used = {
+                n: max(0.0, v - before[n] - self.cpu.idle.get(n, 0.0) * wall)
+                for n, v in self.cpu._read().items()
+            }
+            self.cpu_used.setdefault(name, []).append(used)
         return result
+
+    def cpu_ms(self, name: str | None, processes: tuple[str, ...]) -> dict[str, float]:
+        """Median CPU milliseconds of step ``name`` per process in ``processes``, and "total"."""
+        samples = self.cpu_used.get(name or "", [])
+        if not samples:
+            return {}
+        per = {p: statistics.median(s[p] for s in samples) * 1000 for p in processes}
+        per["total"] = statistics.median(sum(s[p] for p in processes) for s in samples) * 1000
+        return per
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +123,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=3,
         help="cases each concurrent client runs per batch",
+    )
+    parser.add_argument(
+        "--cpu-cases",
+        type=int,
+        default=3,
+        help="cases (and bare cases, interleaved) run one step at a time, each step followed by "
+        "a pause, for the CPU each step costs (0: skip)",
     )
 
 
@@ -192,6 +241,17 @@ async def run(args: argparse.Namespace) -> Report:
                     )
                     meter.stop(f"bare {level}", count=BARE)
                 s.check()
+        cpu_steps = {"caseloop": Steps(), "bare": Steps()}
+        if args.cpu_cases:
+            with phase(f"CPU per step: {args.cpu_cases} cases each, one step at a time"):
+                sampler = StepCpu(meter.processes)
+                await sampler.measure_idle()
+                cpu_steps = {"caseloop": Steps(sampler), "bare": Steps(sampler)}
+                for _ in range(args.cpu_cases):
+                    who = await new_creditor(s, partner, ops)
+                    await full_case(api, who, cpu_steps["caseloop"])
+                    await bare_case(s, cpu_steps["bare"])
+                s.check()
     cases = {level: level * args.cases_per_client * args.full_rounds for level in rates}
     cpu = {label: seconds * 1000 for label, seconds in meter.totals.items()}
     report.data = {
@@ -204,6 +264,10 @@ async def run(args: argparse.Namespace) -> Report:
             for level, sides in steps.items()
         },
         "polls_per_case": {level: sides["caseloop"].polls for level, sides in steps.items()},
+        "cpu_ms_per_step": {
+            "caseloop": {n: cpu_steps["caseloop"].cpu_ms(n, CASELOOP) for n, _ in STEPS},
+            "bare": {n: cpu_steps["bare"].cpu_ms(n, BARE) for _, n in STEPS if n},
+        },
         "cpu_ms_per_case": {
             label: total / cases[int(label.split()[-1])] for label, total in cpu.items()
         },
@@ -221,6 +285,19 @@ async def run(args: argparse.Namespace) -> Report:
         )
     for level, sides in steps.items():
         _breakdown(report, level, sides, cpu, cases[level])
+    for step, counterpart in STEPS:
+        ours = cpu_steps["caseloop"].cpu_ms(step, CASELOOP)
+        base = cpu_steps["bare"].cpu_ms(counterpart, BARE)
+        if ours:
+            report.figure(
+                f"  CPU {step}",
+                ours["total"],
+                base.get("total"),
+                unit="ms",
+                note="(breakdown) server {server:.0f} worker {worker:.0f} api {api:.0f}".format(
+                    **ours
+                ),
+            )
     return report
 
 
