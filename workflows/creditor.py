@@ -61,14 +61,21 @@ class CreditorWorkflow(TaskOwnerWorkflow):
     # -- signals from cases -------------------------------------------------------------------
     @workflow.signal
     def case_opened(self, event: CaseAccountEvent) -> None:
-        """A new case: wait for the contract unless signed; count it if it lacks a bank account."""
-        if self.state.contract_signed_at is not None:
+        """A new case: wait for the contract unless signed (released at once if the case did
+        not know); count it if it lacks a bank account."""
+        changed = False
+        if event.contract_signed:
+            pass  # the case knew of the signature when it was submitted: nothing to release
+        elif self.state.contract_signed_at is not None:
             self._queue_release(event.case_id)
         elif event.case_id not in self.state.waiting_for_contract:
             self.state.waiting_for_contract.append(event.case_id)
+            changed = True
         if event.needs_bank_account and event.case_id not in self.state.missing_bank_account:
             self.state.missing_bank_account.append(event.case_id)
-        self._touch()
+            changed = True
+        if changed:  # a release alone changes nothing the read model shows
+            self._touch()
 
     @workflow.signal
     def bank_account_assigned(self, event: CaseAccountEvent) -> None:
