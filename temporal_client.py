@@ -88,13 +88,20 @@ async def connect(settings: Settings, *, lazy: bool = False, fail_fast: bool = F
 
 
 def case_start_operation(
-    record: CaseRecord, *, task_queue: str, history_limit: int | None = None
+    record: CaseRecord,
+    *,
+    task_queue: str,
+    history_limit: int | None = None,
+    contract_signed: bool = False,
 ) -> WithStartWorkflowOperation:
     """How a new case's workflow is started (joined, if it already runs). ``history_limit``
-    makes it continue as new sooner than the server suggests (tests force long lives with it)."""
+    makes it continue as new sooner than the server suggests (tests force long lives with it).
+    ``contract_signed``: the read model shows the creditor's contract signed."""
     return WithStartWorkflowOperation(
         CaseWorkflow.run,
-        CaseWorkflowInput(record=record, history_limit=history_limit),
+        CaseWorkflowInput(
+            record=record, history_limit=history_limit, contract_signed=contract_signed
+        ),
         id=case_workflow_id(record.case_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

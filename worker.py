@@ -89,6 +89,7 @@ def build_worker(
             projection.project_relationship,
             accounts.signal_creditor_account,
             accounts.link_relationship,
+            accounts.release_cases,
             cleanup.clean_chat_page,
             compute_deadlines,
         )

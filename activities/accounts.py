@@ -1,17 +1,24 @@
-"""Signals from a case to its creditor's account workflow, sent as signal-with-start."""
+"""Signals between a case and its creditor's account workflow (signal-with-start to the
+account, ``contract_signed`` back to the cases) and the case's link to its relationship."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from uuid import UUID
 
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes as sa
 from domain.accounts import AccountSignal, CreditorWorkflowInput, OrgRef
 from domain.chat import RelationshipLink, RelationshipWorkflowInput
-from domain.ids import creditor_workflow_id, relationship_workflow_id
+from domain.ids import case_workflow_id, creditor_workflow_id, relationship_workflow_id
+
+# Signals a release sends at the same time (a creditor may have many cases waiting).
+RELEASE_CONCURRENCY = 16
 
 
 def creditor_start_options(creditor: OrgRef, *, task_queue: str) -> dict[str, Any]:
@@ -76,3 +83,22 @@ class AccountActivities:
         await start_creditor_workflow_with_signal(
             self._client, task_queue=self._task_queue, signal=signal
         )
+
+    @activity.defn
+    async def release_cases(self, case_ids: list[UUID]) -> None:
+        """Tell each case that its creditor's contract is signed (``contract_signed``, which a
+        case takes once). A case whose workflow no longer runs has nothing to release."""
+        limit = asyncio.Semaphore(RELEASE_CONCURRENCY)
+
+        async def release(case_id: UUID) -> None:
+            async with limit:
+                try:
+                    await self._client.get_workflow_handle(case_workflow_id(case_id)).signal(
+                        "contract_signed"
+                    )
+                except RPCError as error:
+                    if error.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                    activity.logger.warning("case %s is gone; not released", case_id)
+
+        await asyncio.gather(*(release(case_id) for case_id in case_ids))

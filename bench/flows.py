@@ -58,8 +58,10 @@ class Api:
         )
         return str(created["id"])
 
-    async def set_bank_account(self, creditor: Actor, case_id: str, account_id: str) -> None:
-        expect(
+    async def set_bank_account(
+        self, creditor: Actor, case_id: str, account_id: str
+    ) -> dict[str, Any]:
+        return expect(
             await self.http.put(
                 f"/api/cases/{case_id}/bank-account",
                 json={"bankAccountId": account_id},
@@ -71,11 +73,22 @@ class Api:
     async def case(self, actor: Actor, case_id: str) -> dict[str, Any]:
         return expect(await self.http.get(f"/api/cases/{case_id}", headers=actor.headers), 200)
 
-    async def until_status(self, actor: Actor, case_id: str, status: str) -> None:
+    async def until_status(
+        self, actor: Actor, case_id: str, status: str, *, answer: dict[str, Any] | None = None
+    ) -> int:
+        """Poll ``GET /api/cases/{id}`` until the case has ``status``; returns how many GETs.
+        ``answer``: the case as the last write answered it; no GET if it has ``status``."""
+        if answer is not None and answer["status"] == status:
+            return 0
+        reads = 0
+
         async def reached() -> bool:
+            nonlocal reads
+            reads += 1
             return (await self.case(actor, case_id))["status"] == status
 
         await wait_for(reached, seconds=60, every=0.01)
+        return reads
 
     async def assign(self, ops: Actor, case_id: str, partner: Actor) -> None:
         expect(
@@ -146,8 +159,9 @@ async def parties(
 
 async def validated_case(api: Api, who: Parties) -> str:
     """A Validated case of ``who.creditor``; returns its id."""
-    case_id = str((await api.create_case(who.creditor, bankAccountId=who.bank_account))["caseId"])
-    await api.until_status(who.creditor, case_id, "Validated")
+    created = await api.create_case(who.creditor, bankAccountId=who.bank_account)
+    case_id = str(created["caseId"])
+    await api.until_status(who.creditor, case_id, "Validated", answer=created)
     return case_id
 
 

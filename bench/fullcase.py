@@ -1,7 +1,12 @@
 """(b) The full-case scenario through the API: create → contract signed → bank account → assign →
 accept → 2 messages → status change, at concurrency 1 and 8, in cases per second; against a bare
 workflow doing the same 8 round trips (update-with-start + 7 updates). Caseloop and bare batches
-alternate, round by round."""
+alternate, round by round.
+
+Besides the throughput, a breakdown: each step's wall time (p50/p99 per concurrency level, the
+caseloop step next to the bare round trip it stands for), how many ``GET /api/cases/{id}`` the
+client needed until the case was Validated, and CPU per case (dev server + worker + API vs dev
+server + bare worker + the calling process), all from the same interleaved batches."""
 
 from __future__ import annotations
 
@@ -11,13 +16,103 @@ import functools
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from bench import bare
 from bench.flows import STATUS_CYCLE, Api, Parties
-from bench.harness import Actor, Report, Stack, phase, stack
+from bench.harness import (
+    Actor,
+    CpuMeter,
+    Report,
+    Stack,
+    phase,
+    stack,
+    summary,
+    this_process_cpu,
+)
 from domain.enums import OrgKind
 
 NAME = "fullcase"
+CASELOOP = ("server", "worker", "api", "database")
+BARE = ("server", "bare_worker", "client")
+
+# Each caseloop step and the bare round trip it stands for (the poll has none).
+STEPS = (
+    ("create", "start"),
+    ("sign contract", "contract"),
+    ("bank account", "bank account"),
+    ("until Validated", None),
+    ("assign", "assign"),
+    ("accept", "accept"),
+    ("message 1", "message 1"),
+    ("message 2", "message 2"),
+    ("status change", "status change"),
+)
+BARE_CHANGES = (
+    ("contract", {"contract": "signed"}),
+    ("bank account", {"bankAccount": "DK5000400440116243"}),
+    ("assign", {"partner": "assigned"}),
+    ("accept", {"status": "In Collection"}),
+    ("message 1", {"message1": "We have sent the first reminder."}),
+    ("message 2", {"message2": "Thanks, keep me posted."}),
+    ("status change", {"status": "In Collection", "subStatus": "First reminder sent"}),
+)
+
+
+@dataclass
+class StepCpu:
+    """CPU seconds per process that one step caused: read before the step and again ``settle``
+    seconds after it answered (so work that follows the answer counts too), less what the
+    processes use when idle (pollers) over that time."""
+
+    processes: dict[str, Callable[[], float]]
+    settle: float = 0.4
+    idle: dict[str, float] = field(default_factory=dict)  # CPU seconds per second
+
+    async def measure_idle(self, seconds: float = 3) -> None:
+        before, started = self._read(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        wall = time.perf_counter() - started
+        self.idle = {n: (v - before[n]) / wall for n, v in self._read().items()}
+
+    def _read(self) -> dict[str, float]:
+        return {name: read() for name, read in self.processes.items()}
+
+
+class Steps:
+    """Wall time of each step of a scenario, and the polls, per concurrency level; with
+    ``cpu``, also the CPU each step caused (steps then run with a pause after each)."""
+
+    def __init__(self, cpu: StepCpu | None = None) -> None:
+        self.times: dict[str, list[float]] = {}
+        self.polls: list[int] = []
+        self.cpu = cpu
+        self.cpu_used: dict[str, list[dict[str, float]]] = {}
+
+    async def time(self, name: str, call: Awaitable[object]) -> Any:
+        before = self.cpu._read() if self.cpu else {}
+        started = time.perf_counter()
+        result = await call
+        self.times.setdefault(name, []).append(time.perf_counter() - started)
+        if self.cpu:
+            await asyncio.sleep(self.cpu.settle)
+            wall = time.perf_counter() - started
+            used = {
+                n: max(0.0, v - before[n] - self.cpu.idle.get(n, 0.0) * wall)
+                for n, v in self.cpu._read().items()
+            }
+            self.cpu_used.setdefault(name, []).append(used)
+        return result
+
+    def cpu_ms(self, name: str | None, processes: tuple[str, ...]) -> dict[str, float]:
+        """Median CPU milliseconds of step ``name`` per process in ``processes``, and "total"."""
+        samples = self.cpu_used.get(name or "", [])
+        if not samples:
+            return {}
+        per = {p: statistics.median(s[p] for s in samples) * 1000 for p in processes}
+        per["total"] = statistics.median(sum(s[p] for p in processes) for s in samples) * 1000
+        return per
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +124,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=3,
         help="cases each concurrent client runs per batch",
     )
+    parser.add_argument(
+        "--cpu-cases",
+        type=int,
+        default=3,
+        help="cases (and bare cases, interleaved) run one step at a time, each step followed by "
+        "a pause, for the CPU each step costs (0: skip)",
+    )
 
 
 async def new_creditor(s: Stack, partner: Actor, ops: Actor) -> Parties:
@@ -39,33 +141,43 @@ async def new_creditor(s: Stack, partner: Actor, ops: Actor) -> Parties:
     return Parties(creditor, partner, ops, account)
 
 
-async def full_case(api: Api, who: Parties) -> None:
+async def full_case(api: Api, who: Parties, steps: Steps | None = None) -> None:
     """The scenario, as a creditor onboarding with its first case and a partner working it."""
-    case_id = str((await api.create_case(who.creditor))["caseId"])
-    await api.sign_contract(who.creditor)
-    await api.set_bank_account(who.creditor, case_id, who.bank_account)
-    # Assigning needs a Validated case; the API may finish validating after it answered.
-    await api.until_status(who.creditor, case_id, "Validated")
-    await api.assign(who.ops, case_id, who.partner)
-    await api.accept(who.partner, case_id)
-    await api.post_message(who.partner, case_id, "We have sent the first reminder.")
-    await api.post_message(who.creditor, case_id, "Thanks, keep me posted.")
-    await api.change_status(who.partner, case_id, **STATUS_CYCLE[0])
+    steps = steps or Steps()
+    created = await steps.time("create", api.create_case(who.creditor))
+    case_id = str(created["caseId"])
+    await steps.time("sign contract", api.sign_contract(who.creditor))
+    case = await steps.time(
+        "bank account", api.set_bank_account(who.creditor, case_id, who.bank_account)
+    )
+    # Assigning needs a Validated case; the API may finish validating after it answered
+    # (docs/api.md, "Intake"), so the client reads the case until it is, unless the answer
+    # already shows it Validated.
+    steps.polls.append(
+        await steps.time(
+            "until Validated",
+            api.until_status(who.creditor, case_id, "Validated", answer=case),
+        )
+    )
+    await steps.time("assign", api.assign(who.ops, case_id, who.partner))
+    await steps.time("accept", api.accept(who.partner, case_id))
+    await steps.time(
+        "message 1", api.post_message(who.partner, case_id, "We have sent the first reminder.")
+    )
+    await steps.time(
+        "message 2", api.post_message(who.creditor, case_id, "Thanks, keep me posted.")
+    )
+    await steps.time("status change", api.change_status(who.partner, case_id, **STATUS_CYCLE[0]))
 
 
-async def bare_case(s: Stack) -> None:
+async def bare_case(s: Stack, steps: Steps | None = None) -> None:
     """The same 8 round trips on a bare workflow."""
-    handle = await bare.start(s.bare_client, s.bare_task_queue, {"status": "Created"})
-    for change in (
-        {"contract": "signed"},
-        {"bankAccount": "DK5000400440116243"},
-        {"partner": "assigned"},
-        {"status": "In Collection"},
-        {"message1": "We have sent the first reminder."},
-        {"message2": "Thanks, keep me posted."},
-        {"status": "In Collection", "subStatus": "First reminder sent"},
-    ):
-        await bare.change(handle, change)
+    steps = steps or Steps()
+    handle = await steps.time(
+        "start", bare.start(s.bare_client, s.bare_task_queue, {"status": "Created"})
+    )
+    for name, change in BARE_CHANGES:
+        await steps.time(name, bare.change(handle, change))
 
 
 async def batch(jobs: list[Callable[[], Awaitable[None]]], concurrency: int) -> float:
@@ -97,25 +209,76 @@ async def run(args: argparse.Namespace) -> Report:
         with phase("warm-up"):
             await full_case(api, await new_creditor(s, partner, ops))
             await bare_case(s)
+        meter = CpuMeter(
+            {
+                "server": s.server.child.cpu,
+                "worker": s.worker.cpu,
+                "api": s.api.cpu,
+                "database": s.database_cpu,
+                "bare_worker": s.bare_worker.cpu,
+                "client": this_process_cpu,
+            }
+        )
         rates: dict[int, dict[str, list[float]]] = {}
+        steps: dict[int, dict[str, Steps]] = {}
         for level in args.concurrency:
             size = level * args.cases_per_client
             rates[level] = {"caseloop": [], "bare": []}
+            steps[level] = {"caseloop": Steps(), "bare": Steps()}
             for _ in range(args.full_rounds):
                 with phase(f"concurrency {level}: creditors for {size} cases"):
                     creditors = [await new_creditor(s, partner, ops) for _ in range(size)]
                 with phase(f"concurrency {level}: {size} caseloop cases"):
+                    meter.start()
                     rates[level]["caseloop"].append(
                         await batch(
-                            [functools.partial(full_case, api, c) for c in creditors], level
+                            [
+                                functools.partial(full_case, api, c, steps[level]["caseloop"])
+                                for c in creditors
+                            ],
+                            level,
                         )
                     )
+                    meter.stop(f"caseloop {level}", count=CASELOOP)
                 with phase(f"concurrency {level}: {size} bare cases"):
+                    meter.start()
+                    bare_case_timed = functools.partial(bare_case, s, steps[level]["bare"])
                     rates[level]["bare"].append(
-                        await batch([lambda: bare_case(s) for _ in range(size)], level)
+                        await batch([bare_case_timed for _ in range(size)], level)
                     )
+                    meter.stop(f"bare {level}", count=BARE)
                 s.check()
-    report.data = {"cases_per_second": rates}
+        cpu_steps = {"caseloop": Steps(), "bare": Steps()}
+        if args.cpu_cases:
+            with phase(f"CPU per step: {args.cpu_cases} cases each, one step at a time"):
+                sampler = StepCpu(meter.processes)
+                await sampler.measure_idle()
+                cpu_steps = {"caseloop": Steps(sampler), "bare": Steps(sampler)}
+                for _ in range(args.cpu_cases):
+                    who = await new_creditor(s, partner, ops)
+                    await full_case(api, who, cpu_steps["caseloop"])
+                    await bare_case(s, cpu_steps["bare"])
+                s.check()
+    cases = {level: level * args.cases_per_client * args.full_rounds for level in rates}
+    cpu = {label: seconds * 1000 for label, seconds in meter.totals.items()}
+    report.data = {
+        "cases_per_second": rates,
+        "step_ms": {
+            level: {
+                side: {n: summary([t * 1000 for t in ts]) for n, ts in measured.times.items()}
+                for side, measured in sides.items()
+            }
+            for level, sides in steps.items()
+        },
+        "polls_per_case": {level: sides["caseloop"].polls for level, sides in steps.items()},
+        "cpu_ms_per_step": {
+            "caseloop": {n: cpu_steps["caseloop"].cpu_ms(n, CASELOOP) for n, _ in STEPS},
+            "bare": {n: cpu_steps["bare"].cpu_ms(n, BARE) for _, n in STEPS if n},
+        },
+        "cpu_ms_per_case": {
+            label: total / cases[int(label.split()[-1])] for label, total in cpu.items()
+        },
+    }
     for level, measured in rates.items():
         caseloop = statistics.median(measured["caseloop"])
         bare_rate = statistics.median(measured["bare"])
@@ -127,4 +290,50 @@ async def run(args: argparse.Namespace) -> Report:
             at_least=0.4,
             target="≥ 0.4x (aim 0.6x)",
         )
+    for level, sides in steps.items():
+        _breakdown(report, level, sides, cpu, cases[level])
+    for step, counterpart in STEPS:
+        ours = cpu_steps["caseloop"].cpu_ms(step, CASELOOP)
+        base = cpu_steps["bare"].cpu_ms(counterpart, BARE)
+        if ours:
+            report.figure(
+                f"  CPU {step}",
+                ours["total"],
+                base.get("total"),
+                unit="ms",
+                note="(breakdown) server {server:.0f} worker {worker:.0f} api {api:.0f}".format(
+                    **ours
+                ),
+            )
     return report
+
+
+def _breakdown(
+    report: Report, level: int, sides: dict[str, Steps], cpu: dict[str, float], cases: int
+) -> None:
+    """The per-step rows of one concurrency level (no targets: they explain the throughput)."""
+    mine, theirs = sides["caseloop"].times, sides["bare"].times
+    for step, counterpart in STEPS:
+        ours = summary([t * 1000 for t in mine.get(step, [])])
+        base = summary([t * 1000 for t in theirs.get(counterpart, [])]) if counterpart else None
+        for q in ("p50", "p99"):
+            report.figure(
+                f"  c{level} {step} {q}",
+                ours[q],
+                base[q] if base else None,
+                unit="ms",
+                note="(breakdown)",
+            )
+    polls = sides["caseloop"].polls
+    report.figure(
+        f"  c{level} GETs until Validated, mean",
+        statistics.fmean(polls) if polls else None,
+        note="(breakdown)",
+    )
+    report.figure(
+        f"  c{level} CPU / case",
+        cpu.get(f"caseloop {level}", 0) / cases,
+        cpu.get(f"bare {level}", 0) / cases,
+        unit="ms",
+        note="(breakdown)",
+    )

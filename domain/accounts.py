@@ -33,6 +33,9 @@ class CaseAccountEvent(ApiModel):
 
     case_id: UUID
     needs_bank_account: bool = False
+    # ``case_opened`` of a case that knew of the signed contract when it was submitted: it waits
+    # for no release.
+    contract_signed: bool = False
 
 
 class AccountSignal(ApiModel):

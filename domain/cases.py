@@ -380,6 +380,10 @@ class CaseWorkflowInput(ApiModel):
     record: CaseRecord | None = None
     state: CaseState | None = None
     history_limit: int | None = None  # for a new case: see CaseState.history_limit
+    # For a new case: its creditor had signed the contract when it was submitted (the read
+    # model shows a signature only once the account workflow holds it, and signing is final),
+    # so the case does not wait for the account to tell it.
+    contract_signed: bool = False
 
     @model_validator(mode="after")
     def _record_or_state(self) -> CaseWorkflowInput:
@@ -393,7 +397,11 @@ class CaseWorkflowInput(ApiModel):
         if self.state is not None:
             return self.state
         assert self.record is not None  # the validator asks for one of them
-        return CaseState(record=self.record, history_limit=self.history_limit)
+        return CaseState(
+            record=self.record,
+            history_limit=self.history_limit,
+            contract_confirmed=self.contract_signed,
+        )
 
 
 class SubmitCaseInput(ApiModel):

@@ -43,6 +43,15 @@ class Principal:
         )
 
 
+async def contract_signed(*, session: AsyncSession, org_id: uuid.UUID) -> bool:
+    """Whether the organisation's collection contract is signed, as its account workflow
+    projected it (a signature is final)."""
+    signed_at = await session.scalar(
+        select(Organisation.contract_signed_at).where(Organisation.id == org_id)
+    )
+    return signed_at is not None
+
+
 def hash_key(key: str) -> str:
     """Keys are 256-bit random secrets, so a plain SHA-256 is a safe, indexable digest."""
     return hashlib.sha256(key.encode()).hexdigest()

@@ -388,30 +388,32 @@ async def register_case(
     The caller compares ``request_hash``: the same submission continues with the same case (a
     retry), a different one is a duplicate reference.
     """
-    for _ in range(2):
-        async with sessions() as session:
-            existing = await session.scalar(
-                select(CaseRegistration).where(
-                    CaseRegistration.creditor_id == creditor_id,
-                    CaseRegistration.creditor_reference == creditor_reference,
-                )
+    taken = select(CaseRegistration).where(
+        CaseRegistration.creditor_id == creditor_id,
+        CaseRegistration.creditor_reference == creditor_reference,
+    )
+    try:
+        # One transaction: look, and reserve when the reference is free.
+        async with transaction(sessions) as session:
+            existing = await session.scalar(taken)
+            if existing is not None:
+                return existing
+            registration = CaseRegistration(
+                case_id=uuid.uuid4(),
+                creditor_id=creditor_id,
+                creditor_reference=creditor_reference,
+                request_hash=request_hash,
+                created_at=dt.datetime.now(dt.UTC),
             )
-        if existing is not None:
-            return existing
-        try:
-            async with transaction(sessions) as session:
-                registration = CaseRegistration(
-                    case_id=uuid.uuid4(),
-                    creditor_id=creditor_id,
-                    creditor_reference=creditor_reference,
-                    request_hash=request_hash,
-                    created_at=dt.datetime.now(dt.UTC),
-                )
-                session.add(registration)
-            return registration
-        except IntegrityError:
-            continue  # raced with another request for the same reference: read its row
-    raise RuntimeError("case registration neither found nor created")
+            session.add(registration)
+        return registration
+    except IntegrityError:
+        pass  # raced with another request for the same reference: read its row
+    async with sessions() as session:
+        existing = await session.scalar(taken)
+    if existing is None:
+        raise RuntimeError("case registration neither found nor created")
+    return existing
 
 
 async def retake_registration(

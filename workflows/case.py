@@ -103,7 +103,15 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                 CaseStatus.CREATED, None, changed_by=ChangedBy.API, note="Case created via API"
             )
             self._revalidate()
-            self._queue_account("case_opened", needs_bank_account=self.record.bank_account is None)
+            needs_bank_account = self.record.bank_account is None
+            if needs_bank_account or not self.state.contract_confirmed:
+                # A case that knows of the signed contract and has a bank account is on none
+                # of the account's lists: it has nothing to tell it.
+                self._queue_account(
+                    "case_opened",
+                    needs_bank_account=needs_bank_account,
+                    contract_signed=self.state.contract_confirmed,
+                )
         await self._serve()
 
     @workflow.update

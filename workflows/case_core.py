@@ -404,13 +404,21 @@ class CaseCore(TaskOwnerWorkflow):
         self.state.entity_seq += 1
         return task_id(self.book.workflow_id, f"{kind}#{self.state.entity_seq}")
 
-    def _queue_account(self, name: AccountSignalName, *, needs_bank_account: bool = False) -> None:
+    def _queue_account(
+        self,
+        name: AccountSignalName,
+        *,
+        needs_bank_account: bool = False,
+        contract_signed: bool = False,
+    ) -> None:
         self.state.account_outbox.append(
             AccountSignal(
                 creditor=self.record.creditor,
                 name=name,
                 event=CaseAccountEvent(
-                    case_id=self.record.case_id, needs_bank_account=needs_bank_account
+                    case_id=self.record.case_id,
+                    needs_bank_account=needs_bank_account,
+                    contract_signed=contract_signed,
                 ),
             )
         )

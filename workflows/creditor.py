@@ -3,7 +3,8 @@
 SignContract: one task for every case of the creditor waiting on a signed contract; signing
 releases them all. AssignBankAccount: one task, titled with the number of cases still lacking a
 bank account, solved when none is left. Cases reach this workflow through signals sent by an
-activity (signal-with-start), and are released by signals back.
+activity (signal-with-start), and are released by signals back, sent by a local activity in the
+workflow task that signs: when ``sign_contract`` answers, every waiting case has its signal.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 from uuid import UUID
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.accounts import AccountActivities
     from activities.projection import ProjectionActivities
     from domain.accounts import (
         AccountProjection,
@@ -24,10 +25,16 @@ with workflow.unsafe.imports_passed_through():
         CreditorWorkflowInput,
         SignContractInput,
     )
-    from domain.ids import case_workflow_id, creditor_workflow_id
+    from domain.ids import creditor_workflow_id
     from domain.tasks import AccessLevel, TaskType
     from workflows.base import Outbox, TaskOwnerWorkflow
-    from workflows.retry import LOCAL_RETRY_THRESHOLD, PROJECTION_RETRY, PROJECTION_TIMEOUT
+    from workflows.retry import (
+        LOCAL_RETRY_THRESHOLD,
+        PROJECTION_RETRY,
+        PROJECTION_TIMEOUT,
+        RELEASE_TIMEOUT,
+        SIGNAL_RETRY,
+    )
 
 SIGN_CONTRACT_KEY = "sign-contract"
 ASSIGN_BANK_ACCOUNT_KEY = "assign-bank-account"
@@ -54,14 +61,21 @@ class CreditorWorkflow(TaskOwnerWorkflow):
     # -- signals from cases -------------------------------------------------------------------
     @workflow.signal
     def case_opened(self, event: CaseAccountEvent) -> None:
-        """A new case: wait for the contract unless signed; count it if it lacks a bank account."""
-        if self.state.contract_signed_at is not None:
+        """A new case: wait for the contract unless signed (released at once if the case did
+        not know); count it if it lacks a bank account."""
+        changed = False
+        if event.contract_signed:
+            pass  # the case knew of the signature when it was submitted: nothing to release
+        elif self.state.contract_signed_at is not None:
             self._queue_release(event.case_id)
         elif event.case_id not in self.state.waiting_for_contract:
             self.state.waiting_for_contract.append(event.case_id)
+            changed = True
         if event.needs_bank_account and event.case_id not in self.state.missing_bank_account:
             self.state.missing_bank_account.append(event.case_id)
-        self._touch()
+            changed = True
+        if changed:  # a release alone changes nothing the read model shows
+            self._touch()
 
     @workflow.signal
     def bank_account_assigned(self, event: CaseAccountEvent) -> None:
@@ -162,15 +176,30 @@ class CreditorWorkflow(TaskOwnerWorkflow):
     def _outboxes(self) -> list[Outbox]:
         return [(lambda: self.state.to_release, self._release)]
 
-    async def _release(self, case_id: UUID) -> None:
-        """Tell a waiting case its contract is signed (beside the main loop: signing answers
-        once projected, without waiting for every case to be told)."""
-        try:
-            await workflow.get_external_workflow_handle(case_workflow_id(case_id)).signal(
-                "contract_signed"
-            )
-        except FailureError:  # the case workflow no longer runs: nothing to release
-            workflow.logger.warning("case %s is gone; not released", case_id)
+    async def _release(self, first: UUID) -> None:
+        """Tell every case queued so far that the contract is signed, in one local activity.
+
+        It starts in the workflow task that queued them, beside the projection, so
+        ``sign_contract`` answers once each waiting case has its signal: an action on such a
+        case after the answer sees the signed contract (a bank account set then answers with
+        the case Validated). An external-signal command would instead answer first and cost
+        the account a second workflow task for the signal's confirmation. A retry waits on a
+        timer (LOCAL_RETRY_THRESHOLD) and never holds the answer.
+
+        The outbox drains one item per send and pops it afterwards (``_drain``): ``first`` is
+        ``to_release[0]``, which it pops; the rest of this batch is removed here. Cases queued
+        while the activity runs are appended behind the batch and go in the next one."""
+        batch = list(self.state.to_release)
+        assert batch[0] == first
+        await workflow.execute_local_activity_method(
+            AccountActivities.release_cases,
+            batch,
+            start_to_close_timeout=RELEASE_TIMEOUT,
+            retry_policy=SIGNAL_RETRY,
+            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+            summary=f"contract_signed → {len(batch)} case{'s' if len(batch) != 1 else ''}",
+        )
+        del self.state.to_release[1 : len(batch)]
 
     async def _project(self) -> None:
         if self.state.projected_version < self.state.version:  # the main loop comes back

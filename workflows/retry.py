@@ -33,5 +33,8 @@ LOCAL_RETRY_THRESHOLD = timedelta(milliseconds=100)
 # A signal-with-start to another workflow is one RPC; it runs beside the projection.
 SIGNAL_TIMEOUT = timedelta(seconds=5)
 
+# Releasing a creditor's waiting cases is one signal per case, sent a few at a time.
+RELEASE_TIMEOUT = timedelta(seconds=30)
+
 # The business calendar is arithmetic on the worker.
 DEADLINE_TIMEOUT = timedelta(seconds=10)

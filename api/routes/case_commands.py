@@ -232,7 +232,7 @@ async def set_bank_account(
     """Set the bank account collected money is paid out to (one of your organisation's)."""
 
     async def make(row: case_store.CaseRow) -> AssignBankAccountInput:
-        ref = await _bank_account_ref(commands.request, principal, body.bank_account_id)
+        ref = await _bank_account_ref(commands.session, principal, body.bank_account_id)
         return AssignBankAccountInput(bank_account=ref, user_id=principal.user_id)
 
     return await commands.run(

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.deps import (
@@ -45,6 +46,7 @@ from domain.lifecycle import current_stage, lifecycle_of
 from domain.time import as_utc, whole_days_between
 from domain.transitions import CloseCode
 from settings import Settings
+from store import accounts as account_store
 from store import cases as case_store
 from store import tasks as task_store
 from store.accounts import Principal
@@ -104,12 +106,11 @@ async def _workflow_exists(client: Client, workflow_id: str) -> bool:
 
 
 async def _bank_account_ref(
-    request: Request, principal: Principal, bank_account_id: UUID
+    session: AsyncSession, principal: Principal, bank_account_id: UUID
 ) -> BankAccountRef:
-    async with request.app.state.sessions() as session:
-        account = await case_store.bank_account_of(
-            session=session, bank_account_id=bank_account_id, org_id=principal.org_id
-        )
+    account = await case_store.bank_account_of(
+        session=session, bank_account_id=bank_account_id, org_id=principal.org_id
+    )
     if account is None:
         raise invalid("bankAccountId", "is not a bank account of your organisation")
     return BankAccountRef(id=account.id, currency_code=account.currency_code)
@@ -137,8 +138,13 @@ async def _submit(
     sessions = request.app.state.sessions
     not_in_future(submission.date, "date", principal)
     bank_account = None
-    if submission.bank_account_id is not None:
-        bank_account = await _bank_account_ref(request, principal, submission.bank_account_id)
+    async with sessions() as session:
+        if submission.bank_account_id is not None:
+            bank_account = await _bank_account_ref(session, principal, submission.bank_account_id)
+        # Read before the start: a signature after this read reaches the case from the account.
+        contract_signed = await account_store.contract_signed(
+            session=session, org_id=principal.org_id
+        )
     digest = _submission_hash(submission)
     registration = await case_store.register_case(
         sessions=sessions,
@@ -171,7 +177,9 @@ async def _submit(
         submission=submission,
         bank_account=bank_account,
     )
-    start = case_start_operation(record, task_queue=settings.temporal_task_queue)
+    start = case_start_operation(
+        record, task_queue=settings.temporal_task_queue, contract_signed=contract_signed
+    )
     await call(
         client.execute_update_with_start_workflow(
             CaseWorkflow.submit,

@@ -487,3 +487,26 @@ async def test_signing_still_releases_cases_when_one_waiting_case_is_gone(
     assert task["status"] == "Solved"
     account = dev_env.client.get_workflow_handle(f"creditor-{creditor.org_id}")
     assert (await account.describe()).status.name == "RUNNING"
+
+
+async def test_a_case_submitted_after_signing_is_answered_validated_and_tells_the_account_nothing(
+    api: httpx.AsyncClient, creditor: Actor, dev_env: Any
+) -> None:
+    await sign(api, creditor)
+    account = dev_env.client.get_workflow_handle(f"creditor-{creditor.org_id}")
+    events_before = len((await account.fetch_history()).events)
+
+    case = await new_case(api, creditor, bankAccountId=await bank_account(api, creditor))
+
+    # The read model showed the signature, which is final: the case does not wait for the
+    # account to confirm it, so intake completes in the task that creates it.
+    assert (case["status"], case["subStatus"]) == ("Validated", None)
+    history = await api.get(f"/api/cases/{case['caseId']}/history", headers=creditor.headers)
+    assert [(h["status"], h["subStatus"]) for h in history.json()["history"]] == [
+        ("Created", None),
+        ("Validated", None),
+    ]
+    # It is on none of the account's lists, so nothing was sent there (no release either).
+    await asyncio.sleep(0.5)
+    assert len((await account.fetch_history()).events) == events_before
+    assert await tasks_of(api, creditor, type="AssignBankAccount") == []

@@ -324,3 +324,53 @@ async def test_a_signal_still_unsent_holds_continue_as_new_back_until_it_is_sent
     assert links.attempts == [1, 2]
     assert state.relationship_outbox == []
     assert state.linked_partners == [partner.org_id]
+
+
+def signals_named(events: list[HistoryEvent], name: str) -> int:
+    return sum(
+        1
+        for event in events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and event.workflow_execution_signaled_event_attributes.signal_name == name
+    )
+
+
+async def test_signing_is_one_workflow_task_that_answers_once_every_waiting_case_is_told(
+    dev_env: WorkflowEnvironment,
+    worker: Worker,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+) -> None:
+    # Two cases without a bank account wait for the contract.
+    cases = [(await open_case(dev_env, creditor, task_queue))[0] for _ in range(2)]
+    account = creditor_account(dev_env, creditor)
+    assert (await account.query(CreditorWorkflow.view)).cases_waiting_for_contract == 2
+    recorder = Recorder(account)
+    await recorder.skip()
+
+    signed = await recorder.action(
+        "sign contract",
+        account.execute_update(
+            CreditorWorkflow.sign_contract, SignContractInput(user_id=creditor.principal.user_id)
+        ),
+    )
+    # When signing answers, every waiting case already has its signal in its history ...
+    for case in cases:
+        assert signals_named(list((await case.fetch_history()).events), "contract_signed") == 1
+    # ... sent by a local activity of the answering task: no external-signal command, whose
+    # confirmation would cost the account a second workflow task.
+    assert signed.workflow_tasks == 1, signed
+    assert signed.activities == 0, signed
+    assert signed.count(EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED) == 0
+    # So the action that completes intake answers with the case Validated: no polling.
+    bank_account = await register_bank_account(sessions, creditor)
+    answered = await cases[0].execute_update(
+        CaseWorkflow.assign_bank_account,
+        AssignBankAccountInput(bank_account=bank_account, user_id=creditor.principal.user_id),
+    )
+    assert (answered.status, answered.sub_status) == (CaseStatus.VALIDATED, None)
+    row = await case_row(sessions, answered.case_id)
+    assert (row.status, row.sub_status) == ("Validated", None)
+    await recorder.skip()  # bank_account_assigned, from the case
+    assert (await account.query(CreditorWorkflow.get_state)).to_release == []
