@@ -10,6 +10,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    Table,
     and_,
     case,
     exists,
@@ -96,7 +97,7 @@ def _refresh() -> Update:
     sees = _owner_sees_case()
     reference = select(Case.creditor_reference).where(Case.id == TaskRow.case_id).scalar_subquery()
     # On the table, not the entity: the ORM's bulk-update machinery has nothing to do here.
-    tasks = TaskRow.__table__
+    tasks: Table = TaskRow.__table__  # type: ignore[assignment]
     return (
         update(tasks)
         .where(
