@@ -31,7 +31,6 @@ from temporalio.workflow import Info, _Definition
 
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
-from activities.deadlines import compute_deadlines
 from activities.projection import ProjectionActivities
 from schedules import ensure_schedules
 from settings import Settings, get_settings
@@ -177,7 +176,6 @@ def build_worker(
             accounts.signal_creditor_account,
             accounts.link_relationship,
             cleanup.clean_chat_page,
-            compute_deadlines,
         )
     }
     for replacement in replace_activities:

@@ -27,6 +27,7 @@ for good with ``projection_failed``, and the workflow tells ops instead of hangi
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -40,11 +41,12 @@ from sqlalchemy.sql.dml import Insert
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.deadlines import deadline_of
 from domain.accounts import AccountProjection
 from domain.cases import CaseDetails, CaseProjection, CaseRecord
 from domain.chat import ChatMessage, RelationshipProjection
 from domain.errors import PROJECTION_FAILED
-from domain.tasks import OutboxEvent, Task
+from domain.tasks import DeadlineRequest, OutboxEvent, ProjectionResult, Task
 from store.db import transaction
 from store.models import (
     NO_DEADLINE,
@@ -132,12 +134,14 @@ class ProjectionActivities:
             ) from None  # the cause's text may hold the values written
 
     @activity.defn
-    async def project_case(self, projection: CaseProjection) -> None:
+    async def project_case(self, projection: CaseProjection) -> ProjectionResult:
         """Write the case row as of ``projection.version`` (its columns only when the record
-        came along: it changed) and append its new history entries."""
+        came along: it changed), its new history entries, messages, tasks (with the deadlines
+        they need: the answer) and events."""
         case_id = projection.case_id
         assert case_id is not None  # CaseProjection fills it in
         async with self._write() as session:
+            deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
             connection = await session.connection()
             if projection.case is None:
                 await _touch_case(connection, projection)
@@ -162,11 +166,14 @@ class ProjectionActivities:
             await write_messages(session, projection.messages)
             await write_tasks(session, projection.tasks)
             await write_events(session, projection.events)
+        return ProjectionResult(deadlines=deadlines)
 
     @activity.defn
-    async def project_relationship(self, projection: RelationshipProjection) -> None:
-        """Write a creditor-partner pair, its new general-chat messages, tasks and events."""
+    async def project_relationship(self, projection: RelationshipProjection) -> ProjectionResult:
+        """Write a creditor-partner pair, its new general-chat messages, tasks (with the
+        deadlines they need: the answer) and events."""
         async with self._write() as session:
+            deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
             await _upsert(
                 await session.connection(),
                 RELATIONSHIPS,
@@ -184,11 +191,14 @@ class ProjectionActivities:
             await write_messages(session, projection.messages)
             await write_tasks(session, projection.tasks)
             await write_events(session, projection.events)
+        return ProjectionResult(deadlines=deadlines)
 
     @activity.defn
-    async def project_account(self, projection: AccountProjection) -> None:
-        """Write a creditor account's contract state, tasks and events."""
+    async def project_account(self, projection: AccountProjection) -> ProjectionResult:
+        """Write a creditor account's contract state, tasks (with the deadlines they need: the
+        answer) and events."""
         async with self._write() as session:
+            deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
             await session.execute(
                 update(ORGANISATIONS)
                 .where(
@@ -202,6 +212,21 @@ class ProjectionActivities:
             )
             await write_tasks(session, projection.tasks)
             await write_events(session, projection.events)
+        return ProjectionResult(deadlines=deadlines)
+
+
+def give_deadlines(tasks: list[Task]) -> dict[str, dt.datetime]:
+    """Give each task that needs its default deadline that deadline (and its original one), in
+    place, before it is written: the projection writes every task with its deadline, in the
+    workflow task that raised it, and answers with them (``ProjectionResult``), so the workflow
+    keeps the same deadlines and a replay never computes them again (docs/decisions/0005)."""
+    given: dict[str, dt.datetime] = {}
+    for task in tasks:
+        request = DeadlineRequest.of(task)
+        if request is not None:
+            task.deadline = given[task.id] = deadline_of(request)
+            task.original_deadline = task.original_deadline or task.deadline
+    return given
 
 
 CASES: Table = Case.__table__  # type: ignore[assignment]

@@ -218,13 +218,36 @@ class Task(ApiModel):
 
 
 class DeadlineRequest(ApiModel):
-    """Input of the deadline activity."""
+    """What a task's default deadline is computed from (``activities.deadlines.deadline_of``)."""
 
     start: dt.datetime
     days: int
     calendar: bool = False
     country: str
     timezone: str
+
+    @classmethod
+    def of(cls, task: Task) -> DeadlineRequest | None:
+        """The request for a task that still needs its default deadline, else None: an open
+        task without a deadline whose type has one (``CATALOGUE``)."""
+        rule = CATALOGUE[task.type].deadline
+        if rule is None or task.deadline is not None or task.status is not TaskStatus.OPEN:
+            return None
+        return cls(
+            start=task.date_created,
+            days=rule.days,
+            calendar=rule.calendar,
+            country=task.owner_country,
+            timezone=task.owner_timezone,
+        )
+
+
+class ProjectionResult(ApiModel):
+    """What a projection activity answers: the default deadlines it gave the tasks it wrote
+    that needed one, by task id. Recorded in history with the activity's result, so a later
+    calendar never moves a deadline once given (docs/decisions/0005)."""
+
+    deadlines: dict[str, dt.datetime] = {}
 
 
 class OutboxEvent(ApiModel):
