@@ -51,7 +51,8 @@ from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
 
 # A bare update is 5 events (workflow task scheduled, started, completed; update accepted,
-# completed). A chat message adds its projection and, when it raises a task, that deadline.
+# completed). A chat message adds its projection (with the deadline of a task it raises) and,
+# when the earliest deadline moves, a search-attribute upsert and a timer.
 MAX_EVENTS_PER_CHAT_MESSAGE = 10
 
 
@@ -198,6 +199,13 @@ async def test_each_action_on_a_case_is_one_workflow_task_with_no_activity_in_it
         assert action.activities == 0, report
     for chat in (first, second):
         assert len(chat.events) <= MAX_EVENTS_PER_CHAT_MESSAGE, report
+    # New tasks get their deadlines from the projection: one local activity (one marker) on
+    # each action's path, deadline or not; create, bank account and assign also signal another
+    # workflow beside it.
+    signalling = ("create", "assign bank account", "assign partner")
+    for action in recorder.actions:
+        beside = 1 if action.name in signalling else 0
+        assert action.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 1 + beside, report
     # The second message raised nothing and moved no deadline: its timer stayed as it was, and
     # it wrote the same search attributes, so none of that is in history.
     assert second.timers_cancelled == 0, report
