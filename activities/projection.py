@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -47,7 +47,7 @@ from domain.cases import CaseDetails, CaseProjection, CaseRecord
 from domain.chat import ChatMessage, RelationshipProjection
 from domain.errors import PROJECTION_FAILED
 from domain.tasks import DeadlineRequest, OutboxEvent, ProjectionResult, Task
-from store.db import transaction
+from store.db import statements
 from store.models import (
     NO_DEADLINE,
     Case,
@@ -117,11 +117,11 @@ class ProjectionActivities:
         self._sessions = sessions
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction whose failure is retried while retrying can help (see module doc)."""
         try:
-            async with transaction(self._sessions) as session:
-                yield session
+            async with statements(self._sessions) as connection:
+                yield connection
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
@@ -140,9 +140,8 @@ class ProjectionActivities:
         they need: the answer) and events."""
         case_id = projection.case_id
         assert case_id is not None  # CaseProjection fills it in
-        async with self._write() as session:
+        async with self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
-            connection = await session.connection()
             if projection.case is None:
                 await _touch_case(connection, projection)
             else:
@@ -163,19 +162,19 @@ class ProjectionActivities:
                     for entry in projection.new_history
                 ],
             )
-            await write_messages(session, projection.messages)
-            await write_tasks(session, projection.tasks)
-            await write_events(session, projection.events)
+            await write_messages(connection, projection.messages)
+            await write_tasks(connection, projection.tasks)
+            await write_events(connection, projection.events)
         return ProjectionResult(deadlines=deadlines)
 
     @activity.defn
     async def project_relationship(self, projection: RelationshipProjection) -> ProjectionResult:
         """Write a creditor-partner pair, its new general-chat messages, tasks (with the
         deadlines they need: the answer) and events."""
-        async with self._write() as session:
+        async with self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
             await _upsert(
-                await session.connection(),
+                connection,
                 RELATIONSHIPS,
                 [
                     {
@@ -188,30 +187,28 @@ class ProjectionActivities:
                 ],
                 only=("version",),
             )
-            await write_messages(session, projection.messages)
-            await write_tasks(session, projection.tasks)
-            await write_events(session, projection.events)
+            await write_messages(connection, projection.messages)
+            await write_tasks(connection, projection.tasks)
+            await write_events(connection, projection.events)
         return ProjectionResult(deadlines=deadlines)
 
     @activity.defn
     async def project_account(self, projection: AccountProjection) -> ProjectionResult:
         """Write a creditor account's contract state, tasks (with the deadlines they need: the
         answer) and events."""
-        async with self._write() as session:
+        async with self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
-            await session.execute(
-                update(ORGANISATIONS)
-                .where(
-                    ORGANISATIONS.c.id == projection.creditor_id,
-                    ORGANISATIONS.c.account_version <= projection.version,
-                )
-                .values(
-                    contract_signed_at=projection.contract_signed_at,
-                    account_version=projection.version,
-                )
+            await connection.execute(
+                _ACCOUNT,
+                {
+                    "b_id": projection.creditor_id,
+                    "b_version": projection.version,
+                    "contract_signed_at": projection.contract_signed_at,
+                    "account_version": projection.version,
+                },
             )
-            await write_tasks(session, projection.tasks)
-            await write_events(session, projection.events)
+            await write_tasks(connection, projection.tasks)
+            await write_events(connection, projection.events)
         return ProjectionResult(deadlines=deadlines)
 
 
@@ -244,15 +241,37 @@ _VERSIONED = {CASES.name: "version", TASKS.name: "version", RELATIONSHIPS.name: 
 _VISIBILITY = ("partner_id", "creditor_reference")
 
 
+# The statements run for every projection, built once (their parameters are bound per call;
+# an UPDATE without values sets the columns its parameters name).
+_TOUCH_CASE = update(CASES).where(
+    CASES.c.id == bindparam("b_id"), CASES.c.version <= bindparam("b_version")
+)
+_CASE_EXISTS = select(CASES.c.id).where(CASES.c.id == bindparam("b_id"))
+_CASE_BEFORE = (
+    select(CASES.c.version, CASES.c.details, *(CASES.c[name] for name in _VISIBILITY))
+    .where(CASES.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+_UPDATE_CASE = update(CASES).where(CASES.c.id == bindparam("b_id"))
+_ACCOUNT = update(ORGANISATIONS).where(
+    ORGANISATIONS.c.id == bindparam("b_id"),
+    ORGANISATIONS.c.account_version <= bindparam("b_version"),
+)
+
+
 async def _touch_case(connection: AsyncConnection, projection: CaseProjection) -> None:
     """Move the row's version and ``updated_at`` (the record did not change)."""
     touched = await connection.execute(
-        update(CASES)
-        .where(CASES.c.id == projection.case_id, CASES.c.version <= projection.version)
-        .values(version=projection.version, updated_at=projection.modified_at)
+        _TOUCH_CASE,
+        {
+            "b_id": projection.case_id,
+            "b_version": projection.version,
+            "version": projection.version,
+            "updated_at": projection.modified_at,
+        },
     )
     if touched.rowcount == 0 and not await connection.scalar(
-        select(CASES.c.id).where(CASES.c.id == projection.case_id)
+        _CASE_EXISTS, {"b_id": projection.case_id}
     ):
         # The workflow sends the record with its first projection of every run.
         raise ApplicationError(
@@ -296,7 +315,7 @@ async def _write_case(
 async def _sync_invitations(session: AsyncSession, record: CaseRecord) -> None:
     """Make ``case_invitations`` hold exactly the partners whose quote on the case is open, and
     the case's tasks their stored visibility."""
-    await sync_invitations(await session.connection(), record)
+    await sync_invitations(await _connection(session), record)
 
 
 async def sync_invitations(connection: AsyncConnection, record: CaseRecord) -> None:
@@ -349,12 +368,12 @@ def _task_columns(task: Task) -> dict[str, object]:
     }
 
 
-async def write_tasks(session: AsyncSession, tasks: list[Task]) -> None:
+async def write_tasks(db: AsyncSession | AsyncConnection, tasks: list[Task]) -> None:
     """Upsert tasks; a row never moves back in version (an equal one is a re-run task's). The
     stored case columns of the tasks written are brought up to date."""
     if not tasks:
         return
-    connection = await session.connection()
+    connection = await _connection(db)
     await _upsert(connection, TASKS, [{"id": t.id, **_task_columns(t)} for t in tasks])
     await refresh_case_tasks(
         connection,
@@ -363,11 +382,11 @@ async def write_tasks(session: AsyncSession, tasks: list[Task]) -> None:
     )
 
 
-async def write_messages(session: AsyncSession, messages: list[ChatMessage]) -> None:
+async def write_messages(db: AsyncSession | AsyncConnection, messages: list[ChatMessage]) -> None:
     """Write chat messages by their deterministic ids (a re-run task's replaces an earlier
     attempt's: module doc)."""
     await _upsert(
-        await session.connection(),
+        await _connection(db),
         MESSAGES,
         [
             {
@@ -389,11 +408,11 @@ async def write_messages(session: AsyncSession, messages: list[ChatMessage]) -> 
     )
 
 
-async def write_events(session: AsyncSession, events: list[OutboxEvent]) -> None:
+async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEvent]) -> None:
     """Write outbox events by their deterministic ids (a re-run task's replaces an earlier
     attempt's, unless it was delivered: module doc)."""
     await _upsert(
-        await session.connection(),
+        await _connection(db),
         EVENTS,
         [
             {
@@ -408,6 +427,10 @@ async def write_events(session: AsyncSession, events: list[OutboxEvent]) -> None
             for event in events
         ],
     )
+
+
+async def _connection(db: AsyncSession | AsyncConnection) -> AsyncConnection:
+    return await db.connection() if isinstance(db, AsyncSession) else db
 
 
 async def _upsert(
