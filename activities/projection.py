@@ -293,17 +293,11 @@ async def _write_case(
         "updated_at": projection.modified_at,
         **_case_columns(record, details),
     }
-    before = (
-        await connection.execute(
-            select(CASES.c.version, CASES.c.details, *(CASES.c[name] for name in _VISIBILITY))
-            .where(CASES.c.id == record.case_id)
-            .with_for_update()
-        )
-    ).first()
+    before = (await connection.execute(_CASE_BEFORE, {"b_id": record.case_id})).first()
     if before is None:
         await connection.execute(CASES.insert(), [{"id": record.case_id, **columns}])
     elif before.version <= projection.version:  # equal: a re-run task (module doc)
-        await connection.execute(update(CASES).where(CASES.c.id == record.case_id).values(columns))
+        await connection.execute(_UPDATE_CASE, {"b_id": record.case_id, **columns})
         same_quotes = (before.details or {}).get("quotes") == details.get("quotes")
         if same_quotes and all(getattr(before, name) == columns[name] for name in _VISIBILITY):
             return  # the same partner, reference and invitations: nobody's view changed
