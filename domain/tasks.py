@@ -217,6 +217,15 @@ class Task(ApiModel):
     version: int = 0
 
 
+def needs_default_deadline(task: Task) -> bool:
+    """An open task without a deadline whose type has a default one (``CATALOGUE``)."""
+    return (
+        task.deadline is None
+        and task.status is TaskStatus.OPEN
+        and CATALOGUE[task.type].deadline is not None
+    )
+
+
 class DeadlineRequest(ApiModel):
     """What a task's default deadline is computed from (``activities.deadlines.deadline_of``)."""
 
@@ -228,10 +237,9 @@ class DeadlineRequest(ApiModel):
 
     @classmethod
     def of(cls, task: Task) -> DeadlineRequest | None:
-        """The request for a task that still needs its default deadline, else None: an open
-        task without a deadline whose type has one (``CATALOGUE``)."""
+        """The request for a task that still needs its default deadline, else None."""
         rule = CATALOGUE[task.type].deadline
-        if rule is None or task.deadline is not None or task.status is not TaskStatus.OPEN:
+        if rule is None or not needs_default_deadline(task):
             return None
         return cls(
             start=task.date_created,

@@ -19,7 +19,6 @@ from domain.errors import TASK_NOT_FOUND, TASK_NOT_OPEN, TASK_NOT_RESOLVABLE_BY_
 from domain.tasks import (
     CATALOGUE,
     AccessLevel,
-    DeadlineRequest,
     OutboxEvent,
     ResolvedBy,
     Scope,
@@ -27,6 +26,7 @@ from domain.tasks import (
     TaskBookState,
     TaskStatus,
     TaskType,
+    needs_default_deadline,
     task_id,
 )
 
@@ -72,7 +72,7 @@ class TaskBook:
         return self.state.key_seq.get(key, 0) > 0
 
     def needs_deadlines(self) -> list[Task]:
-        return [t for t in self.state.tasks if DeadlineRequest.of(t) is not None]
+        return [t for t in self.state.tasks if needs_default_deadline(t)]
 
     def next_deadline(self) -> Task | None:
         """The open, not yet overdue task whose deadline comes first."""
