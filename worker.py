@@ -10,13 +10,27 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.bridge.proto.workflow_activation import WorkflowActivation
+from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.converter import (
+    ActivitySerializationContext,
+    DataConverter,
+    SerializationContext,
+    StorageDriverStoreContext,
+    WorkflowSerializationContext,
+)
+from temporalio.worker import (
+    Worker,
+    WorkflowInstance,
+    WorkflowInstanceDetails,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.workflow import Info, _Definition
 
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
-from activities.deadlines import compute_deadlines
 from activities.projection import ProjectionActivities
 from schedules import ensure_schedules
 from settings import Settings, get_settings
@@ -49,6 +63,78 @@ STRICT_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*LIBRARIES, "workflows")
 )
+
+
+class ContextFreeRunner(WorkflowRunner):
+    """Runs workflows with ``inner``, answering the SDK's per-payload questions itself.
+
+    For every payload of every activation and completion (three passes each way), temporalio
+    asks the workflow instance which serialization context the payload's command has, and a
+    sandboxed instance answers by ``exec``-ing code inside the sandbox with its import hooks in
+    place: a tenth of the worker's CPU per chat message. The answer only picks which converter
+    encodes the payload, and caseloop's converter is the same in every context (no component
+    takes one, no external storage): ``build_worker`` uses this runner only then
+    (``takes_no_context``), and the workflow's own context is the answer for every payload.
+    """
+
+    def __init__(self, inner: WorkflowRunner) -> None:
+        self.inner = inner
+
+    def prepare_workflow(self, defn: _Definition) -> None:
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _ContextFreeInstance(self.inner.create_instance(det))
+
+    def set_worker_level_failure_exception_types(
+        self, types: Sequence[type[BaseException]]
+    ) -> None:
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+class _ContextFreeInstance(WorkflowInstance):
+    def __init__(self, inner: WorkflowInstance) -> None:
+        self._inner = inner
+        info = inner.get_info()
+        self._context = WorkflowSerializationContext(
+            namespace=info.namespace, workflow_id=info.workflow_id
+        )
+        self._store_context = StorageDriverStoreContext(target=None)
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        return self._inner.activate(act)
+
+    def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
+        return self._context
+
+    def get_external_store_context(self, command_info: Any) -> StorageDriverStoreContext:
+        return self._store_context
+
+    def get_info(self) -> Info:
+        return self._inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self._inner.get_thread_id()  # the deadlock detector reads it
+
+
+def takes_no_context(converter: DataConverter) -> bool:
+    """Whether ``converter`` encodes every payload the same whatever its serialization context
+    (none of its parts changes with one) and stores none externally."""
+    probes: list[SerializationContext] = [
+        WorkflowSerializationContext(namespace="-", workflow_id="-"),
+        ActivitySerializationContext(
+            namespace="-",
+            activity_id="-",
+            activity_type="-",
+            activity_task_queue="-",
+            workflow_id="-",
+            workflow_type="-",
+            is_local=True,
+        ),
+    ]
+    return converter.external_storage is None and all(
+        converter.with_context(probe) is converter for probe in probes
+    )
 
 
 def build_worker(
@@ -91,7 +177,6 @@ def build_worker(
             accounts.link_relationship,
             accounts.release_cases,
             cleanup.clean_chat_page,
-            compute_deadlines,
         )
     }
     for replacement in replace_activities:
@@ -103,7 +188,9 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=ContextFreeRunner(WORKFLOW_RUNNER)
+        if takes_no_context(client.data_converter)
+        else WORKFLOW_RUNNER,
         interceptors=INTERCEPTORS,
         activities=list(activities.values()),
         # On SIGTERM/SIGINT, running activities (projections) get this long to finish.

@@ -1,15 +1,13 @@
-"""The deadline activity: business-day arithmetic recorded in workflow history.
+"""Default deadlines: business-day arithmetic, recorded in workflow history.
 
-One call computes the deadlines of every task a workflow task raised (a local activity, so its
-answer is recorded in history and a later calendar update never moves a given deadline:
-docs/decisions/0005).
+The projection activities give every task they write that needs one its deadline
+(``activities.projection.give_deadlines``) and answer with them, so the answer is recorded in
+history and a later calendar update never moves a given deadline (docs/decisions/0005).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-
-from temporalio import activity
 
 from domain.calendar import add_business_days, add_calendar_days
 from domain.tasks import DeadlineRequest
@@ -22,9 +20,3 @@ def deadline_of(request: DeadlineRequest) -> dt.datetime:
     return add_business_days(
         request.start, request.days, country=request.country, timezone=request.timezone
     )
-
-
-@activity.defn
-async def compute_deadlines(requests: list[DeadlineRequest]) -> list[dt.datetime]:
-    """The deadline of each request, in order."""
-    return [deadline_of(request) for request in requests]

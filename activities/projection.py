@@ -4,6 +4,11 @@ Each write carries the workflow's version number and every row has a determinist
 message and event ids, history entries by (case, seq)), so a retried or replayed activity never
 duplicates anything, and a row never moves back to an older version.
 
+The writes are plain statements, one per table and projection (an upsert of all its rows, the
+version check in its ``WHERE``), not the ORM's unit of work: the activity is given every value,
+so it reads nothing back but what decides whether more work is needed (the case row's
+partner, reference and quotes, before a record replaces them).
+
 A write of the *same* version replaces what is there. Projections are local activities run
 inside the workflow task that accepts an update (docs/decisions/0009). When that task is lost
 (its worker killed after the write committed, before the task completed), nothing of it is in
@@ -22,22 +27,27 @@ for good with ``projection_failed``, and the workflow tells ops instead of hangi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import datetime as dt
+import functools
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.deadlines import deadline_of
 from domain.accounts import AccountProjection
 from domain.cases import CaseDetails, CaseProjection, CaseRecord
 from domain.chat import ChatMessage, RelationshipProjection
 from domain.errors import PROJECTION_FAILED
-from domain.tasks import OutboxEvent, Task
-from store.db import transaction
+from domain.tasks import DeadlineRequest, OutboxEvent, ProjectionResult, Task
+from store.db import statements
 from store.models import (
     NO_DEADLINE,
     Case,
@@ -52,7 +62,7 @@ from store.models import (
 from store.tasks import refresh_case_tasks
 
 
-def _case_columns(record: CaseRecord) -> dict[str, object]:
+def _case_columns(record: CaseRecord, details: dict[str, Any]) -> dict[str, object]:
     submission = record.submission
     return {
         "case_number": record.case_number,
@@ -74,7 +84,7 @@ def _case_columns(record: CaseRecord) -> dict[str, object]:
         "last_status_change": record.last_status_change,
         "close_code": record.close_code.value if record.close_code else None,
         "created_at": record.created_at,
-        "details": CaseDetails.of(record).model_dump(mode="json"),
+        "details": details,
     }
 
 
@@ -107,11 +117,11 @@ class ProjectionActivities:
         self._sessions = sessions
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction whose failure is retried while retrying can help (see module doc)."""
         try:
-            async with transaction(self._sessions) as session:
-                yield session
+            async with statements(self._sessions) as connection:
+                yield connection
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
@@ -124,117 +134,207 @@ class ProjectionActivities:
             ) from None  # the cause's text may hold the values written
 
     @activity.defn
-    async def project_case(self, projection: CaseProjection) -> None:
+    async def project_case(self, projection: CaseProjection) -> ProjectionResult:
         """Write the case row as of ``projection.version`` (its columns only when the record
-        came along: it changed) and append its new history entries."""
-        record = projection.case
+        came along: it changed), its new history entries, messages, tasks (with the deadlines
+        they need: the answer) and events."""
         case_id = projection.case_id
         assert case_id is not None  # CaseProjection fills it in
-        async with self._write() as session:
-            row = await session.get(Case, case_id, with_for_update=True)
-            if row is None:
-                if record is None:
-                    # The workflow sends the record with its first projection of every run.
-                    raise ApplicationError(
-                        "the case row is missing and the projection carries no record",
-                        type=PROJECTION_FAILED,
-                        non_retryable=True,
-                    )
-                session.add(
-                    Case(
-                        id=case_id,
-                        version=projection.version,
-                        updated_at=projection.modified_at,
-                        **_case_columns(record),
-                    )
-                )
-                await session.flush()
-                await _sync_invitations(session, record)
-            elif row.version <= projection.version:  # equal: a re-run task (module doc)
-                if record is not None:
-                    for column, value in _case_columns(record).items():
-                        setattr(row, column, value)
-                    await _sync_invitations(session, record)
-                row.version = projection.version
-                row.updated_at = projection.modified_at
-            if projection.new_history:
-                seqs = [entry.seq for entry in projection.new_history]
-                existing = {
-                    entry.seq: entry
-                    for entry in await session.scalars(
-                        select(CaseHistory).where(
-                            CaseHistory.case_id == case_id, CaseHistory.seq.in_(seqs)
-                        )
-                    )
-                }
-                for entry in projection.new_history:
-                    _put(
-                        session,
-                        existing.get(entry.seq),
-                        CaseHistory,
-                        case_id=case_id,
-                        seq=entry.seq,
-                        timestamp=entry.timestamp,
-                        status=entry.status.value,
-                        sub_status=entry.sub_status.value if entry.sub_status else None,
-                        changed_by=entry.changed_by,
-                        note=entry.note,
-                    )
-            await write_messages(session, projection.messages)
-            await write_tasks(session, projection.tasks)
-            await write_events(session, projection.events)
+        async with self._write() as connection:
+            deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
+            if projection.case is None:
+                await _touch_case(connection, projection)
+            else:
+                await _write_case(connection, projection, projection.case)
+            await _upsert(
+                connection,
+                CASE_HISTORY,
+                [
+                    {
+                        "case_id": case_id,
+                        "seq": entry.seq,
+                        "timestamp": entry.timestamp,
+                        "status": entry.status.value,
+                        "sub_status": entry.sub_status.value if entry.sub_status else None,
+                        "changed_by": entry.changed_by,
+                        "note": entry.note,
+                    }
+                    for entry in projection.new_history
+                ],
+            )
+            await write_messages(connection, projection.messages)
+            await write_tasks(connection, projection.tasks)
+            await write_events(connection, projection.events)
+        return ProjectionResult(deadlines=deadlines)
 
     @activity.defn
-    async def project_relationship(self, projection: RelationshipProjection) -> None:
-        """Write a creditor-partner pair, its new general-chat messages, tasks and events."""
-        async with self._write() as session:
-            row = await session.get(Relationship, projection.relationship_id, with_for_update=True)
-            if row is None:
-                session.add(
-                    Relationship(
-                        id=projection.relationship_id,
-                        version=projection.version,
-                        creditor_id=projection.creditor_id,
-                        partner_id=projection.partner_id,
-                        linked_at=projection.linked_at,
-                    )
-                )
-                await session.flush()
-            elif row.version <= projection.version:
-                row.version = projection.version
-            await write_messages(session, projection.messages)
-            await write_tasks(session, projection.tasks)
-            await write_events(session, projection.events)
+    async def project_relationship(self, projection: RelationshipProjection) -> ProjectionResult:
+        """Write a creditor-partner pair, its new general-chat messages, tasks (with the
+        deadlines they need: the answer) and events."""
+        async with self._write() as connection:
+            deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
+            await _upsert(
+                connection,
+                RELATIONSHIPS,
+                [
+                    {
+                        "id": projection.relationship_id,
+                        "version": projection.version,
+                        "creditor_id": projection.creditor_id,
+                        "partner_id": projection.partner_id,
+                        "linked_at": projection.linked_at,
+                    }
+                ],
+                only=("version",),
+            )
+            await write_messages(connection, projection.messages)
+            await write_tasks(connection, projection.tasks)
+            await write_events(connection, projection.events)
+        return ProjectionResult(deadlines=deadlines)
 
     @activity.defn
-    async def project_account(self, projection: AccountProjection) -> None:
-        """Write a creditor account's contract state, tasks and events."""
-        async with self._write() as session:
-            org = await session.get(Organisation, projection.creditor_id, with_for_update=True)
-            if org is not None and org.account_version <= projection.version:
-                org.contract_signed_at = projection.contract_signed_at
-                org.account_version = projection.version
-            await write_tasks(session, projection.tasks)
-            await write_events(session, projection.events)
+    async def project_account(self, projection: AccountProjection) -> ProjectionResult:
+        """Write a creditor account's contract state, tasks (with the deadlines they need: the
+        answer) and events."""
+        async with self._write() as connection:
+            deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
+            await connection.execute(
+                _ACCOUNT,
+                {
+                    "b_id": projection.creditor_id,
+                    "b_version": projection.version,
+                    "contract_signed_at": projection.contract_signed_at,
+                    "account_version": projection.version,
+                },
+            )
+            await write_tasks(connection, projection.tasks)
+            await write_events(connection, projection.events)
+        return ProjectionResult(deadlines=deadlines)
+
+
+def give_deadlines(tasks: list[Task]) -> dict[str, dt.datetime]:
+    """Give each task that needs its default deadline that deadline (and its original one), in
+    place, before it is written: the projection writes every task with its deadline, in the
+    workflow task that raised it, and answers with them (``ProjectionResult``), so the workflow
+    keeps the same deadlines and a replay never computes them again (docs/decisions/0005)."""
+    given: dict[str, dt.datetime] = {}
+    for task in tasks:
+        request = DeadlineRequest.of(task)
+        if request is not None:
+            task.deadline = given[task.id] = deadline_of(request)
+            task.original_deadline = task.original_deadline or task.deadline
+    return given
+
+
+CASES: Table = Case.__table__  # type: ignore[assignment]
+CASE_HISTORY: Table = CaseHistory.__table__  # type: ignore[assignment]
+INVITATIONS: Table = CaseInvitation.__table__  # type: ignore[assignment]
+MESSAGES: Table = ChatMessageRow.__table__  # type: ignore[assignment]
+ORGANISATIONS: Table = Organisation.__table__  # type: ignore[assignment]
+EVENTS: Table = OutboxEventRow.__table__  # type: ignore[assignment]
+RELATIONSHIPS: Table = Relationship.__table__  # type: ignore[assignment]
+TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
+# Rows that carry a version: an existing row takes a write of its version or a later one.
+_VERSIONED = {CASES.name: "version", TASKS.name: "version", RELATIONSHIPS.name: "version"}
+# What decides who sees a case's tasks (``store.tasks.refresh_case_tasks``) besides its
+# invitations, which follow from its quotes.
+_VISIBILITY = ("partner_id", "creditor_reference")
+
+
+# The statements run for every projection, built once (their parameters are bound per call;
+# an UPDATE without values sets the columns its parameters name).
+_TOUCH_CASE = update(CASES).where(
+    CASES.c.id == bindparam("b_id"), CASES.c.version <= bindparam("b_version")
+)
+_CASE_EXISTS = select(CASES.c.id).where(CASES.c.id == bindparam("b_id"))
+_CASE_BEFORE = (
+    select(CASES.c.version, CASES.c.details, *(CASES.c[name] for name in _VISIBILITY))
+    .where(CASES.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+_UPDATE_CASE = update(CASES).where(CASES.c.id == bindparam("b_id"))
+_ACCOUNT = update(ORGANISATIONS).where(
+    ORGANISATIONS.c.id == bindparam("b_id"),
+    ORGANISATIONS.c.account_version <= bindparam("b_version"),
+)
+
+
+async def _touch_case(connection: AsyncConnection, projection: CaseProjection) -> None:
+    """Move the row's version and ``updated_at`` (the record did not change)."""
+    touched = await connection.execute(
+        _TOUCH_CASE,
+        {
+            "b_id": projection.case_id,
+            "b_version": projection.version,
+            "version": projection.version,
+            "updated_at": projection.modified_at,
+        },
+    )
+    if touched.rowcount == 0 and not await connection.scalar(
+        _CASE_EXISTS, {"b_id": projection.case_id}
+    ):
+        # The workflow sends the record with its first projection of every run.
+        raise ApplicationError(
+            "the case row is missing and the projection carries no record",
+            type=PROJECTION_FAILED,
+            non_retryable=True,
+        )
+
+
+async def _write_case(
+    connection: AsyncConnection, projection: CaseProjection, record: CaseRecord
+) -> None:
+    """Insert or replace the case row (unless a later version is there); when who sees the case
+    may have changed (a new row, another partner or reference, other quotes), its invitations
+    and the stored visibility of its tasks follow."""
+    details = CaseDetails.of(record).model_dump(mode="json")
+    columns = {
+        "version": projection.version,
+        "updated_at": projection.modified_at,
+        **_case_columns(record, details),
+    }
+    before = (await connection.execute(_CASE_BEFORE, {"b_id": record.case_id})).first()
+    if before is None:
+        await connection.execute(CASES.insert(), [{"id": record.case_id, **columns}])
+    elif before.version <= projection.version:  # equal: a re-run task (module doc)
+        await connection.execute(_UPDATE_CASE, {"b_id": record.case_id, **columns})
+        same_quotes = (before.details or {}).get("quotes") == details.get("quotes")
+        if same_quotes and all(getattr(before, name) == columns[name] for name in _VISIBILITY):
+            return  # the same partner, reference and invitations: nobody's view changed
+    else:
+        return
+    await sync_invitations(connection, record)
 
 
 async def _sync_invitations(session: AsyncSession, record: CaseRecord) -> None:
-    """Make ``case_invitations`` hold exactly the partners whose quote on the case is open."""
+    """Make ``case_invitations`` hold exactly the partners whose quote on the case is open, and
+    the case's tasks their stored visibility."""
+    await sync_invitations(await _connection(session), record)
+
+
+async def sync_invitations(connection: AsyncConnection, record: CaseRecord) -> None:
+    """``_sync_invitations`` on a connection: what changed is deleted and inserted, and the
+    stored visibility of the case's tasks is brought up to date."""
     wanted = set(CaseDetails.of(record).open_invitations)
-    rows = list(
-        await session.scalars(
-            select(CaseInvitation).where(CaseInvitation.case_id == record.case_id)
+    held = set(
+        await connection.scalars(
+            select(INVITATIONS.c.partner_id).where(INVITATIONS.c.case_id == record.case_id)
         )
     )
-    for row in rows:
-        if row.partner_id not in wanted:
-            await session.delete(row)
-    session.add_all(
-        CaseInvitation(case_id=record.case_id, partner_id=partner_id)
-        for partner_id in wanted - {row.partner_id for row in rows}
-    )
+    if held - wanted:
+        await connection.execute(
+            delete(INVITATIONS).where(
+                INVITATIONS.c.case_id == record.case_id,
+                INVITATIONS.c.partner_id.in_(held - wanted),
+            )
+        )
+    if wanted - held:
+        await connection.execute(
+            INVITATIONS.insert(),
+            [{"case_id": record.case_id, "partner_id": p} for p in sorted(wanted - held)],
+        )
     # Who sees the case may have changed: so may who sees its tasks.
-    await refresh_case_tasks(session, {record.case_id})
+    await refresh_case_tasks(connection, {record.case_id})
 
 
 def _task_columns(task: Task) -> dict[str, object]:
@@ -262,90 +362,101 @@ def _task_columns(task: Task) -> dict[str, object]:
     }
 
 
-async def write_tasks(session: AsyncSession, tasks: list[Task]) -> None:
-    """Upsert tasks; a row never moves back in version (an equal one is a re-run task's)."""
+async def write_tasks(db: AsyncSession | AsyncConnection, tasks: list[Task]) -> None:
+    """Upsert tasks; a row never moves back in version (an equal one is a re-run task's). The
+    stored case columns of the tasks written are brought up to date."""
     if not tasks:
         return
-    rows = {
-        row.id: row
-        for row in await session.scalars(
-            select(TaskRow).where(TaskRow.id.in_([t.id for t in tasks])).with_for_update()
-        )
-    }
-    for task in tasks:
-        row = rows.get(task.id)
-        if row is None:
-            session.add(TaskRow(id=task.id, **_task_columns(task)))
-        elif row.version <= task.version:
-            for column, value in _task_columns(task).items():
-                setattr(row, column, value)
-    await refresh_case_tasks(session, {task.case_id for task in tasks if task.case_id})
+    connection = await _connection(db)
+    await _upsert(connection, TASKS, [{"id": t.id, **_task_columns(t)} for t in tasks])
+    await refresh_case_tasks(
+        connection,
+        {task.case_id for task in tasks if task.case_id},
+        task_ids={task.id for task in tasks if task.case_id},
+    )
 
 
-async def write_messages(session: AsyncSession, messages: list[ChatMessage]) -> None:
+async def write_messages(db: AsyncSession | AsyncConnection, messages: list[ChatMessage]) -> None:
     """Write chat messages by their deterministic ids (a re-run task's replaces an earlier
     attempt's: module doc)."""
-    if not messages:
-        return
-    existing = {
-        row.id: row
-        for row in await session.scalars(
-            select(ChatMessageRow).where(ChatMessageRow.id.in_([m.id for m in messages]))
-        )
-    }
-    for message in messages:
-        _put(
-            session,
-            existing.get(message.id),
-            ChatMessageRow,
-            id=message.id,
-            seq=message.seq,
-            case_id=message.case_id,
-            relationship_id=message.relationship_id,
-            thread_type=message.thread_type.value,
-            partner_id=message.partner_id,
-            role=message.role.value,
-            org_id=message.org_id,
-            user_id=message.user_id,
-            body=message.body,
-            attachment_ids=[str(a) for a in message.attachment_ids],
-            created_at=message.created_at,
-        )
+    await _upsert(
+        await _connection(db),
+        MESSAGES,
+        [
+            {
+                "id": message.id,
+                "seq": message.seq,
+                "case_id": message.case_id,
+                "relationship_id": message.relationship_id,
+                "thread_type": message.thread_type.value,
+                "partner_id": message.partner_id,
+                "role": message.role.value,
+                "org_id": message.org_id,
+                "user_id": message.user_id,
+                "body": message.body,
+                "attachment_ids": [str(a) for a in message.attachment_ids],
+                "created_at": message.created_at,
+            }
+            for message in messages
+        ],
+    )
 
 
-async def write_events(session: AsyncSession, events: list[OutboxEvent]) -> None:
+async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEvent]) -> None:
     """Write outbox events by their deterministic ids (a re-run task's replaces an earlier
     attempt's, unless it was delivered: module doc)."""
-    if not events:
-        return
-    existing = {
-        row.id: row
-        for row in await session.scalars(
-            select(OutboxEventRow).where(OutboxEventRow.id.in_([e.id for e in events]))
-        )
-    }
-    for event in events:
-        row = existing.get(event.id)
-        if row is not None and row.delivered_at is not None:
-            continue
-        _put(
-            session,
-            row,
-            OutboxEventRow,
-            id=event.id,
-            type=event.type,
-            org_id=event.org_id,
-            case_id=event.case_id,
-            occurred_at=event.occurred_at,
-            payload=event.model_dump(mode="json")["payload"],
-            delivered_at=None,
-        )
+    await _upsert(
+        await _connection(db),
+        EVENTS,
+        [
+            {
+                "id": event.id,
+                "type": event.type,
+                "org_id": event.org_id,
+                "case_id": event.case_id,
+                "occurred_at": event.occurred_at,
+                "payload": event.model_dump(mode="json")["payload"],
+                "delivered_at": None,
+            }
+            for event in events
+        ],
+    )
 
 
-def _put(session: AsyncSession, row: Any, model: type[Any], **columns: Any) -> None:
-    """Insert a row, or give an existing one (written by an earlier attempt) these values."""
-    if row is None:
-        session.add(model(**columns))
-        return
-    for column, value in columns.items():
-        setattr(row, column, value)
+async def _connection(db: AsyncSession | AsyncConnection) -> AsyncConnection:
+    return await db.connection() if isinstance(db, AsyncSession) else db
+
+
+async def _upsert(
+    connection: AsyncConnection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    only: tuple[str, ...] | None = None,
+) -> None:
+    """Insert ``rows``, or give the existing rows with their keys these values (all of them, or
+    ``only`` these), in one statement. A versioned table's row takes them only from a write of
+    its version or a later one; an outbox event only while it is undelivered."""
+    if rows:
+        statement = _upsert_statement(connection.dialect.name, table, tuple(rows[0]), only)
+        await connection.execute(statement, list(rows))
+
+
+@functools.cache
+def _upsert_statement(
+    dialect: str, table: Table, columns: tuple[str, ...], only: tuple[str, ...] | None
+) -> Insert:
+    """Built once per shape, so SQLAlchemy's statement cache finds it without a new key."""
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    key = [column.name for column in table.primary_key.columns]
+    excluded = insert.excluded
+    guard: ColumnElement[bool] | None = None
+    if table.name in _VERSIONED:
+        version = _VERSIONED[table.name]
+        guard = table.c[version] <= excluded[version]
+    elif table is EVENTS:
+        guard = table.c.delivered_at.is_(None)
+    changed = [name for name in (only or columns) if name not in key]
+    return insert.on_conflict_do_update(
+        index_elements=key, set_={name: excluded[name] for name in changed}, where=guard
+    )

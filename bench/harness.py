@@ -505,6 +505,8 @@ class CpuMeter:
 
     processes: dict[str, Callable[[], float]]
     totals: dict[str, float] = field(default_factory=dict)
+    # The same per label and process: where the CPU went ({label: {process: seconds}}).
+    by_process: dict[str, dict[str, float]] = field(default_factory=dict)
     _at: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -512,8 +514,11 @@ class CpuMeter:
 
     def stop(self, label: str, *, count: Sequence[str]) -> None:
         """Add the CPU the processes in ``count`` used since ``start()`` to ``label``."""
-        used = sum(self.processes[name]() - self._at[name] for name in count)
-        self.totals[label] = self.totals.get(label, 0.0) + used
+        parts = self.by_process.setdefault(label, {})
+        for name in count:
+            used = self.processes[name]() - self._at[name]
+            parts[name] = parts.get(name, 0.0) + used
+            self.totals[label] = self.totals.get(label, 0.0) + used
 
 
 def this_process_cpu() -> float:

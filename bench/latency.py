@@ -92,7 +92,15 @@ async def run(args: argparse.Namespace) -> Report:
 
     ms = {kind: summary([v * 1000 for v in values]) for kind, values in samples.items()}
     cpu = {kind: meter.totals[kind] * 1000 / len(samples[kind]) for kind in samples}
-    report.data = {"latency_ms": ms, "cpu_ms_per_action": cpu}
+    cpu_by_process = {
+        kind: {name: used * 1000 / len(samples[kind]) for name, used in parts.items()}
+        for kind, parts in meter.by_process.items()
+    }
+    report.data = {
+        "latency_ms": ms,
+        "cpu_ms_per_action": cpu,
+        "cpu_ms_per_action_by_process": cpu_by_process,
+    }
     b = ms["bare"]
     report.figure("chat message p50", ms["chat"]["p50"], b["p50"], unit="ms", at_most=2.5)
     report.figure("chat message p99", ms["chat"]["p99"], b["p99"], unit="ms", at_most=3)
@@ -104,4 +112,19 @@ async def run(args: argparse.Namespace) -> Report:
     report.figure("workflow tasks / status change", status_tasks, bare_tasks, at_most=1)
     report.figure("CPU / chat message", cpu["chat"], cpu["bare"], unit="ms", note="(no target)")
     report.figure("CPU / status change", cpu["status"], cpu["bare"], unit="ms", note="(no target)")
+    chat_cpu, bare_cpu = cpu_by_process["chat"], cpu_by_process["bare"]
+    report.figure(
+        "worker CPU / chat message",
+        chat_cpu["worker"],
+        bare_cpu["bare_worker"],
+        unit="ms",
+        note="(no target)",
+    )
+    report.figure(
+        "server CPU / chat message",
+        chat_cpu["server"],
+        bare_cpu["server"],
+        unit="ms",
+        note="(no target)",
+    )
     return report

@@ -217,14 +217,45 @@ class Task(ApiModel):
     version: int = 0
 
 
+def needs_default_deadline(task: Task) -> bool:
+    """An open task without a deadline whose type has a default one (``CATALOGUE``)."""
+    return (
+        task.deadline is None
+        and task.status is TaskStatus.OPEN
+        and CATALOGUE[task.type].deadline is not None
+    )
+
+
 class DeadlineRequest(ApiModel):
-    """Input of the deadline activity."""
+    """What a task's default deadline is computed from (``activities.deadlines.deadline_of``)."""
 
     start: dt.datetime
     days: int
     calendar: bool = False
     country: str
     timezone: str
+
+    @classmethod
+    def of(cls, task: Task) -> DeadlineRequest | None:
+        """The request for a task that still needs its default deadline, else None."""
+        rule = CATALOGUE[task.type].deadline
+        if rule is None or not needs_default_deadline(task):
+            return None
+        return cls(
+            start=task.date_created,
+            days=rule.days,
+            calendar=rule.calendar,
+            country=task.owner_country,
+            timezone=task.owner_timezone,
+        )
+
+
+class ProjectionResult(ApiModel):
+    """What a projection activity answers: the default deadlines it gave the tasks it wrote
+    that needed one, by task id. Recorded in history with the activity's result, so a later
+    calendar never moves a deadline once given (docs/decisions/0005)."""
+
+    deadlines: dict[str, dt.datetime] = {}
 
 
 class OutboxEvent(ApiModel):

@@ -10,6 +10,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -108,6 +109,15 @@ async def transaction(factory: async_sessionmaker[AsyncSession]) -> AsyncIterato
     """A session whose work commits on success and rolls back on error."""
     async with factory() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def statements(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncConnection]:
+    """A connection of the factory's engine whose statements commit on success and roll back on
+    error: for writers of plain statements (the projections), with no ORM session around them."""
+    engine: AsyncEngine = factory.kw["bind"]
+    async with engine.begin() as connection:
+        yield connection
 
 
 async def insert_once(factory: async_sessionmaker[AsyncSession], row: T) -> tuple[T, bool]:

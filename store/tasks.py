@@ -10,6 +10,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    Table,
     and_,
     case,
     exists,
@@ -20,7 +21,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import Update
 
 from domain.enums import OrgKind
 from domain.tasks import AccessLevel, Scope, TaskStatus, TaskType
@@ -73,23 +75,39 @@ def _owner_sees_case() -> ColumnElement[bool]:
     )
 
 
-async def refresh_case_tasks(session: AsyncSession, case_ids: set[uuid.UUID]) -> None:
-    """Bring the stored case columns of these cases' tasks up to date (``case_visible``,
-    ``case_reference``): after a projection wrote tasks, a case's partner or its open
-    invitations. Rows already up to date are not rewritten."""
-    if not case_ids:
+async def refresh_case_tasks(
+    session: AsyncSession | AsyncConnection,
+    case_ids: set[uuid.UUID],
+    *,
+    task_ids: set[str] | None = None,
+) -> None:
+    """Bring the stored case columns of these cases' tasks (or of these tasks only, after a
+    projection wrote them) up to date (``case_visible``, ``case_reference``): after a
+    projection wrote tasks, a case's partner or its open invitations. Rows already up to date
+    are not rewritten."""
+    if not case_ids or task_ids == set():
         return
+    where = [TaskRow.case_id.in_(case_ids)]
+    if task_ids is not None:
+        where.append(TaskRow.id.in_(task_ids))
+    await session.execute(_REFRESH.where(*where))
+
+
+def _refresh() -> Update:
     sees = _owner_sees_case()
     reference = select(Case.creditor_reference).where(Case.id == TaskRow.case_id).scalar_subquery()
-    await session.execute(
-        update(TaskRow)
+    # On the table, not the entity: the ORM's bulk-update machinery has nothing to do here.
+    tasks: Table = TaskRow.__table__  # type: ignore[assignment]
+    return (
+        update(tasks)
         .where(
-            TaskRow.case_id.in_(case_ids),
-            or_(TaskRow.case_visible != sees, TaskRow.case_reference.is_distinct_from(reference)),
+            or_(TaskRow.case_visible != sees, TaskRow.case_reference.is_distinct_from(reference))
         )
         .values(case_visible=sees, case_reference=reference)
-        .execution_options(synchronize_session=False)
     )
+
+
+_REFRESH = _refresh()
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 A subclass keeps its state in ``self.state`` (with ``version``, ``projected_version`` and
 ``book``), implements ``_project`` and may override ``_advance`` (react to changes),
 ``_outboxes`` (messages to other workflows) and ``_finished``. Handlers only change state and
-call ``_touch``; the main loop reacts, computes deadlines and projects in the workflow task that
-accepted the change (local activities, docs/decisions/0009), then sleeps until something
-changes or the earliest deadline passes. Outboxes are sent beside it, never in its way.
+call ``_touch``; the main loop reacts and projects in the workflow task that accepted the change
+(one local activity, which also gives new tasks their deadlines: docs/decisions/0009), then
+sleeps until something changes or the earliest deadline passes. Outboxes are sent beside it, never in its way.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.deadlines import compute_deadlines
     from domain import search_attributes as sa
     from domain import update_ids
     from domain.chat import CHAT_TASKS, CLEANUP_REASON, DismissChatTaskInput
@@ -32,15 +31,13 @@ with workflow.unsafe.imports_passed_through():
         TASK_NOT_RESOLVABLE_BY_HAND,
     )
     from domain.tasks import (
-        CATALOGUE,
         AssignTaskInput,
         CloseTaskInput,
-        DeadlineRequest,
         PostponeTaskInput,
         ResolvedBy,
         Task,
     )
-    from workflows.retry import DEADLINE_TIMEOUT, LOCAL_RETRY_THRESHOLD, PROJECTION_REPAIR_RETRY
+    from workflows.retry import PROJECTION_REPAIR_RETRY
     from workflows.taskbook import TaskBook, check_open_and_resolvable_by_hand
 
 
@@ -108,9 +105,11 @@ class TaskOwnerWorkflow:
             await self._sleep_until_change_or_deadline()
 
     async def _write_through(self) -> bool:
-        """Deadlines, then the projection, in the workflow task that made the change (so no
-        task is ever shown without its deadline). False when the projection is blocked."""
-        await self._fill_deadlines()
+        """The projection, in the workflow task that made the change; it gives the tasks it
+        writes the deadlines they need (so no task is ever shown without its deadline), one
+        local activity for both. False when the projection is blocked."""
+        if self.book.needs_deadlines() and self.state.projected_version >= self.state.version:
+            self._touch()  # nothing else changed: project anyway, for the deadlines
         return await self._project_or_block()
 
     # -- outboxes: signals to other workflows, off the critical path ----------------------------
@@ -257,34 +256,6 @@ class TaskOwnerWorkflow:
                 self._alarm = self._alarm_at = None
         if self.book.mark_overdue(workflow.now()):
             workflow.logger.info("tasks became overdue")
-
-    async def _fill_deadlines(self) -> None:
-        """Every pending deadline in one local activity (recorded in history: 0005)."""
-        tasks = self.book.needs_deadlines()
-        if not tasks:
-            return
-        requests = []
-        for task in tasks:
-            rule = CATALOGUE[task.type].deadline
-            assert rule is not None
-            requests.append(
-                DeadlineRequest(
-                    start=task.date_created,
-                    days=rule.days,
-                    calendar=rule.calendar,
-                    country=task.owner_country,
-                    timezone=task.owner_timezone,
-                )
-            )
-        deadlines = await workflow.execute_local_activity(
-            compute_deadlines,
-            requests,
-            start_to_close_timeout=DEADLINE_TIMEOUT,
-            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-            summary="deadlines: " + ", ".join(task.type.value for task in tasks),
-        )
-        for task, deadline in zip(tasks, deadlines, strict=True):
-            self.book.set_deadline(task, deadline)
 
     async def _settled(self) -> None:
         """Wait until everything changed so far is in the read model (read-your-writes)."""

@@ -587,7 +587,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                 self.record.model_dump_json().encode(), digest_size=16
             ).digest()
             changed = snapshot != self._projected_record
-            await workflow.execute_local_activity_method(
+            result = await workflow.execute_local_activity_method(
                 ProjectionActivities.project_case,
                 CaseProjection(
                     version=version,
@@ -604,6 +604,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                 local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project v{version}",
             )
+            self.book.given_deadlines(result.deadlines)
             self._projected_record = snapshot
             self.state.projected_version = max(self.state.projected_version, version)
             del self.state.pending_history[: len(history)]

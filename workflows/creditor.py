@@ -205,7 +205,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
         if self.state.projected_version < self.state.version:  # the main loop comes back
             version = self.state.version
             tasks, events = self.book.unprojected()
-            await workflow.execute_local_activity_method(
+            result = await workflow.execute_local_activity_method(
                 ProjectionActivities.project_account,
                 AccountProjection(
                     creditor_id=self.state.creditor.id,
@@ -219,6 +219,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                 local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project account v{version}",
             )
+            self.book.given_deadlines(result.deadlines)
             self.book.projected(tasks, events)
             self.state.projected_version = max(self.state.projected_version, version)
 

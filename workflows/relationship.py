@@ -131,7 +131,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
             messages = list(state.pending_messages)
             tasks, events = self.book.unprojected()
             assert state.linked_at is not None
-            await workflow.execute_local_activity_method(
+            result = await workflow.execute_local_activity_method(
                 ProjectionActivities.project_relationship,
                 RelationshipProjection(
                     relationship_id=self.pair_id,
@@ -148,6 +148,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
                 local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project relationship v{version}",
             )
+            self.book.given_deadlines(result.deadlines)
             del state.pending_messages[: len(messages)]
             self.book.projected(tasks, events)
             state.projected_version = max(state.projected_version, version)

@@ -22,7 +22,7 @@ PROJECTION_REPAIR_RETRY = timedelta(hours=1)
 # Signals between workflows (sent by an activity) retry the same way: they must arrive.
 SIGNAL_RETRY = PROJECTION_RETRY
 
-# Local activities (projection, deadlines, signals to other workflows) run inside the workflow
+# Local activities (projection with its deadlines, signals to other workflows) run inside the workflow
 # task that accepts an update. Their first attempt is part of that task; a retry never is: any
 # backoff longer than this waits on a durable workflow timer (temporalio: a backoff above
 # ``local_retry_threshold`` makes the SDK sleep on a timer and schedule the next attempt, with
@@ -35,6 +35,3 @@ SIGNAL_TIMEOUT = timedelta(seconds=5)
 
 # Releasing a creditor's waiting cases is one signal per case, sent a few at a time.
 RELEASE_TIMEOUT = timedelta(seconds=30)
-
-# The business calendar is arithmetic on the worker.
-DEADLINE_TIMEOUT = timedelta(seconds=10)

@@ -1,8 +1,9 @@
 """The task machinery every task-owning workflow shares: raise, solve, overdue, postpone, assign.
 
 Runs inside workflows: no I/O and no clock but the ``now`` passed in. Deadlines are not computed
-here: a new task is marked as needing one and the workflow's main loop fills it in through the
-deadline activity, so raising a task never awaits and two handlers can never raise twins.
+here: a new task is marked as needing one and the projection activity the main loop runs gives
+it one as it writes the task (``given_deadlines``), so raising a task never awaits and two
+handlers can never raise twins.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from domain.tasks import (
     TaskBookState,
     TaskStatus,
     TaskType,
+    needs_default_deadline,
     task_id,
 )
 
@@ -70,7 +72,7 @@ class TaskBook:
         return self.state.key_seq.get(key, 0) > 0
 
     def needs_deadlines(self) -> list[Task]:
-        return [t for t in self.open_tasks() if t.deadline is None and _has_default_deadline(t)]
+        return [t for t in self.state.tasks if needs_default_deadline(t)]
 
     def next_deadline(self) -> Task | None:
         """The open, not yet overdue task whose deadline comes first."""
@@ -131,11 +133,16 @@ class TaskBook:
         self._event("task.created", task, now)
         return task
 
-    def set_deadline(self, task: Task, deadline: dt.datetime) -> None:
-        task.deadline = deadline
-        if task.original_deadline is None:
-            task.original_deadline = deadline
-        self._changed(task)
+    def given_deadlines(self, deadlines: dict[str, dt.datetime]) -> None:
+        """The deadlines the projection gave tasks as it wrote them (``ProjectionResult``): the
+        rows already hold them, at the tasks' current versions, so this is no change of its
+        own. A task that got a deadline meanwhile (postponed) keeps that one."""
+        for task in self.state.tasks:
+            deadline = deadlines.get(task.id)
+            if deadline is not None and task.deadline is None:
+                task.deadline = deadline
+                if task.original_deadline is None:
+                    task.original_deadline = deadline
 
     def retitle(self, task: Task, title: str, description: str | None = None) -> None:
         if task.title != title or (description is not None and task.description != description):
@@ -220,7 +227,8 @@ class TaskBook:
     # -- projection bookkeeping ---------------------------------------------------------------
     def unprojected(self) -> tuple[list[Task], list[OutboxEvent]]:
         """Snapshots (copies) of the changed tasks and the pending events, to project."""
-        dirty = set(self.state.dirty)
+        # A task that needs its deadline goes along: the projection gives it one.
+        dirty = set(self.state.dirty) | {t.id for t in self.needs_deadlines()}
         return (
             [t.model_copy(deep=True) for t in self.state.tasks if t.id in dirty],
             list(self.state.events),
@@ -285,10 +293,6 @@ class TaskBook:
             )
         )
         self._touch()
-
-
-def _has_default_deadline(task: Task) -> bool:
-    return CATALOGUE[task.type].deadline is not None
 
 
 def check_open_and_resolvable_by_hand(task: Task) -> None:

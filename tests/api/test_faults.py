@@ -23,6 +23,7 @@ from api.app import create_app
 from domain import search_attributes as sa
 from domain.cases import CaseProjection
 from domain.ids import case_workflow_id
+from domain.tasks import ProjectionResult
 from domain.update_ids import client_update_id
 from settings import Settings
 from store.db import create_engine, session_factory
@@ -39,11 +40,11 @@ class BreakableProjection(ProjectionActivities):
     broken = False
 
     @activity.defn(name="project_case")
-    async def project_case(self, projection: CaseProjection) -> None:
+    async def project_case(self, projection: CaseProjection) -> ProjectionResult:
         if self.broken:
             async with self._write():
                 raise OverflowError("date value out of range")
-        await super().project_case(projection)
+        return await super().project_case(projection)
 
 
 @pytest.fixture
@@ -176,10 +177,10 @@ class StallingProjection(ProjectionActivities):
     stall = False
 
     @activity.defn(name="project_case")
-    async def project_case(self, projection: CaseProjection) -> None:
+    async def project_case(self, projection: CaseProjection) -> ProjectionResult:
         if self.stall and activity.info().attempt == 1:
             await asyncio.sleep(120)
-        await super().project_case(projection)
+        return await super().project_case(projection)
 
 
 async def test_a_lost_projection_answers_workflow_busy_within_the_budget_and_is_retried_in_seconds(

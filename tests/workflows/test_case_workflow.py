@@ -22,6 +22,7 @@ from activities.projection import ProjectionActivities
 from domain import search_attributes as sa
 from domain.cases import CaseProjection, HistoryEntry
 from domain.enums import CaseStatus, ChangedBy
+from domain.tasks import ProjectionResult
 from store.db import create_engine, session_factory
 from store.models import Case, CaseHistory
 from tests.support import Actor, case_start, new_case_record, submit_case
@@ -175,12 +176,12 @@ class DatabaseDownAtFirst:
         self.errors: list[BaseException] = []
 
     @activity.defn(name="project_case")
-    async def project_case(self, projection: CaseProjection) -> None:
+    async def project_case(self, projection: CaseProjection) -> ProjectionResult:
         attempt = activity.info().attempt
         self.attempts.append(attempt)
         target = self._unreachable if attempt <= self._outage else self._live
         try:
-            await target.project_case(projection)
+            return await target.project_case(projection)
         except Exception as exc:
             self.errors.append(exc)
             raise

@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
@@ -51,7 +52,8 @@ from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
 
 # A bare update is 5 events (workflow task scheduled, started, completed; update accepted,
-# completed). A chat message adds its projection and, when it raises a task, that deadline.
+# completed). A chat message adds its projection (with the deadline of a task it raises) and,
+# when the earliest deadline moves, a search-attribute upsert and a timer.
 MAX_EVENTS_PER_CHAT_MESSAGE = 10
 
 
@@ -59,6 +61,7 @@ MAX_EVENTS_PER_CHAT_MESSAGE = 10
 class Action:
     name: str
     events: list[HistoryEvent]
+    activations: int = 0
 
     def count(self, kind: EventType.ValueType) -> int:
         return sum(1 for event in self.events if event.event_type == kind)
@@ -79,21 +82,38 @@ class Action:
         kinds = Counter(
             EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in self.events
         )
-        return f"{self.name}: {len(self.events)} events {dict(kinds)}"
+        return (
+            f"{self.name}: {len(self.events)} events {dict(kinds)}, {self.activations} activations"
+        )
 
 
 class Recorder:
-    """Slices a workflow's history into the events each action added."""
+    """Slices a workflow's history into the events each action added, and counts the worker's
+    activations of the workflow (its workflow tasks' rounds through the workflow code) per
+    action."""
 
     def __init__(self, handle: WorkflowHandle[Any, Any]) -> None:
         self.handle = handle
         self.seen = 0
         self.actions: list[Action] = []
+        self.activated = 0
+
+    def count_activations(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        original = caseloop_worker._ContextFreeInstance.activate
+        recorder = self
+
+        def counted(instance: Any, act: Any) -> Any:
+            if instance.get_info().workflow_id == recorder.handle.id:
+                recorder.activated += 1
+            return original(instance, act)
+
+        monkeypatch.setattr(caseloop_worker._ContextFreeInstance, "activate", counted)
 
     async def action(self, name: str, call: Awaitable[Any]) -> Action:
+        activated = self.activated
         await call
         events = list((await self.handle.fetch_history()).events)
-        action = Action(name, events[self.seen :])
+        action = Action(name, events[self.seen :], self.activated - activated)
         self.seen = len(events)
         self.actions.append(action)
         return action
@@ -117,12 +137,14 @@ async def test_each_action_on_a_case_is_one_workflow_task_with_no_activity_in_it
     creditor: Actor,
     partner: Actor,
     ops: Actor,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Create: a case without a bank account, whose creditor has not signed the contract.
     handle, record = await open_case(dev_env, creditor, task_queue)
     case_id = record.case_id
     history = list((await handle.fetch_history()).events)
     recorder = Recorder(handle)
+    recorder.count_activations(monkeypatch)
     recorder.seen = len(history)
     recorder.actions.append(Action("create", history))
     # Right after create the creditor's account workflow exists and knows the case (the
@@ -198,6 +220,18 @@ async def test_each_action_on_a_case_is_one_workflow_task_with_no_activity_in_it
         assert action.activities == 0, report
     for chat in (first, second):
         assert len(chat.events) <= MAX_EVENTS_PER_CHAT_MESSAGE, report
+    # New tasks get their deadlines from the projection: one local activity (one marker) on
+    # each action's path, deadline or not; create, bank account and assign also signal another
+    # workflow beside it.
+    signalling = ("create", "assign bank account", "assign partner")
+    for action in recorder.actions:
+        beside = 1 if action.name in signalling else 0
+        assert action.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 1 + beside, report
+    # So a chat message or a status change is two activations of the workflow, as a bare
+    # update with a projection is: the update, which schedules the projection; its result,
+    # with which the update answers.
+    for action in (first, second, status):
+        assert action.activations == 2, report
     # The second message raised nothing and moved no deadline: its timer stayed as it was, and
     # it wrote the same search attributes, so none of that is in history.
     assert second.timers_cancelled == 0, report
