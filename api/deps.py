@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Annotated
 from uuid import UUID
@@ -49,12 +49,14 @@ async def end_read() -> None:
         await session.commit()
 
 
-def get_temporal(request: Request) -> Client:
+# Dependencies are ``async def`` even when they never wait: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hop per dependency per request.
+async def get_temporal(request: Request) -> Client:
     client: Client = request.app.state.temporal
     return client
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -115,13 +117,15 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require_role(*roles: OrgKind, detail: str | None = None) -> Callable[[Principal], Principal]:
+def require_role(
+    *roles: OrgKind, detail: str | None = None
+) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets only the given roles through (403 for the others, with ``detail``
     when given). FastAPI resolves it before it validates the body, so a caller of another role
     gets 403 even for an invalid body."""
     allowed = ", ".join(r.value for r in roles)
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if principal.role not in roles:
             raise forbidden(
                 detail or f"Only {allowed} users may do this; you are {principal.role.value}."
@@ -132,7 +136,7 @@ def require_role(*roles: OrgKind, detail: str | None = None) -> Callable[[Princi
     return check
 
 
-_ROLE_CHECKS: set[Callable[[Principal], Principal]] = set()
+_ROLE_CHECKS: set[Callable[[Principal], Awaitable[Principal]]] = set()
 
 
 def is_role_check(call: object) -> bool:

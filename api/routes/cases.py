@@ -227,7 +227,7 @@ async def create_case(
 AmountQuery = Annotated[Decimal, decimal_json_schema(DECIMAL_PATTERN)]
 
 
-def _case_filter(
+async def _case_filter(
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     lifecycle: Lifecycle | None = None,
     partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,

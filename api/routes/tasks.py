@@ -237,7 +237,7 @@ class TaskAction:
     settings: Settings
 
 
-def _task_action(
+async def _task_action(
     request: Request,
     principal: CurrentPrincipal,
     session: SessionDep,
