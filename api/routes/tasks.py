@@ -23,7 +23,7 @@ from api.errors import Problem, check_no_nul, invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import COUNT_LIMIT, ListDep, ListPageInfo, list_page_info, position_after
 from api.query import QueryTimestamp
-from api.responses import json_response
+from api.responses import json_response, trusted
 from api.workflow_calls import update_workflow
 from domain.accounts import OrgRef
 from domain.base import ApiModel, IsoDatetime
@@ -128,12 +128,13 @@ class GenericTaskBody(ApiModel):
 def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
     """The API shape of a task; labels, action and links come from the catalogue.
 
-    Built without validation (``model_construct``): the row was validated when it was
+    Built without validation (``api.responses.trusted``): the row was validated when it was
     written, and validating every field of every listed task again cost more than the query."""
     row = record.task
     spec = CATALOGUE[TaskType(row.type)]
     action = action_of(spec, row.case_id, row.relationship_id)
-    return TaskView.model_construct(
+    return trusted(
+        TaskView,
         id=row.id,
         type=spec.type,
         type_label=spec.label,
@@ -143,13 +144,14 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
         case_id=row.case_id,
         relationship_id=row.relationship_id,
         case_reference=record.case_reference,
+        lead_id=None,
         deadline=row.deadline,
         original_deadline=row.original_deadline,
         overdue=row.overdue_since is not None and row.status == TaskStatus.OPEN.value,
         date_created=row.date_created,
         date_solved=row.date_solved,
-        assignee=UserRef.model_construct(
-            id=record.assignee.id, name=record.assignee.name, email=record.assignee.email
+        assignee=trusted(
+            UserRef, id=record.assignee.id, name=record.assignee.name, email=record.assignee.email
         )
         if record.assignee
         else None,
@@ -163,7 +165,7 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
             case_id=row.case_id,
             relationship_id=row.relationship_id,
         ),
-        action=TaskActionView.model_construct(method=action["method"], path=action["path"])
+        action=trusted(TaskActionView, method=action["method"], path=action["path"])
         if action
         else None,
     )
@@ -203,7 +205,8 @@ async def list_tasks(
         after=position_after(page, task_store.TaskPosition.parse),
         count_limit=COUNT_LIMIT + 1,
     )
-    body = TaskList.model_construct(
+    body = trusted(
+        TaskList,
         data=[task_view(r, settings) for r in found.records],
         page=list_page_info(
             page,
