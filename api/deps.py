@@ -54,6 +54,8 @@ async def end_read() -> None:
         await session.commit()
 
 
+# Dependencies are ``async def`` even when they never wait: FastAPI runs a plain ``def``
+# dependency in a worker thread, a thread hop per dependency per request.
 async def get_temporal(request: Request) -> Client:
     client: Client = request.app.state.temporal
     return client
@@ -64,7 +66,7 @@ async def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-def get_blobs(request: Request) -> BlobStore:
+async def get_blobs(request: Request) -> BlobStore:
     """Where attachment bytes live (``app.state.blobs``; tests point it at a temporary folder)."""
     blobs: BlobStore = request.app.state.blobs
     return blobs

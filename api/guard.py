@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import json_body
@@ -38,6 +37,7 @@ from settings import Settings
 GUARDED_PREFIX = "/api/"
 UNGUARDED_PATHS = frozenset({"/api/health"})
 KEY_HEADERS = ("authorization", "xapikey")
+KEY_HEADER_NAMES = frozenset(name.encode() for name in KEY_HEADERS)  # ASGI: lower-case bytes
 MAX_HEADER_BYTES = 16 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -49,11 +49,6 @@ def headers_too_large(max_bytes: int = MAX_HEADER_BYTES) -> Problem:
         f"The request headers may have at most {max_bytes} bytes in all.",
         extra={"maxBytes": max_bytes},
     )
-
-
-def header_bytes(scope: Scope) -> int:
-    """The size of the request's headers as sent: ``name: value\\r\\n`` each."""
-    return sum(len(name) + len(value) + 4 for name, value in scope.get("headers", ()))
 
 
 def payload_too_large(max_bytes: int) -> Problem:
@@ -87,24 +82,43 @@ class RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "") if scope["type"] == "http" else ""
-        if path and header_bytes(scope) > MAX_HEADER_BYTES:
+        if not path:
+            await self.app(scope, receive, send)
+            return
+        # One pass over the raw headers: their size, and the few this guard reads.
+        size = 0
+        has_key = False
+        media = declared = ""
+        chunked = False
+        for name, value in scope["headers"]:
+            size += len(name) + len(value) + 4
+            if name in KEY_HEADER_NAMES:
+                has_key = True
+            elif name == b"content-type":
+                media = value.decode("latin-1").split(";")[0].strip().lower()
+            elif name == b"content-length":
+                declared = value.decode("latin-1").strip()
+            elif name == b"transfer-encoding":
+                chunked = True
+        if size > MAX_HEADER_BYTES:
             await headers_too_large().response(path)(scope, receive, send)
             return
         if not path.startswith(GUARDED_PREFIX) or path in UNGUARDED_PATHS:
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        if not any(name in headers for name in KEY_HEADERS) and not is_ui_path(path):
+        if not has_key and not is_ui_path(path):
             await unauthenticated().response(path)(scope, receive, send)
             return
-        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if not chunked and declared in ("", "0"):
+            # No body (most requests: every GET): nothing to count, buffer or check.
+            await self.app(scope, receive, send)
+            return
         multipart = media == "multipart/form-data"
         cap = self.settings.max_body_bytes
         if multipart:
             cap += self.settings.attachment_max_bytes
         elif path.startswith(CODEC_PREFIX):
             cap = max(cap, CODEC_MAX_BODY_BYTES)
-        declared = headers.get("content-length", "").strip()
         if declared.isdigit() and int(declared) > cap:
             await payload_too_large(cap).response(path)(scope, receive, send)
             return

@@ -44,7 +44,16 @@ class PageParams:
         return (self.page - 1) * self.page_size
 
 
-def _page_params(
+def _page_of(
+    page: int | None, page_pascal: int | None, page_size: int | None, page_size_pascal: int | None
+) -> PageParams:
+    number = page if page is not None else page_pascal
+    size = page_size if page_size is not None else page_size_pascal
+    return PageParams(1 if number is None else number, DEFAULT_PAGE_SIZE if size is None else size)
+
+
+# ``async def`` although they never wait: FastAPI runs a plain ``def`` dependency in a thread.
+async def _page_params(
     page: PageNumber = None,
     page_pascal: Annotated[
         int | None, Query(alias="Page", ge=1, le=MAX_PAGE, include_in_schema=False)
@@ -55,9 +64,7 @@ def _page_params(
         Query(alias="PageSize", ge=1, le=MAX_PAGE_SIZE, include_in_schema=False),
     ] = None,
 ) -> PageParams:
-    number = page if page is not None else page_pascal
-    size = page_size if page_size is not None else page_size_pascal
-    return PageParams(1 if number is None else number, DEFAULT_PAGE_SIZE if size is None else size)
+    return _page_of(page, page_pascal, page_size, page_size_pascal)
 
 
 PageDep = Annotated[PageParams, Depends(_page_params)]
@@ -76,7 +83,7 @@ class ListParams:
         return 0 if self.page is None else (self.page - 1) * self.page_size
 
 
-def _list_params(
+async def _list_params(
     page: PageNumber = None,
     page_pascal: Annotated[
         int | None, Query(alias="Page", ge=1, le=MAX_PAGE, include_in_schema=False)
@@ -95,7 +102,7 @@ def _list_params(
         ),
     ] = None,
 ) -> ListParams:
-    params = _page_params(page, page_pascal, page_size, page_size_pascal)
+    params = _page_of(page, page_pascal, page_size, page_size_pascal)
     if after is None:
         return ListParams(params.page, params.page_size, None)
     if page is not None or page_pascal is not None:

@@ -13,7 +13,11 @@ prints a table of medians, p99 and ratios, writes ``bench/results/list_reads.jso
 
 ``--database-url`` (with ``--seeded``, the JSON ``bench.seed_read_model`` prints) reuses a
 seeded database instead of starting one; ``--app-path`` serves the API of another checkout
-against this checkout's schema.
+against this checkout's schema. ``--compare-app-path`` serves a second checkout's API next to
+this one and measures both in the same rounds (a before/after on a shared, noisy machine), and
+the table ends with each API process's CPU time per request. p99 is over ``--iterations``
+samples per request (the third-slowest of 200); the client collects its garbage between rounds
+only, so its own pauses do not count.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import shutil
@@ -32,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,8 +124,20 @@ def migrate(url: str, app_path: Path) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def api_server(url: str, app_path: Path) -> Iterator[str]:
+def api_server(url: str, app_path: Path) -> Iterator[Server]:
     port = _free_port()
     env = {
         **os.environ,
@@ -158,7 +175,7 @@ def api_server(url: str, app_path: Path) -> Iterator[str]:
             time.sleep(0.1)
         else:
             raise RuntimeError("the API did not answer")
-        yield base
+        yield Server(base, process.pid)
     finally:
         process.terminate()
         process.wait(10)
@@ -392,40 +409,76 @@ def _ms(samples: list[float]) -> dict[str, float]:
     }
 
 
+WARM_UP_ROUNDS = 5
+
+
 def measure(
-    base: str, url: str, cases: list[Scenario], iterations: int, raw: bool
+    servers: dict[str, Server], url: str, cases: list[Scenario], iterations: int, raw: bool
 ) -> dict[str, Any]:
-    http = httpx.Client(base_url=base, timeout=30)
+    """Round after round, each request of ``cases`` once to every server (in turns, so no server
+    always goes first) and then its raw SQL. The first rounds warm up (caches, prepared
+    statements). The client's garbage collector runs between rounds only, so its pauses are
+    not counted as the server's time. Each server's CPU time per request is read from
+    ``/proc`` over the measured rounds: the API's own work, whatever the machine's load."""
+    clients = {label: httpx.Client(base_url=s.base, timeout=30) for label, s in servers.items()}
+    labels = list(servers)
     db = psycopg.connect(url, autocommit=True)
-    api_times: dict[str, list[float]] = {s.name: [] for s in cases}
+    api_times: dict[str, dict[str, list[float]]] = {
+        label: {s.name: [] for s in cases} for label in labels
+    }
     raw_times: dict[str, list[float]] = {s.name: [] for s in cases}
-    for round_number in range(iterations + 5):  # the first 5 rounds warm up
-        for scenario in cases:
-            started = time.perf_counter()
-            response = http.get(scenario.path, headers={"XApiKey": BENCH_KEYS[scenario.role]})
-            elapsed = time.perf_counter() - started
-            if response.status_code != 200:
-                raise RuntimeError(f"{scenario.name}: {response.status_code} {response.text[:300]}")
-            if round_number >= 5:
-                api_times[scenario.name].append(elapsed)
-            if raw and scenario.raw_sql:
-                started = time.perf_counter()
-                with db.cursor() as cursor:
-                    for statement in filter(str.strip, scenario.raw_sql.split(";")):
-                        cursor.execute(statement, scenario.raw_params, prepare=True)
-                        cursor.fetchall()
-                if round_number >= 5:
-                    raw_times[scenario.name].append(time.perf_counter() - started)
-    results: dict[str, Any] = {}
+    cpu_start: dict[str, float] = {}
+    gc.disable()
+    try:
+        for round_number in range(iterations + WARM_UP_ROUNDS):
+            measured = round_number >= WARM_UP_ROUNDS
+            if round_number == WARM_UP_ROUNDS:
+                cpu_start = {label: cpu_seconds(s.pid) for label, s in servers.items()}
+            for index, scenario in enumerate(cases):
+                shift = (round_number + index) % len(labels)
+                for label in labels[shift:] + labels[:shift]:
+                    started = time.perf_counter()
+                    response = clients[label].get(
+                        scenario.path, headers={"XApiKey": BENCH_KEYS[scenario.role]}
+                    )
+                    elapsed = time.perf_counter() - started
+                    if response.status_code != 200:
+                        raise RuntimeError(
+                            f"{label} {scenario.name}: {response.status_code} {response.text[:300]}"
+                        )
+                    if measured:
+                        api_times[label][scenario.name].append(elapsed)
+                if raw and scenario.raw_sql:
+                    started = time.perf_counter()
+                    with db.cursor() as cursor:
+                        for statement in filter(str.strip, scenario.raw_sql.split(";")):
+                            cursor.execute(statement, scenario.raw_params, prepare=True)
+                            cursor.fetchall()
+                    if measured:
+                        raw_times[scenario.name].append(time.perf_counter() - started)
+            gc.collect()
+    finally:
+        gc.enable()
+    requests = iterations * len(cases)
+    cpu_ms = {
+        label: round((cpu_seconds(s.pid) - cpu_start[label]) * 1000 / requests, 2)
+        for label, s in servers.items()
+    }
+    main = labels[0]
+    results: dict[str, Any] = {"_cpu_ms_per_request": cpu_ms}
     for scenario in cases:
-        first = http.get(scenario.path, headers={"XApiKey": BENCH_KEYS[scenario.role]}).json()
+        first = (
+            clients[main].get(scenario.path, headers={"XApiKey": BENCH_KEYS[scenario.role]}).json()
+        )
         entry: dict[str, Any] = {
             "path": scenario.path,
             "role": scenario.role,
             "group": scenario.group,
-            "api_ms": _ms(api_times[scenario.name]),
+            "api_ms": _ms(api_times[main][scenario.name]),
             "page": first["page"],
         }
+        for label in labels[1:]:
+            entry[f"{label}_api_ms"] = _ms(api_times[label][scenario.name])
         if raw_times[scenario.name]:
             entry["raw_sql_ms"] = _ms(raw_times[scenario.name])
             entry["ratio_p50"] = round(entry["api_ms"]["p50"] / entry["raw_sql_ms"]["p50"], 2)
@@ -434,7 +487,8 @@ def measure(
             entry["bound_p99_ms"] = bound
             entry["within_bound"] = entry["api_ms"]["p99"] <= bound
         results[scenario.name] = entry
-    http.close()
+    for client in clients.values():
+        client.close()
     db.close()
     return results
 
@@ -458,7 +512,10 @@ async def explain(url: str, cases: list[Scenario]) -> str:
         def capture(
             conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
         ) -> None:
-            if statement.lstrip().upper().startswith("SELECT") and "api_keys" not in statement:
+            if (
+                statement.lstrip().upper().startswith(("SELECT", "WITH"))
+                and "api_keys" not in statement
+            ):
                 captured.append((statement, parameters))
 
         event.listen(engine.sync_engine, "before_cursor_execute", capture)
@@ -483,10 +540,18 @@ async def explain(url: str, cases: list[Scenario]) -> str:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = [
-        f"{'request':44} {'API p50':>8} {'API p99':>8} {'SQL p50':>8} {'SQL p99':>8} {'ratio':>6}  bound",
+    compared = [
+        key[: -len("_api_ms")]
+        for key in next(e for n, e in results.items() if not n.startswith("_"))
+        if key.endswith("_api_ms")
     ]
+    header = f"{'request':44} {'API p50':>8} {'API p99':>8}"
+    for label in compared:
+        header += f" {label[:7] + ' p50':>12} {label[:7] + ' p99':>12}"
+    lines = [header + f" {'SQL p50':>8} {'SQL p99':>8} {'ratio':>6}  bound"]
     for name, entry in results.items():
+        if name.startswith("_"):
+            continue
         raw = entry.get("raw_sql_ms", {})
         bound = entry.get("bound_p99_ms")
         verdict = (
@@ -494,11 +559,19 @@ def table(results: dict[str, Any]) -> str:
             if bound is None
             else f"p99 ≤ {bound:.0f}: {'yes' if entry['within_bound'] else 'NO'}"
         )
+        line = f"{name:44} {entry['api_ms']['p50']:8.2f} {entry['api_ms']['p99']:8.2f}"
+        for label in compared:
+            other = entry[f"{label}_api_ms"]
+            line += f" {other['p50']:12.2f} {other['p99']:12.2f}"
         lines.append(
-            f"{name:44} {entry['api_ms']['p50']:8.2f} {entry['api_ms']['p99']:8.2f} "
-            f"{raw.get('p50', float('nan')):8.2f} {raw.get('p99', float('nan')):8.2f} "
+            line + f" {raw.get('p50', float('nan')):8.2f} {raw.get('p99', float('nan')):8.2f} "
             f"{entry.get('ratio_p50', float('nan')):6.2f}  {verdict}"
         )
+    cpu = results["_cpu_ms_per_request"]
+    lines.append(
+        "API process CPU per request (ms, measured rounds): "
+        + ", ".join(f"{label} {value:.2f}" for label, value in cpu.items())
+    )
     return "\n".join(lines)
 
 
@@ -514,6 +587,20 @@ def main() -> None:
         "--app-path", type=Path, default=ROOT, help="the checkout whose API to serve"
     )
     parser.add_argument("--label", default="after")
+    parser.add_argument(
+        "--compare-app-path",
+        type=Path,
+        help="also serve another checkout's API (e.g. the commit before a change) against the "
+        "same database and measure it interleaved with this one (same rounds, same load)",
+    )
+    parser.add_argument(
+        "--compare-label", default="before", help="the name of --compare-app-path in the table"
+    )
+    parser.add_argument(
+        "--skip-offset",
+        action="store_true",
+        help="leave out the informational deep page=N requests (about 1 s each)",
+    )
     args = parser.parse_args()
 
     def run(url: str, seeded: Seeded) -> None:
@@ -522,8 +609,15 @@ def main() -> None:
             cases = scenarios(db, seeded) if new_schema else []
         if not new_schema:
             raise SystemExit("the database lacks issue 10's schema: seed it with this checkout")
-        with api_server(url, args.app_path) as base:
-            results = measure(base, url, cases, args.iterations, raw=True)
+        if args.skip_offset:
+            cases = [case for case in cases if case.group != "info"]
+        with ExitStack() as stack:
+            servers = {args.label: stack.enter_context(api_server(url, args.app_path))}
+            if args.compare_app_path is not None:
+                servers[args.compare_label] = stack.enter_context(
+                    api_server(url, args.compare_app_path)
+                )
+            results = measure(servers, url, cases, args.iterations, raw=True)
         RESULTS.mkdir(parents=True, exist_ok=True)
         document = {
             "benchmark": "list reads (issue 10, 1c)",

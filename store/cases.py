@@ -31,7 +31,17 @@ from domain.enums import CaseStatus, ChangedBy, Lifecycle, OrgKind, SubStatus
 from domain.lifecycle import LIFECYCLE_TABLE, statuses_for
 from domain.transitions import FINISHED
 from store.accounts import Principal
-from store.cursor import Cursor, count_up_to, encode_cursor, key_of, timestamp, uuid_of
+from store.cursor import (
+    COUNT_LIMIT_PARAM,
+    Cursor,
+    bounded_count,
+    counted,
+    encode_cursor,
+    key_of,
+    start_read,
+    timestamp,
+    uuid_of,
+)
 from store.db import transaction
 from store.models import (
     BankAccount,
@@ -223,11 +233,7 @@ async def list_cases(
     merged, so the OR never turns into a scan of every case."""
     branches = visible_branches(principal.role, principal.org_id)
     where = _filter_clauses(filters)
-    total = 0
-    for branch in branches:
-        total += await count_up_to(session, select(Case.id).where(branch, *where), count_limit)
-    if total == 0:  # nothing to read (a page query would walk the index for nothing)
-        return CasePage([], 0, None)
+    total = bounded_count(*(select(Case.id).where(branch, *where) for branch in branches))
     if after is not None:
         where.append(after.following())
     order = (Case.created_at.desc(), Case.id)
@@ -248,12 +254,23 @@ async def list_cases(
             .join(merged, merged.c.id == Case.id)
             .order_by(merged.c.created_at.desc(), merged.c.id)
         )
-    cases = list(await session.scalars(query.offset(offset).limit(limit + 1)))
+    params = {COUNT_LIMIT_PARAM: count_limit}
+    await start_read(session)
+    rows = (
+        await session.execute(counted(query.offset(offset).limit(limit + 1), total), params)
+    ).all()
+    if rows:
+        found = rows[0].total
+    elif offset == 0 and after is None:
+        found = 0  # the first page is empty only when nothing matches
+    else:  # past the last page: count on its own
+        found = await session.scalar(select(total), params) or 0
+    cases = [row[0] for row in rows]
     more = len(cases) > limit
     cases = cases[:limit]
     return CasePage(
         [CaseRow(case, case.partner_name) for case in cases],
-        total,
+        found,
         CasePosition.of(cases[-1]) if more else None,
     )
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -74,7 +74,40 @@ def key_of(cursor: Cursor, list_name: str, length: int) -> tuple[str, ...]:
     return cursor.key
 
 
-async def count_up_to(session: AsyncSession, query: Select[Any], limit: int) -> int:
-    """How many rows ``query`` returns, counting no further than ``limit``."""
-    limited = query.limit(limit).subquery()
-    return await session.scalar(select(func.count()).select_from(limited)) or 0
+COUNT_LIMIT_PARAM = "count_limit"
+
+
+def bounded_count(*queries: Select[Any]) -> ColumnElement[int]:
+    """The rows of ``queries`` together, each counted no further than the bound parameter
+    ``count_limit``, as a scalar a page query selects next to its rows and tests for ``> 0``
+    (``counted``). It is a CTE, so the database counts once however often it is named."""
+    limit = bindparam(COUNT_LIMIT_PARAM, type_=Integer)
+    counts = [
+        select(func.count()).select_from(query.limit(limit).subquery()).scalar_subquery()
+        for query in queries
+    ]
+    total: ColumnElement[int] = counts[0]
+    for count in counts[1:]:
+        total = total + count
+    cte = select(total.label("n")).cte("total")
+    return select(cte.c.n).scalar_subquery()
+
+
+Rows = Select[*tuple[Any, ...]]  # a select of any columns
+
+
+def counted(page: Rows, total: ColumnElement[int]) -> Rows:
+    """``page`` with the bounded ``total`` as its last column, read only when it is not 0:
+    the page and its count in one statement, one round trip. When nothing matches, the
+    database skips the page (a one-time filter) instead of walking an index for nothing."""
+    return page.add_columns(total.label("total")).where(total > 0)
+
+
+async def start_read(session: AsyncSession) -> None:
+    """Let a read of one statement run outside a transaction (PostgreSQL: autocommit), so it
+    costs one round trip, not three (BEGIN, the statement, ROLLBACK). A single statement reads
+    one snapshot either way. Inside a transaction already begun, the read joins it."""
+    if session.in_transaction() or session.bind is None:
+        return
+    if session.bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

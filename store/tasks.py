@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     Select,
     Table,
     and_,
+    bindparam,
     case,
     exists,
-    literal,
     or_,
     select,
     true,
@@ -28,7 +31,17 @@ from domain.enums import OrgKind
 from domain.tasks import AccessLevel, Scope, TaskStatus, TaskType
 from store.accounts import Principal
 from store.cases import visible_to_org
-from store.cursor import Cursor, count_up_to, encode_cursor, key_of, timestamp
+from store.cursor import (
+    COUNT_LIMIT_PARAM,
+    Cursor,
+    Rows,
+    bounded_count,
+    counted,
+    encode_cursor,
+    key_of,
+    start_read,
+    timestamp,
+)
 from store.models import NO_DEADLINE, Case, TaskRow, User
 
 ACCESS_OF_ROLE = {OrgKind.CREDITOR: AccessLevel.CREDITOR, OrgKind.PARTNER: AccessLevel.PARTNER}
@@ -51,11 +64,18 @@ def visible_tasks(principal: Principal) -> ColumnElement[bool]:
     """
     if principal.role is OrgKind.OPS:
         return true()
-    return and_(
-        TaskRow.owner_org_id == principal.org_id,
-        TaskRow.access_level == ACCESS_OF_ROLE[principal.role].value,
+    return and_(*_owner_rule(principal.org_id, ACCESS_OF_ROLE[principal.role].value))
+
+
+def _owner_rule(
+    org_id: uuid.UUID | ColumnElement[uuid.UUID], access: str | ColumnElement[str]
+) -> list[ColumnElement[bool]]:
+    """``visible_tasks`` for a non-ops caller: values, or bound parameters (``_list_statement``)."""
+    return [
+        TaskRow.owner_org_id == org_id,
+        TaskRow.access_level == access,
         TaskRow.case_visible == true(),
-    )
+    ]
 
 
 def _owner_sees_case() -> ColumnElement[bool]:
@@ -139,30 +159,122 @@ def _record(row: Row[TaskRow, User]) -> TaskRecord:
     return TaskRecord(task, task.case_reference, assignee)
 
 
-def _clauses(f: TaskFilter) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class _Shape:
+    """Which conditions a list query has: its statement is built once per shape, with bound
+    parameters for the values (``_list_statement``), so a request only binds values."""
+
+    ops: bool  # ops see every task (no visibility condition)
+    status: bool = False
+    types: bool = False
+    assignee: bool = False
+    overdue: bool | None = None
+    deadline_from: bool = False
+    deadline_to: bool = False
+    case: bool = False
+    after: bool = False
+
+    @classmethod
+    def of(cls, principal: Principal, f: TaskFilter, *, after: bool) -> _Shape:
+        return cls(
+            ops=principal.role is OrgKind.OPS,
+            status=f.status is not None,
+            types=bool(f.types),
+            assignee=f.assignee_id is not None,
+            overdue=f.overdue,
+            deadline_from=f.deadline_from is not None,
+            deadline_to=f.deadline_to is not None,
+            case=f.case_id is not None,
+            after=after,
+        )
+
+
+def _filter_clauses(shape: _Shape) -> list[ColumnElement[bool]]:
+    """The conditions of ``TaskFilter``, with a bound parameter for each value (``_values``)."""
     clauses: list[ColumnElement[bool]] = []
-    if f.status is not None:
-        clauses.append(TaskRow.status == f.status.value)
-    if f.types:
-        clauses.append(TaskRow.type.in_([t.value for t in f.types]))
-    if f.assignee_id is not None:
-        clauses.append(TaskRow.assignee_id == f.assignee_id)
-    if f.overdue is True:
+    if shape.status:
+        clauses.append(TaskRow.status == bindparam("status", type_=TaskRow.status.type))
+    if shape.types:
+        clauses.append(TaskRow.type.in_(bindparam("types", expanding=True)))
+    if shape.assignee:
+        clauses.append(TaskRow.assignee_id == bindparam("assignee", type_=TaskRow.assignee_id.type))
+    if shape.overdue is True:
         clauses.append(
             TaskRow.overdue_since.is_not(None) & (TaskRow.status == TaskStatus.OPEN.value)
         )
-    elif f.overdue is False:
+    elif shape.overdue is False:
         clauses.append(TaskRow.overdue_since.is_(None))
-    if f.deadline_from is not None or f.deadline_to is not None:
+    if shape.deadline_from or shape.deadline_to:
         # On the sort key, so the queue's index serves the range; NO_DEADLINE is no deadline.
         clauses.append(TaskRow.sort_deadline < NO_DEADLINE)
-    if f.deadline_from is not None:
-        clauses.append(TaskRow.sort_deadline >= f.deadline_from)
-    if f.deadline_to is not None:
-        clauses.append(TaskRow.sort_deadline <= f.deadline_to)
-    if f.case_id is not None:
-        clauses.append(TaskRow.case_id == f.case_id)
+    if shape.deadline_from:
+        clauses.append(
+            TaskRow.sort_deadline >= bindparam("deadline_from", type_=TaskRow.sort_deadline.type)
+        )
+    if shape.deadline_to:
+        clauses.append(
+            TaskRow.sort_deadline <= bindparam("deadline_to", type_=TaskRow.sort_deadline.type)
+        )
+    if shape.case:
+        clauses.append(TaskRow.case_id == bindparam("case", type_=TaskRow.case_id.type))
     return clauses
+
+
+def _values(f: TaskFilter) -> dict[str, Any]:
+    """The bound values of ``_filter_clauses``."""
+    return {
+        "status": f.status.value if f.status is not None else None,
+        "types": [t.value for t in f.types],
+        "assignee": f.assignee_id,
+        "deadline_from": f.deadline_from,
+        "deadline_to": f.deadline_to,
+        "case": f.case_id,
+    }
+
+
+def _visible_clauses(shape: _Shape) -> list[ColumnElement[bool]]:
+    """``visible_tasks`` with the organisation and side as bound parameters ``org``, ``access``."""
+    if shape.ops:
+        return []
+    return _owner_rule(
+        bindparam("org", type_=TaskRow.owner_org_id.type),
+        bindparam("access", type_=TaskRow.access_level.type),
+    )
+
+
+def _bounded_total(shape: _Shape) -> ColumnElement[int]:
+    return bounded_count(
+        select(TaskRow.id).where(*_visible_clauses(shape), *_filter_clauses(shape))
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _count_statement(shape: _Shape) -> Select[Any]:
+    """The bounded count alone (for a page past the last one), built once per shape."""
+    return select(_bounded_total(shape))
+
+
+@functools.lru_cache(maxsize=256)
+def _list_statement(shape: _Shape) -> Rows:
+    """The page and its bounded count for one shape of list request, built once."""
+    where = [*_visible_clauses(shape), *_filter_clauses(shape)]
+    total = _bounded_total(shape)
+    query = _select().where(*where)
+    if shape.after:
+        query = query.where(
+            tuple_(*ORDER)
+            > tuple_(
+                bindparam("after_deadline", type_=TaskRow.sort_deadline.type),
+                bindparam("after_created", type_=TaskRow.date_created.type),
+                bindparam("after_id", type_=TaskRow.id.type),
+            )
+        )
+    page = (
+        query.order_by(*ORDER)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return counted(page, total)
 
 
 @dataclass(frozen=True)
@@ -206,22 +318,31 @@ async def list_tasks(
 ) -> TaskPage:
     """A page of visible tasks, earliest deadline first (no deadline last), starting at
     ``offset`` or after ``after``, and the total counted up to ``count_limit``."""
-    where = [visible_tasks(principal), *_clauses(filters)]
-    total = await count_up_to(session, select(TaskRow.id).where(*where), count_limit)
-    if total == 0:  # nothing to read (a page query would walk the index for nothing)
-        return TaskPage([], 0, None)
-    query = _select().where(*where)
+    shape = _Shape.of(principal, filters, after=after is not None)
+    params: dict[str, Any] = {
+        **_values(filters),
+        "offset": offset,
+        "limit": limit + 1,
+        COUNT_LIMIT_PARAM: count_limit,
+    }
+    if not shape.ops:
+        params["org"] = principal.org_id
+        params["access"] = ACCESS_OF_ROLE[principal.role].value
     if after is not None:
-        query = query.where(
-            tuple_(*ORDER)
-            > tuple_(
-                literal(after.sort_deadline, TaskRow.sort_deadline.type),
-                literal(after.date_created, TaskRow.date_created.type),
-                literal(after.task_id, TaskRow.id.type),
-            )
-        )
-    rows = await session.execute(query.order_by(*ORDER).offset(offset).limit(limit + 1))
-    records = [_record(row) for row in rows]
+        params |= {
+            "after_deadline": after.sort_deadline,
+            "after_created": after.date_created,
+            "after_id": after.task_id,
+        }
+    await start_read(session)
+    rows = (await session.execute(_list_statement(shape), params)).all()
+    records = [TaskRecord(task, task.case_reference, assignee) for task, assignee, _ in rows]
+    if rows:
+        total = rows[0].total
+    elif offset == 0 and after is None:
+        total = 0  # the first page is empty only when nothing matches
+    else:  # past the last page: count on its own
+        total = await session.scalar(_count_statement(replace(shape, after=False)), params) or 0
     more = len(records) > limit
     records = records[:limit]
     return TaskPage(records, total, TaskPosition.of(records[-1].task) if more else None)
