@@ -66,7 +66,7 @@ async def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-async def get_blobs(request: Request) -> BlobStore:
+def get_blobs(request: Request) -> BlobStore:
     """Where attachment bytes live (``app.state.blobs``; tests point it at a temporary folder)."""
     blobs: BlobStore = request.app.state.blobs
     return blobs
