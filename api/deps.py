@@ -72,8 +72,12 @@ def get_blobs(request: Request) -> BlobStore:
     return blobs
 
 
+async def _blobs_dep(request: Request) -> BlobStore:
+    return get_blobs(request)
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+BlobsDep = Annotated[BlobStore, Depends(_blobs_dep)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
