@@ -2,7 +2,14 @@
 are opened and stay in its workflow cache, divided by N; caseloop's worker (cases created through
 the API) against a bare worker with the SDK's default sandbox (bare workflows opened by
 update-with-start), each in its own process. Median over repeats, caseloop and bare alternating,
-each repeat with fresh worker processes."""
+each repeat with fresh worker processes.
+
+Every caseloop case also signals its creditor's account workflow, which signals the case back
+(``contract_signed``) from an outbox it drains one signal at a time. So each repeat opens its
+cases for a new creditor, and waits until every one of them is Validated (that signal received
+and projected) before it measures: a creditor shared between repeats, or a backlog left behind
+by the stopped worker, would otherwise be replayed into the next worker while it is measured
+(its history and the previous repeat's cases: 277 cached workflows counted as 200)."""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import statistics
 from collections.abc import Awaitable, Callable
 
 from bench import bare
-from bench.flows import Api, parties
+from bench.flows import Api, Parties, parties
 from bench.harness import Child, Report, phase, stack
 
 NAME = "memory"
@@ -41,14 +48,22 @@ async def gather_limited(jobs: list[Callable[[], Awaitable[object]]], concurrenc
 
 
 async def growth(
-    worker: Child, open_one: Callable[[], Awaitable[object]], cases: int
+    worker: Child,
+    open_one: Callable[[], Awaitable[object]],
+    cases: int,
+    settled: Callable[[], Awaitable[object]] | None = None,
 ) -> tuple[int, int]:
-    """RSS of ``worker`` after the warm-up and after ``cases`` more are open (bytes)."""
+    """RSS of ``worker`` after the warm-up and after ``cases`` more are open (bytes);
+    ``settled`` waits until what the opened cases set off has finished."""
     for _ in range(WARM_UP):
         await open_one()
+    if settled is not None:
+        await settled()
     await asyncio.sleep(SETTLE_SECONDS)
     before = worker.rss()
     await gather_limited([open_one] * cases)
+    if settled is not None:
+        await settled()
     await asyncio.sleep(SETTLE_SECONDS)
     worker.check()
     return before, worker.rss()
@@ -60,24 +75,42 @@ async def run(args: argparse.Namespace) -> Report:
     rss: list[dict[str, object]] = []
     async with stack(database=args.database) as s:
         api = Api(s.http)
-        who = await parties(s)
+        partner_and_ops = await parties(s)
+        who: Parties = partner_and_ops
+        opened: list[str] = []
 
         async def open_case() -> None:
-            await api.create_case(who.creditor, bankAccountId=who.bank_account)
+            case = await api.create_case(who.creditor, bankAccountId=who.bank_account)
+            opened.append(str(case["caseId"]))
+
+        async def validated() -> None:
+            for case_id in opened:
+                await api.until_status(who.creditor, case_id, "Validated")
 
         async def open_bare() -> None:
             await bare.start(s.bare_client, s.bare_task_queue, {"status": "Created"})
 
         for repeat in range(args.repeats):
-            sides: list[tuple[str, Callable[[], Child], Callable[[], Awaitable[None]]]] = [
-                ("caseloop", s.restart_worker, open_case),
-                ("bare", s.restart_bare_worker, open_bare),
+            sides: list[
+                tuple[
+                    str,
+                    Callable[[], Child],
+                    Callable[[], Awaitable[None]],
+                    Callable[[], Awaitable[None]] | None,
+                ]
+            ] = [
+                ("caseloop", s.restart_worker, open_case, validated),
+                ("bare", s.restart_bare_worker, open_bare, None),
             ]
             if repeat % 2:
                 sides.reverse()
-            for side, fresh_worker, open_one in sides:
+            for side, fresh_worker, open_one, settled in sides:
+                if side == "caseloop" and repeat:
+                    # A new creditor: the last one's account workflow stays out of this worker.
+                    who = await parties(s, partner=partner_and_ops.partner, ops=partner_and_ops.ops)
+                    opened.clear()
                 with phase(f"repeat {repeat + 1}: {args.cases} {side} cases"):
-                    before, after = await growth(fresh_worker(), open_one, args.cases)
+                    before, after = await growth(fresh_worker(), open_one, args.cases, settled)
                 per_case[side].append((after - before) / args.cases / 1024)
                 rss.append({"side": side, "before": before, "after": after})
         # A cache setting (if caseloop has one) below the number of cases would stop the growth.
