@@ -133,6 +133,16 @@ class Case(Base):
             text("lower(debtor_name) gin_trgm_ops"),
             postgresql_using="gin",
         ).ddl_if(dialect="postgresql"),
+        # ... and within one creditor's or partner's cases (btree_gin holds the uuid column).
+        *(
+            Index(
+                f"ix_cases_{side}_debtor_name_trgm",
+                f"{side}_id",
+                text("lower(debtor_name) gin_trgm_ops"),
+                postgresql_using="gin",
+            ).ddl_if(dialect="postgresql")
+            for side in ("creditor", "partner")
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

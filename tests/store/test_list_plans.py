@@ -1,10 +1,11 @@
 """On PostgreSQL, the list queries are served by the indexes made for them: each page is read in
 index order (no sort, no table scan) for every task filter, the case lists of each side, and the
-debtor-name search uses the pg_trgm index. Skipped on SQLite (the plans are PostgreSQL's)."""
+debtor-name search uses the pg_trgm indexes (one over every case, one per creditor and partner). Skipped on SQLite (the plans are PostgreSQL's)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -148,4 +149,7 @@ async def test_list_pages_are_read_in_index_order_on_postgresql(
             ),
             ("enable_seqscan",),  # a GIN index is read by bitmap scans only
         )
-    assert "ix_cases_debtor_name_trgm" in found[0], found[0]
+    # Any of the trigram indexes may serve a search over every case on a table this small: a
+    # GIN index over (side, trigrams) answers a condition on the trigrams alone as well.
+    assert re.search(r"Bitmap Index Scan on ix_cases_(\w+_)?debtor_name_trgm", found[0]), found[0]
+    assert "Seq Scan" not in found[0], found[0]
