@@ -4,12 +4,13 @@ the API) against a bare worker with the SDK's default sandbox (bare workflows op
 update-with-start), each in its own process. Median over repeats, caseloop and bare alternating,
 each repeat with fresh worker processes.
 
-Every caseloop case also signals its creditor's account workflow, which signals the case back
-(``contract_signed``) from an outbox it drains one signal at a time. So each repeat opens its
-cases for a new creditor, and waits until every one of them is Validated (that signal received
-and projected) before it measures: a creditor shared between repeats, or a backlog left behind
-by the stopped worker, would otherwise be replayed into the next worker while it is measured
-(its history and the previous repeat's cases: 277 cached workflows counted as 200)."""
+The cases are those of a creditor that has signed its contract, so each is Validated by the
+update that creates it and tells its account nothing. Each repeat still opens its cases for a
+new creditor and waits until every one of them is Validated before it measures: a case
+submitted before its creditor signed signals the account, which signals it back
+(``contract_signed``), and a creditor shared between repeats, or a backlog left behind by the
+stopped worker, would otherwise be replayed into the next worker while it is measured (its
+history and the previous repeat's cases: 277 cached workflows counted as 200)."""
 
 from __future__ import annotations
 
