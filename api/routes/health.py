@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import timedelta
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -12,6 +14,7 @@ from sqlalchemy import text
 from api.deps import TemporalDep
 from domain.base import ApiModel
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 Status = Literal["ok", "unavailable"]
@@ -32,10 +35,22 @@ async def _database_ok(request: Request) -> bool:
         return False
 
 
+HEALTH_SECONDS = 3  # how long Temporal has to answer, retries included
+
+
 async def _temporal_ok(client: TemporalDep) -> bool:
+    """Whether Temporal answers within HEALTH_SECONDS. A transient RPC error is retried, as the
+    client retries every other call: a single one must not report Temporal down (a load
+    balancer would take a healthy API out of service)."""
     try:
-        return await asyncio.wait_for(client.service_client.check_health(), timeout=3)
-    except Exception:
+        return await asyncio.wait_for(
+            client.service_client.check_health(
+                retry=True, timeout=timedelta(seconds=HEALTH_SECONDS)
+            ),
+            timeout=HEALTH_SECONDS,
+        )
+    except Exception as error:
+        logger.warning("health: Temporal did not answer (%s)", type(error).__name__)
         return False
 
 
