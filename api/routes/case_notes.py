@@ -12,6 +12,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.chat_posts import (
+    NoteTaker,
+)
+from api.chat_views import (
+    CallEntry,
+    NoteEntry,
+    NoteList,
+    NoteView,
+    Timeline,
+    note_fields,
+    timeline_item,
+)
 from api.deps import (
     CurrentPrincipal,
     SessionDep,
@@ -20,16 +32,6 @@ from api.deps import (
 from api.errors import Problem
 from api.idempotency import derived_id, idempotent
 from api.pagination import PageDep, page_info
-from api.routes.chat import (
-    CallEntry,
-    NoteEntry,
-    NoteList,
-    NoteTaker,
-    NoteView,
-    Timeline,
-    _note_fields,
-    _timeline_item,
-)
 from store import chat as chat_store
 from store.accounts import Principal
 from store.models import CaseNote
@@ -69,7 +71,7 @@ async def _log(
         saved, _ = await chat_store.add_note(sessions=request.app.state.sessions, note=note)
         record = await chat_store.get_note(session=session, note_id=saved.id)
         assert record is not None
-        return JSONResponse(NoteView(**_note_fields(record)).model_dump(mode="json"), 201)
+        return JSONResponse(NoteView(**note_fields(record)).model_dump(mode="json"), 201)
 
     fingerprint = {"caseId": str(case_id), "type": kind, **body.model_dump(mode="json")}
     return await idempotent(request, principal, fingerprint, execute)
@@ -117,7 +119,7 @@ async def list_notes(
         limit=page.page_size,
     )
     return NoteList(
-        data=[NoteView(**_note_fields(r)) for r in records],
+        data=[NoteView(**note_fields(r)) for r in records],
         page=page_info(page, total=total, count=len(records)),
     )
 
@@ -136,6 +138,6 @@ async def get_timeline(
         limit=page.page_size,
     )
     return Timeline(
-        data=[_timeline_item(e) for e in entries],
+        data=[timeline_item(e) for e in entries],
         page=page_info(page, total=total, count=len(entries)),
     )

@@ -9,6 +9,28 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.chat_posts import (
+    ChatPrincipal,
+    file_response,
+    message_body,
+    message_form,
+    message_post,
+    post_with_files,
+    upload_body,
+    upload_form,
+)
+from api.chat_views import (
+    PARTY_OF_ROLE,
+    AttachmentView,
+    ChatMessageList,
+    ChatMessageView,
+    OrgView,
+    RelationshipList,
+    RelationshipPost,
+    RelationshipView,
+    attachment_view,
+    message_view,
+)
 from api.deps import (
     BlobsDep,
     CurrentPrincipal,
@@ -19,26 +41,6 @@ from api.deps import (
 from api.errors import invalid, not_found
 from api.idempotency import idempotent
 from api.pagination import PageDep, page_info
-from api.routes.chat import (
-    PARTY_OF_ROLE,
-    AttachmentView,
-    ChatMessageList,
-    ChatMessageView,
-    ChatPrincipal,
-    OrgView,
-    RelationshipList,
-    RelationshipPost,
-    RelationshipView,
-    _attachment,
-    _file_response,
-    _message_body,
-    _message_form,
-    _message_post,
-    _post_with_files,
-    _upload_body,
-    _upload_form,
-    message_view,
-)
 from api.uploads import (
     AttachmentOwner,
     store_uploads,
@@ -139,7 +141,7 @@ async def list_relationship_messages(
     status_code=201,
     response_model=ChatMessageView,
     responses={403: {}, 404: {}, 413: {}, 415: {}, 422: {}},
-    openapi_extra=_message_body(RelationshipPost, {}),
+    openapi_extra=message_body(RelationshipPost, {}),
 )
 async def post_relationship_message(
     relationship_id: UUID,
@@ -155,9 +157,9 @@ async def post_relationship_message(
     if the message is refused."""
     record = await _visible_relationship(session, principal, relationship_id)
     pair = record.relationship
-    form = await _message_form(request, settings, RELATIONSHIP_FORM_FIELDS)
+    form = await message_form(request, settings, RELATIONSHIP_FORM_FIELDS)
     try:
-        post, uploads = await _message_post(
+        post, uploads = await message_post(
             request, form, RelationshipPost, RELATIONSHIP_FORM_FIELDS
         )
 
@@ -181,7 +183,7 @@ async def post_relationship_message(
 
         async def execute() -> Response:
             owner = AttachmentOwner.of_relationship(pair.id, pair.partner_id)
-            return await _post_with_files(request, principal, session, owner, post, uploads, send)
+            return await post_with_files(request, principal, session, owner, post, uploads, send)
 
         # Without files, the same fingerprint as before the chat took attachments.
         fingerprint: dict[str, Any] = {
@@ -201,7 +203,7 @@ async def post_relationship_message(
     status_code=201,
     response_model=AttachmentView,
     responses={403: {}, 404: {}, 413: {}, 415: {}, 422: {}},
-    openapi_extra=_upload_body({}),
+    openapi_extra=upload_body({}),
 )
 async def upload_relationship_attachment(
     relationship_id: UUID,
@@ -214,7 +216,7 @@ async def upload_relationship_attachment(
     (``attachmentIds``): multipart/form-data with ``file``. Its creditor and its partner only."""
     record = await _visible_relationship(session, principal, relationship_id)
     pair = record.relationship
-    form = await _upload_form(request, settings, ())
+    form = await upload_form(request, settings, ())
     try:
         if not form.files:
             raise invalid("file", "is required")
@@ -228,7 +230,7 @@ async def upload_relationship_attachment(
                 AttachmentOwner.of_relationship(pair.id, pair.partner_id),
             )
             return JSONResponse(
-                _attachment(attachment).model_dump(mode="json"),
+                attachment_view(attachment).model_dump(mode="json"),
                 status_code=201,
                 headers={"Location": f"/api/relationships/{pair.id}/attachments/{attachment.id}"},
             )
@@ -261,4 +263,4 @@ async def download_relationship_attachment(
     )
     if attachment is None:
         raise not_found("Attachment")
-    return await _file_response(attachment, blobs)
+    return await file_response(attachment, blobs)

@@ -12,7 +12,7 @@ anyway is left as generated, to be refused.
   (``CASELOOP_USER_ID``, else null: unassigned), ``partnerId``/``partnerIds`` a real partner
   (``CASELOOP_PARTNER_ID``), ``attachmentIds`` none (files are uploaded with the message).
 - A creditor names the partner of a lead thread (the JSON schema says so; a form cannot, see
-  ``api.routes.chat._message_body``): a form for one without ``partnerId`` gets the partner.
+  ``api.chat_posts.message_body``): a form for one without ``partnerId`` gets the partner.
 - A case's ``date`` must not lie in the future, and ``dueDate`` not before ``date`` nor more
   than the longest payment term after it (``domain.plausible``); a postponed task's ``deadline``
   must lie in the future (422 ``invalid_deadline``). A PATCH does not know the stored date, so

@@ -1,0 +1,347 @@
+"""Posting in a chat: who may write in which thread, the JSON or multipart form of a post, its
+attachments (checked, stored, discarded again when the post is refused) and file downloads.
+Shared by the case chat (api/routes/chat.py) and the relationship chat
+(api/routes/relationships.py); the notes router takes its ``NoteTaker`` from here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Annotated, Any
+from urllib.parse import quote
+from uuid import UUID
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.chat_views import (
+    MessagePost,
+    PostT,
+    ThreadRef,
+    message_view,
+)
+from api.deps import (
+    CurrentPrincipal,
+    require_role,
+)
+from api.errors import FieldError, Problem, forbidden, invalid, not_found
+from api.json_body import malformed_json
+from api.uploads import (
+    AttachmentOwner,
+    Upload,
+    UploadForm,
+    discard,
+    is_multipart,
+    read_form,
+    store_uploads,
+)
+from domain.cases import LEAD_THREAD_QUOTES, CaseDetails, thread_open
+from domain.chat import (
+    MAX_ATTACHMENTS_PER_MESSAGE,
+    MAX_MESSAGE_CHARS,
+    ChatMessage,
+    ThreadType,
+)
+from domain.enums import CaseStatus, OrgKind
+from domain.transitions import FINISHED
+from settings import Settings
+from store import cases as case_store
+from store import chat as chat_store
+from store.accounts import Principal
+from store.blobs import BlobStore
+from store.models import Attachment
+
+logger = logging.getLogger(__name__)
+
+logger = logging.getLogger(__name__)
+
+ChatPrincipal = Annotated[Principal, Depends(require_role(OrgKind.CREDITOR, OrgKind.PARTNER))]
+
+
+async def posted(session: AsyncSession, message: ChatMessage) -> Response:
+    """201 with a message just posted, as the read model has it."""
+    session.expire_all()
+    record = await chat_store.get_message(session=session, message_id=message.id)
+    if record is None:  # the update returns only after the projection: a bug if hit
+        raise Problem(500, "projection_missing", "The message was posted but is not readable yet.")
+    return JSONResponse(message_view(record).model_dump(mode="json"), status_code=201)
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact name per RFC 6266/5987."""
+    fallback = filename.encode("ascii", "replace").decode().replace('"', "'").replace("\\", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+# -- who may write where -------------------------------------------------------------------------
+def thread_partner(row: case_store.CaseRow, principal: Principal, thread: ThreadRef) -> UUID:
+    """The partner side of the thread the caller writes in (a partner: its own).
+
+    The case workflow has the last word on whether the caller may write there; this only names
+    the thread, so attachments can be checked and filed under it.
+    """
+    if principal.role is OrgKind.PARTNER:
+        if thread.partner_id not in (None, principal.org_id):
+            raise invalid("partnerId", "a partner writes in its own threads; leave it out")
+        return principal.org_id
+    if thread.thread_type is ThreadType.INVOICE_CHAT:
+        partner_id = row.case.partner_id
+        if partner_id is None:
+            raise Problem(
+                409, "invalid_transition", "The Invoice Chat opens once a partner has the case."
+            )
+        if thread.partner_id not in (None, partner_id):
+            raise invalid("partnerId", "is not the partner working the case")
+        return partner_id
+    if thread.partner_id is None:
+        raise invalid("partnerId", f"is required for a {thread.thread_type.value} message")
+    return thread.partner_id
+
+
+def check_thread_open(
+    row: case_store.CaseRow, principal: Principal, thread_type: ThreadType, side: UUID
+) -> None:
+    """Refuse a file for a thread the caller cannot write in now, so nothing is stored for it.
+
+    The same rule as the case workflow's for messages (``_thread_partner`` and ``_open_thread``
+    in workflows/case_chat.py): no thread of a Resolved or Closed case, nor an Invoice Chat
+    before a partner has the case (409 ``invalid_transition``); the Invoice Chat only with the
+    partner working the case, a lead thread only with a partner whose quote is in a state that
+    keeps the thread open (403 ``not_a_party``).
+    """
+    case = row.case
+    if CaseStatus(case.status) in FINISHED:
+        raise Problem(
+            409,
+            "invalid_transition",
+            "The case has ended and its chat is closed; write in the relationship chat.",
+        )
+    if thread_type is ThreadType.INVOICE_CHAT and case.partner_id is None:
+        raise Problem(
+            409, "invalid_transition", "The Invoice Chat opens once a partner has the case."
+        )
+    if thread_open(
+        status=CaseStatus(case.status),
+        case_partner_id=case.partner_id,
+        quotes=CaseDetails.model_validate(case.details).quotes,
+        thread_type=thread_type,
+        partner_id=side,
+    ):
+        return
+    if thread_type is ThreadType.INVOICE_CHAT:
+        raise Problem(
+            403, "not_a_party", "Only the partner working the case writes in its Invoice Chat."
+        )
+    allowed = LEAD_THREAD_QUOTES[thread_type]
+    raise Problem(
+        403,
+        "not_a_party",
+        f"The {thread_type.value} of this case is open to partners whose quote is "
+        f"{' or '.join(status.value.lower() for status in allowed)}.",
+    )
+
+
+async def check_attachments(
+    session: AsyncSession, principal: Principal, owner: AttachmentOwner, ids: list[UUID]
+) -> None:
+    """Each id must be a file the caller's organisation uploaded to this case, for this side, or
+    to this relationship (``owner``); a file of another case or relationship is refused."""
+    where = "this thread of the case" if owner.case_id is not None else "this relationship"
+    found = await chat_store.attachments_by_id(session=session, ids=set(ids))
+    errors = [
+        FieldError(f"attachmentIds[{i}]", f"is not a file you uploaded to {where}")
+        for i, attachment_id in enumerate(ids)
+        if (a := found.get(attachment_id)) is None
+        or a.org_id != principal.org_id
+        or not owner.owns(a)
+    ]
+    if errors:
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(422, "validation_failed", f"Invalid input: {summary}", errors=errors)
+
+
+# -- posting a message, with files ---------------------------------------------------------------
+MESSAGE_FILE_FIELDS: dict[str, Any] = {
+    "attachmentIds": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+}
+
+
+def message_body(
+    model: type[MessagePost], fields: dict[str, Any], rules: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The OpenAPI request body of a chat post: ``model`` as JSON, or multipart with ``fields``
+    (text) plus ``attachmentIds`` and ``files``. ``rules`` (JSON Schema keywords) apply to the
+    JSON body; forms state them in their fields' descriptions (schemathesis cannot generate a
+    form with a file under ``if``/``then``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {**model.model_json_schema(by_alias=True), **(rules or {})}
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["message"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "message": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_MESSAGE_CHARS,
+                            },
+                            **fields,
+                            **MESSAGE_FILE_FIELDS,
+                        },
+                    }
+                },
+            },
+        }
+    }
+
+
+async def message_form(
+    request: Request, settings: Settings, text_fields: Sequence[str]
+) -> UploadForm | None:
+    """The multipart form of a chat post (the caller closes it), or None for JSON."""
+    if not is_multipart(request):
+        return None
+    return await read_form(
+        request,
+        settings,
+        file_field="files",
+        text_fields=[*text_fields, "attachmentIds"],
+        max_files=MAX_ATTACHMENTS_PER_MESSAGE,
+    )
+
+
+async def message_post(
+    request: Request, form: UploadForm | None, model: type[PostT], text_fields: Sequence[str]
+) -> tuple[PostT, list[Upload]]:
+    """The post, from the form (``text_fields`` once each, ``attachmentIds`` repeatable) or the
+    JSON body, and the files uploaded with it (at most MAX_ATTACHMENTS_PER_MESSAGE in all)."""
+    if form is not None:
+        data: dict[str, Any] = {
+            name: value for name in text_fields if (value := form.value(name)) is not None
+        }
+        data["attachmentIds"] = form.fields.get("attachmentIds", [])
+        post = model.model_validate(data)
+    else:
+        media = (
+            request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        )
+        if media != "application/json" and not media.endswith("+json"):
+            raise Problem(
+                415,
+                "unsupported_media_type",
+                "Send a message as application/json, or as multipart/form-data with files.",
+            )
+        # api.guard has checked the JSON (api.json_body) before the route ran.
+        try:
+            raw = await request.json()
+        except ValueError as exc:
+            raise malformed_json("it cannot be parsed") from exc
+        post = model.model_validate(raw)
+    uploads = form.files if form else []
+    if len(post.attachment_ids) + len(uploads) > MAX_ATTACHMENTS_PER_MESSAGE:
+        raise invalid("files", f"a message has at most {MAX_ATTACHMENTS_PER_MESSAGE} files")
+    return post, uploads
+
+
+async def post_with_files(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    owner: AttachmentOwner,
+    post: MessagePost,
+    uploads: Sequence[Upload],
+    send: Callable[[list[UUID]], Awaitable[ChatMessage]],
+) -> Response:
+    """Check the files named by id, store the uploaded ones under ``owner``, and post the message
+    naming them all (``send``, an update of the workflow that owns the thread).
+
+    Refused (a 4xx), the uploaded files go too. On an unknown outcome (503) they stay, since the
+    workflow may yet record the message that names them."""
+    await check_attachments(session, principal, owner, post.attachment_ids)
+    stored = await store_uploads(request, principal, uploads, owner)
+    try:
+        message = await send([*post.attachment_ids, *(a.id for a in stored)])
+    except Problem as problem:
+        if problem.status < 500:
+            await discard(request, [a.id for a in stored])
+        raise
+    # A retry the workflow had already applied answers with the first attempt's message.
+    await discard(request, [a.id for a in stored if a.id not in message.attachment_ids])
+    return await posted(session, message)
+
+
+async def file_response(attachment: Attachment, blobs: BlobStore) -> StreamingResponse:
+    """The attachment's bytes as a download; 404 if the blob store lost them."""
+    chunks = blobs.open(attachment.storage_key)
+    try:
+        first = await anext(chunks, b"")
+    except FileNotFoundError as exc:
+        logger.error("attachment %s has no bytes at %s", attachment.id, attachment.storage_key)
+        raise not_found("Attachment") from exc
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(
+        body(),
+        media_type=attachment.content_type,
+        headers={
+            "Content-Disposition": content_disposition(attachment.filename),
+            "Content-Length": str(attachment.size),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def upload_body(fields: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of an upload: multipart with ``file`` and ``fields``."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "additionalProperties": False,
+                        "properties": {"file": {"type": "string", "format": "binary"}, **fields},
+                    }
+                }
+            },
+        }
+    }
+
+
+async def upload_form(
+    request: Request, settings: Settings, text_fields: Sequence[str]
+) -> UploadForm:
+    """The multipart form of an upload (one ``file``); the caller closes it."""
+    if not is_multipart(request):
+        raise Problem(
+            415, "unsupported_media_type", "Upload the file as multipart/form-data field 'file'."
+        )
+    return await read_form(
+        request, settings, file_field="file", text_fields=text_fields, max_files=1
+    )
+
+
+async def _note_taker(principal: CurrentPrincipal) -> Principal:
+    if principal.role is not OrgKind.PARTNER:
+        raise forbidden(
+            "Only the partner working the case logs notes and calls; "
+            f"{principal.role.value} users read them with GET /api/cases/{{caseId}}/notes."
+        )
+    return principal
+
+
+NoteTaker = Annotated[Principal, Depends(_note_taker)]

@@ -1,0 +1,264 @@
+"""What the chat API shows: the payloads and views of chat messages, attachments, notes, calls,
+the case timeline and relationships, built from read-model records. Shared by the chat, notes and
+relationship routers (api/routes/chat.py, case_notes.py, relationships.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import Field, WithJsonSchema, field_validator
+
+from api.pagination import PageInfo
+from api.routes.tasks import UserRef
+from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel
+from domain.chat import (
+    MAX_ATTACHMENTS_PER_MESSAGE,
+    MAX_MESSAGE_CHARS,
+    ChatRole,
+    ThreadType,
+)
+from domain.enums import CaseStatus, OrgKind, Party, SubStatus
+from store import chat as chat_store
+from store.models import Attachment, User
+
+logger = logging.getLogger(__name__)
+
+PARTY_OF_ROLE = {OrgKind.CREDITOR: Party.CREDITOR, OrgKind.PARTNER: Party.PARTNER}
+ROLE_LABELS = {
+    ChatRole.CREDITOR: "Creditor",
+    ChatRole.PARTNER: "Partner",
+    ChatRole.SYSTEM: "System",
+}
+CASE_THREADS = [t.value for t in ThreadType if t is not ThreadType.GENERAL]
+
+MessageText = Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+# -- payloads ------------------------------------------------------------------------------------
+class ThreadRef(ApiModel):
+    """Which thread of a case: its type, and for a creditor in a lead thread the partner."""
+
+    # The schema offers the case threads only (General is refused below).
+    thread_type: Annotated[ThreadType, WithJsonSchema({"type": "string", "enum": CASE_THREADS})] = (
+        ThreadType.INVOICE_CHAT
+    )
+    partner_id: UUID | None = None
+
+    @field_validator("thread_type")
+    @classmethod
+    def _case_thread(cls, value: ThreadType) -> ThreadType:
+        if value is ThreadType.GENERAL:
+            raise ValueError(
+                "General is the relationship chat: POST /api/relationships/{relationshipId}/chats"
+            )
+        return value
+
+
+class MessagePost(ApiModel):
+    """A message and the files uploaded before (multipart sends the same fields, plus
+    ``files``)."""
+
+    message: MessageText
+    attachment_ids: Annotated[list[UUID], Field(max_length=MAX_ATTACHMENTS_PER_MESSAGE)] = []
+
+    @field_validator("attachment_ids")
+    @classmethod
+    def _distinct(cls, value: list[UUID]) -> list[UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat an attachment")
+        return value
+
+
+class ChatPost(MessagePost, ThreadRef):
+    """``POST /api/cases/{id}/chats``."""
+
+
+class RelationshipPost(MessagePost):
+    """``POST /api/relationships/{id}/chats``."""
+
+
+PostT = TypeVar("PostT", bound=MessagePost)
+
+
+class AttachmentView(ApiModel):
+    id: UUID
+    filename: str
+    content_type: str
+    size: int
+
+
+class ChatMessageView(ApiModel):
+    """A chat message; ``isSeen``: the other party has written in the thread since."""
+
+    id: str
+    case_id: UUID | None
+    relationship_id: UUID | None
+    thread_type: ThreadType
+    partner_id: UUID
+    date_created: dt.datetime
+    role: ChatRole
+    role_label: str
+    message: str
+    is_seen: bool
+    user: UserRef | None
+    attachments: list[AttachmentView]
+
+
+class ChatMessageList(ApiModel):
+    data: list[ChatMessageView]
+    page: PageInfo
+
+
+class CallOutcome(StrEnum):
+    REACHED = "Reached"
+    NO_ANSWER = "No answer"
+    VOICEMAIL = "Voicemail"
+    WRONG_NUMBER = "Wrong number"
+    PROMISE_TO_PAY = "Promise to pay"
+    REFUSED = "Refused"
+
+
+class NoteEntry(ApiModel):
+    note: NoteText
+
+
+class CallEntry(ApiModel):
+    duration_seconds: Annotated[int, Field(ge=0, le=86_400, strict=True), INTEGRAL_FLOAT_AS_INT]
+    outcome: CallOutcome
+    note: Annotated[str | None, Field(max_length=4000)] = None
+
+
+class NoteView(ApiModel):
+    """A note or a call the partner logged."""
+
+    id: UUID
+    type: Literal["note", "call"]
+    date_created: dt.datetime
+    note: str | None
+    duration_seconds: int | None = None
+    outcome: CallOutcome | None = None
+    user: UserRef | None
+
+
+class NoteList(ApiModel):
+    data: list[NoteView]
+    page: PageInfo
+
+
+class TimelineMessage(ChatMessageView):
+    type: Literal["message"] = "message"
+    timestamp: dt.datetime
+
+
+class TimelineNote(NoteView):
+    timestamp: dt.datetime
+
+
+class TimelineStatusChange(ApiModel):
+    type: Literal["statusChange"] = "statusChange"
+    timestamp: dt.datetime
+    seq: int
+    status: CaseStatus
+    sub_status: SubStatus | None
+    changed_by: str
+    note: str | None
+
+
+TimelineItem = Annotated[
+    TimelineMessage | TimelineNote | TimelineStatusChange, Field(discriminator="type")
+]
+
+
+class Timeline(ApiModel):
+    data: list[TimelineItem]
+    page: PageInfo
+
+
+class OrgView(ApiModel):
+    id: UUID
+    name: str
+
+
+class RelationshipView(ApiModel):
+    """A creditor-partner pair; ``counterpart`` is the other side for its creditor or partner
+    (null for ops)."""
+
+    id: UUID
+    creditor: OrgView
+    partner: OrgView
+    counterpart: OrgView | None
+    linked_at: dt.datetime
+
+
+class RelationshipList(ApiModel):
+    data: list[RelationshipView]
+    page: PageInfo
+
+
+# -- rendering -----------------------------------------------------------------------------------
+def _user(user: User | None) -> UserRef | None:
+    return UserRef(id=user.id, name=user.name, email=user.email) if user else None
+
+
+def attachment_view(row: Attachment) -> AttachmentView:
+    return AttachmentView(
+        id=row.id, filename=row.filename, content_type=row.content_type, size=row.size
+    )
+
+
+def message_fields(record: chat_store.MessageRecord) -> dict[str, Any]:
+    row = record.message
+    role = ChatRole(row.role)
+    return {
+        "id": row.id,
+        "case_id": row.case_id,
+        "relationship_id": row.relationship_id,
+        "thread_type": ThreadType(row.thread_type),
+        "partner_id": row.partner_id,
+        "date_created": row.created_at,
+        "role": role,
+        "role_label": ROLE_LABELS[role],
+        "message": row.body,
+        "is_seen": record.is_seen,
+        "user": _user(record.user),
+        "attachments": [attachment_view(a) for a in record.attachments],
+    }
+
+
+def message_view(record: chat_store.MessageRecord) -> ChatMessageView:
+    return ChatMessageView(**message_fields(record))
+
+
+def note_fields(record: chat_store.NoteRecord) -> dict[str, Any]:
+    row = record.note
+    return {
+        "id": row.id,
+        "type": "call" if row.kind == "call" else "note",
+        "date_created": row.created_at,
+        "note": row.body,
+        "duration_seconds": row.call_duration_seconds,
+        "outcome": CallOutcome(row.call_outcome) if row.call_outcome else None,
+        "user": _user(record.user),
+    }
+
+
+def timeline_item(entry: chat_store.TimelineEntry) -> TimelineItem:
+    if entry.message is not None:
+        return TimelineMessage(timestamp=entry.timestamp, **message_fields(entry.message))
+    if entry.note is not None:
+        return TimelineNote(timestamp=entry.timestamp, **note_fields(entry.note))
+    change = entry.change
+    assert change is not None
+    return TimelineStatusChange(
+        timestamp=change.timestamp,
+        seq=change.seq,
+        status=change.status,
+        sub_status=change.sub_status,
+        changed_by=change.changed_by,
+        note=change.note,
+    )
