@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import Field, WithJsonSchema, field_validator
 
-from api.pagination import PageInfo
+from api.pagination import PageInfo, PageParams, page_info
 from api.routes.tasks import UserRef
 from domain.base import INTEGRAL_FLOAT_AS_INT, ApiModel
 from domain.chat import (
@@ -232,6 +232,16 @@ def message_fields(record: chat_store.MessageRecord) -> dict[str, Any]:
 
 def message_view(record: chat_store.MessageRecord) -> ChatMessageView:
     return ChatMessageView(**message_fields(record))
+
+
+def message_list(
+    records: list[chat_store.MessageRecord], total: int, page: PageParams
+) -> ChatMessageList:
+    """One page of messages of a thread's or a pair's chat."""
+    return ChatMessageList(
+        data=[message_view(r) for r in records],
+        page=page_info(page, total=total, count=len(records)),
+    )
 
 
 def note_fields(record: chat_store.NoteRecord) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from api.chat_views import (
     ChatPost,
     ThreadRef,
     attachment_view,
-    message_view,
+    message_list,
 )
 from api.deps import (
     BlobsDep,
@@ -51,7 +51,7 @@ from api.deps import (
 )
 from api.errors import invalid, not_found
 from api.idempotency import idempotent
-from api.pagination import PageDep, page_info
+from api.pagination import PageDep
 from api.uploads import (
     AttachmentOwner,
     store_uploads,
@@ -179,10 +179,7 @@ async def list_case_messages(
         offset=page.offset,
         limit=page.page_size,
     )
-    return ChatMessageList(
-        data=[message_view(r) for r in records],
-        page=page_info(page, total=total, count=len(records)),
-    )
+    return message_list(records, total, page)
 
 
 # -- attachments ---------------------------------------------------------------------------------

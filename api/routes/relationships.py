@@ -29,7 +29,7 @@ from api.chat_views import (
     RelationshipPost,
     RelationshipView,
     attachment_view,
-    message_view,
+    message_list,
 )
 from api.deps import (
     BlobsDep,
@@ -130,10 +130,7 @@ async def list_relationship_messages(
         offset=page.offset,
         limit=page.page_size,
     )
-    return ChatMessageList(
-        data=[message_view(r) for r in records],
-        page=page_info(page, total=total, count=len(records)),
-    )
+    return message_list(records, total, page)
 
 
 @router.post(
