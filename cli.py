@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from domain.enums import OrgKind
 from settings import get_settings
-from store import accounts
+from store import accounts, passwords
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade
 
@@ -78,12 +78,73 @@ def user_create(
     org: Annotated[uuid.UUID, typer.Option(help="organisation id")],
     email: Annotated[str, typer.Option()],
     name: Annotated[str | None, typer.Option()] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(help="the portal password; without it, a one-time set-password link"),
+    ] = None,
 ) -> None:
-    """Create a user in an organisation and print its id."""
-    user = _with_session(
-        lambda s: accounts.create_user(session=s, org_id=org, email=email, name=name)
-    )
-    typer.echo(user.id)
+    """Create a user in an organisation and print its id, and how they sign in to the portal."""
+
+    async def create(session: accounts.AsyncSession) -> tuple[uuid.UUID, str | None]:
+        user = await accounts.create_user(session=session, org_id=org, email=email, name=name)
+        if password is not None:
+            await passwords.set_password(session=session, user_id=user.id, password=password)
+            return user.id, None
+        return user.id, _password_link(user.id, 0)
+
+    user_id, link = _with_session(create)
+    typer.echo(user_id)
+    if link:
+        typer.echo(f"set-password link: {link}")
+
+
+def _password_link(user_id: uuid.UUID, stamp: int) -> str:
+    """The portal link that sets this user's password (one use; PORTAL_PASSWORD_LINK_HOURS)."""
+    from portal.security import Signer
+
+    settings = get_settings()
+    signer = Signer.from_settings(settings)
+    if signer is None:
+        typer.echo(
+            "error: PORTAL_SECRET_KEY is not set, so the portal cannot sign a set-password "
+            "link; set it (or use --password)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    token = signer.password_token(user_id, stamp)
+    return f"{settings.portal_base_url.rstrip('/')}/password/{token}"
+
+
+@user_app.command("password-link")
+def user_password_link(email: Annotated[str, typer.Option()]) -> None:
+    """Print a one-time link with which the user sets a new portal password (it also ends
+    their sessions once used)."""
+
+    async def find(session: accounts.AsyncSession) -> tuple[uuid.UUID, int]:
+        found = await passwords.user_by_email(session=session, email=email)
+        if found is None:
+            raise accounts.AccountError(f"no active user with e-mail {email}")
+        return found
+
+    user_id, stamp = _with_session(find)
+    typer.echo(_password_link(user_id, stamp))
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Set a user's portal password (asked for twice unless given); ends their sessions."""
+
+    async def change(session: accounts.AsyncSession) -> None:
+        found = await passwords.user_by_email(session=session, email=email)
+        if found is None:
+            raise accounts.AccountError(f"no active user with e-mail {email}")
+        await passwords.set_password(session=session, user_id=found[0], password=password)
+
+    _with_session(change)
+    typer.echo("password set")
 
 
 @key_app.command("create")

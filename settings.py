@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=5, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
     portal_base_url: str = "http://localhost:8000/portal"
+    # Signs the portal's session cookies, CSRF tokens and set-password links (at least 32
+    # characters). Unset: the portal answers 503 and says so; `make run` generates a dev key.
+    portal_secret_key: SecretStr | None = None
+    # How long a portal session lasts after sign-in.
+    portal_session_hours: float = Field(default=12.0, gt=0)
+    # How long a set-password link printed by `caseloop user create` works.
+    portal_password_link_hours: float = Field(default=72.0, gt=0)
+    # Failed sign-ins allowed within PORTAL_SIGN_IN_WINDOW_MINUTES, per account and per
+    # client address, before that account or address is locked for as long again.
+    portal_max_failures_per_account: int = Field(default=5, ge=1)
+    portal_max_failures_per_address: int = Field(default=20, ge=1)
+    portal_sign_in_window_minutes: float = Field(default=15.0, gt=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -100,7 +112,9 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_ATTACHMENT_TYPES), min_length=1
     )
 
-    @field_validator("blob_dir", "payload_keys", "codec_ui_token", mode="before")
+    @field_validator(
+        "blob_dir", "payload_keys", "codec_ui_token", "portal_secret_key", mode="before"
+    )
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value
@@ -111,6 +125,13 @@ class Settings(BaseSettings):
         # It is the only credential of that endpoint: it must not be guessable.
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("CODEC_UI_TOKEN must have at least 32 characters")
+        return value
+
+    @field_validator("portal_secret_key")
+    @classmethod
+    def _long_portal_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("PORTAL_SECRET_KEY must have at least 32 characters")
         return value
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
+import portal
 from api import errors, openapi
 from api.access_log import hide_query_strings
 from api.deadline import RequestDeadline
@@ -106,4 +107,5 @@ def create_app(
     api.include_router(account.router)
     api.include_router(codec.router)
     app.include_router(api)
+    portal.install(app, settings)
     return app

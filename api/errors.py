@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy import exc as sa_exc
@@ -177,42 +177,50 @@ def validation_problem(errors: Sequence[Any]) -> Problem:
     return Problem(422, "validation_failed", f"Invalid input: {summary}", errors=fields)
 
 
+def answer(request: Request, problem: Problem) -> Response:
+    """``problem`` as problem+json; as an HTML page below a prefix that registered a renderer
+    in ``app.state.html_problems`` (the portal's pages: ``portal.install``)."""
+    html = getattr(request.app.state, "html_problems", None)
+    if html is not None and request.url.path.startswith(html[0]):
+        page: Response = html[1](request, problem)
+        return page
+    return problem.response(request.url.path)
+
+
 def install(app: FastAPI) -> None:
-    """Route every error through problem+json."""
+    """Route every error through problem+json (or the portal's error page, ``answer``)."""
 
     @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return exc.response(request.url.path)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_problem(exc.errors()).response(request.url.path)
+    async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
+        return answer(request, validation_problem(exc.errors()))
 
     @app.exception_handler(ValidationError)
-    async def _validation(request: Request, exc: ValidationError) -> JSONResponse:
-        return validation_problem(exc.errors()).response(request.url.path)
+    async def _validation(request: Request, exc: ValidationError) -> Response:
+        return answer(request, validation_problem(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names the methods of the first matching route only; a path has one
             # route per method, so name them all.
             headers["Allow"] = ", ".join(sorted(allowed_methods(app, request.scope)))
-        return Problem(exc.status_code, code, str(exc.detail), headers=headers).response(
-            request.url.path
-        )
+        return answer(request, Problem(exc.status_code, code, str(exc.detail), headers=headers))
 
-    async def _database(request: Request, exc: Exception) -> JSONResponse:
+    async def _database(request: Request, exc: Exception) -> Response:
         logger.warning("database unavailable: %s", type(exc).__name__)
-        return database_unavailable().response(request.url.path)
+        return answer(request, database_unavailable())
 
     for outage in DATABASE_OUTAGES:
         app.add_exception_handler(outage, _database)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return Problem(500, "internal_error", "Unexpected error; it has been logged.").response(
-            request.url.path
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        return answer(
+            request, Problem(500, "internal_error", "Unexpected error; it has been logged.")
         )

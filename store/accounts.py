@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -125,29 +126,51 @@ async def create_key(*, session: AsyncSession, user_id: uuid.UUID) -> tuple[ApiK
     return key, secret
 
 
+PRINCIPAL_COLUMNS = (
+    User.id,
+    Organisation.id,
+    Organisation.kind,
+    Organisation.country,
+    Organisation.timezone,
+    Organisation.name,
+    User.name,
+    User.email,
+)
+
+
+def principal_from_row(row: Any) -> Principal:
+    """A principal from the first eight columns of a row selected with PRINCIPAL_COLUMNS."""
+    user_id, org_id, kind, country, timezone, org_name, user_name, email = row[:8]
+    return Principal(
+        user_id, org_id, OrgKind(kind), country, timezone, org_name, user_name or email
+    )
+
+
 async def principal_for_key(*, session: AsyncSession, key: str) -> Principal | None:
     """The principal a key belongs to, or None for an unknown, revoked or inactive key."""
     row = (
         await session.execute(
-            select(
-                User.id,
-                Organisation.id,
-                Organisation.kind,
-                Organisation.country,
-                Organisation.timezone,
-                Organisation.name,
-                User.name,
-                User.email,
-            )
+            select(*PRINCIPAL_COLUMNS)
             .select_from(ApiKey)
             .join(User, User.id == ApiKey.user_id)
             .join(Organisation, Organisation.id == User.org_id)
             .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None), User.active)
         )
     ).first()
-    if row is None:
-        return None
-    user_id, org_id, kind, country, timezone, org_name, user_name, email = row
-    return Principal(
-        user_id, org_id, OrgKind(kind), country, timezone, org_name, user_name or email
+    return None if row is None else principal_from_row(row)
+
+
+@dataclass(frozen=True)
+class Member:
+    id: uuid.UUID
+    label: str  # name, else e-mail
+
+
+async def active_members(*, session: AsyncSession, org_id: uuid.UUID) -> list[Member]:
+    """The organisation's active users, by name (who a task can be assigned to)."""
+    rows = await session.execute(
+        select(User.id, User.name, User.email)
+        .where(User.org_id == org_id, User.active)
+        .order_by(User.name, User.email)
     )
+    return [Member(user_id, name or email) for user_id, name, email in rows]

@@ -73,6 +73,22 @@ class User(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime]
+    # The portal's sign-in (store/passwords.py): an argon2 hash, None until a password is set.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    # When the password last changed: sessions and set-password links issued before it end.
+    password_changed_at: Mapped[dt.datetime | None]
+
+
+class SignInFailures(Base):
+    """Failed portal sign-ins counted per account (``user:<e-mail>``) and per client address
+    (``addr:<ip>``) in a window, shared by every API process (store/passwords.py)."""
+
+    __tablename__ = "sign_in_failures"
+
+    key: Mapped[str] = mapped_column(String(340), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]
 
 
 class ApiKey(Base):

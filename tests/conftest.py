@@ -27,7 +27,14 @@ from settings import Settings
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Base
-from tests.support import TEST_DATA_CONVERTER, TEST_PAYLOAD_KEYS, Actor, bundled_binary, make_actor
+from tests.support import (
+    TEST_DATA_CONVERTER,
+    TEST_PAYLOAD_KEYS,
+    TEST_PORTAL_SECRET_KEY,
+    Actor,
+    bundled_binary,
+    make_actor,
+)
 from worker import build_worker
 
 TEST_DATABASE_URL = "CASELOOP_TEST_DATABASE_URL"
@@ -120,6 +127,7 @@ def settings(database_url: str, task_queue: str, tmp_path: Path) -> Settings:
         # Tests poll the API in tight loops; tests/api/test_rate_limit.py turns limiting on.
         rate_limit_per_minute=0,
         payload_keys=TEST_PAYLOAD_KEYS,
+        portal_secret_key=TEST_PORTAL_SECRET_KEY,
         _env_file=None,  # type: ignore[call-arg]
     )
 

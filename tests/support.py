@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import shutil
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.converter import DataConverter
@@ -21,16 +28,20 @@ from domain.accounts import OrgRef
 from domain.cases import CaseRecord, CaseSubmission, SubmitCaseInput
 from domain.enums import OrgKind
 from domain.ids import case_number
+from domain.tasks import AccessLevel, Scope, Task, TaskType
 from settings import Settings
 from store import accounts
 from store.accounts import Principal
 from store.db import transaction
+from store.models import Case
 from temporal_client import case_start_operation, data_converter
 from workflows.case import CaseWorkflow
 
 # The payload key of the tests and of the histories recorded for the replay tests. It is public
 # (committed here), so it protects nothing: never use it outside tests.
 TEST_PAYLOAD_KEYS = "test-2026:qG6jZeAe7f+PWJdWJcweM2RTb2PZHTMOWrZ53nf+JKQ="
+# Signs the portal's cookies in tests (public, like the payload key).
+TEST_PORTAL_SECRET_KEY = "test-portal-secret-0123456789abcdef0123"
 # caseloop's data converter (encrypting) with that key, for every test client and replayer.
 TEST_DATA_CONVERTER: DataConverter = data_converter(
     Settings(payload_keys=TEST_PAYLOAD_KEYS, _env_file=None)
@@ -252,3 +263,90 @@ def _retry_wait(answer: Answer) -> float | None:
     if answer.status == 409 and answer.code == "idempotency_in_progress":
         return 0.5
     return None
+
+
+SEED_TIME = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+
+
+async def add_case(
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    *,
+    partner: Actor | None = None,
+    created_at: dt.datetime = SEED_TIME,
+    reference: str | None = None,
+) -> uuid.UUID:
+    """A case row written straight into the read model (no workflow), for list and page tests."""
+    case_id = uuid.uuid4()
+    async with transaction(sessions) as session:
+        session.add(
+            Case(
+                id=case_id,
+                version=1,
+                case_number=f"CL-2026-{uuid.uuid4().int % 10**9:09d}",
+                creditor_id=creditor.org_id,
+                partner_id=partner.org_id if partner else None,
+                partner_name=partner.principal.org_name if partner else None,
+                submitted_by=creditor.principal.user_id,
+                creditor_reference=reference or f"REF-{case_id.hex[:8]}",
+                currency_code="DKK",
+                amount_to_recover=Decimal("100.00"),
+                date=created_at.date(),
+                due_date=created_at.date(),
+                claim_description="Paging test",
+                debtor_name="Paging Debtor ApS",
+                debtor={"type": "Company", "name": "Paging Debtor ApS", "country_alpha2": "DK"},
+                status="In Collection" if partner else "Created",
+                sub_status=None,
+                last_status_change=created_at,
+                created_at=created_at,
+                updated_at=created_at,
+            )
+        )
+    return case_id
+
+
+def make_task(
+    owner: Actor,
+    *,
+    access: AccessLevel,
+    case_id: uuid.UUID | None,
+    deadline: dt.datetime | None,
+    created: dt.datetime = SEED_TIME,
+) -> Task:
+    """A Generic task owned by ``owner``, to write with ``activities.projection.write_tasks``."""
+    return Task(
+        id=str(uuid.uuid4()),
+        type=TaskType.GENERIC,
+        title="Paging task",
+        description="",
+        access_level=access,
+        scope=Scope.CASE if case_id else Scope.ACCOUNT,
+        owner_org_id=owner.org_id,
+        owner_country="DK",
+        owner_timezone="Europe/Copenhagen",
+        case_id=case_id,
+        deadline=deadline,
+        original_deadline=deadline,
+        date_created=created,
+        key=str(uuid.uuid4()),
+        workflow_id="paging-test",
+        version=1,
+    )
+
+
+@contextmanager
+def reads() -> Iterator[list[str]]:
+    """The read statements every engine runs meanwhile (the key look-up aside)."""
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        text = statement.lstrip().upper()
+        if text.startswith(("SELECT", "WITH")) and "API_KEYS" not in text:
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)

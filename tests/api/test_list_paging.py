@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -15,79 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from activities.projection import _sync_invitations, write_tasks
 from api.pagination import COUNT_LIMIT
 from domain.enums import OrgKind
-from domain.tasks import AccessLevel, Scope, Task, TaskType
+from domain.tasks import AccessLevel, Scope, TaskType
 from store.cursor import encode_cursor
 from store.db import transaction
 from store.models import NO_DEADLINE, Case, CaseInvitation, TaskRow
 from store.tasks import refresh_case_tasks
-from tests.support import Actor, make_actor
+from tests.support import Actor, add_case, make_actor, make_task
 
 NOW = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
-
-
-async def add_case(
-    sessions: async_sessionmaker[AsyncSession],
-    creditor: Actor,
-    *,
-    partner: Actor | None = None,
-    created_at: dt.datetime = NOW,
-    reference: str | None = None,
-) -> uuid.UUID:
-    case_id = uuid.uuid4()
-    async with transaction(sessions) as session:
-        session.add(
-            Case(
-                id=case_id,
-                version=1,
-                case_number=f"CL-2026-{uuid.uuid4().int % 10**9:09d}",
-                creditor_id=creditor.org_id,
-                partner_id=partner.org_id if partner else None,
-                partner_name=partner.principal.org_name if partner else None,
-                submitted_by=creditor.principal.user_id,
-                creditor_reference=reference or f"REF-{case_id.hex[:8]}",
-                currency_code="DKK",
-                amount_to_recover=Decimal("100.00"),
-                date=created_at.date(),
-                due_date=created_at.date(),
-                claim_description="Paging test",
-                debtor_name="Paging Debtor ApS",
-                debtor={"type": "Company", "name": "Paging Debtor ApS", "country_alpha2": "DK"},
-                status="In Collection" if partner else "Created",
-                sub_status=None,
-                last_status_change=created_at,
-                created_at=created_at,
-                updated_at=created_at,
-            )
-        )
-    return case_id
-
-
-def make_task(
-    owner: Actor,
-    *,
-    access: AccessLevel,
-    case_id: uuid.UUID | None,
-    deadline: dt.datetime | None,
-    created: dt.datetime = NOW,
-) -> Task:
-    return Task(
-        id=str(uuid.uuid4()),
-        type=TaskType.GENERIC,
-        title="Paging task",
-        description="",
-        access_level=access,
-        scope=Scope.CASE if case_id else Scope.ACCOUNT,
-        owner_org_id=owner.org_id,
-        owner_country="DK",
-        owner_timezone="Europe/Copenhagen",
-        case_id=case_id,
-        deadline=deadline,
-        original_deadline=deadline,
-        date_created=created,
-        key=str(uuid.uuid4()),
-        workflow_id="paging-test",
-        version=1,
-    )
 
 
 async def all_pages(

@@ -8,13 +8,10 @@ import datetime as dt
 import gc
 import inspect
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from fastapi.dependencies.models import Dependant
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.projection import write_tasks
@@ -25,25 +22,8 @@ from settings import Settings
 from store.cursor import encode_cursor
 from store.db import transaction
 from store.models import NO_DEADLINE
-from tests.api.test_list_paging import NOW, add_case, make_task
-from tests.support import Actor
-
-
-@contextmanager
-def reads() -> Iterator[list[str]]:
-    """The read statements every engine runs meanwhile (the key look-up aside)."""
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        text = statement.lstrip().upper()
-        if text.startswith(("SELECT", "WITH")) and "API_KEYS" not in text:
-            statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
-        yield statements
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
+from tests.support import SEED_TIME as NOW
+from tests.support import Actor, add_case, make_task, reads
 
 
 async def test_a_list_page_and_its_total_are_one_statement(

@@ -1,0 +1,130 @@
+"""The Tasks menu: the caller's open or completed tasks, filtered like ``GET /api/tasks``.
+
+The page reads through the same store query as the API (``store.tasks.list_tasks``: one
+visibility rule) and shows each task as the API does (``api.routes.tasks.task_view``: labels,
+overdue, solution links from the catalogue)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.pagination import COUNT_LIMIT
+from api.routes.tasks import task_view
+from domain.enums import OrgKind
+from domain.tasks import CATALOGUE, AccessLevel, TaskStatus, TaskType
+from portal.rendering import render
+from portal.security import PREFIX, PortalUser
+from store import tasks as task_store
+from store.accounts import Principal, active_members
+
+router = APIRouter()
+PAGE_SIZE = 25
+
+
+def type_options(principal: Principal) -> list[tuple[str, str]]:
+    """The task types this side can have, as (code, label), by label."""
+    side = {OrgKind.CREDITOR: AccessLevel.CREDITOR, OrgKind.PARTNER: AccessLevel.PARTNER}.get(
+        principal.role
+    )
+    return sorted(
+        (
+            (spec.type.value, spec.label)
+            for spec in CATALOGUE.values()
+            if side is None or spec.access in (side, None)
+        ),
+        key=lambda option: option[1],
+    )
+
+
+def _day(value: str, zone: ZoneInfo, *, end: bool) -> tuple[dt.datetime | None, str | None]:
+    """A date field as the start (or end) of that day in the user's zone."""
+    if not value:
+        return None, None
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return None, f"{value!r} is not a date (YYYY-MM-DD)."
+    moment = dt.datetime.combine(day, dt.time.max if end else dt.time.min, tzinfo=zone)
+    return moment.astimezone(dt.UTC), None
+
+
+@router.get("/tasks", response_class=HTMLResponse)
+async def tasks_page(
+    request: Request,
+    principal: PortalUser,
+    status: TaskStatus = TaskStatus.OPEN,
+    type: str = "",
+    due_from: str = "",
+    due_to: str = "",
+    assignee: str = "",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    zone = ZoneInfo(principal.timezone)
+    errors: list[str] = []
+    deadline_from, error = _day(due_from, zone, end=False)
+    errors += [error] if error else []
+    deadline_to, error = _day(due_to, zone, end=True)
+    errors += [error] if error else []
+    types: tuple[TaskType, ...] = ()
+    if type:
+        try:
+            types = (TaskType(type),)
+        except ValueError:
+            errors.append(f"{type!r} is not a task type.")
+    assignee_id = None
+    if assignee:
+        try:
+            assignee_id = uuid.UUID(assignee)
+        except ValueError:
+            errors.append("Pick the assignee from the list.")
+    async with request.app.state.sessions() as session:
+        members = await active_members(session=session, org_id=principal.org_id)
+        found = await task_store.list_tasks(
+            session=session,
+            principal=principal,
+            filters=task_store.TaskFilter(
+                status=status,
+                types=types,
+                assignee_id=assignee_id,
+                deadline_from=deadline_from,
+                deadline_to=deadline_to,
+            ),
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+            count_limit=COUNT_LIMIT + 1,
+        )
+    settings = request.app.state.settings
+    query = {
+        "status": status.value,
+        "type": type,
+        "due_from": due_from,
+        "due_to": due_to,
+        "assignee": assignee,
+    }
+
+    def page_url(number: int) -> str:
+        return f"{PREFIX}/tasks?" + urlencode({**query, "page": number})
+
+    total = found.total
+    shown = f"{total}" if total <= COUNT_LIMIT else f"more than {COUNT_LIMIT}"
+    return render(
+        request,
+        "tasks.html",
+        section="tasks",
+        tasks=[task_view(record, settings) for record in found.records],
+        filters={**query, "status": status.value},
+        type_options=type_options(principal),
+        members=members,
+        errors=errors,
+        total_label=f"{shown} task{'s' if total != 1 else ''}"
+        + (f", page {page}" if page > 1 or found.next else ""),
+        previous_url=page_url(page - 1) if page > 1 else None,
+        next_url=page_url(page + 1) if found.next else None,
+    )
