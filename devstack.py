@@ -68,8 +68,8 @@ def _dev_secret(path: Path, make: Callable[[], str]) -> str:
 
 
 def with_dev_secrets(settings: Settings) -> tuple[Settings, dict[str, str]]:
-    """``settings`` completed with the dev stack's payload key, codec UI token and the UI's
-    origins, where not set; and the same as environment variables for the children."""
+    """``settings`` completed with the dev stack's payload key, codec UI token, portal secret
+    key and the UI's origins, where not set; and the same as environment variables for the children."""
     env: dict[str, str] = {}
     update: dict[str, object] = {}
     var = settings.var_dir
@@ -81,6 +81,11 @@ def with_dev_secrets(settings: Settings) -> tuple[Settings, dict[str, str]]:
             var / "codec-ui-token", lambda: secrets.token_urlsafe(32)
         )
         update["codec_ui_token"] = SecretStr(env["CODEC_UI_TOKEN"])
+    if settings.portal_secret_key is None:
+        env["PORTAL_SECRET_KEY"] = _dev_secret(
+            var / "portal-secret-key", lambda: secrets.token_urlsafe(32)
+        )
+        update["portal_secret_key"] = SecretStr(env["PORTAL_SECRET_KEY"])
     if not settings.codec_cors_origins:
         port = settings.temporal_ui_port
         update["codec_cors_origins"] = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]

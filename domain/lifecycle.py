@@ -44,3 +44,32 @@ def statuses_for(lifecycle: Lifecycle) -> list[tuple[CaseStatus, SubStatus | Non
         for (status, sub), shown in LIFECYCLE_TABLE.items()
         if shown is lifecycle
     ]
+
+
+# What each lifecycle means to a creditor (seed 004's table), shown beside it in the portal.
+LIFECYCLE_MEANINGS: dict[Lifecycle, str] = {
+    L.PENDING_VERIFICATION: (
+        "Your case is being reviewed by the platform and/or the collection partner. "
+        "No action needed from you yet."
+    ),
+    L.ACTIVE: (
+        "The collection partner has accepted your case and is actively working on recovering "
+        "the debt."
+    ),
+    L.MORE_INFO_REQUIRED: (
+        "The partner needs additional information from you. Check your Tasks for details."
+    ),
+    L.COLLECTING_QUOTES: (
+        "Your case is being offered to collection partners. You will receive quotes to choose from."
+    ),
+    L.PENDING_QUOTE_SELECTION: (
+        "Quotes have been submitted. You need to select a partner to proceed."
+    ),
+    L.PAUSED: (
+        "Collection activity is temporarily paused. The partner may resume or close the case."
+    ),
+    L.CLOSED: (
+        "The case has ended. Check the close reason to understand the outcome (paid, partially "
+        "paid, or other)."
+    ),
+}

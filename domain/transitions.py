@@ -36,6 +36,29 @@ class CloseCode(StrEnum):
     OTHER = "Other"
 
 
+# What each close code means (seed 004, "Understanding case outcomes"), shown beside it.
+CLOSE_CODE_MEANINGS: dict[CloseCode, str] = {
+    CloseCode.PAID: "The debtor paid the full amount.",
+    CloseCode.PARTIALLY_PAID: "The debtor paid some but not all of the debt.",
+    CloseCode.CASE_NEVER_STARTED: "Collection never began on this case.",
+    CloseCode.INVALID_CASE_DATA: "The case data could not be used to collect the debt.",
+    CloseCode.DEBTOR_INSOLVENT: "The debtor cannot pay due to insolvency or bankruptcy.",
+    CloseCode.DEBTOR_UNTRACEABLE: "The debtor could not be found.",
+    CloseCode.DISPUTED: "The debtor disputed the claim and you chose not to take legal action.",
+    CloseCode.WITHDRAWN_BY_CLIENT: "You asked to stop collection.",
+    CloseCode.PRE_LEGAL_EXHAUSTED: (
+        "All pre-legal collection efforts were completed without payment."
+    ),
+    CloseCode.STATUTE_OF_LIMITATIONS: "The claim is too old to be collected.",
+    CloseCode.SETTLEMENT_REJECTED: "You rejected the settlement the debtor offered.",
+    CloseCode.UNRESPONSIVE_CLIENT: "The partner did not get the answers it needed from you.",
+    CloseCode.UNECONOMICAL: "Collecting would cost more than it could recover.",
+    CloseCode.NO_QUOTES_RECEIVED: "No collection partner quoted for the case in time.",
+    CloseCode.QUOTES_EXPIRED: "The quotes expired before one was selected.",
+    CloseCode.OTHER: "Closed for another reason; see the case history.",
+}
+
+
 class Mover(StrEnum):
     """Who asks for a status change."""
 
