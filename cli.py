@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -203,43 +204,43 @@ def demo(
         str | None, typer.Option(help="defaults to http://API_HOST:API_PORT")
     ] = None,
 ) -> None:
-    """Create a demo creditor and partner with keys, submit a case, print how to call the API."""
+    """Create a demo creditor, partner and ops user (each with a portal password and an API
+    key), submit a case that can move, and print how to sign in and what to do next."""
     settings = get_settings()
     base = api_url or f"http://{settings.api_host}:{settings.api_port}"
     suffix = uuid.uuid4().hex[:6]
 
     async def make_accounts(session: accounts.AsyncSession) -> dict[str, str]:
-        creditor = await accounts.create_org(
-            session=session,
-            kind=OrgKind.CREDITOR,
-            name=f"Demo Creditor {suffix}",
-            country="DK",
-            timezone="Europe/Copenhagen",
+        made: dict[str, str] = {}
+        people = (
+            ("creditor", OrgKind.CREDITOR, f"Demo Creditor {suffix}", "Alice", "creditor.example"),
+            ("partner", OrgKind.PARTNER, f"Demo Partner {suffix}", "Bob", "partner.example"),
+            ("ops", OrgKind.OPS, f"Demo Platform {suffix}", "Olga", "ops.example"),
         )
-        partner = await accounts.create_org(
-            session=session,
-            kind=OrgKind.PARTNER,
-            name=f"Demo Partner {suffix}",
-            country="DK",
-            timezone="Europe/Copenhagen",
-        )
-        alice = await accounts.create_user(
-            session=session,
-            org_id=creditor.id,
-            email=f"alice-{suffix}@creditor.example",
-            name="Alice",
-        )
-        bob = await accounts.create_user(
-            session=session, org_id=partner.id, email=f"bob-{suffix}@partner.example", name="Bob"
-        )
-        _, creditor_key = await accounts.create_key(session=session, user_id=alice.id)
-        _, partner_key = await accounts.create_key(session=session, user_id=bob.id)
-        return {
-            "creditor": str(creditor.id),
-            "partner": str(partner.id),
-            "creditor_key": creditor_key,
-            "partner_key": partner_key,
-        }
+        for role, kind, org_name, person, domain in people:
+            org = await accounts.create_org(
+                session=session,
+                kind=kind,
+                name=org_name,
+                country="DK",
+                timezone="Europe/Copenhagen",
+            )
+            user = await accounts.create_user(
+                session=session,
+                org_id=org.id,
+                email=f"{person.lower()}-{suffix}@{domain}",
+                name=person,
+            )
+            password = secrets.token_urlsafe(12)
+            await passwords.set_password(session=session, user_id=user.id, password=password)
+            _, key = await accounts.create_key(session=session, user_id=user.id)
+            made |= {
+                role: str(org.id),
+                f"{role}_email": user.email,
+                f"{role}_password": password,
+                f"{role}_key": key,
+            }
+        return made
 
     made = _with_session(make_accounts)
     body = {
@@ -249,7 +250,16 @@ def demo(
         "date": "2026-09-01",
         "dueDate": "2026-10-01",
         "claimDescription": "Unpaid invoice 2026-0917 for consulting services.",
-        "debtor": {"type": "Company", "name": "Nordisk Tømrer ApS", "countryAlpha2": "DK"},
+        "debtor": {
+            "type": "Company",
+            "name": "Nordisk Tømrer ApS",
+            "contactPerson": "Jens Nordisk",
+            "email": "jens@nordisk-tomrer.example",
+            "address": "Tømrervej 12",
+            "zipCode": "8000",
+            "city": "Aarhus",
+            "countryAlpha2": "DK",
+        },
     }
     try:
         response = httpx.post(
@@ -270,21 +280,34 @@ def demo(
         )
         raise typer.Exit(1)
     case = response.json()
+    portal = settings.portal_base_url.rstrip("/")
+    key = made["creditor_key"]
     typer.echo(
-        f"""Demo creditor  {made["creditor"]}  key {made["creditor_key"]}
-Demo partner   {made["partner"]}  key {made["partner_key"]}
-Demo case      {case["caseId"]}  {case["caseNumber"]}  status {case["status"]}
+        f"""Demo case {case["caseId"]}  {case["caseNumber"]}  status {case["status"]}{
+            " · " + case["subStatus"] if case.get("subStatus") else ""
+        }
 
-Read it:
-  curl -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/cases/{case["caseId"]}
-  curl -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/cases/{case["caseId"]}/history
+Sign in to the portal at {portal}/sign-in as
+  creditor  {made["creditor_email"]}  password {made["creditor_password"]}
+  partner   {made["partner_email"]}  password {made["partner_password"]}
+  ops       {made["ops_email"]}  password {made["ops_password"]}
+
+Move the case on: as the creditor, open Tasks and solve Sign Contract and Assign Bank Account
+(the case is then Validated); as ops, assign it to {f"Demo Partner {suffix}"}; as the partner,
+open Review New Case and accept it (In Collection).
+
+The same through the API, with the API keys
+  creditor {key}
+  partner {made["partner_key"]}
+  ops {made["ops_key"]}
+  curl -H 'Authorization: Bearer {key}' {base}/api/tasks
+  curl -X POST -H 'Authorization: Bearer {key}' {base}/api/account/contract/sign
 Find its workflow:
   .venv/bin/temporal workflow list --address {settings.temporal_address} \\
       --query "CaseStatus='Created' AND CreditorId='{made["creditor"]}'"
-  http://localhost:{settings.temporal_ui_port}/namespaces/{settings.temporal_namespace}/workflows/case-{case["caseId"]}
-Move it on (it waits for a signed contract and a bank account; see its tasks):
-  curl -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/tasks
-  curl -X POST -H 'Authorization: Bearer {made["creditor_key"]}' {base}/api/account/contract/sign
+  http://localhost:{settings.temporal_ui_port}/namespaces/{
+            settings.temporal_namespace
+        }/workflows/case-{case["caseId"]}
 API docs: {base}/docs"""
     )
 

@@ -110,11 +110,28 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
 
     demo = _run([str(BIN / "caseloop"), "demo", "--api-url", stack.api], stack_env)
     case_id = demo.split("Demo case")[1].split()[0]
-    creditor_key = demo.split("Demo creditor")[1].split("key")[1].split()[0]
+    creditor_key = demo.split("API keys")[1].split("creditor")[1].split()[0]
     headers = {"Authorization": f"Bearer {creditor_key}"}
     case = httpx.get(f"{stack.api}/api/cases/{case_id}", headers=headers, timeout=5)
     assert case.status_code == 200
-    assert case.json()["status"] == "Created"
+    # It waits for what the demo says (the contract), not for data it lacks.
+    assert (case.json()["status"], case.json()["subStatus"]) == (
+        "Created",
+        "Pending contract signing",
+    )
+    # Each demo user signs in to the portal with the password the demo printed.
+    for role in ("creditor", "partner", "ops"):
+        email, _, password = demo.split(f"\n  {role} ")[1].split("\n")[0].split()[:3]
+        with httpx.Client(base_url=stack.api, timeout=5) as browser:
+            form = browser.get("/portal/sign-in")
+            token = form.text.split('name="csrf_token" value="')[1].split('"')[0]
+            signed_in = browser.post(
+                "/portal/sign-in", data={"email": email, "password": password, "csrf_token": token}
+            )
+            assert signed_in.status_code == 303, (role, signed_in.text)
+            cases = browser.get("/portal/cases")
+            assert cases.status_code == 200
+            assert (case_id in cases.text) is (role != "partner"), role
 
     listed = _run(
         [
