@@ -13,6 +13,7 @@ import typer
 from sqlalchemy.exc import DBAPIError
 
 from domain.enums import OrgKind
+from domain.ids import case_workflow_id
 from settings import get_settings
 from store import accounts, passwords
 from store.db import create_engine, session_factory, transaction
@@ -305,9 +306,7 @@ The same through the API, with the API keys
 Find its workflow:
   .venv/bin/temporal workflow list --address {settings.temporal_address} \\
       --query "CaseStatus='Created' AND CreditorId='{made["creditor"]}'"
-  http://localhost:{settings.temporal_ui_port}/namespaces/{
-            settings.temporal_namespace
-        }/workflows/case-{case["caseId"]}
+  {settings.workflow_ui_url(case_workflow_id(uuid.UUID(case["caseId"])))}
 API docs: {base}/docs"""
     )
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     # The dev server `make run` starts (ignored when pointing at a real cluster).
     temporal_ui_port: int = 8233
+    # Where ops open a case's workflow from the portal; empty: the dev server's UI on
+    # localhost:TEMPORAL_UI_PORT.
+    temporal_ui_url: str = ""
     var_dir: Path = Path("var")
 
     # Empty: an embedded SQLite file in VAR_DIR (var/caseloop.db).
@@ -142,6 +145,11 @@ class Settings(BaseSettings):
             self.blob_dir = self.var_dir / "blobs"
         self.attachment_content_types = [t.strip().lower() for t in self.attachment_content_types]
         return self
+
+    def workflow_ui_url(self, workflow_id: str) -> str:
+        """The Temporal Web UI page of a workflow (its latest run)."""
+        base = (self.temporal_ui_url or f"http://localhost:{self.temporal_ui_port}").rstrip("/")
+        return f"{base}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
 
     @property
     def blob_directory(self) -> Path:

@@ -22,6 +22,7 @@ from api.pagination import COUNT_LIMIT
 from api.routes.cases import _view as case_view
 from api.routes.tasks import TaskView, task_view
 from domain.enums import Lifecycle, OrgKind
+from domain.ids import case_workflow_id
 from domain.lifecycle import LIFECYCLE_MEANINGS
 from domain.transitions import CLOSE_CODE_MEANINGS, CloseCode
 from portal.rendering import render
@@ -181,6 +182,9 @@ async def case_page(
         items=items,
         pending=len(items["overdue"]) + len(items["upcoming"]),
         timeline=[timeline_item(entry) for entry in entries],
+        workflow_url=settings.workflow_ui_url(case_workflow_id(case_id))
+        if principal.role is OrgKind.OPS
+        else None,
         timeline_previous=timeline_url(timeline_page - 1) if timeline_page > 1 else None,
         timeline_next=timeline_url(timeline_page + 1)
         if timeline_page * TIMELINE_PAGE < total

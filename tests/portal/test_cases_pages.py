@@ -207,3 +207,29 @@ async def test_the_cases_list_and_case_page_read_a_fixed_number_of_statements(
         await portal.get(f"/portal/cases/{first}")
     assert len(many_list) == len(few_list)
     assert len(many_case) == len(few_case)
+
+
+async def test_ops_see_every_organisations_cases_and_open_a_workflow_in_the_temporal_ui(
+    portal: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    ops: Actor,
+) -> None:
+    other = await make_actor(sessions, OrgKind.CREDITOR)
+    mine = await add_case(sessions, creditor)
+    theirs = await add_case(sessions, other, created_at=SEED_TIME - dt.timedelta(days=1))
+    await signed_in(portal, sessions, ops)
+
+    assert listed(await portal.get("/portal/cases")) == [str(mine), str(theirs)]
+    page = await portal.get(f"/portal/cases/{theirs}")
+    assert page.status_code == 200
+    assert f"/namespaces/default/workflows/case-{theirs}" in page.text
+    assert "(ops, read-only)" in page.text
+
+
+async def test_a_creditor_gets_no_temporal_ui_link(
+    portal: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], creditor: Actor
+) -> None:
+    case_id = await add_case(sessions, creditor)
+    await signed_in(portal, sessions, creditor)
+    assert "Temporal Web UI" not in (await portal.get(f"/portal/cases/{case_id}")).text
