@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
@@ -20,7 +17,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
-from api.server import uvicorn_options
 from domain import search_attributes as sa
 from domain.enums import OrgKind
 from settings import Settings
@@ -33,7 +29,9 @@ from tests.support import (
     TEST_PORTAL_SECRET_KEY,
     Actor,
     bundled_binary,
+    free_socket,
     make_actor,
+    serve,
 )
 from worker import build_worker
 
@@ -152,23 +150,9 @@ async def served(
 ) -> AsyncIterator[str]:
     """The real app behind a real uvicorn server (``api.server`` options) on a free port of
     127.0.0.1, in the test's event loop beside the worker; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(settings, temporal=dev_env.client)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options())
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    sock = free_socket()
+    async with serve(create_app(settings, temporal=dev_env.client), sock) as url:
+        yield url
 
 
 @pytest.fixture

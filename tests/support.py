@@ -6,17 +6,19 @@ import asyncio
 import datetime as dt
 import json
 import shutil
+import socket
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +26,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
+from api.server import uvicorn_options
 from domain.accounts import OrgRef
 from domain.cases import CaseRecord, CaseSubmission, SubmitCaseInput
 from domain.enums import OrgKind
@@ -350,3 +353,30 @@ def reads() -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(Engine, "before_cursor_execute", seen)
+
+
+def free_socket() -> socket.socket:
+    """A socket bound to a free port of 127.0.0.1 (``serve`` listens on it)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@asynccontextmanager
+async def serve(app: Any, sock: socket.socket) -> AsyncIterator[str]:
+    """``app`` behind a real uvicorn server (``api.server`` options) on ``sock``, in the
+    running event loop; yields its base URL."""
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options())
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
