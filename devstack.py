@@ -181,13 +181,14 @@ def run_dev_stack(settings: Settings) -> int:
         print(
             f"""
 caseloop is running (Ctrl-C stops everything):
+  Portal         {settings.portal_base_url}  (sign-ins: .venv/bin/caseloop demo)
   API            http://{settings.api_host}:{settings.api_port}/api/health
   API docs       http://{settings.api_host}:{settings.api_port}/docs
   Temporal UI    http://localhost:{settings.temporal_ui_port}  (payloads decoded by the API)
   Temporal gRPC  {settings.temporal_address}  (payloads encrypted: decode with
                  --codec-endpoint http://{settings.api_host}:{settings.api_port}/api/ops/codec --codec-auth 'Bearer <ops key>')
   Database       {settings.database_url}
-Try: .venv/bin/caseloop demo
+Try: .venv/bin/caseloop demo  (prints a creditor, a partner and an ops sign-in)
 """,
             flush=True,
         )
