@@ -1,0 +1,71 @@
+"""Acting from a page: the portal calls the API's own commands (the same route functions, with
+the signed-in user as the caller), so every rule, check and error is the API's.
+
+A command's ``Problem`` (or a body that fails the API's own model) comes back to the page as
+the message to show beside its form; nothing is changed then, exactly as for the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request, Response
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import FieldError, Problem, validation_problem
+
+# What a page may say after a successful action (redirects carry the key, never the text).
+NOTICES = {
+    "postponed": "The deadline is postponed; the original deadline is kept.",
+    "assigned": "The task is reassigned.",
+    "unassigned": "The task is unassigned.",
+    "done": "Marked as done.",
+    "closed": "The task is closed.",
+    "created": "The task is created.",
+}
+
+
+def notice_of(request: Request) -> str | None:
+    return NOTICES.get(request.query_params.get("done", ""))
+
+
+def problem_messages(problem: Problem) -> list[str]:
+    """What to show for a refused action: the detail, then each field's message."""
+    messages = [problem.detail]
+    for error in problem.errors:
+        field = error.get("field", "")
+        messages.append(f"{field}: {error.get('message', '')}" if field else error["message"])
+    return messages
+
+
+async def run(
+    request: Request, command: Callable[[AsyncSession], Awaitable[Any]]
+) -> Problem | None:
+    """Run an API command in a session of its own; its Problem if it refused, else None.
+
+    A command answers a refusal by raising a Problem, or (behind the API's idempotency
+    wrapper) by returning it as a problem+json response: both come back as the Problem."""
+    async with request.app.state.sessions() as session:
+        try:
+            answer = await command(session)
+        except Problem as problem:
+            return problem
+        except ValidationError as exc:
+            return validation_problem(exc.errors())
+    if isinstance(answer, Response) and answer.status_code >= 400:
+        return _problem_of(answer)
+    return None
+
+
+def _problem_of(response: Response) -> Problem:
+    body = json.loads(bytes(response.body)) if response.body else {}
+    return Problem(
+        response.status_code,
+        str(body.get("code", "error")),
+        str(body.get("detail", "The action was refused.")),
+        errors=[
+            FieldError(e.get("field", ""), e.get("message", "")) for e in body.get("errors", [])
+        ],
+    )

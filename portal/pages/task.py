@@ -1,0 +1,152 @@
+"""One task: what it is, where it is solved, and the Tasks menu's actions on it (postpone with a
+reason, reassign within the organisation, mark as done where the catalogue allows, close a
+Generic task), each through the API's own command (``api.routes.tasks``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.errors import Problem, invalid, not_found
+from api.routes import tasks as task_routes
+from domain.enums import OrgKind
+from domain.tasks import CATALOGUE, TaskStatus, TaskType
+from portal.actions import notice_of, problem_messages, run
+from portal.rendering import redirect, render
+from portal.security import PREFIX, PortalUser, check_csrf, form_text
+from store import tasks as task_store
+from store.accounts import Principal, active_members
+
+router = APIRouter()
+
+
+async def _page(
+    request: Request,
+    principal: Principal,
+    task_id: str,
+    *,
+    problem: Problem | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    settings = request.app.state.settings
+    async with request.app.state.sessions() as session:
+        record = await task_store.get_task(session=session, principal=principal, task_id=task_id)
+        if record is None:
+            raise not_found("Task")
+        members = await active_members(session=session, org_id=record.task.owner_org_id)
+    task = task_routes.task_view(record, settings)
+    spec = CATALOGUE[task.type]
+    is_open = task.status is TaskStatus.OPEN
+    may_act = is_open and principal.role is not OrgKind.OPS
+    zone = ZoneInfo(principal.timezone)
+    return render(
+        request,
+        "task.html",
+        status_code=problem.status if problem else 200,
+        section="tasks",
+        task=task,
+        spec=spec,
+        own_page=task.type is TaskType.GENERIC,
+        members=members,
+        may_act=may_act,
+        may_mark_done=may_act and spec.mark_as_done,
+        may_close=may_act and task.type is TaskType.GENERIC,
+        default_day=(dt.datetime.now(zone) + dt.timedelta(days=7)).date().isoformat(),
+        notice=None if problem else notice_of(request),
+        errors=problem_messages(problem) if problem else [],
+        form=form or {},
+    )
+
+
+@router.get("/tasks/{task_id}", response_class=HTMLResponse)
+async def task_page(request: Request, principal: PortalUser, task_id: str) -> Response:
+    return await _page(request, principal, task_id)
+
+
+def _context(request: Request, principal: Principal, session: AsyncSession) -> Any:
+    return task_routes.TaskAction(
+        request, principal, session, request.app.state.temporal, request.app.state.settings
+    )
+
+
+async def _act(
+    request: Request,
+    principal: Principal,
+    task_id: str,
+    notice: str,
+    command: Callable[[Any], Awaitable[Any]],
+) -> Response:
+    form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    form.pop("csrf_token", None)
+    problem = await run(request, lambda session: command(_context(request, principal, session)))
+    if problem is not None:
+        return await _page(request, principal, task_id, problem=problem, form=form)
+    return redirect(f"{PREFIX}/tasks/{task_id}?done={notice}")
+
+
+def _end_of_day(value: str, zone: str) -> dt.datetime:
+    """The end of a date picked in the user's time zone (deadlines end with their day)."""
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise invalid("deadline", "pick a date") from None
+    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=ZoneInfo(zone))
+
+
+@router.post("/tasks/{task_id}/postpone", dependencies=[Depends(check_csrf)])
+async def postpone(request: Request, principal: PortalUser, task_id: str) -> Response:
+    form = await request.form()
+
+    async def command(ctx: Any) -> Any:
+        body = task_routes.PostponeBody(
+            deadline=_end_of_day(form_text(form, "deadline"), principal.timezone),
+            reason=form_text(form, "reason").strip(),
+        )
+        return await task_routes.postpone_task(task_id, body, ctx)
+
+    return await _act(request, principal, task_id, "postponed", command)
+
+
+@router.post("/tasks/{task_id}/assign", dependencies=[Depends(check_csrf)])
+async def reassign(request: Request, principal: PortalUser, task_id: str) -> Response:
+    form = await request.form()
+    chosen = form_text(form, "user_id")
+
+    async def command(ctx: Any) -> Any:
+        try:
+            user_id = uuid.UUID(chosen) if chosen else None
+        except ValueError:
+            raise invalid("userId", "pick a colleague from the list") from None
+        body = task_routes.AssignBody(user_id=user_id)
+        return await task_routes.assign_task(task_id, body, ctx)
+
+    return await _act(request, principal, task_id, "assigned" if chosen else "unassigned", command)
+
+
+@router.post("/tasks/{task_id}/done", dependencies=[Depends(check_csrf)])
+async def mark_done(request: Request, principal: PortalUser, task_id: str) -> Response:
+    form = await request.form()
+
+    async def command(ctx: Any) -> Any:
+        body = task_routes.CloseBody(reason=form_text(form, "reason").strip() or None)
+        return await task_routes.mark_task_done(task_id, body, ctx)
+
+    return await _act(request, principal, task_id, "done", command)
+
+
+@router.post("/tasks/{task_id}/close", dependencies=[Depends(check_csrf)])
+async def close(request: Request, principal: PortalUser, task_id: str) -> Response:
+    form = await request.form()
+
+    async def command(ctx: Any) -> Any:
+        body = task_routes.CloseBody(reason=form_text(form, "reason").strip() or None)
+        return await task_routes.close_task(task_id, body, ctx)
+
+    return await _act(request, principal, task_id, "closed", command)
