@@ -43,7 +43,14 @@ def problem_messages(problem: Problem) -> list[str]:
 async def run(
     request: Request, command: Callable[[AsyncSession], Awaitable[Any]]
 ) -> Problem | None:
-    """Run an API command in a session of its own; its Problem if it refused, else None.
+    """Run an API command in a session of its own; its Problem if it refused, else None."""
+    answer = await answer_of(request, command)
+    return answer if isinstance(answer, Problem) else None
+
+
+async def answer_of(request: Request, command: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+    """Run an API command in a session of its own: its Problem if it refused, else its JSON
+    answer (decoded) or whatever else it returned.
 
     A command answers a refusal by raising a Problem, or (behind the API's idempotency
     wrapper) by returning it as a problem+json response: both come back as the Problem."""
@@ -54,9 +61,11 @@ async def run(
             return problem
         except ValidationError as exc:
             return validation_problem(exc.errors())
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return _problem_of(answer)
-    return None
+    if isinstance(answer, Response):
+        if answer.status_code >= 400:
+            return _problem_of(answer)
+        return json.loads(bytes(answer.body)) if answer.body else None
+    return answer
 
 
 def _problem_of(response: Response) -> Problem:

@@ -8,25 +8,27 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat_views import timeline_item
-from api.errors import not_found
+from api.errors import Problem, not_found
 from api.pagination import COUNT_LIMIT
+from api.routes import tasks as task_routes
 from api.routes.cases import _view as case_view
 from api.routes.tasks import TaskView, task_view
 from domain.enums import Lifecycle, OrgKind
 from domain.ids import case_workflow_id
 from domain.lifecycle import LIFECYCLE_MEANINGS
 from domain.transitions import CLOSE_CODE_MEANINGS, CloseCode
-from portal.rendering import render
-from portal.security import PREFIX, PortalUser
+from portal.actions import answer_of, problem_messages
+from portal.forms import amount, day_bound, end_of_day
+from portal.rendering import redirect, render
+from portal.security import PREFIX, PortalUser, check_csrf, form_text
 from store import cases as case_store
 from store import chat as chat_store
 from store import tasks as task_store
@@ -35,32 +37,6 @@ from store.accounts import Principal
 router = APIRouter()
 PAGE_SIZE = 25
 TIMELINE_PAGE = 50
-
-
-def _day(value: str, zone: ZoneInfo, *, end: bool, errors: list[str]) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        errors.append(f"{value!r} is not a date (YYYY-MM-DD).")
-        return None
-    moment = dt.datetime.combine(day, dt.time.max if end else dt.time.min, tzinfo=zone)
-    return moment.astimezone(dt.UTC)
-
-
-def _amount(value: str, errors: list[str]) -> Decimal | None:
-    if not value:
-        return None
-    try:
-        amount = Decimal(value.replace(",", "."))
-    except InvalidOperation:
-        errors.append(f"{value!r} is not an amount.")
-        return None
-    if not amount.is_finite() or amount < 0:
-        errors.append(f"{value!r} is not an amount.")
-        return None
-    return amount
 
 
 @router.get("/cases", response_class=HTMLResponse)
@@ -75,16 +51,16 @@ async def cases_page(
     amount_to: str = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    zone = ZoneInfo(principal.timezone)
+    zone = principal.timezone
     errors: list[str] = []
     filters = case_store.CaseFilter(
         statuses=[],
         lifecycle=lifecycle,
         debtor_name=debtor.replace("\x00", "").strip() or None,
-        amount_from=_amount(amount_from, errors),
-        amount_to=_amount(amount_to, errors),
-        status_changed_from=_day(changed_from, zone, end=False, errors=errors),
-        status_changed_to=_day(changed_to, zone, end=True, errors=errors),
+        amount_from=amount(amount_from, errors),
+        amount_to=amount(amount_to, errors),
+        status_changed_from=day_bound(changed_from, zone, end=False, errors=errors),
+        status_changed_to=day_bound(changed_to, zone, end=True, errors=errors),
     )
     async with request.app.state.sessions() as session:
         found = await case_store.list_cases(
@@ -151,6 +127,19 @@ async def case_page(
     case_id: uuid.UUID,
     timeline_page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
+    return await render_case(request, principal, case_id, timeline_page=timeline_page)
+
+
+async def render_case(
+    request: Request,
+    principal: Principal,
+    case_id: uuid.UUID,
+    *,
+    timeline_page: int = 1,
+    problem: Problem | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
+    """The case page; with ``problem``, as the answer to a refused form (which keeps ``form``)."""
     settings = request.app.state.settings
     async with request.app.state.sessions() as session:
         row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
@@ -174,6 +163,7 @@ async def case_page(
     return render(
         request,
         "case.html",
+        status_code=problem.status if problem else 200,
         section="cases",
         case=view,
         offered=_offered(principal, row.case.partner_id),
@@ -189,4 +179,40 @@ async def case_page(
         timeline_next=timeline_url(timeline_page + 1)
         if timeline_page * TIMELINE_PAGE < total
         else None,
+        # A Generic task is for the caller's own organisation, on a case it works on.
+        may_add_task=principal.role is not OrgKind.OPS
+        and not _offered(principal, row.case.partner_id),
+        errors=problem_messages(problem) if problem else [],
+        form=form or {},
     )
+
+
+@router.post("/cases/{case_id}/tasks", dependencies=[Depends(check_csrf)])
+async def create_generic_task(
+    request: Request, principal: PortalUser, case_id: uuid.UUID
+) -> Response:
+    """A Generic task on the case for the caller's own organisation (``POST /api/tasks``)."""
+    form = await request.form()
+    due = form_text(form, "deadline")
+
+    async def command(session: AsyncSession) -> Any:
+        body = task_routes.GenericTaskBody(
+            case_id=case_id,
+            title=form_text(form, "title").strip(),
+            description=form_text(form, "description").strip(),
+            deadline=end_of_day(due, principal.timezone) if due else None,
+        )
+        return await task_routes.create_generic_task(
+            body,
+            request,
+            principal,
+            session,
+            request.app.state.temporal,
+            request.app.state.settings,
+        )
+
+    answer = await answer_of(request, command)
+    if isinstance(answer, Problem):
+        fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+        return await render_case(request, principal, case_id, problem=answer, form=fields)
+    return redirect(f"{PREFIX}/tasks/{answer['id']}?done=created")

@@ -19,6 +19,7 @@ from api.routes import tasks as task_routes
 from domain.enums import OrgKind
 from domain.tasks import CATALOGUE, TaskStatus, TaskType
 from portal.actions import notice_of, problem_messages, run
+from portal.forms import end_of_day
 from portal.rendering import redirect, render
 from portal.security import PREFIX, PortalUser, check_csrf, form_text
 from store import tasks as task_store
@@ -91,22 +92,13 @@ async def _act(
     return redirect(f"{PREFIX}/tasks/{task_id}?done={notice}")
 
 
-def _end_of_day(value: str, zone: str) -> dt.datetime:
-    """The end of a date picked in the user's time zone (deadlines end with their day)."""
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        raise invalid("deadline", "pick a date") from None
-    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=ZoneInfo(zone))
-
-
 @router.post("/tasks/{task_id}/postpone", dependencies=[Depends(check_csrf)])
 async def postpone(request: Request, principal: PortalUser, task_id: str) -> Response:
     form = await request.form()
 
     async def command(ctx: Any) -> Any:
         body = task_routes.PostponeBody(
-            deadline=_end_of_day(form_text(form, "deadline"), principal.timezone),
+            deadline=end_of_day(form_text(form, "deadline"), principal.timezone),
             reason=form_text(form, "reason").strip(),
         )
         return await task_routes.postpone_task(task_id, body, ctx)

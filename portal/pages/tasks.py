@@ -6,11 +6,9 @@ overdue, solution links from the catalogue)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -19,6 +17,7 @@ from api.pagination import COUNT_LIMIT
 from api.routes.tasks import task_view
 from domain.enums import OrgKind
 from domain.tasks import CATALOGUE, AccessLevel, TaskStatus, TaskType
+from portal.forms import day_bound
 from portal.rendering import render
 from portal.security import PREFIX, PortalUser
 from store import tasks as task_store
@@ -43,18 +42,6 @@ def type_options(principal: Principal) -> list[tuple[str, str]]:
     )
 
 
-def _day(value: str, zone: ZoneInfo, *, end: bool) -> tuple[dt.datetime | None, str | None]:
-    """A date field as the start (or end) of that day in the user's zone."""
-    if not value:
-        return None, None
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        return None, f"{value!r} is not a date (YYYY-MM-DD)."
-    moment = dt.datetime.combine(day, dt.time.max if end else dt.time.min, tzinfo=zone)
-    return moment.astimezone(dt.UTC), None
-
-
 @router.get("/tasks", response_class=HTMLResponse)
 async def tasks_page(
     request: Request,
@@ -66,12 +53,9 @@ async def tasks_page(
     assignee: str = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    zone = ZoneInfo(principal.timezone)
     errors: list[str] = []
-    deadline_from, error = _day(due_from, zone, end=False)
-    errors += [error] if error else []
-    deadline_to, error = _day(due_to, zone, end=True)
-    errors += [error] if error else []
+    deadline_from = day_bound(due_from, principal.timezone, end=False, errors=errors)
+    deadline_to = day_bound(due_to, principal.timezone, end=True, errors=errors)
     types: tuple[TaskType, ...] = ()
     if type:
         try:

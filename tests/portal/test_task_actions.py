@@ -158,3 +158,25 @@ async def test_another_sides_or_organisations_task_is_a_404_and_a_form_needs_its
     forged = await live_portal.post(page + "/close", data={"reason": "x"})
     assert forged.status_code == 403
     assert (await tasks_of(live_portal, creditor, status="Open"))[0]["id"] == task["id"]
+
+
+async def test_a_generic_task_is_added_from_the_case_page_and_opens_its_own_page(
+    live_portal: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], creditor: Actor
+) -> None:
+    case = await ready_case(live_portal, creditor)
+    await sign_in(live_portal, await with_password(sessions, creditor))
+    page = f"/portal/cases/{case['caseId']}"
+    day = (dt.date.today() + dt.timedelta(days=9)).isoformat()
+
+    added = await post_form(
+        live_portal, page + "/tasks", {"title": "Send the invoice copy", "deadline": day}, page=page
+    )
+
+    assert added.status_code == 303 and added.headers["location"].endswith("?done=created")
+    task = (await tasks_of(live_portal, creditor, type="Generic"))[0]
+    assert task["title"] == "Send the invoice copy" and task["deadline"].startswith(day)
+    assert "Send the invoice copy" in (await live_portal.get(page)).text  # an Action Item now
+
+    empty = await post_form(live_portal, page + "/tasks", {"title": "  "}, page=page)
+    assert empty.status_code == 422 and "title" in empty.text
+    assert len(await tasks_of(live_portal, creditor, type="Generic")) == 1
