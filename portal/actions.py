@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
-from fastapi import Request, Response
+from fastapi import Request, Response, params
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import FieldError, Problem, validation_problem
+from store.accounts import Principal
 
 # What a page may say after a successful action (redirects carry the key, never the text).
 NOTICES = {
@@ -24,7 +25,19 @@ NOTICES = {
     "done": "Marked as done.",
     "closed": "The task is closed.",
     "created": "The task is created.",
+    "signed": "The contract is signed. Every case that waited for it moves on.",
+    "registered": "The bank account is registered.",
+    "bank_account_set": "The bank account is set on the case.",
 }
+
+
+def role_check(alias: Any) -> Callable[[Principal], Awaitable[Principal]]:
+    """The role rule of an ``api.deps`` principal alias (``CreditorPrincipal`` ...): FastAPI
+    runs it before an API route; a page calling the route's function runs it itself."""
+    (depends,) = [m for m in alias.__metadata__ if isinstance(m, params.Depends)]
+    check = depends.dependency
+    assert check is not None
+    return cast(Callable[[Principal], Awaitable[Principal]], check)
 
 
 def notice_of(request: Request) -> str | None:

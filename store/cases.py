@@ -457,3 +457,22 @@ async def retake_registration(
         fresh = await session.get(CaseRegistration, registration.id)
     assert fresh is not None
     return fresh
+
+
+async def cases_without_bank_account(
+    *, session: AsyncSession, creditor_id: uuid.UUID, limit: int
+) -> list[Case]:
+    """A creditor's unfinished cases that have no bank account yet, oldest first (what its
+    AssignBankAccount task counts)."""
+    return list(
+        await session.scalars(
+            select(Case)
+            .where(
+                Case.creditor_id == creditor_id,
+                Case.bank_account_id.is_(None),
+                Case.status.not_in([s.value for s in FINISHED]),
+            )
+            .order_by(Case.created_at, Case.id)
+            .limit(limit)
+        )
+    )

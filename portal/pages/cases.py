@@ -25,7 +25,7 @@ from domain.enums import Lifecycle, OrgKind
 from domain.ids import case_workflow_id
 from domain.lifecycle import LIFECYCLE_MEANINGS
 from domain.transitions import CLOSE_CODE_MEANINGS, CloseCode
-from portal.actions import answer_of, problem_messages
+from portal.actions import answer_of, notice_of, problem_messages
 from portal.forms import amount, day_bound, end_of_day
 from portal.rendering import redirect, render
 from portal.security import PREFIX, PortalUser, check_csrf, form_text
@@ -183,6 +183,7 @@ async def render_case(
         may_add_task=principal.role is not OrgKind.OPS
         and not _offered(principal, row.case.partner_id),
         errors=problem_messages(problem) if problem else [],
+        notice=None if problem else notice_of(request),
         form=form or {},
     )
 
