@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
-from fastapi import Request, Response, params
+from fastapi import Request, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import FieldError, Problem, validation_problem
-from store.accounts import Principal
 
 # What a page may say after a successful action (redirects carry the key, never the text).
 NOTICES = {
@@ -29,15 +28,6 @@ NOTICES = {
     "registered": "The bank account is registered.",
     "bank_account_set": "The bank account is set on the case.",
 }
-
-
-def role_check(alias: Any) -> Callable[[Principal], Awaitable[Principal]]:
-    """The role rule of an ``api.deps`` principal alias (``CreditorPrincipal`` ...): FastAPI
-    runs it before an API route; a page calling the route's function runs it itself."""
-    (depends,) = [m for m in alias.__metadata__ if isinstance(m, params.Depends)]
-    check = depends.dependency
-    assert check is not None
-    return cast(Callable[[Principal], Awaitable[Principal]], check)
 
 
 def notice_of(request: Request) -> str | None:

@@ -6,7 +6,6 @@ import datetime as dt
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import WithStartWorkflowOperation
 
 from activities.accounts import creditor_start_options
@@ -28,8 +27,7 @@ class AccountStatus(ApiModel):
     contract_signed_at: dt.datetime | None
 
 
-async def account_status(session: AsyncSession, org_id: object) -> AccountStatus:
-    """The organisation's account as the read model has it now."""
+async def _status(session: SessionDep, org_id: object) -> AccountStatus:
     session.expire_all()
     org = await session.get(Organisation, org_id)
     assert org is not None
@@ -44,7 +42,7 @@ async def account_status(session: AsyncSession, org_id: object) -> AccountStatus
 @router.get("", response_model=AccountStatus)
 async def get_account(principal: CreditorPrincipal, session: SessionDep) -> AccountStatus:
     """Your creditor account: is the collection contract signed?"""
-    return await account_status(session, principal.org_id)
+    return await _status(session, principal.org_id)
 
 
 @router.post("/contract/sign", response_model=AccountStatus, responses={403: {}})
@@ -76,8 +74,6 @@ async def sign_contract(
                 rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
             )
         )
-        return JSONResponse(
-            (await account_status(session, principal.org_id)).model_dump(mode="json")
-        )
+        return JSONResponse((await _status(session, principal.org_id)).model_dump(mode="json"))
 
     return await idempotent(request, principal, {}, execute)

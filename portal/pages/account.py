@@ -4,24 +4,20 @@ AssignBankAccount (``/account/bank-accounts``). Each form runs the API's own com
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import CreditorPrincipal
 from api.errors import Problem
 from api.routes import account as account_routes
 from api.routes import bank_accounts as bank_routes
-from portal.actions import notice_of, problem_messages, role_check, run
+from portal.actions import notice_of, problem_messages, run
+from portal.invoke import invoke
 from portal.rendering import redirect, render
-from portal.security import PREFIX, PortalUser, check_csrf, form_text
+from portal.security import PREFIX, PortalUser, check_csrf
 from store import cases as case_store
 from store.accounts import Principal
 
 router = APIRouter()
-creditor_only = role_check(CreditorPrincipal)
 LISTED_CASES = 100
 
 
@@ -33,10 +29,9 @@ async def render_account(
     problem: Problem | None = None,
     form: dict[str, str] | None = None,
 ) -> Response:
-    await creditor_only(principal)
     async with request.app.state.sessions() as session:
-        status = await account_routes.account_status(session, principal.org_id)
-        accounts = await bank_routes.list_bank_accounts(principal, session)
+        status = await invoke(account_routes.get_account, request, principal, session)
+        accounts = await invoke(bank_routes.list_bank_accounts, request, principal, session)
         waiting = await case_store.cases_without_bank_account(
             session=session, creditor_id=principal.org_id, limit=LISTED_CASES
         )
@@ -73,14 +68,10 @@ async def bank_accounts_page(request: Request, principal: PortalUser) -> Respons
 
 @router.post("/account/contract/sign", dependencies=[Depends(check_csrf)])
 async def sign(request: Request, principal: PortalUser) -> Response:
-    await creditor_only(principal)
-
-    async def command(session: AsyncSession) -> Any:
-        return await account_routes.sign_contract(
-            request, principal, session, request.app.state.temporal, request.app.state.settings
-        )
-
-    problem = await run(request, command)
+    problem = await run(
+        request,
+        lambda session: invoke(account_routes.sign_contract, request, principal, session),
+    )
     if problem is not None:
         return await render_account(request, principal, problem=problem)
     return redirect(f"{PREFIX}/account/contract?done=signed")
@@ -88,19 +79,14 @@ async def sign(request: Request, principal: PortalUser) -> Response:
 
 @router.post("/account/bank-accounts", dependencies=[Depends(check_csrf)])
 async def register_bank_account(request: Request, principal: PortalUser) -> Response:
-    await creditor_only(principal)
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-
-    async def command(session: AsyncSession) -> Any:
-        body = bank_routes.BankAccountBody(
-            iban=form_text(form, "iban").strip(),
-            holder_name=form_text(form, "holder_name").strip(),
-            currency_code=form_text(form, "currency_code").strip().upper(),
-        )
-        return await bank_routes.create_bank_account(body, request, principal)
-
-    problem = await run(request, command)
+    problem = await run(
+        request,
+        lambda session: invoke(
+            bank_routes.create_bank_account, request, principal, session, form=form
+        ),
+    )
     if problem is not None:
         return await render_account(
             request, principal, focus="bank-accounts", problem=problem, form=fields
