@@ -46,17 +46,58 @@ def _parameters(route: Callable[..., Any]) -> list[tuple[str, Any, list[Any]]]:
 
 def body_from_form(model: type[BaseModel], form: Mapping[str, Any]) -> BaseModel:
     """The route's body model from a form whose fields are named as the API's JSON
-    (``debtor.name`` for a nested field); an empty field is left out, as a client would."""
+    (``debtor.name`` for a nested field). An empty field is left out, as a client would; a
+    repeated field (a multiple select) or one whose field is a list gives a list; a field
+    the model types as an integer is read as one (forms send text; the model then judges)."""
+    items = form.multi_items() if isinstance(form, FormData) else list(form.items())
     data: dict[str, Any] = {}
-    for key, value in form.items():
+    for key, value in items:
         if key == "csrf_token" or not isinstance(value, str) or value == "":
             continue
         *path, last = key.split(".")
-        target = data
+        target, owner = data, model
         for part in path:
             target = target.setdefault(part, {})
-        target[last] = value
+            owner = _nested_model(owner, part) or owner
+        value = _typed(owner, last, value)
+        if last in target or _is_list(owner, last):
+            held = target.get(last, [])
+            target[last] = [*(held if isinstance(held, list) else [held]), value]
+        else:
+            target[last] = value
     return model.model_validate(data)
+
+
+def _field(model: type[BaseModel], key: str) -> Any:
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field
+    return None
+
+
+def _nested_model(model: type[BaseModel], key: str) -> type[BaseModel] | None:
+    field = _field(model, key)
+    for candidate in typing.get_args(field.annotation) if field else ():
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    if field and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+        return field.annotation
+    return None
+
+
+def _is_list(model: type[BaseModel], key: str) -> bool:
+    field = _field(model, key)
+    return field is not None and typing.get_origin(field.annotation) is list
+
+
+def _typed(model: type[BaseModel], key: str, value: str) -> Any:
+    field = _field(model, key)
+    if field is not None and field.annotation in (int, int | None):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    return value
 
 
 async def invoke(

@@ -174,3 +174,13 @@ async def active_members(*, session: AsyncSession, org_id: uuid.UUID) -> list[Me
         .order_by(User.name, User.email)
     )
     return [Member(user_id, name or email) for user_id, name, email in rows]
+
+
+async def partner_organisations(*, session: AsyncSession) -> list[tuple[uuid.UUID, str]]:
+    """Every partner organisation, by name (whom ops assign a case to or ask for quotes)."""
+    rows = await session.execute(
+        select(Organisation.id, Organisation.name)
+        .where(Organisation.kind == OrgKind.PARTNER.value)
+        .order_by(Organisation.name)
+    )
+    return [(org_id, name) for org_id, name in rows]

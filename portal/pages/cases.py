@@ -15,24 +15,29 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.chat_views import timeline_item
+from api.chat_views import CallOutcome, timeline_item
 from api.errors import Problem, not_found
 from api.pagination import COUNT_LIMIT
+from api.routes import bank_accounts as bank_routes
+from api.routes import case_work
 from api.routes import tasks as task_routes
 from api.routes.cases import _view as case_view
 from api.routes.tasks import TaskView, task_view
-from domain.enums import Lifecycle, OrgKind
+from domain.cases import CaseView
+from domain.enums import CaseStatus, Lifecycle, OrgKind, Party, SubStatus
 from domain.ids import case_workflow_id
 from domain.lifecycle import LIFECYCLE_MEANINGS
+from domain.tasks import TaskStatus, TaskType
 from domain.transitions import CLOSE_CODE_MEANINGS, CloseCode
 from portal.actions import answer_of, notice_of, problem_messages
 from portal.forms import amount, day_bound, end_of_day
+from portal.invoke import invoke
 from portal.rendering import redirect, render
 from portal.security import PREFIX, PortalUser, check_csrf, form_text
 from store import cases as case_store
 from store import chat as chat_store
 from store import tasks as task_store
-from store.accounts import Principal
+from store.accounts import Principal, partner_organisations
 
 router = APIRouter()
 PAGE_SIZE = 25
@@ -138,8 +143,10 @@ async def render_case(
     timeline_page: int = 1,
     problem: Problem | None = None,
     form: dict[str, str] | None = None,
+    open_form: str | None = None,
 ) -> Response:
-    """The case page; with ``problem``, as the answer to a refused form (which keeps ``form``)."""
+    """The case page; with ``problem``, as the answer to a refused form (which keeps ``form``,
+    open); ``open_form`` opens one of its forms (a task's solution page)."""
     settings = request.app.state.settings
     async with request.app.state.sessions() as session:
         row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
@@ -153,8 +160,13 @@ async def render_case(
             offset=(timeline_page - 1) * TIMELINE_PAGE,
             limit=TIMELINE_PAGE,
         )
-    view = case_view(row, dt.datetime.now(dt.UTC))
-    items = action_items([task_view(record, settings) for record in records])
+        view = case_view(row, dt.datetime.now(dt.UTC))
+        tasks = [task_view(record, settings) for record in records]
+        offered = _offered(principal, row.case.partner_id)
+        open_types = {t.type for t in tasks if t.status is TaskStatus.OPEN}
+        forms = available_forms(principal, view, offered, open_types)
+        extra = await _form_data(request, principal, session, case_id, forms)
+    items = action_items(tasks)
     close_code = CloseCode(view.close_code) if view.close_code in set(CloseCode) else None
 
     def timeline_url(number: int) -> str:
@@ -166,7 +178,7 @@ async def render_case(
         status_code=problem.status if problem else 200,
         section="cases",
         case=view,
-        offered=_offered(principal, row.case.partner_id),
+        offered=offered,
         meaning=LIFECYCLE_MEANINGS[view.lifecycle],
         close_meaning=CLOSE_CODE_MEANINGS.get(close_code) if close_code else None,
         items=items,
@@ -180,12 +192,97 @@ async def render_case(
         if timeline_page * TIMELINE_PAGE < total
         else None,
         # A Generic task is for the caller's own organisation, on a case it works on.
-        may_add_task=principal.role is not OrgKind.OPS
-        and not _offered(principal, row.case.partner_id),
+        may_add_task=principal.role is not OrgKind.OPS and not offered,
         errors=problem_messages(problem) if problem else [],
         notice=None if problem else notice_of(request),
         form=form or {},
+        forms=forms,
+        open_form=open_form,
+        statuses=[(s.value, s.value) for s in CaseStatus],
+        sub_statuses=[(s.value, s.value) for s in SubStatus],
+        close_codes=[(c.value, c.value) for c in CloseCode],
+        parties=[(p.value, p.value) for p in Party],
+        call_outcomes=[(o.value, o.value) for o in CallOutcome],
+        **extra,
     )
+
+
+FINISHED_STATUSES = (CaseStatus.RESOLVED, CaseStatus.CLOSED)
+WORKED_STATUSES = (CaseStatus.IN_COLLECTION, CaseStatus.PAYMENT_PLAN, CaseStatus.ON_HOLD)
+
+
+def available_forms(
+    principal: Principal, case: CaseView, offered: bool, open_types: set[TaskType]
+) -> list[str]:
+    """The case forms (``portal.pages.case_actions.CASE_ACTIONS``) worth showing this user now.
+    It only hides what cannot apply: whatever is shown, the API still decides."""
+    status, finished = case.status, case.status in FINISHED_STATUSES
+    forms: list[str] = []
+    if principal.role is OrgKind.CREDITOR:
+        if status is CaseStatus.CREATED:
+            forms.append("correct")
+        if case.bank_account_id is None and not finished:
+            forms.append("bank-account")
+        if case.sub_status is SubStatus.PENDING_QUOTE_SELECTION:
+            forms.append("quote-selection")
+        if finished and case.assigned_partner:
+            forms.append("partner-review")
+        if case.assigned_partner:
+            forms.append("complaint")
+        if not finished:
+            forms.append("withdraw")
+    elif principal.role is OrgKind.PARTNER:
+        if offered:
+            return ["quote", "quote-decline"]
+        if status is CaseStatus.ASSIGNED:
+            forms += ["accept", "reject", "quote"]
+        if TaskType.UPDATE_CASE_STATUS in open_types:
+            forms.append("survey")
+        if status in WORKED_STATUSES:
+            forms += ["status", "payment"]
+        if status is CaseStatus.ON_HOLD:
+            forms.append("resume")
+        if TaskType.RESPOND_TO_COMPLAINT in open_types:
+            forms.append("complaint-response")
+        if open_types & {TaskType.RECORD_PAYMENT, TaskType.CHASE_PAYMENT}:
+            forms.append("commission-payment")
+        if status in WORKED_STATUSES or finished:
+            forms += ["note", "call"]
+    else:
+        if status is CaseStatus.VALIDATED:
+            forms += ["assign", "quote-request"]
+        if status is CaseStatus.ASSIGNED or status in WORKED_STATUSES:
+            forms.append("status")
+        if status is CaseStatus.ON_HOLD:
+            forms.append("resume")
+    return forms
+
+
+async def _form_data(
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    case_id: uuid.UUID,
+    forms: list[str],
+) -> dict[str, Any]:
+    """What the shown forms list to choose from, read through the API's own routes."""
+    data: dict[str, Any] = {"quotes": [], "complaints": [], "partners": [], "bank_accounts": []}
+    if "quote-selection" in forms:
+        data["quotes"] = await invoke(
+            case_work.list_quotes, request, principal, session, case_id=case_id
+        )
+    if "complaint-response" in forms:
+        data["complaints"] = await invoke(
+            case_work.list_complaints, request, principal, session, case_id=case_id
+        )
+    if {"assign", "quote-request"} & set(forms):
+        data["partners"] = await partner_organisations(session=session)
+    if "bank-account" in forms:
+        accounts = await invoke(bank_routes.list_bank_accounts, request, principal, session)
+        data["bank_accounts"] = [
+            (a.id, f"{a.iban} · {a.holder_name} · {a.currency_code}") for a in accounts
+        ]
+    return data
 
 
 @router.post("/cases/{case_id}/tasks", dependencies=[Depends(check_csrf)])
