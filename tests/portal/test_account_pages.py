@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.api.test_tasks import IBAN_DK, eventually, new_case, tasks_of
+from tests.api.test_tasks import IBAN_DK, bank_account, eventually, new_case, sign, tasks_of
 from tests.portal.support import post_form, sign_in, with_password
 from tests.support import Actor
 
@@ -78,3 +78,31 @@ async def test_a_partner_is_refused_the_account_pages(
         live_portal, "/portal/account/contract/sign", {}, page="/portal/tasks"
     )
     assert refused.status_code == 403
+
+
+async def test_a_bank_account_is_set_on_a_waiting_case_from_the_account_page(
+    live_portal: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], creditor: Actor
+) -> None:
+    await sign(live_portal, creditor)
+    case = await new_case(live_portal, creditor)
+    account_id = await bank_account(live_portal, creditor)
+    await sign_in(live_portal, await with_password(sessions, creditor))
+    page = "/portal/account/bank-accounts"
+    shown = await live_portal.get(page)
+    assert case["caseNumber"] in shown.text
+
+    done = await post_form(
+        live_portal,
+        f"/portal/cases/{case['caseId']}/do/bank-account",
+        {"bankAccountId": account_id},
+        page=page,
+    )
+
+    assert done.status_code == 303, done.text
+
+    async def validated() -> bool:
+        got = await live_portal.get(f"/api/cases/{case['caseId']}", headers=creditor.headers)
+        return bool(got.json()["status"] == "Validated")
+
+    await eventually(validated)
+    assert case["caseNumber"] not in (await live_portal.get(page)).text
