@@ -12,11 +12,11 @@ import sys
 import traceback
 from types import ModuleType
 
-from bench import cleanup, fullcase, latency, longcase, memory
+from bench import cleanup, fullcase, latency, longcase, memory, portal
 
 # name -> module with NAME, add_arguments(parser) and async run(args) -> Report.
 BENCHMARKS: dict[str, ModuleType] = {
-    module.NAME: module for module in (latency, fullcase, memory, longcase, cleanup)
+    module.NAME: module for module in (latency, fullcase, memory, longcase, cleanup, portal)
 }
 
 

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import secrets
 import shutil
 import socket
 import statistics
@@ -409,6 +410,7 @@ async def stack(*, database: str = "sqlite", keep: bool = False) -> AsyncIterato
             "API_PORT": str(api_port),
             "RATE_LIMIT_PER_MINUTE": "0",
             "PORTAL_BASE_URL": "https://portal.example.test",
+            "PORTAL_SECRET_KEY": secrets.token_urlsafe(32),
         }
         env = _python_env(configured)
         fields: dict[str, Any] = {k.lower(): v for k, v in configured.items()}
