@@ -312,5 +312,7 @@ async def create_generic_task(
     answer = await answer_of(request, command)
     if isinstance(answer, Problem):
         fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-        return await render_case(request, principal, case_id, problem=answer, form=fields)
+        return await render_case(
+            request, principal, case_id, problem=answer, form=fields, open_form="generic-task"
+        )
     return redirect(f"{PREFIX}/tasks/{answer['id']}?done=created")

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from api.app import create_app
 from settings import Settings
@@ -45,6 +47,21 @@ async def site(
     local = settings.model_copy(update={"portal_base_url": f"http://127.0.0.1:{port}/portal"})
     async with serve(create_app(local), sock) as url:
         yield url + "/portal"
+
+
+@pytest.fixture
+async def live_site(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    dev_env: WorkflowEnvironment,
+    worker: Worker,
+) -> AsyncIterator[tuple[str, str]]:
+    """``site`` with Temporal and a worker behind it; yields (portal URL, API URL)."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    local = settings.model_copy(update={"portal_base_url": f"http://127.0.0.1:{port}/portal"})
+    async with serve(create_app(local, temporal=dev_env.client), sock) as url:
+        yield url + "/portal", url
 
 
 @pytest.fixture
