@@ -77,6 +77,7 @@ class TaskOwnerWorkflow:
         self._alarm_at: datetime | None = None
         self._senders: list[asyncio.Task[None]] = []  # one coroutine per outbox
         self._draining: set[str] = set()  # outboxes whose coroutine is sending an item
+        self._carrying: set[str] = set()  # outboxes the running projection carries
         self._outbox_error: BaseException | None = None
 
     # -- the loop -----------------------------------------------------------------------------
@@ -138,29 +139,34 @@ class TaskOwnerWorkflow:
         """What the projection about to start carries, by ``Outbox.carried_as``: everything
         queued, of each outbox whose coroutine is not sending an item (it owns that outbox's
         head until it is sent)."""
-        return {
+        carried = {
             outbox.carried_as: list(outbox.items())
             for outbox in self._outboxes()
             if outbox.carried_as not in self._draining
         }
+        self._carrying = {name for name, items in carried.items() if items}
+        return carried
 
     def _delivered(self, sent: dict[str, int]) -> None:
         """The projection delivered the first ``sent[name]`` items it carried of each outbox:
-        they leave it. Nothing else removed any meanwhile (the coroutines wait while a
-        projection is due), so they are still its first items."""
+        they leave it. Nothing else removed any meanwhile (an outbox's coroutine does not send
+        while a projection carries it), so they are still its first items."""
         for outbox in self._outboxes():
             del outbox.items()[: sent.get(outbox.carried_as, 0)]
+        self._carrying = set()
 
-    def _left_to_outboxes(self) -> bool:
-        """No projection is due that would carry the outboxes' items (or none can run: it is
-        blocked), so their coroutines send them."""
-        return not self._dirty() or self.projection_failure is not None
+    def _left_to_outbox(self, outbox: Outbox) -> bool:
+        """No projection carries the outbox's items or is due to (or none can run: it is
+        blocked), so its coroutine sends them."""
+        return outbox.carried_as not in self._carrying and (
+            not self._dirty() or self.projection_failure is not None
+        )
 
     async def _drain(self, outbox: Outbox) -> None:
         try:
             while True:
                 await workflow.wait_condition(
-                    lambda: bool(outbox.items()) and self._left_to_outboxes()
+                    lambda: bool(outbox.items()) and self._left_to_outbox(outbox)
                 )
                 self._draining.add(outbox.carried_as)
                 try:
@@ -181,6 +187,7 @@ class TaskOwnerWorkflow:
         try:
             await self._project()
         except (ActivityError, ApplicationError) as exc:
+            self._carrying = set()  # what it carried is the outboxes' to send again
             # The projection is a local activity: temporalio 1.35 hands the workflow its
             # ApplicationError itself, where a regular activity's comes as ActivityError's
             # cause (tests/api/test_faults.py shows the local case). Either is understood.

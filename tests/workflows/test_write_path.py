@@ -119,8 +119,24 @@ class Recorder:
         return action
 
     async def skip(self) -> None:
-        """Forget events that no action of this test caused (another workflow's signal)."""
-        self.seen = len((await self.handle.fetch_history()).events)
+        """Forget events that no action of this test caused (another workflow's signal), once
+        the workflow task they started has completed (its projection is in the read model
+        before the task completes, so a test that saw the read model may be early)."""
+
+        async def settled() -> int:
+            events = Action("", list((await self.handle.fetch_history()).events))
+            ended = sum(
+                events.count(kind)
+                for kind in (
+                    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+                    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+                    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+                )
+            )
+            assert events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) == ended
+            return len(events.events)
+
+        self.seen = await eventually(settled)
 
 
 def message(actor: Actor, party: Party, body: str) -> PostMessageInput:
