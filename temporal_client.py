@@ -7,7 +7,7 @@ from pathlib import Path
 
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.service import RetryConfig, TLSConfig
 
@@ -47,6 +47,30 @@ FAIL_FAST_RETRIES = RetryConfig(
 )
 
 
+class SharedPayloadConverter(PydanticPayloadConverter):
+    """temporalio's pydantic payload converter, one instance per process.
+
+    The SDK builds a payload converter from its class for every ``DataConverter`` it makes
+    (twice per workflow activation: ``_CommandAwareDataConverter``) and for every workflow run
+    it caches, and each pydantic converter starts its own cache of type adapters: about 5 % of
+    the worker's event-loop CPU went into building them, and every cached case held adapters of
+    its own. The converter holds no per-payload state (a serializer and a thread-safe cache of
+    ``TypeAdapter``s), so every one of those is this one instance.
+    """
+
+    _instance: SharedPayloadConverter | None = None
+
+    def __new__(cls) -> SharedPayloadConverter:
+        if cls._instance is None:
+            instance = super().__new__(cls)
+            PydanticPayloadConverter.__init__(instance)
+            cls._instance = instance
+        return cls._instance
+
+    def __init__(self) -> None:
+        pass  # built once, in ``__new__``
+
+
 def data_converter(settings: Settings) -> DataConverter:
     """caseloop's one data converter: pydantic JSON, then encrypted with PAYLOAD_KEYS (codec.py).
 
@@ -68,6 +92,7 @@ def data_converter(settings: Settings) -> DataConverter:
     )
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=SharedPayloadConverter,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

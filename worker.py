@@ -145,6 +145,7 @@ def build_worker(
     replace_activities: Sequence[Callable[..., Any]] = (),
     classifier: ReplyClassifier | None = None,
     settings: Settings | None = None,
+    accounts: AccountActivities | None = None,
 ) -> Worker:
     """A worker with every workflow and activity; the tests build theirs the same way.
 
@@ -154,10 +155,11 @@ def build_worker(
     ``replace_activities`` swaps real activities for others registered under the same name (tests
     use it to put a failing database in front of a projection); an unknown name is an error.
     ``classifier`` decides whether a stale chat task still needs a reply (default: the built-in
-    offline one); an LLM-backed classifier plugs in here.
+    offline one); an LLM-backed classifier plugs in here. ``accounts`` sends signals to other
+    workflows, for the projections and the outboxes alike (tests put a failing one in).
     """
-    projection = ProjectionActivities(sessions)
-    accounts = AccountActivities(client, task_queue)
+    accounts = accounts or AccountActivities(client, task_queue)
+    projection = ProjectionActivities(sessions, accounts)  # it delivers what projections carry
     concurrency = (
         {}
         if settings is None

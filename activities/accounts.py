@@ -48,14 +48,15 @@ async def start_creditor_workflow_with_signal(
 
 
 class AccountActivities:
-    """Activities that talk to other workflows through the Temporal client."""
+    """Activities that talk to other workflows through the Temporal client. The projection
+    activities call the same methods (``tell_account``, ``link``, ``release``) for what a
+    projection carries (``ProjectionActivities``)."""
 
     def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue
 
-    @activity.defn
-    async def link_relationship(self, link: RelationshipLink) -> None:
+    async def link(self, link: RelationshipLink) -> None:
         """Start the creditor-partner pair's workflow if it is not running (signal-with-start)."""
         await self._client.start_workflow(
             "RelationshipWorkflow",
@@ -77,15 +78,13 @@ class AccountActivities:
             ),
         )
 
-    @activity.defn
-    async def signal_creditor_account(self, signal: AccountSignal) -> None:
+    async def tell_account(self, signal: AccountSignal) -> None:
         """Tell the creditor's account workflow about a case (signal-with-start)."""
         await start_creditor_workflow_with_signal(
             self._client, task_queue=self._task_queue, signal=signal
         )
 
-    @activity.defn
-    async def release_cases(self, case_ids: list[UUID]) -> None:
+    async def release(self, case_ids: list[UUID]) -> None:
         """Tell each case that its creditor's contract is signed (``contract_signed``, which a
         case takes once). A case whose workflow no longer runs has nothing to release."""
         limit = asyncio.Semaphore(RELEASE_CONCURRENCY)
@@ -102,3 +101,18 @@ class AccountActivities:
                     activity.logger.warning("case %s is gone; not released", case_id)
 
         await asyncio.gather(*(release(case_id) for case_id in case_ids))
+
+    @activity.defn
+    async def link_relationship(self, link: RelationshipLink) -> None:
+        """``link``, for a link the case's projection did not deliver."""
+        await self.link(link)
+
+    @activity.defn
+    async def signal_creditor_account(self, signal: AccountSignal) -> None:
+        """``tell_account``, for a signal the case's projection did not deliver."""
+        await self.tell_account(signal)
+
+    @activity.defn
+    async def release_cases(self, case_ids: list[UUID]) -> None:
+        """``release``, for cases the account's projection did not release."""
+        await self.release(case_ids)

@@ -23,13 +23,22 @@ Temporal until it succeeds (``workflows/retry.py``). One that fails for any othe
 the database refuses, a bug) would fail the same way forever, so after a few attempts it fails
 for good with ``projection_failed``, and the workflow tells ops instead of hanging
 (``TaskOwnerWorkflow._await_projection_repair``).
+
+A projection also carries what the workflow's outboxes hold (signals to the creditor's account
+and relationship workflows, releases of waiting cases), and delivers them while it writes, so
+one local activity does both (docs/decisions/0009). Delivery is at least once: every receiving
+handler takes a repeat as a no-op. A delivery that fails or takes longer than
+``DELIVERY_TIMEOUT`` fails neither the write nor the activity: the result says how many items
+of each outbox were delivered, in order, and the workflow's outbox sends the rest itself, with
+its own retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,6 +50,7 @@ from sqlalchemy.sql.dml import Insert
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.accounts import AccountActivities
 from activities.deadlines import deadline_of
 from domain.accounts import AccountProjection
 from domain.cases import CaseDetails, CaseProjection, CaseRecord
@@ -100,6 +110,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 # Attempts of a write that fails for another reason before it fails for good (a concurrent
 # attempt's row can make one attempt fail once; three in a row is no race).
 ATTEMPTS_BEFORE_GIVING_UP = 3
+# How long a projection waits for the outbox items it carries to be delivered, well inside
+# the projection's own timeout (workflows/retry.py PROJECTION_TIMEOUT): what is not delivered
+# by then is left to the workflow's outbox.
+DELIVERY_TIMEOUT = 2.0
+# A send of carried outbox items: the projection field that carried them, how many items it
+# delivers, and the call.
+Send = tuple[str, int, Callable[[], Awaitable[None]]]
 
 
 def describe_failure(error: BaseException) -> str:
@@ -113,8 +130,45 @@ def describe_failure(error: BaseException) -> str:
 class ProjectionActivities:
     """Activities that write the read model; one instance per worker, sharing its engine."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        messenger: AccountActivities | None = None,
+    ) -> None:
+        """``messenger`` delivers the outbox items projections carry; without one, none are
+        delivered here (the workflows' outboxes send them)."""
         self._sessions = sessions
+        self._messenger = messenger
+
+    async def _deliver(self, sends: Sequence[Send]) -> dict[str, int]:
+        """Run ``sends`` in order until one fails or ``DELIVERY_TIMEOUT`` passes; how many
+        items of each field were delivered (module doc)."""
+        sent: dict[str, int] = {}
+        try:
+            async with asyncio.timeout(DELIVERY_TIMEOUT):
+                for name, count, send in sends:
+                    await send()
+                    sent[name] = sent.get(name, 0) + count
+        except Exception as error:
+            activity.logger.warning(
+                "outbox items not delivered with the projection (%s); the workflow sends them",
+                describe_failure(error),
+            )
+        return sent
+
+    @asynccontextmanager
+    async def _delivering(self, sends: Sequence[Send]) -> AsyncIterator[dict[str, int]]:
+        """Deliver ``sends`` while the body writes; the dict holds what was delivered once the
+        body is done (after the write, whether or not it failed)."""
+        sent: dict[str, int] = {}
+        if self._messenger is None or not sends:
+            yield sent
+            return
+        delivery = asyncio.create_task(self._deliver(sends))
+        try:
+            yield sent
+        finally:
+            sent.update(await delivery)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -140,7 +194,18 @@ class ProjectionActivities:
         they need: the answer) and events."""
         case_id = projection.case_id
         assert case_id is not None  # CaseProjection fills it in
-        async with self._write() as connection:
+        messenger = self._messenger
+        sends: list[Send] = []
+        if messenger is not None:
+            sends += [
+                ("account_signals", 1, functools.partial(messenger.tell_account, signal))
+                for signal in projection.account_signals
+            ]
+            sends += [
+                ("relationship_links", 1, functools.partial(messenger.link, link))
+                for link in projection.relationship_links
+            ]
+        async with self._delivering(sends) as sent, self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
             if projection.case is None:
                 await _touch_case(connection, projection)
@@ -165,7 +230,7 @@ class ProjectionActivities:
             await write_messages(connection, projection.messages)
             await write_tasks(connection, projection.tasks)
             await write_events(connection, projection.events)
-        return ProjectionResult(deadlines=deadlines)
+        return ProjectionResult(deadlines=deadlines, sent=sent)
 
     @activity.defn
     async def project_relationship(self, projection: RelationshipProjection) -> ProjectionResult:
@@ -195,8 +260,14 @@ class ProjectionActivities:
     @activity.defn
     async def project_account(self, projection: AccountProjection) -> ProjectionResult:
         """Write a creditor account's contract state, tasks (with the deadlines they need: the
-        answer) and events."""
-        async with self._write() as connection:
+        answer) and events; and tell the cases it carries that the contract is signed."""
+        cases = projection.to_release
+        sends: list[Send] = []
+        if self._messenger is not None and cases:
+            sends.append(
+                ("to_release", len(cases), functools.partial(self._messenger.release, cases))
+            )
+        async with self._delivering(sends) as sent, self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
             await connection.execute(
                 _ACCOUNT,
@@ -209,7 +280,7 @@ class ProjectionActivities:
             )
             await write_tasks(connection, projection.tasks)
             await write_events(connection, projection.events)
-        return ProjectionResult(deadlines=deadlines)
+        return ProjectionResult(deadlines=deadlines, sent=sent)
 
 
 def give_deadlines(tasks: list[Task]) -> dict[str, dt.datetime]:

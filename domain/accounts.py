@@ -82,3 +82,5 @@ class AccountProjection(ApiModel):
     contract_signed_at: dt.datetime | None
     tasks: list[Task] = []
     events: list[OutboxEvent] = []
+    # Cases to tell that the contract is signed (``CreditorState.to_release``), all or none.
+    to_release: list[UUID] = []

@@ -298,6 +298,10 @@ class CaseProjection(ApiModel):
     tasks: list[Task] = []
     events: list[OutboxEvent] = []
     messages: list[ChatMessage] = []
+    # The case's outboxes (``CaseState.account_outbox``, ``relationship_outbox``), delivered by
+    # the activity after the write, in order; its result says how many of each it delivered.
+    account_signals: list[AccountSignal] = []
+    relationship_links: list[RelationshipLink] = []
 
     @model_validator(mode="after")
     def _names_its_case(self) -> CaseProjection:

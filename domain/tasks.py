@@ -253,9 +253,12 @@ class DeadlineRequest(ApiModel):
 class ProjectionResult(ApiModel):
     """What a projection activity answers: the default deadlines it gave the tasks it wrote
     that needed one, by task id. Recorded in history with the activity's result, so a later
-    calendar never moves a deadline once given (docs/decisions/0005)."""
+    calendar never moves a deadline once given (docs/decisions/0005). And how many of the
+    outbox items it carried it delivered to other workflows, by the projection's field that
+    carried them (the first ones, in order; the workflow's outbox sends the rest)."""
 
     deadlines: dict[str, dt.datetime] = {}
+    sent: dict[str, int] = {}
 
 
 class OutboxEvent(ApiModel):

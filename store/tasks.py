@@ -107,10 +107,12 @@ async def refresh_case_tasks(
     are not rewritten."""
     if not case_ids or task_ids == set():
         return
-    where = [TaskRow.case_id.in_(case_ids)]
-    if task_ids is not None:
-        where.append(TaskRow.id.in_(task_ids))
-    await session.execute(_REFRESH.where(*where))
+    if task_ids is None:
+        await session.execute(_REFRESH_CASES, {"case_ids": list(case_ids)})
+    else:
+        await session.execute(
+            _REFRESH_TASKS, {"case_ids": list(case_ids), "task_ids": list(task_ids)}
+        )
 
 
 def _refresh() -> Update:
@@ -128,6 +130,10 @@ def _refresh() -> Update:
 
 
 _REFRESH = _refresh()
+# Built once, the ids bound per call (expanding parameters): a statement built per projection
+# costs the worker its construction and a fresh cache-key traversal every time.
+_REFRESH_CASES = _REFRESH.where(TaskRow.case_id.in_(bindparam("case_ids", expanding=True)))
+_REFRESH_TASKS = _REFRESH_CASES.where(TaskRow.id.in_(bindparam("task_ids", expanding=True)))
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter._payload_converter import _TemporalTransferTypePayloadConverter
 from temporalio.exceptions import ApplicationError
 
 from codec import (
@@ -138,3 +140,22 @@ async def test_failure_messages_are_encrypted_too() -> None:
     assert DEBTOR.encode() not in failure.SerializeToString()
     decoded = await converter.decode_failure(failure)
     assert str(decoded) == f"no bank account for {DEBTOR}"
+
+
+async def test_every_data_converter_the_sdk_builds_shares_one_payload_converter() -> None:
+    """The SDK builds a data converter (and with it a payload converter) twice per workflow
+    activation and once per workflow run; they all share one pydantic converter and its cache
+    of type adapters, and still round-trip."""
+    converter = data_converter(settings(payload_keys=TEST_PAYLOAD_KEYS))
+    rebuilt = dataclasses.replace(converter)
+    for built in (converter, rebuilt):
+        assert isinstance(built.payload_converter, _TemporalTransferTypePayloadConverter)
+    assert (
+        rebuilt.payload_converter._inner_payload_converter
+        is converter.payload_converter._inner_payload_converter
+    )
+    assert converter.payload_converter_class() is converter.payload_converter_class()
+    submission = CaseSubmission.model_validate(case_body())
+    assert await rebuilt.decode(await converter.encode([submission]), [CaseSubmission]) == [
+        submission
+    ]

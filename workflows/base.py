@@ -5,7 +5,9 @@ A subclass keeps its state in ``self.state`` (with ``version``, ``projected_vers
 ``_outboxes`` (messages to other workflows) and ``_finished``. Handlers only change state and
 call ``_touch``; the main loop reacts and projects in the workflow task that accepted the change
 (one local activity, which also gives new tasks their deadlines: docs/decisions/0009), then
-sleeps until something changes or the earliest deadline passes. Outboxes are sent beside it, never in its way.
+sleeps until something changes or the earliest deadline passes. What the outboxes hold when a
+projection starts goes along with it, in the same local activity; what it could not deliver is
+sent by the outbox's own coroutine, never in the loop's way.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
@@ -41,9 +43,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows.taskbook import TaskBook, check_open_and_resolvable_by_hand
 
 
-# An outbox: where its items wait (a list in the state, carried over continue-as-new) and how
-# one is sent. An item leaves the list only once sent.
-Outbox = tuple[Callable[[], list[Any]], Callable[[Any], Awaitable[None]]]
+class Outbox(NamedTuple):
+    """Messages for other workflows: where they wait (``items``, a list in the state, carried
+    over continue-as-new), the projection field that carries them to the projection activity
+    (``carried_as``), and how one is sent on its own (``send``). An item leaves the list only
+    once delivered: by the projection that carried it (its ``ProjectionResult.sent``) or by
+    ``send``."""
+
+    carried_as: str
+    items: Callable[[], list[Any]]
+    send: Callable[[Any], Awaitable[None]]
+
 
 _NEVER_PUBLISHED = object()
 
@@ -66,14 +76,14 @@ class TaskOwnerWorkflow:
         self._alarm: asyncio.Task[None] | None = None  # the one wake-up timer, while it runs
         self._alarm_at: datetime | None = None
         self._senders: list[asyncio.Task[None]] = []  # one coroutine per outbox
+        self._draining: set[str] = set()  # outboxes whose coroutine is sending an item
+        self._carrying: set[str] = set()  # outboxes the running projection carries
         self._outbox_error: BaseException | None = None
 
     # -- the loop -----------------------------------------------------------------------------
     async def _serve(self) -> None:
         """Run until ``_finished``; continue-as-new when history grows long."""
-        self._senders = [
-            asyncio.create_task(self._drain(items, send)) for items, send in self._outboxes()
-        ]
+        self._senders = [asyncio.create_task(self._drain(outbox)) for outbox in self._outboxes()]
         if not self._dirty():  # continued as new: publish once (a change publishes when written)
             self._publish()
         while True:
@@ -112,23 +122,58 @@ class TaskOwnerWorkflow:
             self._touch()  # nothing else changed: project anyway, for the deadlines
         return await self._project_or_block()
 
-    # -- outboxes: signals to other workflows, off the critical path ----------------------------
+    # -- outboxes: signals to other workflows, with the projection or beside it --------------------
     def _outboxes(self) -> list[Outbox]:
-        """Hook: the workflow's outboxes. Each is drained in order by its own coroutine, beside
-        the main loop: an update never waits for another workflow to be told."""
+        """Hook: the workflow's outboxes. What they hold goes with the next projection
+        (``_carried``, ``_delivered``): one local activity writes the read model and tells the
+        other workflows, in the workflow task that made the change. What it did not deliver
+        (the other workflow's server call failed) is sent in order by the outbox's own
+        coroutine, with its own retries, beside the main loop: an update never waits for
+        another workflow's retries."""
         return []
 
     def _sending(self) -> bool:
-        return any(items() for items, _ in self._outboxes())
+        return any(outbox.items() for outbox in self._outboxes())
 
-    async def _drain(
-        self, items: Callable[[], list[Any]], send: Callable[[Any], Awaitable[None]]
-    ) -> None:
+    def _carried(self) -> dict[str, list[Any]]:
+        """What the projection about to start carries, by ``Outbox.carried_as``: everything
+        queued, of each outbox whose coroutine is not sending an item (it owns that outbox's
+        head until it is sent)."""
+        carried = {
+            outbox.carried_as: list(outbox.items())
+            for outbox in self._outboxes()
+            if outbox.carried_as not in self._draining
+        }
+        self._carrying = {name for name, items in carried.items() if items}
+        return carried
+
+    def _delivered(self, sent: dict[str, int]) -> None:
+        """The projection delivered the first ``sent[name]`` items it carried of each outbox:
+        they leave it. Nothing else removed any meanwhile (an outbox's coroutine does not send
+        while a projection carries it), so they are still its first items."""
+        for outbox in self._outboxes():
+            del outbox.items()[: sent.get(outbox.carried_as, 0)]
+        self._carrying = set()
+
+    def _left_to_outbox(self, outbox: Outbox) -> bool:
+        """No projection carries the outbox's items or is due to (or none can run: it is
+        blocked), so its coroutine sends them."""
+        return outbox.carried_as not in self._carrying and (
+            not self._dirty() or self.projection_failure is not None
+        )
+
+    async def _drain(self, outbox: Outbox) -> None:
         try:
             while True:
-                await workflow.wait_condition(lambda: bool(items()))
-                await send(items()[0])
-                items().pop(0)
+                await workflow.wait_condition(
+                    lambda: bool(outbox.items()) and self._left_to_outbox(outbox)
+                )
+                self._draining.add(outbox.carried_as)
+                try:
+                    await outbox.send(outbox.items()[0])
+                finally:
+                    self._draining.discard(outbox.carried_as)
+                outbox.items().pop(0)
         except Exception as error:  # handed to the main loop, which fails the workflow task
             self._outbox_error = error
 
@@ -142,6 +187,7 @@ class TaskOwnerWorkflow:
         try:
             await self._project()
         except (ActivityError, ApplicationError) as exc:
+            self._carrying = set()  # what it carried is the outboxes' to send again
             # The projection is a local activity: temporalio 1.35 hands the workflow its
             # ApplicationError itself, where a regular activity's comes as ActivityError's
             # cause (tests/api/test_faults.py shows the local case). Either is understood.

@@ -534,14 +534,17 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
 
     def _outboxes(self) -> list[Outbox]:
         return [
-            (lambda: self.state.account_outbox, self._send_account_signal),
-            (lambda: self.state.relationship_outbox, self._send_relationship_link),
+            Outbox("account_signals", lambda: self.state.account_outbox, self._send_account_signal),
+            Outbox(
+                "relationship_links",
+                lambda: self.state.relationship_outbox,
+                self._send_relationship_link,
+            ),
         ]
 
     async def _send_account_signal(self, signal: AccountSignal) -> None:
-        # Local: its first attempt runs beside the projection in the workflow task that queued
-        # it, so when the update answers, the creditor's account workflow has the signal (and
-        # exists); a retry waits on a timer (LOCAL_RETRY_THRESHOLD) and never holds the answer.
+        # What the projection carried but did not deliver (workflows/base.py, outboxes). Local:
+        # a retry waits on a timer (LOCAL_RETRY_THRESHOLD) and never holds an answer.
         await workflow.execute_local_activity_method(
             AccountActivities.signal_creditor_account,
             signal,
@@ -587,6 +590,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                 self.record.model_dump_json().encode(), digest_size=16
             ).digest()
             changed = snapshot != self._projected_record
+            carried = self._carried()
             result = await workflow.execute_local_activity_method(
                 ProjectionActivities.project_case,
                 CaseProjection(
@@ -598,6 +602,8 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                     tasks=tasks,
                     events=events,
                     messages=messages,
+                    account_signals=carried.get("account_signals", []),
+                    relationship_links=carried.get("relationship_links", []),
                 ),
                 start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
@@ -605,6 +611,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                 summary=f"project v{version}",
             )
             self.book.given_deadlines(result.deadlines)
+            self._delivered(result.sent)
             self._projected_record = snapshot
             self.state.projected_version = max(self.state.projected_version, version)
             del self.state.pending_history[: len(history)]

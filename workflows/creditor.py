@@ -174,17 +174,19 @@ class CreditorWorkflow(TaskOwnerWorkflow):
             )
 
     def _outboxes(self) -> list[Outbox]:
-        return [(lambda: self.state.to_release, self._release)]
+        return [Outbox("to_release", lambda: self.state.to_release, self._release)]
 
     async def _release(self, first: UUID) -> None:
         """Tell every case queued so far that the contract is signed, in one local activity.
 
-        It starts in the workflow task that queued them, beside the projection, so
-        ``sign_contract`` answers once each waiting case has its signal: an action on such a
-        case after the answer sees the signed contract (a bank account set then answers with
-        the case Validated). An external-signal command would instead answer first and cost
-        the account a second workflow task for the signal's confirmation. A retry waits on a
-        timer (LOCAL_RETRY_THRESHOLD) and never holds the answer.
+        Cases queued with a change (signing) go with its projection (``project_account``
+        releases them), in the workflow task that signs, so ``sign_contract`` answers once
+        each waiting case has its signal: an action on such a case after the answer sees the
+        signed contract (a bank account set then answers with the case Validated). This sends
+        what no projection carries (a case that opened after the signing) or did not deliver.
+        An external-signal command would instead answer first and cost the account a second
+        workflow task for the signal's confirmation. A retry waits on a timer
+        (LOCAL_RETRY_THRESHOLD) and never holds the answer.
 
         The outbox drains one item per send and pops it afterwards (``_drain``): ``first`` is
         ``to_release[0]``, which it pops; the rest of this batch is removed here. Cases queued
@@ -205,6 +207,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
         if self.state.projected_version < self.state.version:  # the main loop comes back
             version = self.state.version
             tasks, events = self.book.unprojected()
+            carried = self._carried()
             result = await workflow.execute_local_activity_method(
                 ProjectionActivities.project_account,
                 AccountProjection(
@@ -213,6 +216,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                     contract_signed_at=self.state.contract_signed_at,
                     tasks=tasks,
                     events=events,
+                    to_release=carried.get("to_release", []),
                 ),
                 start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
@@ -220,6 +224,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                 summary=f"project account v{version}",
             )
             self.book.given_deadlines(result.deadlines)
+            self._delivered(result.sent)
             self.book.projected(tasks, events)
             self.state.projected_version = max(self.state.projected_version, version)
 
