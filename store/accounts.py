@@ -35,6 +35,10 @@ class Principal:
     timezone: str
     org_name: str = ""
     user_label: str = ""  # name, else e-mail: how history and tasks name the user
+    # The user's own name and e-mail as the key's lookup found them ("" when not known): how a
+    # chat message the caller just posted names its author without reading the user back.
+    user_name: str | None = None
+    user_email: str = ""
 
     @property
     def org_ref(self) -> OrgRef:
@@ -149,5 +153,13 @@ async def principal_for_key(*, session: AsyncSession, key: str) -> Principal | N
         return None
     user_id, org_id, kind, country, timezone, org_name, user_name, email = row
     return Principal(
-        user_id, org_id, OrgKind(kind), country, timezone, org_name, user_name or email
+        user_id,
+        org_id,
+        OrgKind(kind),
+        country,
+        timezone,
+        org_name,
+        user_name or email,
+        user_name=user_name,
+        user_email=email,
     )
