@@ -43,7 +43,11 @@ async def test_a_posted_message_answers_as_the_chat_lists_it(
         "name": None,
         "email": creditor.principal.user_email,
     }
-    assert (answer["role"], answer["roleLabel"], answer["isSeen"]) == ("Creditor", "Creditor", False)
+    assert (answer["role"], answer["roleLabel"], answer["isSeen"]) == (
+        "Creditor",
+        "Creditor",
+        False,
+    )
     [listed] = await chats(api, creditor, cid)
     assert answer == listed
 
