@@ -27,7 +27,7 @@ from api.deps import (
     visible_case,
 )
 from api.errors import invalid
-from api.idempotency import idempotent
+from api.idempotency import idempotent_after
 from api.routes.cases import _bank_account_ref, _view
 from api.workflow_calls import update_workflow
 from domain.accounts import OrgRef
@@ -84,8 +84,7 @@ class CaseCommands:
         """
         session = self.session
 
-        async def execute() -> Response:
-            row = await visible_case(session, case_id, principal)
+        async def execute(row: case_store.CaseRow) -> Response:
             arg = make_input(row)
             if isinstance(arg, Awaitable):
                 arg = await arg
@@ -112,8 +111,12 @@ class CaseCommands:
             )
 
         fingerprint = body.model_dump(mode="json", exclude_unset=True) if body else {}
-        return await idempotent(
-            self.request, principal, {"caseId": str(case_id), **fingerprint}, execute
+        return await idempotent_after(
+            self.request,
+            principal,
+            {"caseId": str(case_id), **fingerprint},
+            lambda: visible_case(session, case_id, principal),
+            execute,
         )
 
 
