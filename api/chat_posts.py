@@ -12,7 +12,7 @@ from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import Depends, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat_views import (
@@ -27,6 +27,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem, forbidden, invalid, not_found
 from api.json_body import malformed_json
+from api.responses import json_response
 from api.uploads import (
     AttachmentOwner,
     Upload,
@@ -74,7 +75,7 @@ async def posted(
     record = await chat_store.posted_message(
         session=session, message=message, author=author, files=files
     )
-    return JSONResponse(message_view(record).model_dump(mode="json"), status_code=201)
+    return json_response(message_view(record), status_code=201)
 
 
 def content_disposition(filename: str) -> str:

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, EmailStr, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
@@ -28,6 +27,7 @@ from api.deps import (
 )
 from api.errors import invalid
 from api.idempotency import idempotent_after
+from api.responses import json_response
 from api.routes.cases import _bank_account_ref, _view
 from api.workflow_calls import update_workflow
 from domain.accounts import OrgRef
@@ -99,16 +99,12 @@ class CaseCommands:
                 result_type=None if render is not None else RawValue,
             )
             if render is not None:
-                payload = render(result).model_dump(mode="json")
-                return JSONResponse(payload, status_code=status_code)
+                return json_response(render(result), status_code=status_code)
             session.expire_all()
             fresh = await case_store.get_case(session=session, case_id=case_id, principal=principal)
             if fresh is None:  # the action ended the caller's access (a partner rejecting the case)
                 return Response(status_code=204)
-            return JSONResponse(
-                _view(fresh, dt.datetime.now(dt.UTC)).model_dump(mode="json"),
-                status_code=status_code,
-            )
+            return json_response(_view(fresh, dt.datetime.now(dt.UTC)), status_code=status_code)
 
         fingerprint = body.model_dump(mode="json", exclude_unset=True) if body else {}
         return await idempotent_after(
