@@ -4,9 +4,10 @@ are ``api/routes/case_notes.py``; the general chat of each creditor-partner rela
 ``api/chat_posts.py`` and the views of ``api/chat_views.py``.
 
 Posting a message is an update to the workflow that owns the thread (the case's, or the pair's
-``RelationshipWorkflow``), which raises and solves the chat tasks; the answer is read back from
-the read model, which the workflow has written before it answers. Attachment bytes go to the blob
-store and never into a workflow: a message carries only attachment ids.
+``RelationshipWorkflow``), which raises and solves the chat tasks; it answers with the message
+once the read model has it, and the API answers from that result (``api.chat_posts.posted``).
+Attachment bytes go to the blob store and never into a workflow: a message carries only attachment
+ids.
 """
 
 from __future__ import annotations
