@@ -74,7 +74,9 @@ async def test_a_retried_post_the_workflow_had_recorded_answers_its_first_messag
     first = await post_chat(api, partner, cid, "Once", headers=key)
     assert first.status_code == 201, first.text
     async with transaction(sessions) as session:
-        await session.execute(delete(IdempotencyRecord))
+        await session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.org_id == partner.org_id)
+        )
     again = await post_chat(api, colleague, cid, "Once", headers=key)
     assert again.status_code == 201, again.text
     assert "Idempotent-Replayed" not in again.headers  # answered by the workflow, not replayed
