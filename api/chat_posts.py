@@ -6,13 +6,13 @@ Shared by the case chat (api/routes/chat.py) and the relationship chat
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import Depends, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.chat_views import (
@@ -27,6 +27,7 @@ from api.deps import (
 )
 from api.errors import FieldError, Problem, forbidden, invalid, not_found
 from api.json_body import malformed_json
+from api.responses import json_response
 from api.uploads import (
     AttachmentOwner,
     Upload,
@@ -50,22 +51,31 @@ from store import cases as case_store
 from store import chat as chat_store
 from store.accounts import Principal
 from store.blobs import BlobStore
-from store.models import Attachment
-
-logger = logging.getLogger(__name__)
+from store.models import Attachment, User
 
 logger = logging.getLogger(__name__)
 
 ChatPrincipal = Annotated[Principal, Depends(require_role(OrgKind.CREDITOR, OrgKind.PARTNER))]
 
 
-async def posted(session: AsyncSession, message: ChatMessage) -> Response:
-    """201 with a message just posted, as the read model has it."""
-    session.expire_all()
-    record = await chat_store.get_message(session=session, message_id=message.id)
-    if record is None:  # the update returns only after the projection: a bug if hit
-        raise Problem(500, "projection_missing", "The message was posted but is not readable yet.")
-    return JSONResponse(message_view(record).model_dump(mode="json"), status_code=201)
+async def posted(
+    session: AsyncSession,
+    principal: Principal,
+    message: ChatMessage,
+    files: Mapping[UUID, Attachment],
+) -> Response:
+    """201 with a message just posted: the update's result (the workflow answers once the read
+    model has it), named by the caller and the ``files`` the request checked or stored, so no
+    read of the message is needed (``store.chat.posted_message``)."""
+    author = (
+        User(id=principal.user_id, name=principal.user_name, email=principal.user_email)
+        if principal.user_email
+        else None
+    )
+    record = await chat_store.posted_message(
+        session=session, message=message, author=author, files=files
+    )
+    return json_response(message_view(record), status_code=201)
 
 
 def content_disposition(filename: str) -> str:
@@ -144,9 +154,10 @@ def check_thread_open(
 
 async def check_attachments(
     session: AsyncSession, principal: Principal, owner: AttachmentOwner, ids: list[UUID]
-) -> None:
+) -> dict[UUID, Attachment]:
     """Each id must be a file the caller's organisation uploaded to this case, for this side, or
-    to this relationship (``owner``); a file of another case or relationship is refused."""
+    to this relationship (``owner``); a file of another case or relationship is refused. The
+    files, by id."""
     where = "this thread of the case" if owner.case_id is not None else "this relationship"
     found = await chat_store.attachments_by_id(session=session, ids=set(ids))
     errors = [
@@ -159,6 +170,7 @@ async def check_attachments(
     if errors:
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise Problem(422, "validation_failed", f"Invalid input: {summary}", errors=errors)
+    return found
 
 
 # -- posting a message, with files ---------------------------------------------------------------
@@ -265,7 +277,7 @@ async def post_with_files(
 
     Refused (a 4xx), the uploaded files go too. On an unknown outcome (503) they stay, since the
     workflow may yet record the message that names them."""
-    await check_attachments(session, principal, owner, post.attachment_ids)
+    named = await check_attachments(session, principal, owner, post.attachment_ids)
     stored = await store_uploads(request, principal, uploads, owner)
     try:
         message = await send([*post.attachment_ids, *(a.id for a in stored)])
@@ -275,7 +287,7 @@ async def post_with_files(
         raise
     # A retry the workflow had already applied answers with the first attempt's message.
     await discard(request, [a.id for a in stored if a.id not in message.attachment_ids])
-    return await posted(session, message)
+    return await posted(session, principal, message, {**named, **{a.id: a for a in stored}})
 
 
 async def file_response(attachment: Attachment, blobs: BlobStore) -> StreamingResponse:

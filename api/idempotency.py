@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -45,11 +45,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.deadline import current_budget
-from api.deps import request_session
+from api.deps import end_read, request_session
 from api.errors import NUL, Problem, WorkflowRejection, invalid
 from store.accounts import Principal
 from store.db import transaction
 from store.models import IdempotencyRecord
+
+T = TypeVar("T")
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -141,9 +143,12 @@ def _engine(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
 
 @dataclass(frozen=True)
 class Claim:
-    """This request holds the key; ``claimed_at`` tells its claim from a later takeover."""
+    """This request holds the key; ``claimed_at`` tells its claim from a later takeover.
+    ``pending``: the claim is in the request session's open transaction, not committed yet
+    (``idempotent_after`` commits it together with its read)."""
 
     claimed_at: dt.datetime
+    pending: bool = False
 
 
 async def _claim(
@@ -154,10 +159,13 @@ async def _claim(
     lease: dt.timedelta,
     *,
     first: bool = False,
+    session: AsyncSession | None = None,
 ) -> Claim | IdempotencyRecord | None:
     """Claim the key for this request, or the stored record (finished, in progress, or for
     another request). None when the claim raced with another request: look again. ``first``:
-    this request's first look, which tries the claim before it reads."""
+    this request's first look, which tries the claim before it reads; with ``session`` (the
+    request's, no transaction open) that first INSERT opens the session's transaction and is
+    left for the caller to commit (a ``pending`` claim)."""
     now = dt.datetime.now(dt.UTC)
     claim = {
         "org_id": principal.org_id,
@@ -167,7 +175,14 @@ async def _claim(
         "response_body": None,
         "created_at": now,
     }
-    if first:
+    if first and session is not None and not session.in_transaction():
+        try:
+            connection = await session.connection()
+            await connection.execute(_CLAIM, claim)
+            return Claim(now, pending=True)
+        except IntegrityError:
+            await session.rollback()  # the key is in use: look at it below
+    elif first:
         # Most keys are new: claim with the INSERT alone; a key in use fails it, then look.
         try:
             async with _engine(sessions).begin() as connection:
@@ -210,6 +225,15 @@ def _healthy(session: AsyncSession) -> bool:
     return transaction is None or transaction.is_active
 
 
+async def _abandon_request_transaction() -> None:
+    """Roll back the request session's open transaction, if any. A claim still pending in it
+    must not outlive it: another connection's write of the same key would wait on it (SQLite's
+    lock, PostgreSQL's unique index) while this request waits on that write."""
+    session = request_session()
+    if session is not None and session.in_transaction():
+        await session.rollback()
+
+
 def _rowcount(result: Any) -> int:
     return int(result.rowcount)
 
@@ -221,20 +245,56 @@ async def idempotent(
     execute: Callable[[], Awaitable[Response]],
 ) -> Response:
     """Run ``execute`` once per (organisation, Idempotency-Key); replay its response afterwards."""
+    return await _idempotent(request, principal, body, lambda _claim: execute())
+
+
+async def idempotent_after(
+    request: Request,
+    principal: Principal,
+    body: Any,
+    read: Callable[[], Awaitable[T]],
+    execute: Callable[[T], Awaitable[Response]],
+) -> Response:
+    """``idempotent`` for a command that first reads what it acts on (its case, which also
+    checks that the caller sees it): ``execute`` gets what ``read`` returned.
+
+    ``read`` runs in the request's session (``api.deps.get_session``), in the transaction whose
+    INSERT claims the key: the claim and the read are committed together, before ``execute``
+    runs (which may write elsewhere, or wait on a workflow). What ``read`` raises is the
+    command's outcome, as if ``execute`` had raised it (a 404 is stored for the key)."""
+
+    async def run(claim: Claim | None) -> Response:
+        found = await read()
+        if claim is not None and claim.pending:
+            await end_read()  # the claim and the read: one COMMIT
+        return await execute(found)
+
+    return await _idempotent(request, principal, body, run, session=request_session())
+
+
+async def _idempotent(
+    request: Request,
+    principal: Principal,
+    body: Any,
+    execute: Callable[[Claim | None], Awaitable[Response]],
+    *,
+    session: AsyncSession | None = None,
+) -> Response:
+    """``idempotent``'s work; with ``session``, the claim is left pending in it (``_claim``)."""
     key = request.headers.get(HEADER)
     if key is None:
-        return await _respond(execute)
+        return await _respond(lambda: execute(None))
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise invalid(HEADER, f"must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_header")
     if NUL in key:  # PostgreSQL cannot store it
         raise invalid(HEADER, "must not contain NUL characters", code="invalid_header")
     sessions = request.app.state.sessions
     digest = fingerprint(request.method, request.url.path, body)
-    claim = await _wait_for_claim(request, sessions, principal, key, digest)
+    claim = await _wait_for_claim(request, sessions, principal, key, digest, session)
     if isinstance(claim, Response):
         return claim
     try:
-        response = await execute()
+        response = await execute(claim)
     except (ValidationError, RequestValidationError):
         await _release(sessions, principal, key, claim)
         raise  # rendered by the app's handlers, as without a key
@@ -259,16 +319,18 @@ async def _wait_for_claim(
     principal: Principal,
     key: str,
     digest: str,
+    session: AsyncSession | None = None,
 ) -> Claim | Response:
     """This request's claim on the key, or the stored response to replay. While another request
-    holds the key, wait for its response up to ``WAIT_SECONDS``, then 409."""
+    holds the key, wait for its response up to ``WAIT_SECONDS``, then 409. With ``session``, a
+    first claim is left pending in it (``_claim``)."""
     lease = dt.timedelta(seconds=lease_seconds(request))
     budget = current_budget()  # never wait past the request's own deadline (api/deadline.py)
     give_up = time.monotonic() + min(WAIT_SECONDS, budget.remaining() if budget else WAIT_SECONDS)
     pause, longest = POLL_SECONDS
     first = True
     while True:
-        found = await _claim(sessions, principal, key, digest, lease, first=first)
+        found = await _claim(sessions, principal, key, digest, lease, first=first, session=session)
         first = False
         if isinstance(found, Claim):
             return found
@@ -300,6 +362,7 @@ async def _release(
 ) -> None:
     """Give up this request's claim on the key (never a stored response, nor a claim another
     request took over), so a corrected request or a retry may use the key at once."""
+    await _abandon_request_transaction()  # a pending claim goes with it
     async with _engine(sessions).begin() as connection:
         await connection.execute(
             _RELEASE, {"org": principal.org_id, "k": key, "claimed": claim.claimed_at}
@@ -325,10 +388,17 @@ async def _store(
         "body": body,
     }
     session = request_session()
-    if session is not None and _healthy(session):
-        # In the request's session: its read of the answer (the case or message as it is now)
-        # and this write are one transaction. The response is sent only after the commit.
-        finished = await session.execute(_FINISH, params)
+    if session is not None and session.in_transaction() and not _healthy(session):
+        # An error spoilt the request's transaction: end it (a pending claim goes with it, and
+        # is written anew below) before another connection writes the key.
+        await _abandon_request_transaction()
+    if session is not None and session.in_transaction():
+        # In the request's open read transaction: its read of the answer (the case as it is
+        # now) and this write are one transaction. The response is sent only after the commit.
+        # A plain statement on the session's connection: the ORM's bulk UPDATE path around it
+        # cost more than the UPDATE.
+        connection = await session.connection()
+        finished = await connection.execute(_FINISH, params)
         await session.commit()
     else:
         async with _engine(sessions).begin() as connection:

@@ -3,9 +3,9 @@
 Starts its own Temporal dev server (the bundled binary), a read model in a temporary SQLite file
 (or BENCH_DATABASE_URL) and the worker as a separate process, then serves the real app in this
 process over ASGI (no sockets: the figures are the app's). On one warm case it sends, interleaved,
-``POST /api/cases/{id}/chats`` and ``POST /api/cases/{id}/status`` (each with an Idempotency-Key,
-as a careful client does) under every variant named in ``VARIANTS`` (the API-key cache on or
-off), and reports for each per request:
+``POST /api/cases/{id}/chats`` and ``POST /api/cases/{id}/status``, each with an Idempotency-Key
+(as a careful client does) and without one (as ``bench latency`` sends them), under every variant
+named in ``VARIANTS`` (the API-key cache on or off), and reports for each per request:
 
 - ``wall``: the request end to end through the app;
 - ``temporal``: the time the request waited for its workflow update (``execute_update``);
@@ -356,7 +356,6 @@ async def main(
                 )
             first = next(iter(clients.values()))
             cid = await warm_case(first, creditor, partner, ops)
-            samples = {(n, kind): Samples() for n in VARIANTS for kind in ("chat", "status")}
             actions: dict[str, Action] = {
                 "chat": lambda c, i: c.post(
                     f"/api/cases/{cid}/chats",
@@ -368,8 +367,18 @@ async def main(
                     json=STATUSES[i % 2],
                     headers={**partner.headers, "Idempotency-Key": str(uuid.uuid4())},
                 ),
+                # As ``bench latency`` sends them: no Idempotency-Key.
+                "chat, no key": lambda c, i: c.post(
+                    f"/api/cases/{cid}/chats",
+                    json={"message": f"bench message {i}"},
+                    headers=partner.headers,
+                ),
+                "status, no key": lambda c, i: c.post(
+                    f"/api/cases/{cid}/status", json=STATUSES[i % 2], headers=partner.headers
+                ),
             }
-            expected = {"chat": 201, "status": 200}
+            expected = {"chat": 201, "status": 200, "chat, no key": 201, "status, no key": 200}
+            samples = {(n, kind): Samples() for n in VARIANTS for kind in actions}
             profiler: Any = None
             if profile is not None and profile.suffix == ".pstats":
                 import cProfile

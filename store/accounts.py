@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.accounts import OrgRef
@@ -36,6 +36,10 @@ class Principal:
     timezone: str
     org_name: str = ""
     user_label: str = ""  # name, else e-mail: how history and tasks name the user
+    # The user's own name and e-mail as the key's lookup found them ("" when not known): how a
+    # chat message the caller just posted names its author without reading the user back.
+    user_name: str | None = None
+    user_email: str = ""
 
     @property
     def org_ref(self) -> OrgRef:
@@ -142,21 +146,36 @@ def principal_from_row(row: Any) -> Principal:
     """A principal from the first eight columns of a row selected with PRINCIPAL_COLUMNS."""
     user_id, org_id, kind, country, timezone, org_name, user_name, email = row[:8]
     return Principal(
-        user_id, org_id, OrgKind(kind), country, timezone, org_name, user_name or email
+        user_id,
+        org_id,
+        OrgKind(kind),
+        country,
+        timezone,
+        org_name,
+        user_name or email,
+        user_name=user_name,
+        user_email=email,
     )
+
+
+# ``principal_for_key``'s statement, built once (the key's hash is bound per call): a request
+# whose key is not cached runs it, and building it cost about as much as running it.
+_PRINCIPAL_OF_KEY = (
+    select(*PRINCIPAL_COLUMNS)
+    .select_from(ApiKey)
+    .join(User, User.id == ApiKey.user_id)
+    .join(Organisation, Organisation.id == User.org_id)
+    .where(
+        ApiKey.key_hash == bindparam("key_hash", type_=ApiKey.key_hash.type),
+        ApiKey.revoked_at.is_(None),
+        User.active,
+    )
+)
 
 
 async def principal_for_key(*, session: AsyncSession, key: str) -> Principal | None:
     """The principal a key belongs to, or None for an unknown, revoked or inactive key."""
-    row = (
-        await session.execute(
-            select(*PRINCIPAL_COLUMNS)
-            .select_from(ApiKey)
-            .join(User, User.id == ApiKey.user_id)
-            .join(Organisation, Organisation.id == User.org_id)
-            .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None), User.active)
-        )
-    ).first()
+    row = (await session.execute(_PRINCIPAL_OF_KEY, {"key_hash": hash_key(key)})).first()
     return None if row is None else principal_from_row(row)
 
 

@@ -20,16 +20,16 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from domain.cases import HistoryEntry
-from domain.chat import ChatRole, ThreadType
+from domain.chat import ChatMessage, ChatRole, ThreadType
 from domain.enums import OrgKind
 from store.accounts import Principal
 from store.cases import get_case, history
@@ -160,24 +160,53 @@ async def list_relationship_messages(
     return await _records(session, rows.all()), total or 0
 
 
-@functools.cache
-def _one_message() -> Select[Any]:
-    """``get_message``'s statement, built once (the id is bound per call): every chat post
-    reads its message back, and building the statement cost more than running it."""
-    in_same_owner = or_(
-        Later.case_id == ChatMessageRow.case_id,
-        Later.relationship_id == ChatMessageRow.relationship_id,
-    )
-    return _messages(_seen(in_same_owner)).where(
-        ChatMessageRow.id == bindparam("message_id", type_=ChatMessageRow.id.type)
-    )
+async def posted_message(
+    *,
+    session: AsyncSession,
+    message: ChatMessage,
+    author: User | None,
+    files: Mapping[uuid.UUID, Attachment],
+) -> MessageRecord:
+    """A message the caller just posted, as the update answered it (the owning workflow answers
+    once the message is projected), rather than read back from the read model.
 
-
-async def get_message(*, session: AsyncSession, message_id: str) -> MessageRecord | None:
-    """One message, whichever workflow owns it (the caller posted it: no visibility check)."""
-    row = await session.execute(_one_message(), {"message_id": message_id})
-    records = await _records(session, row.all())
-    return records[0] if records else None
+    ``author`` and ``files`` are what the request knows: the caller's user, and the files it
+    named (checked) or uploaded. Only what they lack is read: the author when the message is
+    another user's, and files the request did not name (both only on a retry of a post the
+    workflow had already recorded for the same organisation and Idempotency-Key). The message is
+    shown as posted: not seen, since no later message can exist yet at the moment it is posted.
+    """
+    if message.user_id is None:
+        author = None
+    elif author is None or author.id != message.user_id:
+        author = await session.get(User, message.user_id)
+    missing = {a for a in message.attachment_ids if a not in files}
+    if missing:
+        files = {**files, **await attachments_by_id(session=session, ids=missing)}
+    row = ChatMessageRow(
+        id=message.id,
+        seq=message.seq,
+        case_id=message.case_id,
+        relationship_id=message.relationship_id,
+        thread_type=message.thread_type.value,
+        partner_id=message.partner_id,
+        role=message.role.value,
+        org_id=message.org_id,
+        user_id=message.user_id,
+        body=message.body,
+        attachment_ids=[str(a) for a in message.attachment_ids],
+        created_at=message.created_at,
+    )
+    return MessageRecord(
+        message=row,
+        user=author,
+        attachments=[
+            file
+            for a in message.attachment_ids
+            if (file := files.get(a)) is not None and _same_owner(file, row)
+        ],
+        is_seen=False,
+    )
 
 
 # -- relationships -------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, EmailStr, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
@@ -27,7 +26,8 @@ from api.deps import (
     visible_case,
 )
 from api.errors import invalid
-from api.idempotency import idempotent
+from api.idempotency import idempotent_after
+from api.responses import json_response
 from api.routes.cases import _bank_account_ref, _view
 from api.workflow_calls import update_workflow
 from domain.accounts import OrgRef
@@ -84,8 +84,7 @@ class CaseCommands:
         """
         session = self.session
 
-        async def execute() -> Response:
-            row = await visible_case(session, case_id, principal)
+        async def execute(row: case_store.CaseRow) -> Response:
             arg = make_input(row)
             if isinstance(arg, Awaitable):
                 arg = await arg
@@ -100,20 +99,20 @@ class CaseCommands:
                 result_type=None if render is not None else RawValue,
             )
             if render is not None:
-                payload = render(result).model_dump(mode="json")
-                return JSONResponse(payload, status_code=status_code)
+                return json_response(render(result), status_code=status_code)
             session.expire_all()
             fresh = await case_store.get_case(session=session, case_id=case_id, principal=principal)
             if fresh is None:  # the action ended the caller's access (a partner rejecting the case)
                 return Response(status_code=204)
-            return JSONResponse(
-                _view(fresh, dt.datetime.now(dt.UTC)).model_dump(mode="json"),
-                status_code=status_code,
-            )
+            return json_response(_view(fresh, dt.datetime.now(dt.UTC)), status_code=status_code)
 
         fingerprint = body.model_dump(mode="json", exclude_unset=True) if body else {}
-        return await idempotent(
-            self.request, principal, {"caseId": str(case_id), **fingerprint}, execute
+        return await idempotent_after(
+            self.request,
+            principal,
+            {"caseId": str(case_id), **fingerprint},
+            lambda: visible_case(session, case_id, principal),
+            execute,
         )
 
 

@@ -4,9 +4,10 @@ are ``api/routes/case_notes.py``; the general chat of each creditor-partner rela
 ``api/chat_posts.py`` and the views of ``api/chat_views.py``.
 
 Posting a message is an update to the workflow that owns the thread (the case's, or the pair's
-``RelationshipWorkflow``), which raises and solves the chat tasks; the answer is read back from
-the read model, which the workflow has written before it answers. Attachment bytes go to the blob
-store and never into a workflow: a message carries only attachment ids.
+``RelationshipWorkflow``), which raises and solves the chat tasks; it answers with the message
+once the read model has it, and the API answers from that result (``api.chat_posts.posted``).
+Attachment bytes go to the blob store and never into a workflow: a message carries only attachment
+ids.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from api.deps import (
     visible_case,
 )
 from api.errors import invalid, not_found
-from api.idempotency import idempotent
+from api.idempotency import idempotent, idempotent_after
 from api.pagination import PageDep
 from api.uploads import (
     AttachmentOwner,
@@ -64,6 +65,7 @@ from domain.chat import (
 )
 from domain.ids import case_workflow_id
 from store import chat as chat_store
+from store.cases import CaseRow
 from workflows.case import CaseWorkflow
 
 logger = logging.getLogger(__name__)
@@ -119,8 +121,7 @@ async def post_case_message(
     try:
         post, uploads = await message_post(request, form, ChatPost, CHAT_FORM_FIELDS)
 
-        async def execute() -> Response:
-            row = await visible_case(session, case_id, principal)
+        async def execute(row: CaseRow) -> Response:
             side = thread_partner(row, principal, post)
 
             async def send(attachment_ids: list[UUID]) -> ChatMessage:
@@ -152,7 +153,13 @@ async def post_case_message(
             **post.model_dump(mode="json"),
             "files": [u.fingerprint() for u in uploads],
         }
-        return await idempotent(request, principal, fingerprint, execute)
+        return await idempotent_after(
+            request,
+            principal,
+            fingerprint,
+            lambda: visible_case(session, case_id, principal),
+            execute,
+        )
     finally:
         if form is not None:
             await form.close()

@@ -10,18 +10,24 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.app import create_app
+from domain.enums import OrgKind
 from settings import Settings
 from tests.api.test_status import in_collection
-from tests.support import Actor
+from tests.support import Actor, make_actor
 
-# A keyed write: claim the key (INSERT, COMMIT), read the case (SELECT) and end that read before
-# waiting on the workflow (COMMIT), read the answer back (SELECT) and store it in the same
-# transaction (UPDATE, COMMIT). Before issue 10's second session: 8.
-KEYED_WRITE_ROUND_TRIPS = 7
+# A keyed write: claim the key (INSERT) and read the case (SELECT) in one transaction, committed
+# before the workflow is asked (COMMIT); read the answer back (SELECT) and store it in the same
+# transaction (UPDATE, COMMIT). Before issue 10's second session: 8; before its third: 7 (the
+# claim had a transaction of its own).
+KEYED_WRITE_ROUND_TRIPS = 6
+# A chat message is answered from the update's result, not read back: one SELECT fewer (7 before
+# issue 10's third session).
+KEYED_CHAT_ROUND_TRIPS = 5
 
 
 class RoundTrips:
@@ -77,7 +83,7 @@ async def _keyed(
     return response, list(trips.seen)
 
 
-async def test_a_keyed_chat_message_and_status_change_take_seven_database_round_trips(
+async def test_a_keyed_chat_message_takes_five_database_round_trips_and_a_status_change_six(
     counted: tuple[httpx.AsyncClient, RoundTrips], creditor: Actor, partner: Actor, ops: Actor
 ) -> None:
     api, trips = counted
@@ -94,7 +100,44 @@ async def test_a_keyed_chat_message_and_status_change_take_seven_database_round_
     )
     assert moved.status_code == 200, moved.text
     assert moved.json()["status"] == "Payment Plan"
-    expected = ["INSERT", "COMMIT", "SELECT", "COMMIT", "SELECT", "UPDATE", "COMMIT"]
+    expected = ["INSERT", "SELECT", "COMMIT", "SELECT", "UPDATE", "COMMIT"]
     assert len(expected) == KEYED_WRITE_ROUND_TRIPS
-    assert chat == expected
     assert status == expected
+    # The message is not read back: its answer comes from the update's result.
+    assert chat == ["INSERT", "SELECT", "COMMIT", "UPDATE", "COMMIT"]
+    assert len(chat) == KEYED_CHAT_ROUND_TRIPS
+
+
+async def test_a_keyed_action_on_a_case_the_caller_cannot_see_stores_its_404_with_the_claim(
+    counted: tuple[httpx.AsyncClient, RoundTrips],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The case read that answers 404 runs in the claim's transaction: claim, read and stored
+    answer are one commit, and the same key replays the 404."""
+    api, trips = counted
+    case = await in_collection(api, creditor, partner, ops)
+    other = await make_actor(sessions, OrgKind.PARTNER)
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    trips.seen.clear()
+    trips.counting = True
+    try:
+        hidden = await api.post(
+            f"/api/cases/{case['caseId']}/chats",
+            json={"message": "Hi"},
+            headers={**other.headers, **key},
+        )
+    finally:
+        trips.counting = False
+    assert (hidden.status_code, hidden.json()["code"]) == (404, "not_found")
+    # The stranger's key is looked up first (SELECT, COMMIT), then: claim, read, store.
+    assert trips.seen[-4:] == ["INSERT", "SELECT", "UPDATE", "COMMIT"]
+    again = await api.post(
+        f"/api/cases/{case['caseId']}/chats",
+        json={"message": "Hi"},
+        headers={**other.headers, **key},
+    )
+    assert again.status_code == 404
+    assert again.headers["Idempotent-Replayed"] == "true"

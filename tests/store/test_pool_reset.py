@@ -48,3 +48,43 @@ async def test_a_sqlite_connection_returned_mid_transaction_is_rolled_back_and_a
         assert count == 0
     finally:
         await engine.dispose()
+
+
+async def test_a_sqlite_transaction_that_only_read_ends_without_a_round_trip_and_a_write_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``store.db._sqlite_end_only_open_transactions``: SQLite opened no transaction for a read,
+    so its COMMIT or ROLLBACK is not sent through the driver's thread; a write's still is."""
+    ended: list[str] = []
+    for name in ("commit", "rollback"):
+        original = getattr(aiosqlite.Connection, name)
+
+        def counting(original: object = original, name: str = name) -> object:
+            async def counted(self: aiosqlite.Connection) -> None:
+                ended.append(name)
+                await original(self)  # type: ignore[operator]
+
+            return counted
+
+        monkeypatch.setattr(aiosqlite.Connection, name, counting())
+    engine = create_engine(f"sqlite:///{tmp_path / 'ends.db'}", pool_size=1, max_overflow=0)
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        ended.clear()
+        for end in ("commit", "rollback"):
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT count(*) FROM t")
+                await getattr(connection, end)()
+        assert ended == []
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+            await connection.rollback()
+            await connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+            await connection.commit()
+        assert ended == ["rollback", "commit"]
+        async with engine.connect() as connection:
+            values = (await connection.exec_driver_sql("SELECT x FROM t")).scalars().all()
+        assert values == [2]
+    finally:
+        await engine.dispose()
