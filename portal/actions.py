@@ -46,6 +46,7 @@ NOTICES = {
     "quote_selected": "The quote is selected; the case goes to that partner.",
     "note_logged": "The note is logged.",
     "call_logged": "The call is logged.",
+    "sent": "Your message is sent.",
 }
 
 

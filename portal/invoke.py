@@ -100,6 +100,16 @@ def _typed(model: type[BaseModel], key: str, value: str) -> Any:
     return value
 
 
+async def role_rule(metadata: Any, principal: Principal) -> None:
+    """Run the role rule (``api.deps.require_role``) among a principal alias's ``Annotated``
+    metadata (``ChatPrincipal.__metadata__``, or a route parameter's): 403 for another role."""
+    for marker in metadata:
+        if isinstance(marker, params.Depends):
+            check = marker.dependency
+            if check is not None and is_role_check(check):
+                await check(principal)
+
+
 async def invoke(
     route: Callable[..., Awaitable[Any]],
     request: Request,
@@ -118,11 +128,8 @@ async def invoke(
     parameters = _parameters(route)
     # The role rule first, as FastAPI runs it: another role gets 403 even for a bad form.
     for _, hint, metadata in parameters:
-        for marker in metadata:
-            if hint is Principal and isinstance(marker, params.Depends):
-                check = marker.dependency
-                if check is not None and is_role_check(check):
-                    await check(principal)
+        if hint is Principal:
+            await role_rule(metadata, principal)
     kwargs: dict[str, Any] = {}
     for name, hint, _ in parameters:
         if name in values:

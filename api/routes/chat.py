@@ -13,11 +13,14 @@ ids.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 
 from api.chat_posts import (
     ChatPrincipal,
@@ -55,6 +58,7 @@ from api.idempotency import idempotent, idempotent_after
 from api.pagination import PageDep
 from api.uploads import (
     AttachmentOwner,
+    Upload,
     store_uploads,
 )
 from api.workflow_calls import update_workflow
@@ -65,6 +69,7 @@ from domain.chat import (
 )
 from domain.ids import case_workflow_id
 from store import chat as chat_store
+from store.accounts import Principal
 from store.cases import CaseRow
 from workflows.case import CaseWorkflow
 
@@ -120,49 +125,64 @@ async def post_case_message(
     form = await message_form(request, settings, CHAT_FORM_FIELDS)
     try:
         post, uploads = await message_post(request, form, ChatPost, CHAT_FORM_FIELDS)
-
-        async def execute(row: CaseRow) -> Response:
-            side = thread_partner(row, principal, post)
-
-            async def send(attachment_ids: list[UUID]) -> ChatMessage:
-                message: ChatMessage = await update_workflow(
-                    request,
-                    principal,
-                    client,
-                    case_workflow_id(case_id),
-                    CaseWorkflow.post_message,
-                    PostMessageInput(
-                        party=PARTY_OF_ROLE[principal.role],
-                        org_id=principal.org_id,
-                        user_id=principal.user_id,
-                        thread_type=post.thread_type,
-                        partner_id=side,
-                        body=post.message,
-                        attachment_ids=attachment_ids,
-                    ),
-                )
-                return message
-
-            if uploads:  # nothing is stored for a thread the caller cannot write in
-                check_thread_open(row, principal, post.thread_type, side)
-            owner = AttachmentOwner.of_case(case_id, side)
-            return await post_with_files(request, principal, session, owner, post, uploads, send)
-
-        fingerprint = {
-            "caseId": str(case_id),
-            **post.model_dump(mode="json"),
-            "files": [u.fingerprint() for u in uploads],
-        }
-        return await idempotent_after(
-            request,
-            principal,
-            fingerprint,
-            lambda: visible_case(session, case_id, principal),
-            execute,
-        )
+        return await send_case_message(case_id, post, uploads, request, principal, session, client)
     finally:
         if form is not None:
             await form.close()
+
+
+async def send_case_message(
+    case_id: UUID,
+    post: ChatPost,
+    uploads: Sequence[Upload],
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    client: Client,
+) -> Response:
+    """Post ``post`` with its uploaded files in the case's thread, as ``principal`` (the
+    command of ``POST /api/cases/{id}/chats``, for a body already read: the portal's chat form
+    reads its own). The caller has checked the role (``ChatPrincipal``)."""
+
+    async def execute(row: CaseRow) -> Response:
+        side = thread_partner(row, principal, post)
+
+        async def send(attachment_ids: list[UUID]) -> ChatMessage:
+            message: ChatMessage = await update_workflow(
+                request,
+                principal,
+                client,
+                case_workflow_id(case_id),
+                CaseWorkflow.post_message,
+                PostMessageInput(
+                    party=PARTY_OF_ROLE[principal.role],
+                    org_id=principal.org_id,
+                    user_id=principal.user_id,
+                    thread_type=post.thread_type,
+                    partner_id=side,
+                    body=post.message,
+                    attachment_ids=attachment_ids,
+                ),
+            )
+            return message
+
+        if uploads:  # nothing is stored for a thread the caller cannot write in
+            check_thread_open(row, principal, post.thread_type, side)
+        owner = AttachmentOwner.of_case(case_id, side)
+        return await post_with_files(request, principal, session, owner, post, uploads, send)
+
+    fingerprint = {
+        "caseId": str(case_id),
+        **post.model_dump(mode="json"),
+        "files": [u.fingerprint() for u in uploads],
+    }
+    return await idempotent_after(
+        request,
+        principal,
+        fingerprint,
+        lambda: visible_case(session, case_id, principal),
+        execute,
+    )
 
 
 @router.get("/{case_id}/chats", response_model=ChatMessageList, responses={401: {}, 404: {}})

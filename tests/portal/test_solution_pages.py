@@ -91,15 +91,7 @@ def test_the_walk_covers_the_whole_catalogue() -> None:
     "task_type",
     [
         *SITUATIONS,
-        *(
-            pytest.param(
-                t,
-                marks=pytest.mark.xfail(
-                    strict=True, reason="the chat pages are not built yet (docs/portal.md)"
-                ),
-            )
-            for t in sorted(CHAT_PAGES)
-        ),
+        *sorted(CHAT_PAGES),
     ],
 )
 async def test_every_task_types_solution_url_opens_the_page_that_solves_it(
@@ -111,7 +103,9 @@ async def test_every_task_types_solution_url_opens_the_page_that_solves_it(
     partner: Actor,
 ) -> None:
     spec = CATALOGUE[task_type]
-    situation = SITUATIONS.get(task_type) or Situation(CaseStatus.IN_COLLECTION, None, "chat")
+    situation = SITUATIONS.get(task_type) or Situation(
+        CaseStatus.IN_COLLECTION, None, 'enctype="multipart/form-data"'
+    )
     side = spec.access or AccessLevel.CREDITOR
     owner = creditor if side is AccessLevel.CREDITOR else partner
     case_id = await add_case(sessions, creditor, partner=None if situation.invited else partner)
