@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
 
 from api.chat_posts import (
     ChatPrincipal,
@@ -43,6 +45,7 @@ from api.idempotency import idempotent
 from api.pagination import PageDep, page_info
 from api.uploads import (
     AttachmentOwner,
+    Upload,
     store_uploads,
 )
 from api.workflow_calls import update_workflow
@@ -80,9 +83,10 @@ def _relationship_view(
     )
 
 
-async def _visible_relationship(
+async def visible_relationship(
     session: AsyncSession, principal: Principal, relationship_id: UUID
 ) -> chat_store.RelationshipRecord:
+    """The pair if the caller may see it (its creditor, its partner, ops); 404 otherwise."""
     record = await chat_store.get_relationship(
         session=session, principal=principal, relationship_id=relationship_id
     )
@@ -112,7 +116,7 @@ async def get_relationship(
 ) -> RelationshipView:
     """One pair, for its creditor, its partner and ops."""
     return _relationship_view(
-        await _visible_relationship(session, principal, relationship_id), principal
+        await visible_relationship(session, principal, relationship_id), principal
     )
 
 
@@ -123,7 +127,7 @@ async def list_relationship_messages(
     relationship_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
 ) -> ChatMessageList:
     """The pair's general chat, oldest first."""
-    await _visible_relationship(session, principal, relationship_id)
+    await visible_relationship(session, principal, relationship_id)
     records, total = await chat_store.list_relationship_messages(
         session=session,
         relationship_id=relationship_id,
@@ -152,47 +156,65 @@ async def post_relationship_message(
     with the same fields and ``files``. The other side gets a NewMessage / ReplyToChat task that
     belongs to no case, and your own open one is solved. Files are stored first and removed again
     if the message is refused."""
-    record = await _visible_relationship(session, principal, relationship_id)
-    pair = record.relationship
+    record = await visible_relationship(session, principal, relationship_id)
     form = await message_form(request, settings, RELATIONSHIP_FORM_FIELDS)
     try:
         post, uploads = await message_post(
             request, form, RelationshipPost, RELATIONSHIP_FORM_FIELDS
         )
-
-        async def send(attachment_ids: list[UUID]) -> ChatMessage:
-            message: ChatMessage = await update_workflow(
-                request,
-                principal,
-                client,
-                relationship_workflow_id(pair.creditor_id, pair.partner_id),
-                RelationshipWorkflow.post_message,
-                PostMessageInput(
-                    party=PARTY_OF_ROLE[principal.role],
-                    org_id=principal.org_id,
-                    user_id=principal.user_id,
-                    thread_type=ThreadType.GENERAL,
-                    body=post.message,
-                    attachment_ids=attachment_ids,
-                ),
-            )
-            return message
-
-        async def execute() -> Response:
-            owner = AttachmentOwner.of_relationship(pair.id, pair.partner_id)
-            return await post_with_files(request, principal, session, owner, post, uploads, send)
-
-        # Without files, the same fingerprint as before the chat took attachments.
-        fingerprint: dict[str, Any] = {
-            "relationshipId": str(relationship_id),
-            **post.model_dump(mode="json", exclude_defaults=True),
-        }
-        if uploads:
-            fingerprint["files"] = [u.fingerprint() for u in uploads]
-        return await idempotent(request, principal, fingerprint, execute)
+        return await send_relationship_message(
+            record, post, uploads, request, principal, session, client
+        )
     finally:
         if form is not None:
             await form.close()
+
+
+async def send_relationship_message(
+    record: chat_store.RelationshipRecord,
+    post: RelationshipPost,
+    uploads: Sequence[Upload],
+    request: Request,
+    principal: Principal,
+    session: AsyncSession,
+    client: Client,
+) -> Response:
+    """Post ``post`` with its uploaded files in the pair's general chat, as ``principal`` (the
+    command of ``POST /api/relationships/{id}/chats``, for a body already read: the portal's
+    chat form reads its own). The caller has checked the role (``ChatPrincipal``) and that the
+    pair is visible to it (``visible_relationship``)."""
+    pair = record.relationship
+
+    async def send(attachment_ids: list[UUID]) -> ChatMessage:
+        message: ChatMessage = await update_workflow(
+            request,
+            principal,
+            client,
+            relationship_workflow_id(pair.creditor_id, pair.partner_id),
+            RelationshipWorkflow.post_message,
+            PostMessageInput(
+                party=PARTY_OF_ROLE[principal.role],
+                org_id=principal.org_id,
+                user_id=principal.user_id,
+                thread_type=ThreadType.GENERAL,
+                body=post.message,
+                attachment_ids=attachment_ids,
+            ),
+        )
+        return message
+
+    async def execute() -> Response:
+        owner = AttachmentOwner.of_relationship(pair.id, pair.partner_id)
+        return await post_with_files(request, principal, session, owner, post, uploads, send)
+
+    # Without files, the same fingerprint as before the chat took attachments.
+    fingerprint: dict[str, Any] = {
+        "relationshipId": str(pair.id),
+        **post.model_dump(mode="json", exclude_defaults=True),
+    }
+    if uploads:
+        fingerprint["files"] = [u.fingerprint() for u in uploads]
+    return await idempotent(request, principal, fingerprint, execute)
 
 
 @router.post(
@@ -211,7 +233,7 @@ async def upload_relationship_attachment(
 ) -> Response:
     """Upload a file to attach to a message of the pair's general chat later
     (``attachmentIds``): multipart/form-data with ``file``. Its creditor and its partner only."""
-    record = await _visible_relationship(session, principal, relationship_id)
+    record = await visible_relationship(session, principal, relationship_id)
     pair = record.relationship
     form = await upload_form(request, settings, ())
     try:

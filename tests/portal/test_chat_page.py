@@ -128,3 +128,48 @@ async def test_ops_read_the_chat_without_a_reply_form(
     assert page.status_code == 200 and 'enctype="multipart/form-data"' not in page.text
     refused = await reply(live_portal, case_id, "ops should not write")
     assert refused.status_code == 403
+
+
+async def test_the_relationship_chat_is_listed_and_its_reply_task_is_solved_in_the_portal(
+    live_portal: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    await in_collection(live_portal, creditor, partner, ops)
+
+    async def pair() -> dict[str, Any] | None:
+        got = await live_portal.get("/api/relationships", headers=partner.headers)
+        return got.json()["data"][0] if got.json()["data"] else None
+
+    relationship = await eventually(pair)
+    asked = await live_portal.post(
+        f"/api/relationships/{relationship['id']}/chats",
+        json={"message": "Shall we talk about the new batch?"},
+        headers=partner.headers,
+    )
+    assert asked.status_code == 201, asked.text
+
+    async def reply_task() -> dict[str, Any] | None:
+        found = await tasks_of(live_portal, creditor, status="Open", type="ReplyToChat")
+        return found[0] if found else None
+
+    task = await eventually(reply_task)
+    await sign_in(live_portal, await with_password(sessions, creditor))
+    listed = await live_portal.get("/portal/relationships")
+    assert partner.principal.org_name in listed.text
+    page_path = "/portal" + urlsplit(task["solutionUrl"]).path
+    assert page_path == f"/portal/relationships/{relationship['id']}/chat"
+    page = await live_portal.get(page_path)
+    assert "Shall we talk about the new batch?" in page.text
+
+    sent = await live_portal.post(
+        page_path, data={"csrf_token": csrf_of(page), "message": "Yes, Monday."}
+    )
+
+    assert sent.status_code == 303, sent.text
+    assert await tasks_of(live_portal, creditor, status="Open", type="ReplyToChat") == []
+    stranger = await make_actor(sessions, OrgKind.CREDITOR)
+    await sign_in(live_portal, await with_password(sessions, stranger))
+    assert (await live_portal.get(page_path)).status_code == 404
