@@ -52,8 +52,10 @@ async def test_sign_in_with_the_keyboard_only(
     email = await with_password(sessions, creditor)
     await page.goto(site + "/sign-in")
     # The e-mail field has the focus; Tab moves to the password; Enter submits.
+    await expect(page.get_by_label("E-mail")).to_be_focused()
     await page.keyboard.type(email)
     await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Password")).to_be_focused()
     await page.keyboard.type(PASSWORD)
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()

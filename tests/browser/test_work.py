@@ -192,3 +192,48 @@ async def test_assign_bank_account_is_solved_through_the_account_page(
         assert got.json()["status"] == "Validated"
         await page.goto(f"{site}/cases")
         await shoot(page, shots, "creditor-cases")
+
+
+async def test_a_creditor_follows_reply_to_chat_replies_and_the_task_leaves_the_menu(
+    page: Page,
+    live_site: tuple[str, str],
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    shots: Path,
+) -> None:
+    site, api_url = live_site
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+        case = await ready_case(api, creditor)
+        assert (await assign(api, ops, case["caseId"], partner)).status_code == 200
+        accepted = await api.post(f"/api/cases/{case['caseId']}/accept", headers=partner.headers)
+        assert accepted.status_code == 200, accepted.text
+        asked = await api.post(
+            f"/api/cases/{case['caseId']}/chats",
+            json={"message": "Please send the signed order."},
+            headers=partner.headers,
+        )
+        assert asked.status_code == 201, asked.text
+
+        async def reply_task() -> dict[str, Any] | None:
+            found = await api_tasks(api, creditor, status="Open", type="ReplyToChat")
+            return found[0] if found else None
+
+        task = await eventually(reply_task)
+        await sign_in(page, site, await with_password(sessions, creditor))
+        await page.get_by_role("link", name=task["title"]).click()
+        assert page.url == task["solutionUrl"]
+        await expect(page.get_by_text("Please send the signed order.")).to_be_visible()
+        await page.get_by_label("Reply in Invoice Chat").fill("Attached, thank you.")
+        await page.get_by_label("Attach files (optional)").set_input_files(
+            files=[
+                {"name": "order.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n%%EOF\n"}
+            ]
+        )
+        await page.get_by_role("button", name="Send").click()
+        await expect(page.get_by_role("status")).to_contain_text("Your message is sent")
+        await expect(page.get_by_role("link", name="order.pdf")).to_be_visible()
+        await shoot(page, shots, "creditor-chat")
+        await page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
+        await expect(page.get_by_role("link", name=task["title"])).to_have_count(0)
