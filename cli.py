@@ -85,34 +85,37 @@ def user_create(
         typer.Option(help="the portal password; without it, a one-time set-password link"),
     ] = None,
 ) -> None:
-    """Create a user in an organisation and print its id, and how they sign in to the portal."""
+    """Create a user in an organisation and print its id (standard output, alone, for scripts)
+    and, without --password, a one-time set-password link for the portal (standard error)."""
 
-    async def create(session: accounts.AsyncSession) -> tuple[uuid.UUID, str | None]:
+    async def create(session: accounts.AsyncSession) -> uuid.UUID:
         user = await accounts.create_user(session=session, org_id=org, email=email, name=name)
         if password is not None:
             await passwords.set_password(session=session, user_id=user.id, password=password)
-            return user.id, None
-        return user.id, _password_link(user.id, 0)
+        return user.id
 
-    user_id, link = _with_session(create)
+    user_id = _with_session(create)
     typer.echo(user_id)
-    if link:
-        typer.echo(f"set-password link: {link}")
+    if password is None:
+        link = _password_link(user_id, 0)
+        typer.echo(
+            f"set-password link: {link}"
+            if link
+            else "no set-password link: PORTAL_SECRET_KEY is not set (use --password, or "
+            "`caseloop user password-link` once it is)",
+            err=True,
+        )
 
 
-def _password_link(user_id: uuid.UUID, stamp: int) -> str:
-    """The portal link that sets this user's password (one use; PORTAL_PASSWORD_LINK_HOURS)."""
+def _password_link(user_id: uuid.UUID, stamp: int) -> str | None:
+    """The portal link that sets this user's password (one use; PORTAL_PASSWORD_LINK_HOURS);
+    None without PORTAL_SECRET_KEY to sign it."""
     from portal.security import Signer
 
     settings = get_settings()
     signer = Signer.from_settings(settings)
     if signer is None:
-        typer.echo(
-            "error: PORTAL_SECRET_KEY is not set, so the portal cannot sign a set-password "
-            "link; set it (or use --password)",
-            err=True,
-        )
-        raise typer.Exit(2)
+        return None
     token = signer.password_token(user_id, stamp)
     return f"{settings.portal_base_url.rstrip('/')}/password/{token}"
 
@@ -129,7 +132,11 @@ def user_password_link(email: Annotated[str, typer.Option()]) -> None:
         return found
 
     user_id, stamp = _with_session(find)
-    typer.echo(_password_link(user_id, stamp))
+    link = _password_link(user_id, stamp)
+    if link is None:
+        typer.echo("error: PORTAL_SECRET_KEY is not set, so no link can be signed", err=True)
+        raise typer.Exit(2)
+    typer.echo(link)
 
 
 @user_app.command("set-password")
