@@ -268,6 +268,9 @@ def test_dev_secrets_are_generated_once_and_kept_and_never_replace_configured_on
         "http://localhost:8233",
         "http://127.0.0.1:8233",
     ]
+    assert first.portal_secret_key is not None
+    assert first.portal_secret_key.get_secret_value() == env["PORTAL_SECRET_KEY"]
+    assert (tmp_path / "portal-secret-key").stat().st_mode & 0o777 == 0o600
     assert ui_codec_endpoint(first) == (
         f"http://127.0.0.1:8000/api/ops/codec/ui/{env['CODEC_UI_TOKEN']}"
     )
@@ -276,6 +279,7 @@ def test_dev_secrets_are_generated_once_and_kept_and_never_replace_configured_on
         payload_keys=TEST_PAYLOAD_KEYS,
         codec_ui_token="t" * 32,
         codec_cors_origins=["https://temporal.example"],
+        portal_secret_key="p" * 32,
         _env_file=None,  # type: ignore[call-arg]
     )
     kept, extra = with_dev_secrets(configured)
