@@ -253,6 +253,15 @@ async def _reply(
     return redirect(done)
 
 
+async def _download(
+    request: Request, principal: Principal, route: Callable[..., Awaitable[Any]], **ids: Any
+) -> Response:
+    """A chat file through the API's own download route (the same 404 for anyone else)."""
+    async with request.app.state.sessions() as session:
+        file: Response = await invoke(route, request, principal, session, **ids)
+    return file
+
+
 @router.get("/cases/{case_id}/chat", response_class=HTMLResponse)
 async def case_chat(request: Request, principal: PortalUser, case_id: uuid.UUID) -> Response:
     return await render_case_chat(request, principal, case_id)
@@ -283,16 +292,13 @@ async def reply_in_case(request: Request, principal: PortalUser, case_id: uuid.U
 async def case_file(
     request: Request, principal: PortalUser, case_id: uuid.UUID, attachment_id: uuid.UUID
 ) -> Response:
-    async with request.app.state.sessions() as session:
-        file: Response = await invoke(
-            chat_routes.download_attachment,
-            request,
-            principal,
-            session,
-            case_id=case_id,
-            attachment_id=attachment_id,
-        )
-    return file
+    return await _download(
+        request,
+        principal,
+        chat_routes.download_attachment,
+        case_id=case_id,
+        attachment_id=attachment_id,
+    )
 
 
 @router.get("/relationships", response_class=HTMLResponse)
@@ -342,13 +348,10 @@ async def reply_in_relationship(
 async def relationship_file(
     request: Request, principal: PortalUser, relationship_id: uuid.UUID, attachment_id: uuid.UUID
 ) -> Response:
-    async with request.app.state.sessions() as session:
-        file: Response = await invoke(
-            relationship_routes.download_relationship_attachment,
-            request,
-            principal,
-            session,
-            relationship_id=relationship_id,
-            attachment_id=attachment_id,
-        )
-    return file
+    return await _download(
+        request,
+        principal,
+        relationship_routes.download_relationship_attachment,
+        relationship_id=relationship_id,
+        attachment_id=attachment_id,
+    )

@@ -15,6 +15,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import OrgKind
+from tests.api.test_case_work import open_task
 from tests.api.test_tasks import IBAN_DK, assign, eventually, new_case, ready_case, sign
 from tests.browser.test_sign_in import sign_in
 from tests.portal.support import with_password
@@ -52,11 +53,7 @@ async def test_a_partner_follows_review_new_case_and_accepts(
         case = await ready_case(api, creditor)
         assert (await assign(api, ops, case["caseId"], partner)).status_code == 200
 
-        async def review() -> dict[str, Any] | None:
-            found = await api_tasks(api, partner, status="Open", type="ReviewNewCase")
-            return found[0] if found else None
-
-        task = await eventually(review)
+        task = await open_task(api, partner, "ReviewNewCase")
         await sign_in(page, site, await with_password(sessions, partner))
         await shoot(page, shots, "partner-tasks")
         await page.get_by_role("link", name=task["title"]).first.click()
@@ -167,11 +164,7 @@ async def test_assign_bank_account_is_solved_through_the_account_page(
         await sign(api, creditor)
         case = await new_case(api, creditor)
 
-        async def bank_task() -> dict[str, Any] | None:
-            found = await api_tasks(api, creditor, status="Open", type="AssignBankAccount")
-            return found[0] if found else None
-
-        task = await eventually(bank_task)
+        task = await open_task(api, creditor, "AssignBankAccount")
         await sign_in(page, site, await with_password(sessions, creditor))
         await page.goto(task["solutionUrl"])
         await page.get_by_label("IBAN").fill(IBAN_DK)
@@ -216,11 +209,7 @@ async def test_a_creditor_follows_reply_to_chat_replies_and_the_task_leaves_the_
         )
         assert asked.status_code == 201, asked.text
 
-        async def reply_task() -> dict[str, Any] | None:
-            found = await api_tasks(api, creditor, status="Open", type="ReplyToChat")
-            return found[0] if found else None
-
-        task = await eventually(reply_task)
+        task = await open_task(api, creditor, "ReplyToChat")
         await sign_in(page, site, await with_password(sessions, creditor))
         await page.get_by_role("link", name=task["title"]).click()
         assert page.url == task["solutionUrl"]

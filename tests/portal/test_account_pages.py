@@ -3,11 +3,10 @@ contract, register a bank account; partners and ops are refused."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.api.test_case_work import open_task
 from tests.api.test_tasks import IBAN_DK, bank_account, eventually, new_case, sign, tasks_of
 from tests.portal.support import post_form, sign_in, with_password
 from tests.support import Actor
@@ -18,11 +17,7 @@ async def test_signing_the_contract_in_the_portal_solves_sign_contract_and_moves
 ) -> None:
     case = await new_case(live_portal, creditor)
 
-    async def sign_contract_task() -> dict[str, Any] | None:
-        open_tasks = await tasks_of(live_portal, creditor, status="Open")
-        return next((t for t in open_tasks if t["type"] == "SignContract"), None)
-
-    sign_task = await eventually(sign_contract_task)
+    sign_task = await open_task(live_portal, creditor, "SignContract")
     assert sign_task["solutionUrl"].endswith("/account/contract")
     await sign_in(live_portal, await with_password(sessions, creditor))
     page = "/portal/account/contract"

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.api.test_tasks import eventually, ready_case, tasks_of
+from tests.api.test_case_work import open_task
+from tests.api.test_tasks import ready_case, tasks_of
 from tests.portal.support import post_form, sign_in, with_password
 from tests.support import Actor
 
@@ -42,11 +43,7 @@ async def test_ops_assign_and_the_partner_accepts_on_the_review_page(
 
     await sign_in(live_portal, await with_password(sessions, partner))
 
-    async def review_task() -> dict[str, Any] | None:
-        found = await tasks_of(live_portal, partner, status="Open", type="ReviewNewCase")
-        return found[0] if found else None
-
-    task = await eventually(review_task)
+    task = await open_task(live_portal, partner, "ReviewNewCase")
     # The test settings' PORTAL_BASE_URL is https://portal.example.test (no /portal path).
     review_page = "/portal" + urlsplit(task["solutionUrl"]).path
     review = await live_portal.get(review_page)

@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import OrgKind
+from tests.api.test_case_work import open_task
 from tests.api.test_tasks import eventually, tasks_of
 from tests.portal.support import csrf_of, sign_in, with_password
 from tests.portal.test_case_actions import in_collection
@@ -47,11 +48,7 @@ async def test_a_creditor_follows_reply_to_chat_replies_with_a_file_and_the_task
     )
     assert asked.status_code == 201, asked.text
 
-    async def reply_task() -> dict[str, Any] | None:
-        found = await tasks_of(live_portal, creditor, status="Open", type="ReplyToChat")
-        return found[0] if found else None
-
-    task = await eventually(reply_task)
+    task = await open_task(live_portal, creditor, "ReplyToChat")
     await sign_in(live_portal, await with_password(sessions, creditor))
     page = await live_portal.get("/portal" + urlsplit(task["solutionUrl"]).path)
     assert page.status_code == 200 and "Can you send the signed order?" in page.text
@@ -151,11 +148,7 @@ async def test_the_relationship_chat_is_listed_and_its_reply_task_is_solved_in_t
     )
     assert asked.status_code == 201, asked.text
 
-    async def reply_task() -> dict[str, Any] | None:
-        found = await tasks_of(live_portal, creditor, status="Open", type="ReplyToChat")
-        return found[0] if found else None
-
-    task = await eventually(reply_task)
+    task = await open_task(live_portal, creditor, "ReplyToChat")
     await sign_in(live_portal, await with_password(sessions, creditor))
     listed = await live_portal.get("/portal/relationships")
     assert partner.principal.org_name in listed.text
