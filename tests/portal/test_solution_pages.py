@@ -83,25 +83,15 @@ CHAT_PAGES = {
 }
 
 
-def test_the_walk_covers_the_whole_catalogue() -> None:
-    assert set(SITUATIONS) | CHAT_PAGES == set(CATALOGUE)
-
-
-@pytest.mark.parametrize(
-    "task_type",
-    [
-        *SITUATIONS,
-        *sorted(CHAT_PAGES),
-    ],
-)
-async def test_every_task_types_solution_url_opens_the_page_that_solves_it(
+async def task_in_its_situation(
     task_type: TaskType,
-    portal: httpx.AsyncClient,
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     creditor: Actor,
     partner: Actor,
-) -> None:
+) -> tuple[Actor, str, str]:
+    """A task of ``task_type`` on a case in the state it stands for, written into the read
+    model: (its owner, its solutionUrl, what its solution page must show)."""
     spec = CATALOGUE[task_type]
     situation = SITUATIONS.get(task_type) or Situation(
         CaseStatus.IN_COLLECTION, None, 'enctype="multipart/form-data"'
@@ -131,9 +121,31 @@ async def test_every_task_types_solution_url_opens_the_page_that_solves_it(
         record = await get_task(session=session, principal=owner.principal, task_id=task.id)
     assert record is not None
     url = task_view(record, settings).solution_url
+    return owner, url, situation.marker
+
+
+def test_the_walk_covers_the_whole_catalogue() -> None:
+    assert set(SITUATIONS) | CHAT_PAGES == set(CATALOGUE)
+
+
+WALK = [*SITUATIONS, *sorted(CHAT_PAGES)]
+
+
+@pytest.mark.parametrize("task_type", WALK)
+async def test_every_task_types_solution_url_opens_the_page_that_solves_it(
+    task_type: TaskType,
+    portal: httpx.AsyncClient,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+) -> None:
+    owner, url, marker = await task_in_its_situation(
+        task_type, settings, sessions, creditor, partner
+    )
     await sign_in(portal, await with_password(sessions, owner))
 
     page = await portal.get("/portal" + urlsplit(url).path)
 
     assert page.status_code == 200, (task_type, url, page.text[:300])
-    assert situation.marker in page.text, (task_type, url)
+    assert marker in page.text, (task_type, url)
