@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -206,6 +205,15 @@ def dev() -> None:
     raise typer.Exit(run_dev_stack(get_settings()))
 
 
+# The demo's accounts, the same on every run (README.md names them): local demos only.
+DEMO_PASSWORD = "caseloop-demo"
+DEMO_ACCOUNTS: dict[str, tuple[OrgKind, str, str, str]] = {
+    "creditor": (OrgKind.CREDITOR, "Demo Creditor", "Alice", "alice@demo-creditor.example"),
+    "partner": (OrgKind.PARTNER, "Demo Partner", "Bob", "bob@demo-partner.example"),
+    "ops": (OrgKind.OPS, "Demo Platform", "Olga", "olga@demo-ops.example"),
+}
+
+
 @app.command()
 def demo(
     api_url: Annotated[
@@ -220,34 +228,29 @@ def demo(
 
     async def make_accounts(session: accounts.AsyncSession) -> dict[str, str]:
         made: dict[str, str] = {}
-        people = (
-            ("creditor", OrgKind.CREDITOR, f"Demo Creditor {suffix}", "Alice", "creditor.example"),
-            ("partner", OrgKind.PARTNER, f"Demo Partner {suffix}", "Bob", "partner.example"),
-            ("ops", OrgKind.OPS, f"Demo Platform {suffix}", "Olga", "ops.example"),
-        )
-        for role, kind, org_name, person, domain in people:
-            org = await accounts.create_org(
-                session=session,
-                kind=kind,
-                name=org_name,
-                country="DK",
-                timezone="Europe/Copenhagen",
-            )
-            user = await accounts.create_user(
-                session=session,
-                org_id=org.id,
-                email=f"{person.lower()}-{suffix}@{domain}",
-                name=person,
-            )
-            password = secrets.token_urlsafe(12)
-            await passwords.set_password(session=session, user_id=user.id, password=password)
-            _, key = await accounts.create_key(session=session, user_id=user.id)
-            made |= {
-                role: str(org.id),
-                f"{role}_email": user.email,
-                f"{role}_password": password,
-                f"{role}_key": key,
-            }
+        for role, (kind, org_name, person, email) in DEMO_ACCOUNTS.items():
+            found = await passwords.user_by_email(session=session, email=email)
+            if found is None:
+                org = await accounts.create_org(
+                    session=session,
+                    kind=kind,
+                    name=org_name,
+                    country="DK",
+                    timezone="Europe/Copenhagen",
+                )
+                user = await accounts.create_user(
+                    session=session, org_id=org.id, email=email, name=person
+                )
+                await passwords.set_password(
+                    session=session, user_id=user.id, password=DEMO_PASSWORD
+                )
+                user_id, org_id = user.id, org.id
+            else:  # a second demo reuses the accounts (and leaves their passwords alone)
+                user_id = found[0]
+                principal = await passwords.principal_of_user(session=session, user_id=user_id)
+                org_id = principal.org_id
+            _, key = await accounts.create_key(session=session, user_id=user_id)
+            made |= {role: str(org_id), f"{role}_email": email, f"{role}_key": key}
         return made
 
     made = _with_session(make_accounts)
@@ -296,12 +299,12 @@ def demo(
         }
 
 Sign in to the portal at {portal}/sign-in as
-  creditor  {made["creditor_email"]}  password {made["creditor_password"]}
-  partner   {made["partner_email"]}  password {made["partner_password"]}
-  ops       {made["ops_email"]}  password {made["ops_password"]}
+  creditor  {made["creditor_email"]}  password {DEMO_PASSWORD}
+  partner   {made["partner_email"]}  password {DEMO_PASSWORD}
+  ops       {made["ops_email"]}  password {DEMO_PASSWORD}
 
 Move the case on: as the creditor, open Tasks and solve Sign Contract and Assign Bank Account
-(the case is then Validated); as ops, assign it to {f"Demo Partner {suffix}"}; as the partner,
+(the case is then Validated); as ops, assign it to Demo Partner; as the partner,
 open Review New Case and accept it (In Collection).
 
 The same through the API, with the API keys

@@ -106,6 +106,19 @@ async def user_by_email(*, session: AsyncSession, email: str) -> tuple[uuid.UUID
     return None if row is None else (row[0], password_stamp(row[1]))
 
 
+async def principal_of_user(*, session: AsyncSession, user_id: uuid.UUID) -> Principal:
+    """The principal of an existing user (the CLI's demo, reusing its accounts)."""
+    row = (
+        await session.execute(
+            select(*PRINCIPAL_COLUMNS)
+            .select_from(User)
+            .join(Organisation, Organisation.id == User.org_id)
+            .where(User.id == user_id)
+        )
+    ).one()
+    return principal_from_row(row)
+
+
 async def principal_for_session(
     *, session: AsyncSession, user_id: uuid.UUID, stamp: int
 ) -> Principal | None:

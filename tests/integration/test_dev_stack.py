@@ -132,6 +132,10 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
             cases = browser.get("/portal/cases")
             assert cases.status_code == 200
             assert (case_id in cases.text) is (role != "partner"), role
+    # A second demo reuses the same sign-ins and makes another case.
+    again = _run([str(BIN / "caseloop"), "demo", "--api-url", stack.api], stack_env)
+    assert again.split("Demo case")[1].split()[0] != case_id
+    assert demo.split("Sign in")[1].split("Move")[0] == again.split("Sign in")[1].split("Move")[0]
 
     listed = _run(
         [
