@@ -7,8 +7,9 @@ import datetime as dt
 from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from domain.enums import OrgKind
 from tests.portal.support import PASSWORD, with_password
-from tests.support import SEED_TIME, Actor, add_case
+from tests.support import SEED_TIME, Actor, add_case, make_actor
 
 
 async def sign_in(page: Page, site: str, email: str, password: str = PASSWORD) -> None:
@@ -80,16 +81,24 @@ async def test_a_form_posted_from_another_site_is_refused(
     await expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
 
 
-async def test_a_partner_never_reaches_a_creditors_case(
+async def test_a_partner_never_reaches_a_creditors_page_or_another_partners_case(
     page: Page,
     site: str,
     sessions: async_sessionmaker[AsyncSession],
     creditor: Actor,
     partner: Actor,
 ) -> None:
-    case_id = await add_case(sessions, creditor, created_at=SEED_TIME - dt.timedelta(days=1))
+    rival = await make_actor(sessions, OrgKind.PARTNER)
+    unassigned = await add_case(sessions, creditor, created_at=SEED_TIME - dt.timedelta(days=1))
+    rivals = await add_case(sessions, creditor, partner=rival)
     await sign_in(page, site, await with_password(sessions, partner))
     await expect(page.get_by_role("heading", name="Tasks", exact=True)).to_be_visible()
-    answer = await page.goto(f"{site}/cases/{case_id}")
-    assert answer is not None and answer.status == 404
-    await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    for case_id in (unassigned, rivals):
+        answer = await page.goto(f"{site}/cases/{case_id}")
+        assert answer is not None and answer.status == 404
+        await expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+        chat = await page.goto(f"{site}/cases/{case_id}/chat")
+        assert chat is not None and chat.status == 404
+    account = await page.goto(f"{site}/account")
+    assert account is not None and account.status == 403
+    await expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()

@@ -16,7 +16,7 @@ from tests.api.test_case_work import open_task
 from tests.api.test_tasks import eventually, tasks_of
 from tests.portal.support import csrf_of, sign_in, with_password
 from tests.portal.test_case_actions import in_collection
-from tests.support import Actor, make_actor
+from tests.support import Actor, make_actor, reads
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -166,3 +166,37 @@ async def test_the_relationship_chat_is_listed_and_its_reply_task_is_solved_in_t
     stranger = await make_actor(sessions, OrgKind.CREDITOR)
     await sign_in(live_portal, await with_password(sessions, stranger))
     assert (await live_portal.get(page_path)).status_code == 404
+
+
+async def test_the_chat_task_and_account_pages_read_a_fixed_number_of_statements(
+    live_portal: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    case_id = await in_collection(live_portal, creditor, partner, ops)
+
+    async def say(n: int) -> None:
+        for i in range(n):
+            said = await live_portal.post(
+                f"/api/cases/{case_id}/chats", json={"message": f"m{i}"}, headers=partner.headers
+            )
+            assert said.status_code == 201, said.text
+
+    await say(1)
+    task = await open_task(live_portal, creditor, "ReplyToChat")
+    await sign_in(live_portal, await with_password(sessions, creditor))
+    pages = [f"/portal/cases/{case_id}/chat", f"/portal/tasks/{task['id']}", "/portal/account"]
+    few = []
+    for path in pages:
+        with reads() as seen:
+            assert (await live_portal.get(path)).status_code == 200
+        few.append(len(seen))
+    await say(6)
+    many = []
+    for path in pages:
+        with reads() as seen:
+            assert (await live_portal.get(path)).status_code == 200
+        many.append(len(seen))
+    assert many == few
