@@ -7,6 +7,7 @@ import functools
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -209,6 +210,24 @@ class CasePosition:
 
 
 @dataclass(frozen=True)
+class CaseSort:
+    """An order of the case list: a column of ``cases`` (SORTABLE) and its direction; the
+    case id breaks ties."""
+
+    field: str
+    descending: bool
+
+    def __post_init__(self) -> None:
+        if self.field not in SORTABLE:
+            raise ValueError(f"cases cannot be sorted by {self.field!r}")
+
+
+# The columns a case list may be sorted by (all NOT NULL, so the order is total with the id).
+SORTABLE = ("created_at", "last_status_change", "amount_to_recover", "due_date", "debtor_name")
+NEWEST_FIRST = CaseSort("created_at", descending=True)
+
+
+@dataclass(frozen=True)
 class CasePage:
     rows: list[CaseRow]
     total: int  # each visibility branch counted up to the caller's count_limit
@@ -224,9 +243,11 @@ async def list_cases(
     limit: int,
     after: CasePosition | None = None,
     count_limit: int,
+    sort: CaseSort | None = None,
 ) -> CasePage:
-    """One page of the cases the caller may see, newest first, starting at ``offset`` or after
-    ``after``, and the total counted up to ``count_limit``.
+    """One page of the cases the caller may see, newest first (or in ``sort``'s order),
+    starting at ``offset`` or after ``after`` (newest first only), and the total counted up to
+    ``count_limit``.
 
     Each branch of the visibility rule (``visible_branches``: for a partner, its assigned cases
     and those it is invited to quote on) is read in its own index order and the branches are
@@ -236,23 +257,31 @@ async def list_cases(
     total = bounded_count(*(select(Case.id).where(branch, *where) for branch in branches))
     if after is not None:
         where.append(after.following())
-    order = (Case.created_at.desc(), Case.id)
+    sort = sort or NEWEST_FIRST
+    if after is not None and sort != NEWEST_FIRST:
+        raise ValueError("a cursor pages the newest-first order only")
+    key = getattr(Case, sort.field)
+
+    def ordered(column: Any) -> Any:
+        return column.desc() if sort.descending else column.asc()
+
+    order = (ordered(key), Case.id)
     if len(branches) == 1:
         query = select(Case).where(branches[0], *where).order_by(*order)
     else:
         parts = [
-            select(Case.id, Case.created_at)
+            select(Case.id, key.label("key"))
             .where(branch, *where)
             .order_by(*order)
             .limit(offset + limit + 1)
             .subquery()
             for branch in branches
         ]
-        merged = union_all(*(select(part.c.id, part.c.created_at) for part in parts)).subquery()
+        merged = union_all(*(select(part.c.id, part.c.key) for part in parts)).subquery()
         query = (
             select(Case)
             .join(merged, merged.c.id == Case.id)
-            .order_by(merged.c.created_at.desc(), merged.c.id)
+            .order_by(ordered(merged.c.key), merged.c.id)
         )
     params = {COUNT_LIMIT_PARAM: count_limit}
     await start_read(session)

@@ -41,6 +41,16 @@ from store.accounts import Principal, partner_organisations
 
 router = APIRouter()
 PAGE_SIZE = 25
+# The Cases list's orders (seed 004: "sorting"): the query value, its label, the store's order.
+SORTS: dict[str, tuple[str, case_store.CaseSort]] = {
+    "newest": ("Newest first", case_store.NEWEST_FIRST),
+    "oldest": ("Oldest first", case_store.CaseSort("created_at", descending=False)),
+    "changed": ("Status changed, latest first", case_store.CaseSort("last_status_change", True)),
+    "amount-high": ("Amount, highest first", case_store.CaseSort("amount_to_recover", True)),
+    "amount-low": ("Amount, lowest first", case_store.CaseSort("amount_to_recover", False)),
+    "due": ("Due date, earliest first", case_store.CaseSort("due_date", False)),
+    "debtor": ("Debtor name, A to Z", case_store.CaseSort("debtor_name", False)),
+}
 TIMELINE_PAGE = 50
 
 
@@ -54,10 +64,15 @@ async def cases_page(
     changed_to: str = "",
     amount_from: str = "",
     amount_to: str = "",
+    sort: str = "newest",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
     zone = principal.timezone
     errors: list[str] = []
+    if sort not in SORTS:
+        errors.append(f"{sort!r} is not an order of the list.")
+        sort = "newest"
+    order = SORTS[sort][1]
     filters = case_store.CaseFilter(
         statuses=[],
         lifecycle=lifecycle,
@@ -75,6 +90,7 @@ async def cases_page(
             offset=(page - 1) * PAGE_SIZE,
             limit=PAGE_SIZE,
             count_limit=COUNT_LIMIT + 1,
+            sort=order,
         )
     now = dt.datetime.now(dt.UTC)
     query = {
@@ -84,6 +100,7 @@ async def cases_page(
         "changed_to": changed_to,
         "amount_from": amount_from,
         "amount_to": amount_to,
+        "sort": sort,
     }
 
     def page_url(number: int) -> str:
@@ -102,6 +119,7 @@ async def cases_page(
         rows=rows,
         filters=query,
         lifecycles=list(Lifecycle),
+        sorts=[(key, label) for key, (label, _) in SORTS.items()],
         meanings=LIFECYCLE_MEANINGS,
         errors=errors,
         total_label=f"{shown} case{'s' if total != 1 else ''}"

@@ -233,3 +233,39 @@ async def test_a_creditor_gets_no_temporal_ui_link(
     case_id = await add_case(sessions, creditor)
     await signed_in(portal, sessions, creditor)
     assert "Temporal Web UI" not in (await portal.get(f"/portal/cases/{case_id}")).text
+
+
+async def test_the_case_list_sorts_as_chosen_for_creditors_and_partners(
+    portal: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+) -> None:
+    ids = [
+        await add_case(
+            sessions, creditor, partner=partner, created_at=SEED_TIME - dt.timedelta(days=d)
+        )
+        for d in (3, 1, 2)
+    ]
+    offered = await add_case(sessions, creditor, created_at=SEED_TIME - dt.timedelta(days=4))
+    async with transaction(sessions) as session:
+        session.add(CaseInvitation(case_id=offered, partner_id=partner.org_id))
+        for case_id, amount in zip([*ids, offered], (500, 100, 300, 200), strict=True):
+            await session.execute(
+                update(Case).where(Case.id == case_id).values(amount_to_recover=amount)
+            )
+    newest = [str(ids[1]), str(ids[2]), str(ids[0])]
+    by_amount = [str(ids[0]), str(ids[2]), str(offered), str(ids[1])]
+    await signed_in(portal, sessions, creditor)
+    assert listed(await portal.get("/portal/cases")) == [*newest, str(offered)]
+    assert listed(await portal.get("/portal/cases", params={"sort": "amount-high"})) == by_amount
+    oldest = listed(await portal.get("/portal/cases", params={"sort": "oldest"}))
+    assert oldest == [str(offered), *reversed(newest)]
+    bad = await portal.get("/portal/cases", params={"sort": "random"})
+    assert "is not an order of the list" in bad.text
+    # A partner's list merges its assigned and offered cases in the same order.
+    await signed_in(portal, sessions, partner)
+    assert listed(await portal.get("/portal/cases", params={"sort": "amount-high"})) == by_amount
+    assert listed(await portal.get("/portal/cases", params={"sort": "amount-low"})) == list(
+        reversed(by_amount)
+    )
