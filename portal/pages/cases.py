@@ -27,7 +27,7 @@ from domain.cases import CaseView
 from domain.enums import CaseStatus, Lifecycle, OrgKind, Party, SubStatus
 from domain.ids import case_workflow_id
 from domain.lifecycle import LIFECYCLE_MEANINGS
-from domain.tasks import TaskStatus, TaskType
+from domain.tasks import CATALOGUE, TaskStatus, TaskType
 from domain.transitions import CLOSE_CODE_MEANINGS, CloseCode
 from portal.actions import answer_of, notice_of, problem_messages
 from portal.forms import amount, day_bound, end_of_day
@@ -200,6 +200,7 @@ async def render_case(
         meaning=LIFECYCLE_MEANINGS[view.lifecycle],
         close_meaning=CLOSE_CODE_MEANINGS.get(close_code) if close_code else None,
         items=items,
+        mark_as_done={spec.type.value for spec in CATALOGUE.values() if spec.mark_as_done},
         pending=len(items["overdue"]) + len(items["upcoming"]),
         timeline=[timeline_item(entry) for entry in entries],
         workflow_url=settings.workflow_ui_url(case_workflow_id(case_id))

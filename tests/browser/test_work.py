@@ -226,3 +226,36 @@ async def test_a_creditor_follows_reply_to_chat_replies_and_the_task_leaves_the_
         await shoot(page, shots, "creditor-chat")
         await page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
         await expect(page.get_by_role("link", name=task["title"])).to_have_count(0)
+
+
+async def test_the_chat_page_shows_a_new_reply_on_its_own_and_keeps_what_is_typed(
+    page: Page,
+    live_site: tuple[str, str],
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    site, api_url = live_site
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
+        case = await ready_case(api, creditor)
+        assert (await assign(api, ops, case["caseId"], partner)).status_code == 200
+        accepted = await api.post(f"/api/cases/{case['caseId']}/accept", headers=partner.headers)
+        assert accepted.status_code == 200, accepted.text
+        await sign_in(page, site, await with_password(sessions, creditor))
+        await page.goto(f"{site}/cases/{case['caseId']}/chat")
+        await page.get_by_label("Reply in Invoice Chat").fill("Half-written answer")
+
+        said = await api.post(
+            f"/api/cases/{case['caseId']}/chats",
+            json={"message": "A new question from the partner"},
+            headers=partner.headers,
+        )
+        assert said.status_code == 201, said.text
+
+        await expect(page.get_by_text("A new question from the partner")).to_be_visible(
+            timeout=12_000
+        )
+        await expect(page.get_by_label("Reply in Invoice Chat")).to_have_value(
+            "Half-written answer"
+        )

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from activities.projection import write_tasks
 from domain.enums import Lifecycle, OrgKind
 from domain.lifecycle import LIFECYCLE_MEANINGS
-from domain.tasks import AccessLevel
+from domain.tasks import AccessLevel, TaskType
 from store.db import transaction
 from store.models import Case, CaseInvitation
 from tests.portal.support import sign_in, with_password
@@ -269,3 +269,23 @@ async def test_the_case_list_sorts_as_chosen_for_creditors_and_partners(
     assert listed(await portal.get("/portal/cases", params={"sort": "amount-low"})) == list(
         reversed(by_amount)
     )
+
+
+async def test_an_action_item_the_catalogue_lets_be_marked_done_has_its_button_in_the_panel(
+    portal: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+) -> None:
+    case_id = await add_case(sessions, creditor, partner=partner)
+    more_info = make_task(
+        creditor, access=AccessLevel.CREDITOR, case_id=case_id, deadline=SEED_TIME
+    ).model_copy(update={"type": TaskType.MORE_INFO_NEEDED})
+    generic = make_task(creditor, access=AccessLevel.CREDITOR, case_id=case_id, deadline=None)
+    async with transaction(sessions) as session:
+        await write_tasks(session, [more_info, generic])
+    await signed_in(portal, sessions, creditor)
+    page = await portal.get(f"/portal/cases/{case_id}")
+    assert f'action="/portal/tasks/{more_info.id}/done"' in page.text
+    assert f'action="/portal/tasks/{generic.id}/done"' not in page.text
+    assert f'href="/portal/cases/{case_id}/chat"' in page.text
