@@ -1,4 +1,5 @@
-"""What every ``/api`` request must pass before the app reads its body (``/api/health`` aside).
+"""What every ``/api`` request must pass before the app reads its body (``/api/health`` aside);
+the portal's (``/portal``) pass the size caps.
 
 A pure ASGI middleware, so it runs before FastAPI parses anything:
 
@@ -35,6 +36,9 @@ from api.routes.codec import is_ui_path
 from settings import Settings
 
 GUARDED_PREFIX = "/api/"
+# The portal's pages (portal/): signed in with a session cookie, not a key, but their form
+# bodies have the same size caps.
+PORTAL_PREFIX = "/portal/"
 UNGUARDED_PATHS = frozenset({"/api/health"})
 KEY_HEADERS = ("authorization", "xapikey")
 KEY_HEADER_NAMES = frozenset(name.encode() for name in KEY_HEADERS)  # ASGI: lower-case bytes
@@ -103,10 +107,11 @@ class RequestGuard:
         if size > MAX_HEADER_BYTES:
             await headers_too_large().response(path)(scope, receive, send)
             return
-        if not path.startswith(GUARDED_PREFIX) or path in UNGUARDED_PATHS:
+        portal = path.startswith(PORTAL_PREFIX)  # forms: the same body caps, and no key
+        if not portal and (not path.startswith(GUARDED_PREFIX) or path in UNGUARDED_PATHS):
             await self.app(scope, receive, send)
             return
-        if not has_key and not is_ui_path(path):
+        if not portal and not has_key and not is_ui_path(path):
             await unauthenticated().response(path)(scope, receive, send)
             return
         if not chunked and declared in ("", "0"):

@@ -364,3 +364,14 @@ async def test_set_password_stores_an_argon2_hash(
         user = await session.get(User, creditor.principal.user_id)
         assert user is not None and user.password_hash is not None
         assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+
+
+async def test_a_portal_form_larger_than_the_body_cap_is_refused_before_it_is_read(
+    portal: httpx.AsyncClient, settings: Settings
+) -> None:
+    page = await portal.get("/portal/sign-in")
+    big = "x" * (settings.max_body_bytes + 1)
+    answer = await portal.post(
+        "/portal/sign-in", data={"csrf_token": csrf_of(page), "email": big, "password": "p"}
+    )
+    assert answer.status_code == 413
