@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable, Sequence
@@ -10,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from google.protobuf.message import Message
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
@@ -21,7 +23,11 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
     Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
     WorkflowInstance,
     WorkflowInstanceDetails,
     WorkflowRunner,
@@ -117,6 +123,107 @@ class _ContextFreeInstance(WorkflowInstance):
         return self._inner.get_thread_id()  # the deadlock detector reads it
 
 
+def _detached(message: Any) -> Any:
+    """A copy of a protobuf ``message`` that owns its memory. A message read from an activation
+    shares the memory of the whole activation (every payload in it, before and after the codec),
+    which lives as long as any part of it is referenced."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
+
+
+class ReleasingRunner(WorkflowRunner):
+    """Runs workflows with ``inner``; a cached workflow keeps no activation or completion it is
+    done with.
+
+    The SDK keeps, for as long as a run stays cached, parts of its first activation (the
+    previous run's result and the start headers: with them every payload of that activation,
+    encrypted and decoded), its latest activation (in the sandbox's namespace) and its latest
+    completion (every command payload of the last workflow task: the update's answer, search
+    attributes): several KiB of native memory per cached case (docs/operations.md, "Worker
+    capacity"). Each is used only while its activation runs; this runner lets them go when it
+    returns, and ``ReleaseStartHeaders`` does for the start headers.
+    """
+
+    def __init__(self, inner: WorkflowRunner) -> None:
+        self.inner = inner
+
+    def prepare_workflow(self, defn: _Definition) -> None:
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        info = det.info
+        det = dataclasses.replace(
+            det,
+            info=dataclasses.replace(
+                info,
+                headers={name: _detached(value) for name, value in info.headers.items()},
+                raw_memo={name: _detached(value) for name, value in info.raw_memo.items()},
+            ),
+            last_completion_result=_detached(det.last_completion_result),
+        )
+        return _ReleasingInstance(self.inner.create_instance(det))
+
+    def set_worker_level_failure_exception_types(
+        self, types: Sequence[type[BaseException]]
+    ) -> None:
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+class _ReleasingInstance(WorkflowInstance):
+    def __init__(self, inner: WorkflowInstance) -> None:
+        self._inner = inner
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        completion = self._inner.activate(act)
+        sandbox = _sandbox_of(self._inner)
+        if sandbox is not None:
+            sandbox.globals_and_locals.pop("__temporal_activation", None)
+            instance = getattr(
+                sandbox.globals_and_locals.get("__temporal_in_sandbox"), "instance", None
+            )
+            if isinstance(getattr(instance, "_current_completion", None), Message):
+                # The next activation starts a new one; the worker holds this one meanwhile.
+                instance._current_completion = WorkflowActivationCompletion()
+            version = getattr(instance, "_deployment_version_for_current_task", None)
+            if isinstance(version, Message):  # a part of ``act``: it would keep all of it
+                instance._deployment_version_for_current_task = _detached(version)
+        return completion
+
+    def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
+        return self._inner.get_serialization_context(command_info)
+
+    def get_external_store_context(self, command_info: Any) -> StorageDriverStoreContext:
+        return self._inner.get_external_store_context(command_info)
+
+    def get_info(self) -> Info:
+        return self._inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self._inner.get_thread_id()
+
+
+def _sandbox_of(instance: WorkflowInstance) -> Any:
+    """The sandbox's own instance (None for a runner that is not the SDK's sandbox)."""
+    return instance if hasattr(instance, "globals_and_locals") else None
+
+
+class _ReleaseStartHeaders(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        # The SDK's own frame holds ``input`` for the whole run: let go of the activation.
+        input.headers = {name: _detached(value) for name, value in input.headers.items()}
+        return await super().execute_workflow(input)
+
+
+class ReleaseStartHeaders(Interceptor):
+    """Worker interceptor: the start headers a run keeps are copies (see ``ReleasingRunner``)."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _ReleaseStartHeaders
+
+
 def takes_no_context(converter: DataConverter) -> bool:
     """Whether ``converter`` encodes every payload the same whatever its serialization context
     (none of its parts changes with one) and stores none externally."""
@@ -188,10 +295,10 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=ContextFreeRunner(WORKFLOW_RUNNER)
+        workflow_runner=ContextFreeRunner(ReleasingRunner(WORKFLOW_RUNNER))
         if takes_no_context(client.data_converter)
-        else WORKFLOW_RUNNER,
-        interceptors=INTERCEPTORS,
+        else ReleasingRunner(WORKFLOW_RUNNER),
+        interceptors=[*INTERCEPTORS, ReleaseStartHeaders()],
         activities=list(activities.values()),
         # On SIGTERM/SIGINT, running activities (projections) get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=10),
