@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from google.protobuf.message import Message
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
@@ -27,9 +27,9 @@ from temporalio.worker import (
     Interceptor,
     Worker,
     WorkflowInboundInterceptor,
-    WorkflowInterceptorClassInput,
     WorkflowInstance,
     WorkflowInstanceDetails,
+    WorkflowInterceptorClassInput,
     WorkflowRunner,
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -185,9 +185,13 @@ class _ReleasingInstance(WorkflowInstance):
             if isinstance(getattr(instance, "_current_completion", None), Message):
                 # The next activation starts a new one; the worker holds this one meanwhile.
                 instance._current_completion = WorkflowActivationCompletion()
+            # Parts of ``act`` the instance keeps until the next one: each would keep all of it.
             version = getattr(instance, "_deployment_version_for_current_task", None)
-            if isinstance(version, Message):  # a part of ``act``: it would keep all of it
+            if isinstance(version, Message):
                 instance._deployment_version_for_current_task = _detached(version)
+            flags = getattr(instance, "_current_internal_flags", None)
+            if flags is not None and not isinstance(flags, tuple):
+                instance._current_internal_flags = tuple(flags)
         return completion
 
     def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
