@@ -32,7 +32,10 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
     WorkflowRunner,
 )
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import (
+    SandboxedWorkflowRunner,
+    SandboxRestrictions,
+)
 from temporalio.workflow import Info, _Definition
 
 from activities.accounts import AccountActivities
@@ -179,19 +182,8 @@ class _ReleasingInstance(WorkflowInstance):
         sandbox = _sandbox_of(self._inner)
         if sandbox is not None:
             sandbox.globals_and_locals.pop("__temporal_activation", None)
-            instance = getattr(
-                sandbox.globals_and_locals.get("__temporal_in_sandbox"), "instance", None
-            )
-            if isinstance(getattr(instance, "_current_completion", None), Message):
-                # The next activation starts a new one; the worker holds this one meanwhile.
-                instance._current_completion = WorkflowActivationCompletion()
-            # Parts of ``act`` the instance keeps until the next one: each would keep all of it.
-            version = getattr(instance, "_deployment_version_for_current_task", None)
-            if isinstance(version, Message):
-                instance._deployment_version_for_current_task = _detached(version)
-            flags = getattr(instance, "_current_internal_flags", None)
-            if flags is not None and not isinstance(flags, tuple):
-                instance._current_internal_flags = tuple(flags)
+            in_sandbox = sandbox.globals_and_locals.get("__temporal_in_sandbox")
+            _release_activation(getattr(in_sandbox, "instance", None))
         return completion
 
     def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
@@ -205,6 +197,22 @@ class _ReleasingInstance(WorkflowInstance):
 
     def get_thread_id(self) -> int | None:
         return self._inner.get_thread_id()
+
+
+def _release_activation(instance: Any) -> None:
+    """Let the SDK's workflow instance keep no part of the activation it has just run."""
+    if instance is None:
+        return
+    if isinstance(getattr(instance, "_current_completion", None), Message):
+        # The next activation starts a new one; the worker holds this one meanwhile.
+        instance._current_completion = WorkflowActivationCompletion()
+    # Parts of the activation the instance keeps until the next one: each would keep all of it.
+    version = getattr(instance, "_deployment_version_for_current_task", None)
+    if isinstance(version, Message):
+        instance._deployment_version_for_current_task = _detached(version)
+    flags = getattr(instance, "_current_internal_flags", None)
+    if flags is not None and not isinstance(flags, tuple):
+        instance._current_internal_flags = tuple(flags)
 
 
 def _sandbox_of(instance: WorkflowInstance) -> Any:
