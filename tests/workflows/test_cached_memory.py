@@ -4,21 +4,26 @@ The SDK keeps parts of a run's first activation, its latest activation and its l
 completion for as long as the run is cached; each protobuf part keeps the memory of the whole
 message it came from (every payload, before and after the codec). Counts, not sizes of the
 process: the activation and completion messages alive in the worker once its cases are idle.
-bench/memory.py measures what it saves (docs/operations.md, "Worker capacity").
+bench/memory.py measures what it saves (docs/operations.md, "Worker capacity"). The recorded
+histories replay through the releasing runner too: nothing it lets go of is needed later.
 """
 
 from __future__ import annotations
 
 import gc
 from collections import Counter
+from pathlib import Path
 
+import pytest
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 import worker as caseloop_worker
 from domain.cases import CorrectCaseInput
-from tests.support import Actor
+from tests.replay.test_replay import HISTORIES, load
+from tests.support import TEST_DATA_CONVERTER, Actor
 from tests.workflows.test_intake import open_case
 from workflows.case import CaseWorkflow
 
@@ -64,3 +69,16 @@ async def test_idle_cached_cases_keep_none_of_their_activations_or_completions(
     assert grown["coresdk.workflow_activation.InitializeWorkflow"] == 0, grown
     assert grown["coresdk.workflow_activation.WorkflowActivation"] <= 1, grown
     assert grown["coresdk.workflow_completion.WorkflowActivationCompletion"] <= 1, grown
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[path.name for path in HISTORIES])
+async def test_recorded_histories_replay_when_each_activation_is_released(path: Path) -> None:
+    # A whole run through one instance, as a cached case lives in the worker: nothing the
+    # runner lets go of between activations is needed by the next one.
+    replayer = Replayer(
+        workflows=caseloop_worker.WORKFLOWS,
+        data_converter=TEST_DATA_CONVERTER,
+        workflow_runner=caseloop_worker.ReleasingRunner(caseloop_worker.WORKFLOW_RUNNER),
+        interceptors=[*caseloop_worker.INTERCEPTORS, caseloop_worker.ReleaseStartHeaders()],
+    )
+    await replayer.replay_workflow(load(path))  # raises on any nondeterminism
