@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.converter import (
     ActivitySerializationContext,
     DataConverter,
+    PayloadConverter,
     SerializationContext,
     StorageDriverStoreContext,
     WorkflowSerializationContext,
@@ -150,12 +151,19 @@ class ReleasingRunner(WorkflowRunner):
 
     def __init__(self, inner: WorkflowRunner) -> None:
         self.inner = inner
+        # One payload converter for all runs (by the factory the worker gives each run): the
+        # SDK builds one per run, with its own cache of pydantic type adapters.
+        self._converters: dict[Callable[[], PayloadConverter], PayloadConverter] = {}
 
     def prepare_workflow(self, defn: _Definition) -> None:
         self.inner.prepare_workflow(defn)
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
         info = det.info
+        factory = det.payload_converter_factory
+        converter = self._converters.get(factory)
+        if converter is None:
+            converter = self._converters[factory] = factory()
         det = dataclasses.replace(
             det,
             info=dataclasses.replace(
@@ -164,6 +172,7 @@ class ReleasingRunner(WorkflowRunner):
                 raw_memo={name: _detached(value) for name, value in info.raw_memo.items()},
             ),
             last_completion_result=_detached(det.last_completion_result),
+            payload_converter_factory=lambda: converter,
         )
         return _ReleasingInstance(self.inner.create_instance(det))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.converter import PayloadConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -34,11 +35,13 @@ EMPTY_BYTES = 8
 
 
 def held_activation_messages() -> Counter[str]:
-    """Activation and completion messages alive, by type; an empty one (a fresh completion
-    waiting for the next activation) is not counted."""
+    """Activation and completion messages alive, by type (an empty one, a fresh completion
+    waiting for the next activation, is not counted), and payload converters."""
     gc.collect()
     held: Counter[str] = Counter()
     for obj in gc.get_objects():
+        if isinstance(obj, PayloadConverter):
+            held["payload converters"] += 1
         if isinstance(obj, Message) and obj.ByteSize() > EMPTY_BYTES:
             name = type(obj).DESCRIPTOR.full_name
             if name.startswith(ACTIVATION_PACKAGES):
@@ -46,29 +49,36 @@ def held_activation_messages() -> Counter[str]:
     return held
 
 
-async def test_idle_cached_cases_keep_none_of_their_activations_or_completions(
+async def test_idle_cached_cases_keep_none_of_their_activations_and_share_one_converter(
     dev_env: WorkflowEnvironment,
     task_queue: str,
     sessions: async_sessionmaker[AsyncSession],
     creditor: Actor,
 ) -> None:
     worker = caseloop_worker.build_worker(dev_env.client, task_queue=task_queue, sessions=sessions)
+
+    async def open_and_correct() -> None:
+        handle, record = await open_case(dev_env, creditor, task_queue)
+        submission = record.submission.model_copy(update={"claim_description": "Corrected."})
+        await handle.execute_update(
+            CaseWorkflow.correct_case,
+            CorrectCaseInput(submission=submission, user_id=creditor.principal.user_id),
+        )
+
     async with worker:
+        await open_and_correct()  # the first case also starts its creditor's account workflow
         before = held_activation_messages()
         for _ in range(CASES):
-            handle, record = await open_case(dev_env, creditor, task_queue)
-            submission = record.submission.model_copy(update={"claim_description": "Corrected."})
-            await handle.execute_update(
-                CaseWorkflow.correct_case,
-                CorrectCaseInput(submission=submission, user_id=creditor.principal.user_id),
-            )
+            await open_and_correct()
         after = held_activation_messages()
     grown = after - before
-    # Nothing per cached workflow (the cases and their creditor's account): at most the one
-    # activation the worker's poll loop received last, and its completion.
+    # Nothing per cached case: at most the one activation the worker's poll loop received
+    # last, and its completion.
     assert grown["coresdk.workflow_activation.InitializeWorkflow"] == 0, grown
     assert grown["coresdk.workflow_activation.WorkflowActivation"] <= 1, grown
     assert grown["coresdk.workflow_completion.WorkflowActivationCompletion"] <= 1, grown
+    # One payload converter (with its pydantic type adapters) for all of them.
+    assert grown["payload converters"] == 0, grown
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.name for path in HISTORIES])
