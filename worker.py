@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.common.v1 import Payloads
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
@@ -127,6 +128,13 @@ class _ContextFreeInstance(WorkflowInstance):
         return self._inner.get_thread_id()  # the deadlock detector reads it
 
 
+# Read-only stand-ins a run keeps between activations, one for all runs: no previous run's
+# result, and the completion the next activation replaces (the SDK reads and writes a
+# completion only while an activation runs).
+_NO_PAYLOADS = Payloads()
+_IDLE_COMPLETION = WorkflowActivationCompletion()
+
+
 def _detached(message: Any) -> Any:
     """A copy of a protobuf ``message`` that owns its memory. A message read from an activation
     shares the memory of the whole activation (every payload in it, before and after the codec),
@@ -144,9 +152,9 @@ class ReleasingRunner(WorkflowRunner):
     previous run's result and the start headers: with them every payload of that activation,
     encrypted and decoded), its latest activation (in the sandbox's namespace) and its latest
     completion (every command payload of the last workflow task: the update's answer, search
-    attributes): several KiB of native memory per cached case (docs/operations.md, "Worker
-    capacity"). Each is used only while its activation runs; this runner lets them go when it
-    returns, and ``ReleaseStartHeaders`` does for the start headers.
+    attributes): about 30 KiB of native memory per cached case (docs/performance.md, "Worker
+    memory per cached case"). Each is used only while its activation runs; this runner lets
+    them go when it returns, and ``ReleaseStartHeaders`` does for the start headers.
     """
 
     def __init__(self, inner: WorkflowRunner) -> None:
@@ -171,7 +179,9 @@ class ReleasingRunner(WorkflowRunner):
                 headers={name: _detached(value) for name, value in info.headers.items()},
                 raw_memo={name: _detached(value) for name, value in info.raw_memo.items()},
             ),
-            last_completion_result=_detached(det.last_completion_result),
+            last_completion_result=_detached(det.last_completion_result)
+            if det.last_completion_result.payloads
+            else _NO_PAYLOADS,
             payload_converter_factory=lambda: converter,
         )
         return _ReleasingInstance(self.inner.create_instance(det))
@@ -214,7 +224,7 @@ def _release_activation(instance: Any) -> None:
         return
     if isinstance(getattr(instance, "_current_completion", None), Message):
         # The next activation starts a new one; the worker holds this one meanwhile.
-        instance._current_completion = WorkflowActivationCompletion()
+        instance._current_completion = _IDLE_COMPLETION
     # Parts of the activation the instance keeps until the next one: each would keep all of it.
     version = getattr(instance, "_deployment_version_for_current_task", None)
     if isinstance(version, Message):
