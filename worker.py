@@ -3,30 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.common.v1 import Payloads
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.client import Client
 from temporalio.converter import (
     ActivitySerializationContext,
     DataConverter,
+    PayloadConverter,
     SerializationContext,
     StorageDriverStoreContext,
     WorkflowSerializationContext,
 )
 from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
     Worker,
+    WorkflowInboundInterceptor,
     WorkflowInstance,
     WorkflowInstanceDetails,
+    WorkflowInterceptorClassInput,
     WorkflowRunner,
 )
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.worker.workflow_sandbox import (
+    SandboxedWorkflowRunner,
+    SandboxRestrictions,
+)
 from temporalio.workflow import Info, _Definition
 
 from activities.accounts import AccountActivities
@@ -117,6 +128,133 @@ class _ContextFreeInstance(WorkflowInstance):
         return self._inner.get_thread_id()  # the deadlock detector reads it
 
 
+# Read-only stand-ins a run keeps between activations, one for all runs: no previous run's
+# result, and the completion the next activation replaces (the SDK reads and writes a
+# completion only while an activation runs).
+_NO_PAYLOADS = Payloads()
+_IDLE_COMPLETION = WorkflowActivationCompletion()
+
+
+def _detached(message: Any) -> Any:
+    """A copy of a protobuf ``message`` that owns its memory. A message read from an activation
+    shares the memory of the whole activation (every payload in it, before and after the codec),
+    which lives as long as any part of it is referenced."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    return copy
+
+
+class ReleasingRunner(WorkflowRunner):
+    """Runs workflows with ``inner``; a cached workflow keeps no activation or completion it is
+    done with.
+
+    The SDK keeps, for as long as a run stays cached, parts of its first activation (the
+    previous run's result and the start headers: with them every payload of that activation,
+    encrypted and decoded), its latest activation (in the sandbox's namespace) and its latest
+    completion (every command payload of the last workflow task: the update's answer, search
+    attributes): about 30 KiB of native memory per cached case (docs/performance.md, "Worker
+    memory per cached case"). Each is used only while its activation runs; this runner lets
+    them go when it returns, and ``ReleaseStartHeaders`` does for the start headers.
+    """
+
+    def __init__(self, inner: WorkflowRunner) -> None:
+        self.inner = inner
+        # One payload converter for all runs (by the factory the worker gives each run): the
+        # SDK builds one per run, with its own cache of pydantic type adapters.
+        self._converters: dict[Callable[[], PayloadConverter], PayloadConverter] = {}
+
+    def prepare_workflow(self, defn: _Definition) -> None:
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        info = det.info
+        factory = det.payload_converter_factory
+        converter = self._converters.get(factory)
+        if converter is None:
+            converter = self._converters[factory] = factory()
+        det = dataclasses.replace(
+            det,
+            info=dataclasses.replace(
+                info,
+                headers={name: _detached(value) for name, value in info.headers.items()},
+                raw_memo={name: _detached(value) for name, value in info.raw_memo.items()},
+            ),
+            last_completion_result=_detached(det.last_completion_result)
+            if det.last_completion_result.payloads
+            else _NO_PAYLOADS,
+            payload_converter_factory=lambda: converter,
+        )
+        return _ReleasingInstance(self.inner.create_instance(det))
+
+    def set_worker_level_failure_exception_types(
+        self, types: Sequence[type[BaseException]]
+    ) -> None:
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+class _ReleasingInstance(WorkflowInstance):
+    def __init__(self, inner: WorkflowInstance) -> None:
+        self._inner = inner
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        completion = self._inner.activate(act)
+        sandbox = _sandbox_of(self._inner)
+        if sandbox is not None:
+            sandbox.globals_and_locals.pop("__temporal_activation", None)
+            in_sandbox = sandbox.globals_and_locals.get("__temporal_in_sandbox")
+            _release_activation(getattr(in_sandbox, "instance", None))
+        return completion
+
+    def get_serialization_context(self, command_info: Any) -> SerializationContext | None:
+        return self._inner.get_serialization_context(command_info)
+
+    def get_external_store_context(self, command_info: Any) -> StorageDriverStoreContext:
+        return self._inner.get_external_store_context(command_info)
+
+    def get_info(self) -> Info:
+        return self._inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self._inner.get_thread_id()
+
+
+def _release_activation(instance: Any) -> None:
+    """Let the SDK's workflow instance keep no part of the activation it has just run."""
+    if instance is None:
+        return
+    if isinstance(getattr(instance, "_current_completion", None), Message):
+        # The next activation starts a new one; the worker holds this one meanwhile.
+        instance._current_completion = _IDLE_COMPLETION
+    # Parts of the activation the instance keeps until the next one: each would keep all of it.
+    version = getattr(instance, "_deployment_version_for_current_task", None)
+    if isinstance(version, Message):
+        instance._deployment_version_for_current_task = _detached(version)
+    flags = getattr(instance, "_current_internal_flags", None)
+    if flags is not None and not isinstance(flags, tuple):
+        instance._current_internal_flags = tuple(flags)
+
+
+def _sandbox_of(instance: WorkflowInstance) -> Any:
+    """The sandbox's own instance (None for a runner that is not the SDK's sandbox)."""
+    return instance if hasattr(instance, "globals_and_locals") else None
+
+
+class _ReleaseStartHeaders(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        # The SDK's own frame holds ``input`` for the whole run: let go of the activation.
+        input.headers = {name: _detached(value) for name, value in input.headers.items()}
+        return await super().execute_workflow(input)
+
+
+class ReleaseStartHeaders(Interceptor):
+    """Worker interceptor: the start headers a run keeps are copies (see ``ReleasingRunner``)."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _ReleaseStartHeaders
+
+
 def takes_no_context(converter: DataConverter) -> bool:
     """Whether ``converter`` encodes every payload the same whatever its serialization context
     (none of its parts changes with one) and stores none externally."""
@@ -190,10 +328,10 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=ContextFreeRunner(WORKFLOW_RUNNER)
+        workflow_runner=ContextFreeRunner(ReleasingRunner(WORKFLOW_RUNNER))
         if takes_no_context(client.data_converter)
-        else WORKFLOW_RUNNER,
-        interceptors=INTERCEPTORS,
+        else ReleasingRunner(WORKFLOW_RUNNER),
+        interceptors=[*INTERCEPTORS, ReleaseStartHeaders()],
         activities=list(activities.values()),
         # On SIGTERM/SIGINT, running activities (projections) get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=10),
