@@ -160,7 +160,9 @@ class ReleasingRunner(WorkflowRunner):
     def __init__(self, inner: WorkflowRunner) -> None:
         self.inner = inner
         # One payload converter for all runs (by the factory the worker gives each run): the
-        # SDK builds one per run, with its own cache of pydantic type adapters.
+        # SDK builds one per run, with its own cache of pydantic type adapters, and inside each
+        # run's sandbox, where ``temporal_client.SharedPayloadConverter`` is a class of that
+        # sandbox's own (its one-per-process instance serves the converters built outside).
         self._converters: dict[Callable[[], PayloadConverter], PayloadConverter] = {}
 
     def prepare_workflow(self, defn: _Definition) -> None:
