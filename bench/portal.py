@@ -187,6 +187,13 @@ async def run(args: argparse.Namespace) -> Report:
                     who.creditor,
                 ),
                 ("Account page", "/portal/account", creditor, "/api/account", who.creditor),
+                (
+                    "Chat page (creditor)",
+                    f"/portal/cases/{worked}/chat",
+                    creditor,
+                    f"/api/cases/{worked}/chats",
+                    who.creditor,
+                ),
             ]
             samples: dict[str, tuple[list[float], list[float]]] = {p[0]: ([], []) for p in pages}
 
