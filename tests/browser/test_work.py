@@ -18,7 +18,7 @@ from domain.enums import OrgKind
 from tests.api.test_case_work import open_task
 from tests.api.test_tasks import IBAN_DK, assign, eventually, new_case, ready_case, sign
 from tests.browser.test_sign_in import sign_in
-from tests.portal.support import with_password
+from tests.portal.support import in_collection, with_password
 from tests.support import Actor, make_actor
 
 
@@ -198,10 +198,7 @@ async def test_a_creditor_follows_reply_to_chat_replies_and_the_task_leaves_the_
 ) -> None:
     site, api_url = live_site
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
-        case = await ready_case(api, creditor)
-        assert (await assign(api, ops, case["caseId"], partner)).status_code == 200
-        accepted = await api.post(f"/api/cases/{case['caseId']}/accept", headers=partner.headers)
-        assert accepted.status_code == 200, accepted.text
+        case = {"caseId": await in_collection(api, creditor, partner, ops)}
         asked = await api.post(
             f"/api/cases/{case['caseId']}/chats",
             json={"message": "Please send the signed order."},
@@ -238,10 +235,7 @@ async def test_the_chat_page_shows_a_new_reply_on_its_own_and_keeps_what_is_type
 ) -> None:
     site, api_url = live_site
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as api:
-        case = await ready_case(api, creditor)
-        assert (await assign(api, ops, case["caseId"], partner)).status_code == 200
-        accepted = await api.post(f"/api/cases/{case['caseId']}/accept", headers=partner.headers)
-        assert accepted.status_code == 200, accepted.text
+        case = {"caseId": await in_collection(api, creditor, partner, ops)}
         await sign_in(page, site, await with_password(sessions, creditor))
         await page.goto(f"{site}/cases/{case['caseId']}/chat")
         await page.get_by_label("Reply in Invoice Chat").fill("Half-written answer")

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from store.db import transaction
 from store.models import User
 from store.passwords import set_password
+from tests.api.test_tasks import ready_case
 from tests.support import Actor
 
 PASSWORD = "correct horse battery staple"
@@ -49,3 +50,25 @@ async def sign_in(
     if next_path:
         data["next"] = next_path
     return await post_form(portal, "/portal/sign-in", data)
+
+
+async def signed_in(
+    portal: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], actor: Actor
+) -> None:
+    """``actor`` signed in to ``portal`` (with a password set for it)."""
+    assert (await sign_in(portal, await with_password(sessions, actor))).status_code == 303
+
+
+async def in_collection(
+    live_portal: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> str:
+    """A case In Collection with ``partner``, made through the API; its id."""
+    case = await ready_case(live_portal, creditor)
+    case_id = str(case["caseId"])
+    assigned = await live_portal.post(
+        f"/api/cases/{case_id}/assign", json={"partnerId": str(partner.org_id)}, headers=ops.headers
+    )
+    assert assigned.status_code == 200, assigned.text
+    accepted = await live_portal.post(f"/api/cases/{case_id}/accept", headers=partner.headers)
+    assert accepted.status_code == 200, accepted.text
+    return case_id

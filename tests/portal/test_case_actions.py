@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.api.test_case_work import open_task
 from tests.api.test_tasks import ready_case, tasks_of
-from tests.portal.support import post_form, sign_in, with_password
+from tests.portal.support import in_collection, post_form, sign_in, with_password
 from tests.support import Actor
 
 
@@ -57,20 +57,6 @@ async def test_ops_assign_and_the_partner_accepts_on_the_review_page(
     assert (await case_of(live_portal, creditor, case["caseId"]))["status"] == "In Collection"
     assert await tasks_of(live_portal, partner, status="Open", type="ReviewNewCase") == []
     assert "It is now in collection" in (await live_portal.get(accepted.headers["location"])).text
-
-
-async def in_collection(
-    live_portal: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
-) -> str:
-    case = await ready_case(live_portal, creditor)
-    case_id = str(case["caseId"])
-    assigned = await live_portal.post(
-        f"/api/cases/{case_id}/assign", json={"partnerId": str(partner.org_id)}, headers=ops.headers
-    )
-    assert assigned.status_code == 200, assigned.text
-    accepted = await live_portal.post(f"/api/cases/{case_id}/accept", headers=partner.headers)
-    assert accepted.status_code == 200, accepted.text
-    return case_id
 
 
 async def test_the_partner_changes_status_and_the_apis_refusal_keeps_the_form(

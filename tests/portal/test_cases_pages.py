@@ -17,7 +17,7 @@ from domain.lifecycle import LIFECYCLE_MEANINGS
 from domain.tasks import AccessLevel, TaskType
 from store.db import transaction
 from store.models import Case, CaseInvitation
-from tests.portal.support import sign_in, with_password
+from tests.portal.support import signed_in
 from tests.support import SEED_TIME, Actor, add_case, make_actor, make_task, reads
 
 CASE_LINK = re.compile(r'href="/portal/cases/([0-9a-f-]{36})"')
@@ -26,12 +26,6 @@ CASE_LINK = re.compile(r'href="/portal/cases/([0-9a-f-]{36})"')
 def listed(page: httpx.Response) -> list[str]:
     assert page.status_code == 200, page.text
     return CASE_LINK.findall(page.text)
-
-
-async def signed_in(
-    portal: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], actor: Actor
-) -> None:
-    assert (await sign_in(portal, await with_password(sessions, actor))).status_code == 303
 
 
 async def test_a_creditor_lists_its_own_cases_newest_first(

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domain.enums import OrgKind
 from tests.api.test_case_work import open_task
 from tests.api.test_tasks import eventually, tasks_of
-from tests.portal.support import csrf_of, sign_in, with_password
-from tests.portal.test_case_actions import in_collection
+from tests.portal.support import csrf_of, in_collection, sign_in, with_password
 from tests.support import Actor, make_actor, reads
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"

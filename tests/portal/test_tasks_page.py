@@ -13,7 +13,7 @@ from activities.projection import write_tasks
 from domain.enums import OrgKind
 from domain.tasks import AccessLevel, TaskStatus, TaskType
 from store.db import transaction
-from tests.portal.support import sign_in, with_password
+from tests.portal.support import signed_in
 from tests.support import SEED_TIME, Actor, add_case, make_actor, make_task, reads
 
 TASK_LINK = re.compile(r'href="https://portal\.example\.test/tasks/([0-9a-f-]{36})"')
@@ -22,12 +22,6 @@ TASK_LINK = re.compile(r'href="https://portal\.example\.test/tasks/([0-9a-f-]{36
 def listed(page: httpx.Response) -> list[str]:
     """The task ids the page links to (a Generic task's solution link is its own page)."""
     return TASK_LINK.findall(page.text)
-
-
-async def signed_in(
-    portal: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], actor: Actor
-) -> None:
-    assert (await sign_in(portal, await with_password(sessions, actor))).status_code == 303
 
 
 async def test_the_tasks_menu_lists_only_the_callers_side_and_organisation(
