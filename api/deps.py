@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated
 from uuid import UUID
@@ -30,11 +31,19 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's read session. Routes only read through it (they write in transactions of
     their own), so ``end_read`` may end its transaction whenever the request starts to wait."""
     async with request.app.state.sessions() as session:
-        token = _request_session.set(session)
-        try:
+        with serving(session):
             yield session
-        finally:
-            _request_session.reset(token)
+
+
+@contextmanager
+def serving(session: AsyncSession) -> Iterator[None]:
+    """Make ``session`` the request's session (``request_session``, ``end_read``) while a route's
+    function runs outside FastAPI's dependencies (a portal page calling it)."""
+    token = _request_session.set(session)
+    try:
+        yield
+    finally:
+        _request_session.reset(token)
 
 
 def request_session() -> AsyncSession | None:

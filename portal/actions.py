@@ -14,6 +14,7 @@ from fastapi import Request, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.deps import serving
 from api.errors import FieldError, Problem, validation_problem
 
 # What a page may say after a successful action (redirects carry the key, never the text).
@@ -78,12 +79,13 @@ async def answer_of(request: Request, command: Callable[[AsyncSession], Awaitabl
     A command answers a refusal by raising a Problem, or (behind the API's idempotency
     wrapper) by returning it as a problem+json response: both come back as the Problem."""
     async with request.app.state.sessions() as session:
-        try:
-            answer = await command(session)
-        except Problem as problem:
-            return problem
-        except ValidationError as exc:
-            return validation_problem(exc.errors())
+        with serving(session):
+            try:
+                answer = await command(session)
+            except Problem as problem:
+                return problem
+            except ValidationError as exc:
+                return validation_problem(exc.errors())
     if isinstance(answer, Response):
         if answer.status_code >= 400:
             return _problem_of(answer)

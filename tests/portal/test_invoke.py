@@ -3,12 +3,18 @@ them, and a page can call only routes whose parameters it knows how to give."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import FormData
 
 from api.chat_views import CallEntry
+from api.deps import end_read, request_session
 from api.routes.case_commands import CaseCorrection
 from api.routes.case_work import QuoteRequest, ReviewEntry
+from portal.actions import answer_of
 from portal.invoke import _parameters, body_from_form
 
 
@@ -39,3 +45,22 @@ def test_parameters_name_what_a_route_needs() -> None:
     async def route(case_id: int, body: ReviewEntry) -> None: ...
 
     assert [name for name, _, _ in _parameters(route)] == ["case_id", "body"]
+
+
+async def test_an_action_run_from_a_page_serves_its_session_as_the_requests(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """So ``api.deps.end_read`` ends its read before the action waits on Temporal, as for an
+    API request, and the page holds no database connection meanwhile."""
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(sessions=sessions)))
+    seen: list[object] = []
+
+    async def command(session: AsyncSession) -> None:
+        seen.append(request_session() is session)
+        await session.execute(text("SELECT 1"))
+        await end_read()
+        seen.append(session.in_transaction())
+
+    assert await answer_of(request, command) is None  # type: ignore[arg-type]
+    assert seen == [True, False]
+    assert request_session() is None
