@@ -203,6 +203,11 @@ def session_cookie_value(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
+def form_fields(form: Any) -> dict[str, str]:
+    """A form's text fields but its CSRF token: what a refused form shows again."""
+    return {k: v for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
+
+
 def form_text(form: Any, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""

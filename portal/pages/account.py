@@ -13,7 +13,7 @@ from api.routes import bank_accounts as bank_routes
 from portal.actions import notice_of, problem_messages, run
 from portal.invoke import invoke
 from portal.rendering import redirect, render
-from portal.security import PREFIX, PortalUser, check_csrf
+from portal.security import PREFIX, PortalUser, check_csrf, form_fields
 from store import cases as case_store
 from store.accounts import Principal
 
@@ -80,7 +80,7 @@ async def sign(request: Request, principal: PortalUser) -> Response:
 @router.post("/account/bank-accounts", dependencies=[Depends(check_csrf)])
 async def register_bank_account(request: Request, principal: PortalUser) -> Response:
     form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    fields = form_fields(form)
     problem = await run(
         request,
         lambda session: invoke(

@@ -19,7 +19,7 @@ from portal.actions import answer_of
 from portal.invoke import invoke
 from portal.pages.cases import render_case
 from portal.rendering import redirect
-from portal.security import PREFIX, PortalUser, check_csrf
+from portal.security import PREFIX, PortalUser, check_csrf, form_fields
 
 router = APIRouter()
 
@@ -79,9 +79,8 @@ async def act(request: Request, principal: PortalUser, case_id: uuid.UUID, actio
         ),
     )
     if isinstance(answer, Problem):
-        fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
         return await render_case(
-            request, principal, case_id, problem=answer, form=fields, open_form=action
+            request, principal, case_id, problem=answer, form=form_fields(form), open_form=action
         )
     if found.leaves:
         return redirect(f"{PREFIX}/cases?done={found.notice}")

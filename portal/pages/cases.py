@@ -33,7 +33,7 @@ from portal.actions import answer_of, notice_of, problem_messages
 from portal.forms import amount, day_bound, end_of_day
 from portal.invoke import invoke
 from portal.rendering import redirect, render
-from portal.security import PREFIX, PortalUser, check_csrf, form_text
+from portal.security import PREFIX, PortalUser, check_csrf, form_fields, form_text
 from store import cases as case_store
 from store import chat as chat_store
 from store import tasks as task_store
@@ -319,19 +319,16 @@ async def create_generic_task(
             description=form_text(form, "description").strip(),
             deadline=end_of_day(due, principal.timezone) if due else None,
         )
-        return await task_routes.create_generic_task(
-            body,
-            request,
-            principal,
-            session,
-            request.app.state.temporal,
-            request.app.state.settings,
-        )
+        return await invoke(task_routes.create_generic_task, request, principal, session, body=body)
 
     answer = await answer_of(request, command)
     if isinstance(answer, Problem):
-        fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
         return await render_case(
-            request, principal, case_id, problem=answer, form=fields, open_form="generic-task"
+            request,
+            principal,
+            case_id,
+            problem=answer,
+            form=form_fields(form),
+            open_form="generic-task",
         )
     return redirect(f"{PREFIX}/tasks/{answer['id']}?done=created")

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.errors import Problem, invalid, not_found
@@ -20,8 +21,9 @@ from domain.enums import OrgKind
 from domain.tasks import CATALOGUE, TaskStatus, TaskType
 from portal.actions import notice_of, problem_messages, run
 from portal.forms import end_of_day
+from portal.invoke import invoke
 from portal.rendering import redirect, render
-from portal.security import PREFIX, PortalUser, check_csrf, form_text
+from portal.security import PREFIX, PortalUser, check_csrf, form_fields, form_text
 from store import tasks as task_store
 from store.accounts import Principal, active_members
 
@@ -71,22 +73,22 @@ async def task_page(request: Request, principal: PortalUser, task_id: str) -> Re
     return await _page(request, principal, task_id)
 
 
-def _context(request: Request, principal: Principal, session: AsyncSession) -> Any:
-    return task_routes.TaskAction(
-        request, principal, session, request.app.state.temporal, request.app.state.settings
-    )
-
-
 async def _act(
     request: Request,
     principal: Principal,
     task_id: str,
     notice: str,
-    command: Callable[[Any], Awaitable[Any]],
+    route: Callable[..., Awaitable[Any]],
+    body: Callable[[], BaseModel],
 ) -> Response:
-    form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
-    form.pop("csrf_token", None)
-    problem = await run(request, lambda session: command(_context(request, principal, session)))
+    """Run the API's task ``route`` on ``body()`` (built from the form, so what it refuses is
+    answered like what the route refuses) and show the task again, or what was refused."""
+    form = form_fields(await request.form())
+
+    async def command(session: AsyncSession) -> Any:
+        return await invoke(route, request, principal, session, body=body(), task_id=task_id)
+
+    problem = await run(request, command)
     if problem is not None:
         return await _page(request, principal, task_id, problem=problem, form=form)
     return redirect(f"{PREFIX}/tasks/{task_id}?done={notice}")
@@ -96,14 +98,13 @@ async def _act(
 async def postpone(request: Request, principal: PortalUser, task_id: str) -> Response:
     form = await request.form()
 
-    async def command(ctx: Any) -> Any:
-        body = task_routes.PostponeBody(
+    def body() -> BaseModel:
+        return task_routes.PostponeBody(
             deadline=end_of_day(form_text(form, "deadline"), principal.timezone),
             reason=form_text(form, "reason").strip(),
         )
-        return await task_routes.postpone_task(task_id, body, ctx)
 
-    return await _act(request, principal, task_id, "postponed", command)
+    return await _act(request, principal, task_id, "postponed", task_routes.postpone_task, body)
 
 
 @router.post("/tasks/{task_id}/assign", dependencies=[Depends(check_csrf)])
@@ -111,34 +112,33 @@ async def reassign(request: Request, principal: PortalUser, task_id: str) -> Res
     form = await request.form()
     chosen = form_text(form, "user_id")
 
-    async def command(ctx: Any) -> Any:
+    def body() -> BaseModel:
         try:
             user_id = uuid.UUID(chosen) if chosen else None
         except ValueError:
             raise invalid("userId", "pick a colleague from the list") from None
-        body = task_routes.AssignBody(user_id=user_id)
-        return await task_routes.assign_task(task_id, body, ctx)
+        return task_routes.AssignBody(user_id=user_id)
 
-    return await _act(request, principal, task_id, "assigned" if chosen else "unassigned", command)
+    notice = "assigned" if chosen else "unassigned"
+    return await _act(request, principal, task_id, notice, task_routes.assign_task, body)
 
 
 @router.post("/tasks/{task_id}/done", dependencies=[Depends(check_csrf)])
 async def mark_done(request: Request, principal: PortalUser, task_id: str) -> Response:
     form = await request.form()
-
-    async def command(ctx: Any) -> Any:
-        body = task_routes.CloseBody(reason=form_text(form, "reason").strip() or None)
-        return await task_routes.mark_task_done(task_id, body, ctx)
-
-    return await _act(request, principal, task_id, "done", command)
+    return await _act(
+        request, principal, task_id, "done", task_routes.mark_task_done, lambda: _closing(form)
+    )
 
 
 @router.post("/tasks/{task_id}/close", dependencies=[Depends(check_csrf)])
 async def close(request: Request, principal: PortalUser, task_id: str) -> Response:
     form = await request.form()
+    return await _act(
+        request, principal, task_id, "closed", task_routes.close_task, lambda: _closing(form)
+    )
 
-    async def command(ctx: Any) -> Any:
-        body = task_routes.CloseBody(reason=form_text(form, "reason").strip() or None)
-        return await task_routes.close_task(task_id, body, ctx)
 
-    return await _act(request, principal, task_id, "closed", command)
+def _closing(form: Any) -> BaseModel:
+    """The body of "Mark as done" and of closing a Generic task: the optional note."""
+    return task_routes.CloseBody(reason=form_text(form, "reason").strip() or None)
