@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from api.pagination import COUNT_LIMIT
 from domain.enums import OrgKind
 from portal.security import PREFIX, csrf_cookie, remember_csrf, signer
 
@@ -73,3 +75,21 @@ def render(
 def redirect(path: str) -> RedirectResponse:
     """See other: after a form, the browser loads ``path`` with GET (post/redirect/get)."""
     return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)
+
+
+def list_paging(
+    path: str, query: dict[str, str], page: int, total: int, more: bool, noun: str
+) -> dict[str, Any]:
+    """What a paged list page shows about its pages (templates/_list.html): the count (up to
+    the API's COUNT_LIMIT), and the links to the pages before and after this one."""
+    shown = f"{total}" if total <= COUNT_LIMIT else f"more than {COUNT_LIMIT}"
+
+    def url(number: int) -> str:
+        return f"{PREFIX}{path}?" + urlencode({**query, "page": number})
+
+    return {
+        "total_label": f"{shown} {noun}{'s' if total != 1 else ''}"
+        + (f", page {page}" if page > 1 or more else ""),
+        "previous_url": url(page - 1) if page > 1 else None,
+        "next_url": url(page + 1) if more else None,
+    }

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -32,7 +31,7 @@ from domain.transitions import CLOSE_CODE_MEANINGS, CloseCode
 from portal.actions import answer_of, notice_of, problem_messages
 from portal.forms import amount, day_bound, end_of_day
 from portal.invoke import invoke
-from portal.rendering import redirect, render
+from portal.rendering import list_paging, redirect, render
 from portal.security import PREFIX, PortalUser, check_csrf, form_fields, form_text
 from store import cases as case_store
 from store import chat as chat_store
@@ -103,15 +102,10 @@ async def cases_page(
         "sort": sort,
     }
 
-    def page_url(number: int) -> str:
-        return f"{PREFIX}/cases?" + urlencode({**query, "page": number})
-
     rows = [
         {"view": case_view(row, now), "offered": _offered(principal, row.case.partner_id)}
         for row in found.rows
     ]
-    total = found.total
-    shown = f"{total}" if total <= COUNT_LIMIT else f"more than {COUNT_LIMIT}"
     return render(
         request,
         "cases.html",
@@ -122,10 +116,7 @@ async def cases_page(
         sorts=[(key, label) for key, (label, _) in SORTS.items()],
         meanings=LIFECYCLE_MEANINGS,
         errors=errors,
-        total_label=f"{shown} case{'s' if total != 1 else ''}"
-        + (f", page {page}" if page > 1 or found.next else ""),
-        previous_url=page_url(page - 1) if page > 1 else None,
-        next_url=page_url(page + 1) if found.next else None,
+        **list_paging("/cases", query, page, found.total, found.next is not None, "case"),
     )
 
 

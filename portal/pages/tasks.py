@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,8 +17,8 @@ from api.routes.tasks import task_view
 from domain.enums import OrgKind
 from domain.tasks import CATALOGUE, AccessLevel, TaskStatus, TaskType
 from portal.forms import day_bound
-from portal.rendering import render
-from portal.security import PREFIX, PortalUser
+from portal.rendering import list_paging, render
+from portal.security import PortalUser
 from store import tasks as task_store
 from store.accounts import Principal, active_members
 
@@ -93,11 +92,6 @@ async def tasks_page(
         "assignee": assignee,
     }
 
-    def page_url(number: int) -> str:
-        return f"{PREFIX}/tasks?" + urlencode({**query, "page": number})
-
-    total = found.total
-    shown = f"{total}" if total <= COUNT_LIMIT else f"more than {COUNT_LIMIT}"
     return render(
         request,
         "tasks.html",
@@ -107,8 +101,5 @@ async def tasks_page(
         type_options=type_options(principal),
         members=members,
         errors=errors,
-        total_label=f"{shown} task{'s' if total != 1 else ''}"
-        + (f", page {page}" if page > 1 or found.next else ""),
-        previous_url=page_url(page - 1) if page > 1 else None,
-        next_url=page_url(page + 1) if found.next else None,
+        **list_paging("/tasks", query, page, found.total, found.next is not None, "task"),
     )
