@@ -27,6 +27,7 @@ from temporalio.converter import (
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
+    UnsandboxedWorkflowRunner,
     Worker,
     WorkflowInboundInterceptor,
     WorkflowInstance,
@@ -67,13 +68,12 @@ LIBRARIES = ("pydantic", "pydantic_core", "email_validator", "idna", "pycountry"
 STRICT_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*LIBRARIES)
 )
-# The worker's: our own workflow modules are shared too, imported once per process instead of
-# once per workflow run (that import was two thirds of a cached case's memory). They are
-# deterministic, and the replay tests check them with the strict runner: see
-# docs/decisions/0010-workflow-modules-passed-through.md.
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules(*LIBRARIES, "workflows")
-)
+# The worker's: no sandbox. Every module the workflows run was already shared with it (decision
+# 0010), so a sandbox checked none of their code and only cost each activation an ``exec`` behind
+# its import hooks, and each run a sandbox of its own. The replay tests run every recorded history
+# in the strict sandbox above, and tests/workflows/test_determinism.py reads the workflow modules:
+# see docs/decisions/0012-the-worker-runs-workflows-unsandboxed.md.
+WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
 
 
 class ContextFreeRunner(WorkflowRunner):
@@ -201,7 +201,9 @@ class _ReleasingInstance(WorkflowInstance):
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
         completion = self._inner.activate(act)
         sandbox = _sandbox_of(self._inner)
-        if sandbox is not None:
+        if sandbox is None:  # the SDK's instance itself (an unsandboxed runner)
+            _release_activation(self._inner)
+        else:
             sandbox.globals_and_locals.pop("__temporal_activation", None)
             in_sandbox = sandbox.globals_and_locals.get("__temporal_in_sandbox")
             _release_activation(getattr(in_sandbox, "instance", None))

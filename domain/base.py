@@ -94,6 +94,12 @@ IsoDatetime = Annotated[
 ]
 
 
+NUL_REFUSED = "must not contain NUL (\\u0000) characters"
+INVISIBLE_REFUSED = "must contain a visible character"
+# What ``ApiModel`` checks: text (alone or in a collection) and timestamps.
+_HOLDS_TEXT_OR_TIME = (str, list, tuple, set, frozenset, dict, dt.datetime)
+
+
 class ApiModel(BaseModel):
     """A pydantic model that reads and writes camelCase JSON and accepts field names too.
 
@@ -117,10 +123,21 @@ class ApiModel(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _storable(cls, value: Any) -> Any:
+        # Called for every field of every model validated (the workers decode a case record
+        # per projection): values of any other type than these hold no text and no timestamp,
+        # and a plain string is checked directly, the rest by the general rules below.
+        if not isinstance(value, _HOLDS_TEXT_OR_TIME):
+            return value
+        if type(value) is str:
+            if "\x00" in value:
+                raise ValueError(NUL_REFUSED)
+            if value and not is_visible(value[0]) and not any(map(is_visible, value)):
+                raise ValueError(INVISIBLE_REFUSED)
+            return value
         if has_nul(value):
-            raise ValueError("must not contain NUL (\\u0000) characters")
+            raise ValueError(NUL_REFUSED)
         if invisible_text(value):
-            raise ValueError("must contain a visible character")
+            raise ValueError(INVISIBLE_REFUSED)
         if isinstance(value, dt.datetime):
             return check_timestamp(value)
         if isinstance(value, list) and any(isinstance(item, dt.datetime) for item in value):

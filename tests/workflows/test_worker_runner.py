@@ -1,5 +1,6 @@
-"""The worker answers the SDK's per-payload serialization-context questions without entering the
-sandbox, when caseloop's converter is the same in every context (worker.ContextFreeRunner).
+"""The worker answers the SDK's per-payload serialization-context questions without asking the
+workflow instance (a sandboxed one answered by running code inside it), when caseloop's
+converter is the same in every context (worker.ContextFreeRunner).
 
 Counts, not times: how often the sandboxed instance was asked while a case was created and
 changed. bench/ measures what it saves.
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec, SerializationContext, WithSerializationContext
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker._workflow_instance import _WorkflowInstanceImpl
 from temporalio.worker.workflow_sandbox import _runner as sandbox_runner
 
 import worker as caseloop_worker
@@ -55,13 +57,15 @@ async def test_a_case_s_payloads_are_encoded_without_asking_the_sandbox_for_thei
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     asked: list[Any] = []
-    original = sandbox_runner._Instance.get_serialization_context
+    # Whichever instance the worker's runner makes (the SDK's own, or the sandbox's around it).
+    for instance_class in (sandbox_runner._Instance, _WorkflowInstanceImpl):
+        original = instance_class.get_serialization_context
 
-    def counted(self: Any, command_info: Any) -> Any:
-        asked.append(command_info)
-        return original(self, command_info)
+        def counted(self: Any, command_info: Any, original: Any = original) -> Any:
+            asked.append(command_info)
+            return original(self, command_info)
 
-    monkeypatch.setattr(sandbox_runner._Instance, "get_serialization_context", counted)
+        monkeypatch.setattr(instance_class, "get_serialization_context", counted)
     worker = caseloop_worker.build_worker(dev_env.client, task_queue=task_queue, sessions=sessions)
     assert isinstance(worker.config()["workflow_runner"], caseloop_worker.ContextFreeRunner)
     async with worker:
