@@ -69,10 +69,10 @@ STRICT_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*LIBRARIES)
 )
 # The worker's: no sandbox. Every module the workflows run was already shared with it (decision
-# 0010), so a sandbox checked none of their code and only cost each activation an ``exec`` behind
-# its import hooks, and each run a sandbox of its own. The replay tests run every recorded history
-# in the strict sandbox above, and tests/workflows/test_determinism.py reads the workflow modules:
-# see docs/decisions/0012-the-worker-runs-workflows-unsandboxed.md.
+# 0010), so it restricted none of their imports (only a few builtins) and cost each activation
+# an ``exec`` behind its import hooks, and each run a sandbox of its own. The replay tests run
+# every recorded history in the strict sandbox above, and tests/workflows/test_determinism.py
+# reads the workflow modules: docs/decisions/0012-the-worker-runs-workflows-unsandboxed.md.
 WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
 
 
