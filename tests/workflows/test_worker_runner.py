@@ -49,7 +49,7 @@ def test_caseloop_s_converter_takes_no_context_and_one_that_does_keeps_the_sdk_s
     assert not caseloop_worker.takes_no_context(keyed)
 
 
-async def test_a_case_s_payloads_are_encoded_without_asking_the_sandbox_for_their_context(
+async def test_a_case_s_payloads_are_encoded_without_asking_the_workflow_instance_for_their_context(
     dev_env: WorkflowEnvironment,
     task_queue: str,
     sessions: async_sessionmaker[AsyncSession],
