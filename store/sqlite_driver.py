@@ -43,9 +43,7 @@ DRIVER_NAME = "sqlite+caseloop"
 _Outcome = tuple[Any, list[Any], int, int | None]
 
 
-def _run(
-    connection: sqlite3.Connection, operation: Any, parameters: Any, many: bool
-) -> _Outcome:
+def _run(connection: sqlite3.Connection, operation: Any, parameters: Any, many: bool) -> _Outcome:
     """Run in the connection's thread: one statement from cursor to close."""
     cursor = connection.cursor()
     try:
@@ -69,7 +67,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     client-side cursor right after ``execute``); ``fetchone``/``fetchmany``/``fetchall`` and
     iteration are the base class's, over that buffer."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         # Not the base class's __init__: that opens an aiosqlite cursor, a trip of its own.
@@ -107,9 +105,9 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         aiosqlite_connection = self._connection
         try:
             outcome: _Outcome = await_(
-                aiosqlite_connection._execute(  # type: ignore[attr-defined]
+                aiosqlite_connection._execute(
                     _run,
-                    aiosqlite_connection._conn,  # type: ignore[attr-defined]
+                    aiosqlite_connection._conn,
                     operation,
                     parameters,
                     many,
@@ -139,7 +137,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
-    _cursor_cls = OneTripCursor
+    _cursor_cls = OneTripCursor  # type: ignore[assignment]  # a subclass of the base's
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
@@ -161,7 +159,7 @@ class SQLiteDialect_caseloop(SQLiteDialect_aiosqlite):
     supports_statement_cache = True
 
     @classmethod
-    def import_dbapi(cls) -> OneTripDBAPI:  # type: ignore[override]
+    def import_dbapi(cls) -> OneTripDBAPI:
         import aiosqlite
 
         return OneTripDBAPI(aiosqlite, sqlite3)
