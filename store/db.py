@@ -1,4 +1,12 @@
-"""Engines and sessions for the read model: SQLite by default, PostgreSQL in production."""
+"""Engines and sessions for the read model: SQLite by default, PostgreSQL in production.
+
+PostgreSQL runs on psycopg's async driver. SQLite runs on ``store.sqlite_driver``
+(``sqlite+caseloop``): SQLAlchemy's aiosqlite dialect whose statements each cross once to the
+connection's thread (cursor, execute, fetch and close in one call there, where SQLAlchemy's own
+adapter made three or four round trips), with COMMIT and ROLLBACK sent only when SQLite has a
+transaction open. Every SQLite connection is in WAL mode with a 10 s busy_timeout and foreign
+keys on (``_sqlite_pragmas``), and is rolled back on its return to the pool only if a
+transaction is still open (``_sqlite_reset``)."""
 
 from __future__ import annotations
 
@@ -18,13 +26,15 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import PoolResetState
 
+from store import sqlite_driver
+
 CONNECT_TIMEOUT_SECONDS = 5
 # SQLAlchemy's own defaults: per process, 5 connections kept and up to 10 more under load.
 POOL_SIZE = 5
 MAX_OVERFLOW = 10
 T = TypeVar("T")
 
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+_ASYNC_DRIVERS = {"sqlite": sqlite_driver.DRIVER_NAME, "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"}
 
 
@@ -86,32 +96,7 @@ def create_engine(
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
-        _sqlite_end_only_open_transactions(engine.sync_engine.dialect)
     return engine
-
-
-def _sqlite_end_only_open_transactions(dialect: Any) -> None:
-    """COMMIT or ROLLBACK a SQLite connection only when SQLite has a transaction open.
-
-    The sqlite3 module starts a transaction only before a write, and its ``commit()`` and
-    ``rollback()`` do nothing without one; through aiosqlite each is still a round trip through
-    the driver's thread. SQLAlchemy ends every transaction it began, reads alone included: the
-    read a write action ends before it waits on a workflow, the session of a request that only
-    read. SQLite says itself whether a transaction is open (``in_transaction``, as
-    ``_sqlite_reset`` asks). SQLAlchemy's own events (``commit``, ``rollback``) still fire; only
-    the call that would do nothing is skipped, on this engine's dialect alone."""
-    commit, rollback = dialect.do_commit, dialect.do_rollback
-
-    def do_commit(dbapi_connection: Any) -> None:
-        if dbapi_connection.driver_connection.in_transaction:
-            commit(dbapi_connection)
-
-    def do_rollback(dbapi_connection: Any) -> None:
-        if dbapi_connection.driver_connection.in_transaction:
-            rollback(dbapi_connection)
-
-    dialect.do_commit = do_commit
-    dialect.do_rollback = do_rollback
 
 
 def _sqlite_reset(dbapi_connection: Any, record: Any, state: PoolResetState) -> None:

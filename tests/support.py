@@ -355,6 +355,35 @@ def reads() -> Iterator[list[str]]:
         event.remove(Engine, "before_cursor_execute", seen)
 
 
+@contextmanager
+def thread_trips(engine: Any) -> Iterator[list[str]]:
+    """The calls sent meanwhile to the threads of the SQLite driver (aiosqlite) under an engine
+    (sync or async): each is a round trip between the event loop and that connection's thread.
+    Only connections checked out from ``engine`` count, not another engine's in the process."""
+    import aiosqlite
+
+    sync_engine = getattr(engine, "sync_engine", engine)
+    mine: set[int] = set()
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    def checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        mine.add(id(record.driver_connection))
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if id(self) in mine:
+            calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    event.listen(sync_engine.pool, "checkout", checkout)
+    aiosqlite.Connection._execute = counted  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        aiosqlite.Connection._execute = original  # type: ignore[method-assign]
+        event.remove(sync_engine.pool, "checkout", checkout)
+
+
 def free_socket() -> socket.socket:
     """A socket bound to a free port of 127.0.0.1 (``serve`` listens on it)."""
     sock = socket.socket()

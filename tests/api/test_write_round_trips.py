@@ -18,7 +18,7 @@ from api.app import create_app
 from domain.enums import OrgKind
 from settings import Settings
 from tests.api.test_status import in_collection
-from tests.support import Actor, make_actor
+from tests.support import Actor, make_actor, thread_trips
 
 # A keyed write: claim the key (INSERT) and read the case (SELECT) in one transaction, committed
 # before the workflow is asked (COMMIT); read the answer back (SELECT) and store it in the same
@@ -38,6 +38,8 @@ class RoundTrips:
         self.seen: list[str] = []
 
     def listen(self, engine: Any) -> None:
+        self.engine = engine
+
         def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
             if self.counting:
                 self.seen.append(sql.split()[0].upper())
@@ -141,3 +143,23 @@ async def test_a_keyed_action_on_a_case_the_caller_cannot_see_stores_its_404_wit
     )
     assert again.status_code == 404
     assert again.headers["Idempotent-Replayed"] == "true"
+
+
+async def test_on_sqlite_each_round_trip_of_a_keyed_chat_message_is_one_trip_to_the_drivers_thread(
+    counted: tuple[httpx.AsyncClient, RoundTrips], creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    """store/sqlite_driver.py: the five round trips are five calls into the SQLite connection's
+    thread (SQLAlchemy's aiosqlite adapter made 12: three per statement, four with rows)."""
+    api, trips = counted
+    engine = trips.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite driver's thread")
+    case = await in_collection(api, creditor, partner, ops)
+    cid = case["caseId"]
+    with thread_trips(engine) as calls:
+        posted, chat = await _keyed(
+            api, trips, partner, f"/api/cases/{cid}/chats", {"message": "Hi"}
+        )
+    assert posted.status_code == 201, posted.text
+    assert chat == ["INSERT", "SELECT", "COMMIT", "UPDATE", "COMMIT"]
+    assert calls == ["_run", "_run", "commit", "_run", "commit"]

@@ -53,8 +53,9 @@ async def test_a_sqlite_connection_returned_mid_transaction_is_rolled_back_and_a
 async def test_a_sqlite_transaction_that_only_read_ends_without_a_round_trip_and_a_write_commits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``store.db._sqlite_end_only_open_transactions``: SQLite opened no transaction for a read,
-    so its COMMIT or ROLLBACK is not sent through the driver's thread; a write's still is."""
+    """``store.sqlite_driver.SQLiteDialect_caseloop.do_commit`` and ``do_rollback``: SQLite
+    opened no transaction for a read, so its COMMIT or ROLLBACK is not sent through the
+    driver's thread; a write's still is."""
     ended: list[str] = []
     for name in ("commit", "rollback"):
         original = getattr(aiosqlite.Connection, name)

@@ -1,0 +1,187 @@
+"""caseloop's SQLite driver for SQLAlchemy's asyncio engine: aiosqlite, one trip to the
+connection's thread per statement.
+
+aiosqlite runs each ``sqlite3`` connection in a thread of its own and reaches it through a
+queue: every call is a round trip (a queue put, the thread's wake-up, then a
+``call_soon_threadsafe`` that wakes the event loop through its self-pipe). SQLAlchemy's
+``sqlite+aiosqlite`` adapter makes one such call per DBAPI step, so a statement costs three
+(``cursor()``, ``execute()``, ``close()``) or, when it returns rows, four (``fetchall()`` too).
+
+This dialect (``sqlite+caseloop``, which ``store.db.create_engine`` uses for every SQLite URL) is
+SQLAlchemy's aiosqlite dialect with another cursor: ``execute()`` and ``executemany()`` send one
+function to the connection's thread that opens a ``sqlite3`` cursor, runs the statement, fetches
+every row it returns, notes its description, rowcount and lastrowid, and closes it. The cursor
+SQLAlchemy holds is then a buffer in the event loop's thread; nothing else it does crosses
+threads. A COMMIT or ROLLBACK is one trip, and none when SQLite has no transaction open
+(``do_commit``, ``do_rollback``). Everything else is SQLAlchemy's aiosqlite dialect unchanged:
+connecting, the pool classes it picks (StaticPool for ``:memory:``), server-side cursors
+(``stream()``), isolation levels, terminate, and how errors map (the ``sqlite3`` exception
+raised in the thread reaches SQLAlchemy, which wraps it as ``OperationalError``,
+``IntegrityError`` and so on; a closed connection is a disconnect).
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from threading import Thread
+from typing import Any
+
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+    SQLiteDialect_aiosqlite,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+DRIVER_NAME = "sqlite+caseloop"
+
+# What one trip to the thread brings back: description, rows, rowcount, lastrowid.
+_Outcome = tuple[Any, list[Any], int, int | None]
+
+
+def _run(connection: sqlite3.Connection, operation: Any, parameters: Any, many: bool) -> _Outcome:
+    """Run in the connection's thread: one statement from cursor to close."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A client-side cursor whose statement crosses to the connection's thread once.
+
+    The rows are buffered as SQLAlchemy's own adapter buffers them (it fetches all rows of a
+    client-side cursor right after ``execute``); ``fetchone``/``fetchmany``/``fetchall`` and
+    iteration are the base class's, over that buffer."""
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        # Not the base class's __init__: that opens an aiosqlite cursor, a trip of its own.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]  # no aiosqlite cursor behind this one
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1  # sqlite3's default
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
+        aiosqlite_connection = self._connection
+        try:
+            outcome: _Outcome = await_(
+                aiosqlite_connection._execute(
+                    _run,
+                    aiosqlite_connection._conn,
+                    operation,
+                    parameters,
+                    many,
+                )
+            )
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        description, rows, self._rowcount, self._lastrowid = outcome
+        self._description = description
+        self._rows = collections.deque(rows)
+
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        self._trip(operation, parameters, many=False)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._trip(operation, seq_of_parameters, many=True)
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close: the sqlite3 cursor closed in the thread with its statement."""
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        """sqlite3 ignores input sizes."""
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneTripCursor  # type: ignore[assignment]  # a subclass of the base's
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        creator_fn = kw.pop("async_creator_fn", None)
+        if creator_fn:
+            connection = creator_fn(*arg, **kw)
+        else:
+            connection = self.aiosqlite.connect(*arg, **kw)
+            # aiosqlite's thread must not keep the process alive (as SQLAlchemy's adapter does).
+            thread = connection if isinstance(connection, Thread) else connection._thread
+            thread.daemon = True
+        return OneTripConnection(self, await_(connection))
+
+
+class SQLiteDialect_caseloop(SQLiteDialect_aiosqlite):
+    """SQLAlchemy's aiosqlite dialect with one thread trip per statement (the module's docstring)."""
+
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> OneTripDBAPI:
+        import aiosqlite
+
+        return OneTripDBAPI(aiosqlite, sqlite3)
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        """COMMIT only when SQLite has a transaction open.
+
+        The sqlite3 module starts a transaction only before a write, and its ``commit()`` does
+        nothing without one; through aiosqlite it is still a round trip through the driver's
+        thread. SQLAlchemy ends every transaction it began, reads alone included: the read a
+        write action ends before it waits on a workflow, the session of a request that only
+        read. SQLite says itself whether a transaction is open (``in_transaction``, as
+        ``store.db._sqlite_reset`` asks). SQLAlchemy's own events (``commit``, ``rollback``)
+        still fire; only the call that would do nothing is skipped."""
+        if dbapi_connection.driver_connection.in_transaction:
+            super().do_commit(dbapi_connection)
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        """ROLLBACK only when SQLite has a transaction open (as ``do_commit``)."""
+        if dbapi_connection.driver_connection.in_transaction:
+            super().do_rollback(dbapi_connection)
+
+
+registry.register("sqlite.caseloop", __name__, "SQLiteDialect_caseloop")
+dialect = SQLiteDialect_caseloop
