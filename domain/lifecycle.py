@@ -73,3 +73,30 @@ LIFECYCLE_MEANINGS: dict[Lifecycle, str] = {
         "paid, or other)."
     ),
 }
+
+
+# Debitura's lifecycle names (its ``Statuses`` filter) for the caseloop lifecycle that means the
+# same; its other names (PendingContractSigning, PendingVerificationInternal, Merged) have no
+# lifecycle of their own here and are refused (docs/api.md "Differences from Debitura's API").
+DEBITURA_LIFECYCLE_NAMES: dict[str, Lifecycle] = {
+    "leads": L.COLLECTING_QUOTES,
+    "leadsquotegiven": L.PENDING_QUOTE_SELECTION,
+    "needsadditionaldetails": L.MORE_INFO_REQUIRED,
+}
+
+
+def _folded(text: str) -> str:
+    return "".join(text.split()).casefold()
+
+
+_LIFECYCLE_NAMES: dict[str, Lifecycle] = {
+    **{_folded(lifecycle.value): lifecycle for lifecycle in Lifecycle},
+    **{_folded(lifecycle.name.replace("_", "")): lifecycle for lifecycle in Lifecycle},
+    **DEBITURA_LIFECYCLE_NAMES,
+}
+
+
+def lifecycle_named(text: str) -> Lifecycle | None:
+    """The lifecycle a ``Statuses`` value names: its label (``Pending Verification``) or name
+    (``PendingVerification``), in any letter case, or one of Debitura's names above."""
+    return _LIFECYCLE_NAMES.get(_folded(text))

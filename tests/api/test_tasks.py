@@ -44,7 +44,7 @@ async def tasks_of(api: httpx.AsyncClient, actor: Actor, **params: Any) -> list[
         "/api/tasks", params={"pageSize": 100, **params}, headers=actor.headers
     )
     assert response.status_code == 200, response.text
-    return list(response.json()["data"])
+    return list(response.json()["tasks"])
 
 
 async def new_case(api: httpx.AsyncClient, creditor: Actor, **overrides: Any) -> dict[str, Any]:
