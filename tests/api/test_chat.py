@@ -47,9 +47,7 @@ async def post_chat(
 async def chats(
     api: httpx.AsyncClient, actor: Actor, case_id: str, **params: Any
 ) -> list[dict[str, Any]]:
-    response = await api.get(
-        f"/api/cases/{case_id}/chats", params=params, headers=actor.headers
-    )
+    response = await api.get(f"/api/cases/{case_id}/chats", params=params, headers=actor.headers)
     assert response.status_code == 200, response.text
     return list(response.json())
 
@@ -642,11 +640,9 @@ async def test_creditor_answer_in_chat_provides_the_information_asked_for(
     assert solved["status"] == "Solved"
     history = (await api.get(f"/api/cases/{cid}/history", headers=creditor.headers)).json()
     assert history["history"][-1]["note"] == "Information provided"
-    timeline = (
-        await api.get(
-            f"/api/cases/{cid}/timeline", headers=partner.headers
-        )
-    ).json()["items"]
+    timeline = (await api.get(f"/api/cases/{cid}/timeline", headers=partner.headers)).json()[
+        "items"
+    ]
     # The answer and the resumption it caused share a moment: what was said comes first.
     assert [i["type"] for i in timeline[-3:]] == ["statusChange", "message", "statusChange"]
     assert timeline[-2]["date"] == timeline[-1]["date"]

@@ -35,9 +35,7 @@ async def history_of(api: httpx.AsyncClient, actor: Actor, case_id: str) -> list
 
 
 async def timeline_of(api: httpx.AsyncClient, actor: Actor, case_id: str) -> list[dict[str, Any]]:
-    response = await api.get(
-        f"/api/cases/{case_id}/timeline", headers=actor.headers
-    )
+    response = await api.get(f"/api/cases/{case_id}/timeline", headers=actor.headers)
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
 
@@ -124,9 +122,7 @@ async def test_partner_reads_only_its_own_notes_and_masked_history_of_others(
     timeline = await timeline_of(api, rival, cid)
     assert {i["type"] for i in timeline} == {"statusChange"}
     assert status_changes(timeline) == [(e["seq"], e["changedBy"], e["note"]) for e in rival_view]
-    response_text = (
-        await api.get(f"/api/cases/{cid}/timeline", headers=rival.headers)
-    ).text
+    response_text = (await api.get(f"/api/cases/{cid}/timeline", headers=rival.headers)).text
     for secret in ("FIRST-PARTNER", "REJECT-REASON", "quoted", partner.principal.org_name):
         assert secret not in response_text
     masked = {e["changedBy"] for e in rival_view}
