@@ -79,9 +79,9 @@ LIFECYCLE_MEANINGS: dict[Lifecycle, str] = {
 # same; its other names (PendingContractSigning, PendingVerificationInternal, Merged) have no
 # lifecycle of their own here and are refused (docs/api.md "Differences from Debitura's API").
 DEBITURA_LIFECYCLE_NAMES: dict[str, Lifecycle] = {
-    "leads": L.COLLECTING_QUOTES,
-    "leadsquotegiven": L.PENDING_QUOTE_SELECTION,
-    "needsadditionaldetails": L.MORE_INFO_REQUIRED,
+    "Leads": L.COLLECTING_QUOTES,
+    "LeadsQuoteGiven": L.PENDING_QUOTE_SELECTION,
+    "NeedsAdditionalDetails": L.MORE_INFO_REQUIRED,
 }
 
 
@@ -92,8 +92,17 @@ def _folded(text: str) -> str:
 _LIFECYCLE_NAMES: dict[str, Lifecycle] = {
     **{_folded(lifecycle.value): lifecycle for lifecycle in Lifecycle},
     **{_folded(lifecycle.name.replace("_", "")): lifecycle for lifecycle in Lifecycle},
-    **DEBITURA_LIFECYCLE_NAMES,
+    **{_folded(name): lifecycle for name, lifecycle in DEBITURA_LIFECYCLE_NAMES.items()},
 }
+
+
+def lifecycle_names() -> set[str]:
+    """The spellings ``lifecycle_named`` reads as written: each label and name, and Debitura's."""
+    return {
+        *(lifecycle.value for lifecycle in Lifecycle),
+        *(lifecycle.value.replace(" ", "") for lifecycle in Lifecycle),
+        *DEBITURA_LIFECYCLE_NAMES,
+    }
 
 
 def lifecycle_named(text: str) -> Lifecycle | None:

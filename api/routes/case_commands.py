@@ -162,8 +162,9 @@ class CaseCorrection(ApiModel):
     creditorReference cannot change."""
 
     model_config = ConfigDict(
+        # ``dueDate: null`` removes the due date (it is optional).
         json_schema_extra=not_nullable(
-            "currencyCode", "amountToRecover", "date", "dueDate", "claimDescription", "debtor"
+            "currencyCode", "amountToRecover", "date", "claimDescription", "debtor"
         )
     )
 

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
@@ -41,7 +42,7 @@ from domain.cases import (
 )
 from domain.enums import CaseStatus, DebtorType, Lifecycle, Party, SubStatus
 from domain.ids import case_number, case_workflow_id
-from domain.lifecycle import current_stage, lifecycle_named, lifecycle_of
+from domain.lifecycle import current_stage, lifecycle_named, lifecycle_names, lifecycle_of
 from domain.time import as_utc, whole_days_between
 from domain.transitions import CloseCode
 from settings import Settings
@@ -299,8 +300,15 @@ def _merged(camel: list[str] | None, pascal: list[str] | None) -> list[str] | No
     return None if camel is None and pascal is None else [*(camel or []), *(pascal or [])]
 
 
+# The schema names the canonical spellings; other letter cases, spaces and commas are read too
+# (as with currency codes).
+LifecycleName = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "enum": sorted(lifecycle_names())}),
+]
+CaseIdText = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
 StatusesQuery = Annotated[
-    list[str] | None,
+    list[LifecycleName] | None,
     Query(
         alias="statuses",
         max_length=50,
@@ -311,7 +319,7 @@ StatusesQuery = Annotated[
     ),
 ]
 IdsQuery = Annotated[
-    list[str] | None,
+    list[CaseIdText] | None,
     Query(
         alias="ids",
         max_length=100,
@@ -346,11 +354,12 @@ async def _case_filter(
     lifecycle: Lifecycle | None = None,
     statuses: StatusesQuery = None,
     statuses_pascal: Annotated[
-        list[str] | None, Query(alias="Statuses", include_in_schema=False, max_length=50)
+        list[LifecycleName] | None,
+        Query(alias="Statuses", include_in_schema=False, max_length=50),
     ] = None,
     ids: IdsQuery = None,
     ids_pascal: Annotated[
-        list[str] | None, Query(alias="Ids", include_in_schema=False, max_length=100)
+        list[CaseIdText] | None, Query(alias="Ids", include_in_schema=False, max_length=100)
     ] = None,
     partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
     debtor_name: Annotated[str | None, Query(alias="debtorName", max_length=200)] = None,
@@ -392,9 +401,27 @@ SORT_FIELDS: dict[str, str] = {
     "laststatuschange": "last_status_change",
     "debtorname": "debtor_name",
 }
+# The spellings the schema names (any letter case is read).
+SORT_SPELLINGS = (
+    "DateCreated",
+    "DateUpdated",
+    "DueDate",
+    "Date",
+    "Amount",
+    "AmountToRecover",
+    "GrossAmount",
+    "Lifecycle",
+    "CloseCode",
+    "LastStatusChange",
+    "DebtorName",
+)
 SORT_NAMES = "DateCreated, DateUpdated, DueDate, Date, Amount (or AmountToRecover, GrossAmount), Lifecycle, CloseCode, LastStatusChange, DebtorName"
+_SORT_KEY = "(" + "|".join(SORT_SPELLINGS) + ")(:(asc|desc))?"
+SortText = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": f"^{_SORT_KEY}(,{_SORT_KEY})*$"})
+]
 SortQuery = Annotated[
-    str | None,
+    SortText | None,
     Query(
         alias="sort",
         max_length=300,
@@ -424,7 +451,7 @@ def parse_sort(text: str) -> tuple[case_store.CaseSort, ...]:
 async def _case_order(
     sort: SortQuery = None,
     sort_pascal: Annotated[
-        str | None, Query(alias="Sort", include_in_schema=False, max_length=300)
+        SortText | None, Query(alias="Sort", include_in_schema=False, max_length=300)
     ] = None,
 ) -> tuple[case_store.CaseSort, ...] | None:
     text = sort if sort is not None else sort_pascal
