@@ -281,18 +281,20 @@ async def create_case(
 AmountQuery = Annotated[Decimal, decimal_json_schema(DECIMAL_PATTERN)]
 
 
+MAX_LISTED = 100
+
+
 def _listed(field: str, values: list[str] | None) -> list[tuple[str, str]]:
     """A repeatable parameter's values, each also split at commas (Debitura's docs send
-    ``Ids=a,b``, its SDK ``Ids=a&Ids=b``), with the field each error names (``ids[1]``)."""
+    ``Ids=a,b``, its SDK ``Ids=a&Ids=b``), with the field each error names (``ids[1]``); at
+    most MAX_LISTED of them in all."""
     found: list[tuple[str, str]] = []
     for value in values or []:
         for part in value.split(","):
             found.append((f"{field}[{len(found)}]", part.strip()))
+    if len(found) > MAX_LISTED:
+        raise invalid(field, f"takes at most {MAX_LISTED} values")
     return found
-
-
-def _pascal(name: str) -> str:
-    return name[:1].upper() + name[1:]
 
 
 def _merged(camel: list[str] | None, pascal: list[str] | None) -> list[str] | None:
@@ -311,7 +313,7 @@ StatusesQuery = Annotated[
     list[LifecycleName] | None,
     Query(
         alias="statuses",
-        max_length=50,
+        max_length=MAX_LISTED,
         description="Lifecycles, by label (`Pending Verification`) or name "
         "(`PendingVerification`), any letter case; repeatable or comma-separated. Debitura's "
         "`Leads`, `LeadsQuoteGiven` and `NeedsAdditionalDetails` are read as `Collecting "
@@ -322,7 +324,7 @@ IdsQuery = Annotated[
     list[CaseIdText] | None,
     Query(
         alias="ids",
-        max_length=100,
+        max_length=MAX_LISTED,
         description="Case ids (UUIDs); repeatable or comma-separated.",
     ),
 ]
@@ -334,7 +336,7 @@ def _lifecycles(values: list[str] | None) -> tuple[Lifecycle, ...]:
         lifecycle = lifecycle_named(value)
         if lifecycle is None:
             known = ", ".join(x.value for x in Lifecycle)
-            raise invalid(field, f"{value!r} is not a lifecycle (one of: {known})")
+            raise invalid(field, f"{value[:40]!r} is not a lifecycle (one of: {known})")
         lifecycles.append(lifecycle)
     return tuple(dict.fromkeys(lifecycles))
 
@@ -355,11 +357,11 @@ async def _case_filter(
     statuses: StatusesQuery = None,
     statuses_pascal: Annotated[
         list[LifecycleName] | None,
-        Query(alias="Statuses", include_in_schema=False, max_length=50),
+        Query(alias="Statuses", include_in_schema=False, max_length=MAX_LISTED),
     ] = None,
     ids: IdsQuery = None,
     ids_pascal: Annotated[
-        list[CaseIdText] | None, Query(alias="Ids", include_in_schema=False, max_length=100)
+        list[CaseIdText] | None, Query(alias="Ids", include_in_schema=False, max_length=MAX_LISTED)
     ] = None,
     partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
     debtor_name: Annotated[str | None, Query(alias="debtorName", max_length=200)] = None,
