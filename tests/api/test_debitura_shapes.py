@@ -225,6 +225,7 @@ async def test_cases_filter_by_statuses_and_ids_sort_by_fields_and_take_limit(
         ({"Sort": "Remainder"}, "sort"),
         ({"Sort": "Date:sideways"}, "sort"),
         ({"limit": 101}, "limit"),
+        ({"ids": ",".join(str(uuid.uuid4()) for _ in range(101))}, "ids"),
     ):
         refused = await api.get("/api/cases", params=params, headers=creditor.headers)
         assert refused.status_code == 422, (params, refused.text)
@@ -328,6 +329,11 @@ async def test_a_case_is_created_from_a_date_time_date_and_without_a_due_date(
     with_due = await api.post("/api/cases", json=both, headers=creditor.headers)
     assert with_due.status_code == 201, with_due.text
     assert with_due.json()["dueDate"] == "2026-10-01"
+    cleared = await api.patch(
+        f"/api/cases/{with_due.json()['caseId']}", json={"dueDate": None}, headers=creditor.headers
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["dueDate"] is None, "the due date is optional: null removes it"
     late = case_body(date="2026-09-01T10:00:00", dueDate="2026-08-01T00:00:00")
     refused = await api.post("/api/cases", json=late, headers=creditor.headers)
     assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "dueDate")
