@@ -18,7 +18,7 @@ from api.routing import api_routes
 from domain.tasks import AccessLevel, TaskStatus, TaskType
 from settings import Settings
 from store.db import transaction
-from store.models import Case, User
+from store.models import Case, CaseInvitation, User
 from tests.api.test_status import in_collection, move
 from tests.api.test_tasks import sign
 from tests.support import SEED_TIME, Actor, add_case, case_body, make_task
@@ -230,6 +230,35 @@ async def test_cases_filter_by_statuses_and_ids_sort_by_fields_and_take_limit(
         refused = await api.get("/api/cases", params=params, headers=creditor.headers)
         assert refused.status_code == 422, (params, refused.text)
         assert refused.json()["errors"][0]["field"] == field, params
+
+
+async def test_a_partners_assigned_and_offered_cases_sort_together_by_several_keys(
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+) -> None:
+    """A partner's list merges two branches (assigned, invited to quote): sorted by the keys
+    asked for across both."""
+    amounts = ("200.00", "100.00", "200.00")
+    assigned = [await add_case(sessions, creditor, partner=partner) for _ in range(2)]
+    offered = await add_case(sessions, creditor)
+    async with transaction(sessions) as session:
+        session.add(CaseInvitation(case_id=offered, partner_id=partner.org_id))
+        for case_id, amount in zip([*assigned, offered], amounts, strict=True):
+            await session.execute(
+                update(Case).where(Case.id == case_id).values(amount_to_recover=Decimal(amount))
+            )
+    body = await _get(api, partner, "/api/cases", Sort="Amount:desc,Lifecycle:asc")
+    got = [c["caseId"] for c in body["cases"]]
+    # 200 Pending Verification (offered, Created) before 200 Active (assigned), then 100.
+    assert got == [str(offered), str(assigned[0]), str(assigned[1])]
+    reverse = await _get(api, partner, "/api/cases", Sort="amount:asc,lifecycle:desc")
+    assert [c["caseId"] for c in reverse["cases"]] == [
+        str(assigned[1]),
+        str(assigned[0]),
+        str(offered),
+    ]
 
 
 async def test_an_unknown_query_parameter_is_refused_with_422_naming_it_on_every_endpoint(
