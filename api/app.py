@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from temporalio.client import Client
 
 import portal
@@ -15,6 +15,7 @@ from api.access_log import hide_query_strings
 from api.deadline import RequestDeadline
 from api.guard import RequestGuard
 from api.keycache import KeyCache
+from api.query import reject_unknown_query
 from api.ratelimit import RateLimiter
 from api.routes import (
     account,
@@ -94,7 +95,8 @@ def create_app(
     app.add_middleware(codec.CodecCORS, settings=settings)
     # Outermost: API_UPDATE_TIMEOUT_SECONDS bounds the whole request (api/deadline.py).
     app.add_middleware(RequestDeadline, settings=settings)
-    api = APIRouter(prefix="/api")
+    # Before the route's own dependencies: a query parameter the endpoint does not read is a 422.
+    api = APIRouter(prefix="/api", dependencies=[Depends(reject_unknown_query)])
     api.include_router(health.router)
     api.include_router(cases.router)
     api.include_router(case_commands.router)

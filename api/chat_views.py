@@ -110,8 +110,10 @@ class ChatMessageView(ApiModel):
 
 
 class ChatMessageList(ApiModel):
-    data: list[ChatMessageView]
+    """A page of a relationship's general chat."""
+
     page: PageInfo
+    chats: list[ChatMessageView]
 
 
 class CallOutcome(StrEnum):
@@ -146,26 +148,45 @@ class NoteView(ApiModel):
 
 
 class NoteList(ApiModel):
-    data: list[NoteView]
     page: PageInfo
+    notes: list[NoteView]
 
 
-class TimelineMessage(ChatMessageView):
+ActorType = Literal["System", "Creditor user", "Partner user"]
+
+
+class TimelineActor(ApiModel):
+    """Debitura's ``TimelineActorDto``: who acted, a person of either side or the platform."""
+
+    type: ActorType
+    name: str | None
+
+
+class TimelineFields(ApiModel):
+    """Debitura's ``TimelineItemDto`` fields, which every timeline item has; caseloop's own
+    fields of each kind follow them."""
+
+    date: dt.datetime
+    title: str
+    description: str | None
+    actor: TimelineActor
+
+
+class TimelineMessage(TimelineFields, ChatMessageView):
     type: Literal["message"] = "message"
-    timestamp: dt.datetime
 
 
-class TimelineNote(NoteView):
-    timestamp: dt.datetime
+class TimelineNote(TimelineFields, NoteView):
+    pass
 
 
-class TimelineStatusChange(ApiModel):
+class TimelineStatusChange(TimelineFields):
     type: Literal["statusChange"] = "statusChange"
-    timestamp: dt.datetime
     seq: int
     status: CaseStatus
     sub_status: SubStatus | None
     changed_by: str
+    changed_by_id: UUID | None
     note: str | None
 
 
@@ -175,8 +196,11 @@ TimelineItem = Annotated[
 
 
 class Timeline(ApiModel):
-    data: list[TimelineItem]
-    page: PageInfo
+    """Debitura's ``CaseTimelineResponse``: every item, oldest first, and the stage of the
+    collection (``Pre-legal``, ``Legal``, or null while no partner collects)."""
+
+    items: list[TimelineItem]
+    current_engagement_phase: str | None
 
 
 class OrgView(ApiModel):
@@ -196,8 +220,8 @@ class RelationshipView(ApiModel):
 
 
 class RelationshipList(ApiModel):
-    data: list[RelationshipView]
     page: PageInfo
+    relationships: list[RelationshipView]
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -239,7 +263,7 @@ def message_list(
 ) -> ChatMessageList:
     """One page of messages of a thread's or a pair's chat."""
     return ChatMessageList(
-        data=[message_view(r) for r in records],
+        chats=[message_view(r) for r in records],
         page=page_info(page, total=total, count=len(records)),
     )
 
@@ -257,18 +281,64 @@ def note_fields(record: chat_store.NoteRecord) -> dict[str, Any]:
     }
 
 
+ACTOR_OF_ROLE: dict[ChatRole, ActorType] = {
+    ChatRole.CREDITOR: "Creditor user",
+    ChatRole.PARTNER: "Partner user",
+    ChatRole.SYSTEM: "System",
+}
+# Who changed a status, by the kind of organisation that acted (ops are the platform).
+ACTOR_OF_ORG: dict[OrgKind | None, ActorType] = {
+    None: "System",
+    OrgKind.OPS: "System",
+    OrgKind.CREDITOR: "Creditor user",
+    OrgKind.PARTNER: "Partner user",
+}
+
+
+def _name(user: User | None) -> str | None:
+    return (user.name or user.email) if user else None
+
+
 def timeline_item(entry: chat_store.TimelineEntry) -> TimelineItem:
+    """One timeline item: Debitura's ``date``, ``title``, ``description`` and ``actor``, then
+    the fields of its kind (a message's, a note's or call's, a status change's as
+    ``GET .../history`` shows it)."""
     if entry.message is not None:
-        return TimelineMessage(timestamp=entry.timestamp, **message_fields(entry.message))
+        fields = message_fields(entry.message)
+        return TimelineMessage(
+            date=entry.timestamp,
+            title=f"Message in {fields['thread_type'].value}",
+            description=fields["message"],
+            actor=TimelineActor(type=ACTOR_OF_ROLE[fields["role"]], name=_name(entry.message.user)),
+            **fields,
+        )
     if entry.note is not None:
-        return TimelineNote(timestamp=entry.timestamp, **note_fields(entry.note))
+        fields = note_fields(entry.note)
+        outcome = fields["outcome"]
+        return TimelineNote(
+            date=entry.timestamp,
+            title=f"Call: {outcome.value}"
+            if outcome
+            else "Call"
+            if fields["type"] == "call"
+            else "Note",
+            description=fields["note"],
+            actor=TimelineActor(type="Partner user", name=_name(entry.note.user)),
+            **fields,
+        )
     change = entry.change
     assert change is not None
+    recorded = change.entry
+    status = recorded.status.value
     return TimelineStatusChange(
-        timestamp=change.timestamp,
-        seq=change.seq,
-        status=change.status,
-        sub_status=change.sub_status,
+        date=recorded.timestamp,
+        title=f"{status}: {recorded.sub_status.value}" if recorded.sub_status else status,
+        description=recorded.note,
+        actor=TimelineActor(type=ACTOR_OF_ORG[change.org_kind], name=change.changed_by),
+        seq=recorded.seq,
+        status=recorded.status,
+        sub_status=recorded.sub_status,
         changed_by=change.changed_by,
-        note=change.note,
+        changed_by_id=change.user_id,
+        note=recorded.note,
     )

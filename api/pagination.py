@@ -45,11 +45,22 @@ class PageParams:
 
 
 def _page_of(
-    page: int | None, page_pascal: int | None, page_size: int | None, page_size_pascal: int | None
+    page: int | None,
+    page_pascal: int | None,
+    page_size: int | None,
+    page_size_pascal: int | None,
+    limit: int | None,
 ) -> PageParams:
     number = page if page is not None else page_pascal
-    size = page_size if page_size is not None else page_size_pascal
+    size = next((s for s in (page_size, page_size_pascal, limit) if s is not None), None)
     return PageParams(1 if number is None else number, DEFAULT_PAGE_SIZE if size is None else size)
+
+
+# Seed 002's name for the page size (``GET /api/cases?status=...&limit=50``); ``pageSize`` and
+# ``PageSize`` win over it. Like the PascalCase aliases, accepted but not listed.
+LimitAlias = Annotated[
+    int | None, Query(alias="limit", ge=1, le=MAX_PAGE_SIZE, include_in_schema=False)
+]
 
 
 # ``async def`` although they never wait: FastAPI runs a plain ``def`` dependency in a thread.
@@ -63,8 +74,9 @@ async def _page_params(
         int | None,
         Query(alias="PageSize", ge=1, le=MAX_PAGE_SIZE, include_in_schema=False),
     ] = None,
+    limit: LimitAlias = None,
 ) -> PageParams:
-    return _page_of(page, page_pascal, page_size, page_size_pascal)
+    return _page_of(page, page_pascal, page_size, page_size_pascal, limit)
 
 
 PageDep = Annotated[PageParams, Depends(_page_params)]
@@ -93,6 +105,7 @@ async def _list_params(
         int | None,
         Query(alias="PageSize", ge=1, le=MAX_PAGE_SIZE, include_in_schema=False),
     ] = None,
+    limit: LimitAlias = None,
     after: Annotated[
         str | None,
         Query(
@@ -102,7 +115,7 @@ async def _list_params(
         ),
     ] = None,
 ) -> ListParams:
-    params = _page_of(page, page_pascal, page_size, page_size_pascal)
+    params = _page_of(page, page_pascal, page_size, page_size_pascal, limit)
     if after is None:
         return ListParams(params.page, params.page_size, None)
     if page is not None or page_pascal is not None:

@@ -151,7 +151,7 @@ async def run(args: argparse.Namespace) -> Report:
             creditor = await _signed_in(http, s, who.creditor)
             partner = await _signed_in(http, s, who.partner)
             tasks = (await s.http.get("/api/tasks", headers=who.creditor.headers)).json()
-            task_id = tasks["data"][0]["id"]
+            task_id = tasks["tasks"][0]["id"]
             pages = [
                 ("Tasks menu (creditor)", "/portal/tasks", creditor, "/api/tasks", who.creditor),
                 ("Tasks menu, completed", "/portal/tasks?status=Solved", creditor, None, None),

@@ -23,7 +23,7 @@ from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel, decimal_json_schema
 from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
-from domain.plausible import PlausibleDate, check_payment_term
+from domain.plausible import InvoiceDate, PlausibleDate, check_payment_term
 from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
 from domain.transitions import FINISHED, CloseCode, Mover
 from domain.update_ids import AppliedUpdate
@@ -101,17 +101,17 @@ class CaseSubmission(ApiModel):
     creditor_reference: Annotated[str, Field(min_length=1, max_length=100)]
     currency_code: CurrencyCode
     amount_to_recover: Money
-    date: PlausibleDate  # the invoice date; the API also refuses one after today
-    due_date: PlausibleDate
+    date: InvoiceDate  # the invoice date; the API also refuses one after today
+    due_date: InvoiceDate | None = None  # optional, as in Debitura's CreateCollectionCaseRequest
     claim_description: Annotated[str, Field(min_length=1, max_length=4000)]
     debtor: Debtor
     bank_account_id: UUID | None = None
 
     @field_validator("due_date")
     @classmethod
-    def _within_payment_term(cls, due_date: dt.date, info: ValidationInfo) -> dt.date:
+    def _within_payment_term(cls, due_date: dt.date | None, info: ValidationInfo) -> dt.date | None:
         invoice_date = info.data.get("date")  # absent when the date itself was invalid
-        if invoice_date is not None:
+        if invoice_date is not None and due_date is not None:
             check_payment_term(invoice_date, due_date)
         return due_date
 
@@ -333,7 +333,7 @@ class CaseView(ApiModel):
     currency_code: str
     amount_to_recover: Decimal
     date: dt.date
-    due_date: dt.date
+    due_date: dt.date | None
     claim_description: str
     debtor: Debtor
     bank_account_id: UUID | None

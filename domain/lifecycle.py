@@ -73,3 +73,39 @@ LIFECYCLE_MEANINGS: dict[Lifecycle, str] = {
         "paid, or other)."
     ),
 }
+
+
+# Debitura's lifecycle names (its ``Statuses`` filter) for the caseloop lifecycle that means the
+# same; its other names (PendingContractSigning, PendingVerificationInternal, Merged) have no
+# lifecycle of their own here and are refused (docs/api.md "Differences from Debitura's API").
+DEBITURA_LIFECYCLE_NAMES: dict[str, Lifecycle] = {
+    "Leads": L.COLLECTING_QUOTES,
+    "LeadsQuoteGiven": L.PENDING_QUOTE_SELECTION,
+    "NeedsAdditionalDetails": L.MORE_INFO_REQUIRED,
+}
+
+
+def _folded(text: str) -> str:
+    return "".join(text.split()).casefold()
+
+
+_LIFECYCLE_NAMES: dict[str, Lifecycle] = {
+    **{_folded(lifecycle.value): lifecycle for lifecycle in Lifecycle},
+    **{_folded(lifecycle.name.replace("_", "")): lifecycle for lifecycle in Lifecycle},
+    **{_folded(name): lifecycle for name, lifecycle in DEBITURA_LIFECYCLE_NAMES.items()},
+}
+
+
+def lifecycle_names() -> set[str]:
+    """The spellings ``lifecycle_named`` reads as written: each label and name, and Debitura's."""
+    return {
+        *(lifecycle.value for lifecycle in Lifecycle),
+        *(lifecycle.value.replace(" ", "") for lifecycle in Lifecycle),
+        *DEBITURA_LIFECYCLE_NAMES,
+    }
+
+
+def lifecycle_named(text: str) -> Lifecycle | None:
+    """The lifecycle a ``Statuses`` value names: its label (``Pending Verification``) or name
+    (``PendingVerification``), in any letter case, or one of Debitura's names above."""
+    return _LIFECYCLE_NAMES.get(_folded(text))

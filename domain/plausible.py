@@ -40,6 +40,22 @@ PlausibleDate = Annotated[
 ]
 
 
+def _date_of_timestamp(value: object) -> object:
+    """The day an ISO 8601 date-time names (``2026-12-01T00:00:00``, as Debitura's SDK sends
+    an invoice's dates), as written; anything else is left to the date's own validation."""
+    if isinstance(value, str) and len(value) > 10 and value[10:11] in ("T", "t", " "):
+        try:
+            return dt.datetime.fromisoformat(value).date()
+        except ValueError:
+            return value  # not a date-time either: the date's own error names it
+    return value
+
+
+# An invoice's ``date`` and ``dueDate``: a PlausibleDate, also sent as a date-time (whose time
+# is dropped). The schema keeps ``format: date``, the form caseloop answers with.
+InvoiceDate = Annotated[PlausibleDate, BeforeValidator(_date_of_timestamp)]
+
+
 def check_payment_term(invoice_date: dt.date, due_date: dt.date) -> None:
     """A due date lies on or after its invoice date and at most ``MAX_PAYMENT_TERM`` after it."""
     if due_date < invoice_date:

@@ -81,6 +81,9 @@ class TaskSpec:
     # For chat tasks of a relationship chat (no case): the call and page that resolve them.
     relationship_action: Action | None = None
     relationship_solution_path: str | None = None  # may contain {relationshipId}
+    # A task of a case's quote round (a lead): its ``leadId`` is the case's id, the lead
+    # caseloop's portal shows under /leads/{caseId}.
+    on_lead: bool = False
 
 
 REPLY_IN_CHAT = Action("POST", "/api/cases/{caseId}/chats")
@@ -108,11 +111,12 @@ CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
              relationship_solution_path=RELATIONSHIP_CHAT),
     TaskSpec(TaskType.PROVIDE_QUOTE, "Provide Quote", P, Scope.CASE, BD(5),
              "partner submits or declines a quote, or the quote round ends",
-             Action("POST", "/api/cases/{caseId}/quotes"), "/leads/{caseId}/quote"),
+             Action("POST", "/api/cases/{caseId}/quotes"), "/leads/{caseId}/quote", on_lead=True),
     TaskSpec(TaskType.SELECT_QUOTE_WINNER, "Select Quote Winner", C, Scope.CASE,
              BD(14, calendar=True),
              "creditor picks a quote; reminders at 7 and 14 days, the quotes expire at 21",
-             Action("POST", "/api/cases/{caseId}/quotes/selection"), "/leads/{caseId}/quotes"),
+             Action("POST", "/api/cases/{caseId}/quotes/selection"), "/leads/{caseId}/quotes",
+             on_lead=True),
     TaskSpec(TaskType.REVIEW_PARTNER, "Review Partner", C, Scope.CASE, BD(10),
              "creditor submits a 0-10 rating", Action("POST", "/api/cases/{caseId}/partner-review"),
              "/cases/{caseId}/review-partner", outlives_case=True),

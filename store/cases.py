@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import (
     SQLColumnExpression,
     and_,
     bindparam,
+    case,
     false,
     func,
     literal,
@@ -134,6 +136,8 @@ class CaseFilter:
     status_changed_from: dt.datetime | None = None
     status_changed_to: dt.datetime | None = None
     last_modified_after: dt.datetime | None = None
+    lifecycles: tuple[Lifecycle, ...] = ()  # any of them (``Statuses``)
+    ids: tuple[uuid.UUID, ...] = ()  # any of them (``Ids``)
 
 
 def _lifecycle_clause(lifecycle: Lifecycle) -> ColumnElement[bool]:
@@ -159,6 +163,10 @@ def _filter_clauses(f: CaseFilter) -> list[ColumnElement[bool]]:
         clauses.append(Case.status.in_([s.value for s in f.statuses]))
     if f.lifecycle is not None:
         clauses.append(_lifecycle_clause(f.lifecycle))
+    if f.lifecycles:
+        clauses.append(or_(*(_lifecycle_clause(lifecycle) for lifecycle in f.lifecycles)))
+    if f.ids:
+        clauses.append(Case.id.in_(f.ids))
     if f.partner_id is not None:
         clauses.append(Case.partner_id == f.partner_id)
     if f.debtor_name:
@@ -211,8 +219,8 @@ class CasePosition:
 
 @dataclass(frozen=True)
 class CaseSort:
-    """An order of the case list: a column of ``cases`` (SORTABLE) and its direction; the
-    case id breaks ties."""
+    """An order of the case list: a column of ``cases`` (SORTABLE) or the lifecycle, and its
+    direction; the case id breaks ties."""
 
     field: str
     descending: bool
@@ -222,8 +230,39 @@ class CaseSort:
             raise ValueError(f"cases cannot be sorted by {self.field!r}")
 
 
-# The columns a case list may be sorted by (all NOT NULL, so the order is total with the id).
-SORTABLE = ("created_at", "last_status_change", "amount_to_recover", "due_date", "debtor_name")
+def _lifecycle_rank() -> ColumnElement[int]:
+    """The lifecycle of a case as its place in ``Lifecycle`` (the order the portal lists them)."""
+    return case(
+        *((_lifecycle_clause(lifecycle), rank) for rank, lifecycle in enumerate(Lifecycle)),
+        else_=len(Lifecycle),
+    )
+
+
+def _sort_key(field: str) -> ColumnElement[Any]:
+    if field == "lifecycle":
+        return _lifecycle_rank()
+    if field == "close_code":  # NULL while open: first ascending, on every database alike
+        return func.coalesce(Case.close_code, "")
+    if field == "due_date":  # optional: a case without one last ascending, on every database
+        return func.coalesce(Case.due_date, literal(dt.date(9999, 12, 31), Case.due_date.type))
+    column: ColumnElement[Any] = getattr(Case, field)
+    return column
+
+
+# What a case list may be sorted by: columns that are NOT NULL (``close_code`` is read as ""
+# while open, a missing ``due_date`` as the last day), so the order is total with the id; and
+# the lifecycle (``_lifecycle_rank``).
+SORTABLE = (
+    "created_at",
+    "updated_at",
+    "last_status_change",
+    "amount_to_recover",
+    "date",
+    "due_date",
+    "debtor_name",
+    "close_code",
+    "lifecycle",
+)
 NEWEST_FIRST = CaseSort("created_at", descending=True)
 
 
@@ -243,11 +282,11 @@ async def list_cases(
     limit: int,
     after: CasePosition | None = None,
     count_limit: int,
-    sort: CaseSort | None = None,
+    sort: CaseSort | Sequence[CaseSort] | None = None,
 ) -> CasePage:
-    """One page of the cases the caller may see, newest first (or in ``sort``'s order),
-    starting at ``offset`` or after ``after`` (newest first only), and the total counted up to
-    ``count_limit``.
+    """One page of the cases the caller may see, newest first (or in ``sort``'s order: keys
+    in turn), starting at ``offset`` or after ``after`` (newest first only), and the total
+    counted up to ``count_limit``.
 
     Each branch of the visibility rule (``visible_branches``: for a partner, its assigned cases
     and those it is invited to quote on) is read in its own index order and the branches are
@@ -257,31 +296,40 @@ async def list_cases(
     total = bounded_count(*(select(Case.id).where(branch, *where) for branch in branches))
     if after is not None:
         where.append(after.following())
-    sort = sort or NEWEST_FIRST
-    if after is not None and sort != NEWEST_FIRST:
+    order = (sort,) if isinstance(sort, CaseSort) else tuple(sort or (NEWEST_FIRST,))
+    if after is not None and order != (NEWEST_FIRST,):
         raise ValueError("a cursor pages the newest-first order only")
-    key = getattr(Case, sort.field)
+    keys = [(_sort_key(s.field), s.descending) for s in order]
 
-    def ordered(column: Any) -> Any:
-        return column.desc() if sort.descending else column.asc()
+    def ordered(column: Any, descending: bool) -> Any:
+        return column.desc() if descending else column.asc()
 
-    order = (ordered(key), Case.id)
     if len(branches) == 1:
-        query = select(Case).where(branches[0], *where).order_by(*order)
+        query = (
+            select(Case)
+            .where(branches[0], *where)
+            .order_by(*(ordered(k, d) for k, d in keys), Case.id)
+        )
     else:
+        labels = [f"key{i}" for i in range(len(keys))]
         parts = [
-            select(Case.id, key.label("key"))
+            select(Case.id, *(k.label(label) for (k, _), label in zip(keys, labels, strict=True)))
             .where(branch, *where)
-            .order_by(*order)
+            .order_by(*(ordered(k, d) for k, d in keys), Case.id)
             .limit(offset + limit + 1)
             .subquery()
             for branch in branches
         ]
-        merged = union_all(*(select(part.c.id, part.c.key) for part in parts)).subquery()
+        merged = union_all(
+            *(select(part.c.id, *(part.c[label] for label in labels)) for part in parts)
+        ).subquery()
         query = (
             select(Case)
             .join(merged, merged.c.id == Case.id)
-            .order_by(ordered(merged.c.key), merged.c.id)
+            .order_by(
+                *(ordered(merged.c[label], d) for (_, d), label in zip(keys, labels, strict=True)),
+                merged.c.id,
+            )
         )
     params = {COUNT_LIMIT_PARAM: count_limit}
     await start_read(session)
@@ -341,59 +389,84 @@ CHANGED_BY_PLATFORM = "Platform"  # an ops user
 CHANGED_BY_PARTNER = "Partner"  # a user of another partner
 
 
+@dataclass(frozen=True)
+class ReadableChange:
+    """A status change as the caller may read it: the entry (``note`` withheld where the
+    caller may not read it), who made it as shown (``API``, ``System``, the person's name, or
+    for a partner ``Platform`` / ``Partner``), the person's user id where shown, and the kind of
+    organisation that acted (None for ``API`` and ``System``; the timeline's actor)."""
+
+    entry: HistoryEntry
+    changed_by: str
+    user_id: uuid.UUID | None
+    org_kind: OrgKind | None
+
+
 async def history(
     *, session: AsyncSession, principal: Principal, case_id: uuid.UUID, limit: int | None = None
-) -> list[HistoryEntry]:
+) -> list[ReadableChange]:
     """The case's status changes, oldest first, as ``principal`` may read them (the caller must
     already have been checked to see the case). The one place that decides what a partner
     reads of the history; ``GET /history`` and the timeline both use it.
 
-    Creditors and ops read every entry as recorded. A partner reads an entry's ``note`` and
-    ``changedBy`` only when the change was made by ``API``, ``System``, a user of the case's
-    creditor or a user of its own organisation. Otherwise ``note`` is withheld (None) and
-    ``changedBy`` says only "Platform" (an ops user) or "Partner" (another partner's user):
-    a partner must not read what ops or a rival partner wrote (a rejection reason, the partners
-    asked to quote, a rival's fee).
+    A change made by a person shows that person's name (their e-mail address when they have no
+    name) and user id. Creditors and ops read every entry so. A partner reads an entry's
+    ``note`` and author only when the change was made by ``API``, ``System``, a user of the
+    case's creditor or a user of its own organisation. Otherwise ``note`` is withheld (None)
+    and the author is only "Platform" (an ops user) or "Partner" (another partner's user), no
+    id: a partner must not read what ops or a rival partner wrote (a rejection reason, the
+    partners asked to quote, a rival's fee), nor who they are.
     """
     query = select(CaseHistory).where(CaseHistory.case_id == case_id).order_by(CaseHistory.seq)
     if limit is not None:
         query = query.limit(limit)
     rows = list(await session.scalars(query))
-    if principal.role is not OrgKind.PARTNER:
-        return [_history_entry(row) for row in rows]
-    creditor_id = await session.scalar(select(Case.creditor_id).where(Case.id == case_id))
     # changed_by is a user id as a string, or "API" / "System": join users to organisations.
     user_ids = {user_id for row in rows if (user_id := _user_id(row.changed_by)) is not None}
-    org_of: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+    people: dict[uuid.UUID, tuple[str, uuid.UUID, OrgKind]] = {}
     if user_ids:
         found = await session.execute(
-            select(User.id, Organisation.id, Organisation.kind)
+            select(User.id, User.name, User.email, Organisation.id, Organisation.kind)
             .join(Organisation, Organisation.id == User.org_id)
             .where(User.id.in_(user_ids))
         )
-        org_of = {user_id: (org_id, kind) for user_id, org_id, kind in found}
-    readable_orgs = {principal.org_id, creditor_id}
-    entries = []
+        people = {
+            user_id: (name or email, org_id, OrgKind(kind))
+            for user_id, name, email, org_id, kind in found
+        }
+    readable_orgs: set[uuid.UUID] | None = None  # None: every organisation's (not a partner)
+    if principal.role is OrgKind.PARTNER:
+        creditor_id = await session.scalar(select(Case.creditor_id).where(Case.id == case_id))
+        readable_orgs = {principal.org_id, *([creditor_id] if creditor_id else [])}
+    changes = []
     for row in rows:
         entry = _history_entry(row)
         if row.changed_by in (ChangedBy.API.value, ChangedBy.SYSTEM.value):
-            entries.append(entry)
+            changes.append(ReadableChange(entry, row.changed_by, None, None))
             continue
         user_id = _user_id(row.changed_by)
-        org = org_of.get(user_id) if user_id is not None else None
-        if org is not None and org[0] in readable_orgs:
-            entries.append(entry)
+        person = people.get(user_id) if user_id is not None else None
+        if person is None:  # no user's id (never written so): as recorded, a partner's masked
+            if readable_orgs is None:
+                changes.append(ReadableChange(entry, row.changed_by, None, None))
+            else:
+                masked = entry.model_copy(update={"note": None})
+                changes.append(ReadableChange(masked, CHANGED_BY_PLATFORM, None, None))
             continue
-        by_partner = org is not None and org[1] == OrgKind.PARTNER.value
-        entries.append(
-            entry.model_copy(
-                update={
-                    "changed_by": CHANGED_BY_PARTNER if by_partner else CHANGED_BY_PLATFORM,
-                    "note": None,
-                }
+        name, org_id, kind = person
+        if readable_orgs is None or org_id in readable_orgs:
+            changes.append(ReadableChange(entry, name, user_id, kind))
+            continue
+        by_partner = kind is OrgKind.PARTNER
+        changes.append(
+            ReadableChange(
+                entry.model_copy(update={"note": None}),
+                CHANGED_BY_PARTNER if by_partner else CHANGED_BY_PLATFORM,
+                None,
+                kind,
             )
         )
-    return entries
+    return changes
 
 
 def _user_id(changed_by: str) -> uuid.UUID | None:

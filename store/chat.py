@@ -28,11 +28,10 @@ from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select, t
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from domain.cases import HistoryEntry
 from domain.chat import ChatMessage, ChatRole, ThreadType
 from domain.enums import OrgKind
 from store.accounts import Principal
-from store.cases import get_case, history
+from store.cases import ReadableChange, get_case, history
 from store.db import insert_once, transaction
 from store.models import (
     Attachment,
@@ -120,10 +119,11 @@ async def list_case_messages(
     case_id: uuid.UUID,
     thread_type: ThreadType | None = None,
     partner_id: uuid.UUID | None = None,
-    offset: int,
-    limit: int,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> tuple[list[MessageRecord], int]:
-    """A page of a case's messages the caller may read, oldest first, and the total.
+    """A page of a case's messages the caller may read (all of them without ``limit``),
+    oldest first, and the total.
 
     The caller must already have been checked to see the case (``store.cases.get_case``).
     """
@@ -386,7 +386,12 @@ def visible_notes(principal: Principal) -> ColumnElement[bool]:
 
 
 async def list_notes(
-    *, session: AsyncSession, principal: Principal, case_id: uuid.UUID, offset: int, limit: int
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    case_id: uuid.UUID,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> tuple[list[NoteRecord], int]:
     """A page of a case's notes and calls the caller may read, oldest first, and the total.
 
@@ -419,33 +424,43 @@ class TimelineEntry:
     order: tuple[Any, ...]
     message: MessageRecord | None = None
     note: NoteRecord | None = None
-    change: HistoryEntry | None = None  # as the caller may read it (``store.cases.history``)
+    change: ReadableChange | None = None  # as the caller may read it (``store.cases.history``)
 
 
 async def timeline(
-    *, session: AsyncSession, principal: Principal, case_id: uuid.UUID, offset: int, limit: int
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    case_id: uuid.UUID,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> tuple[list[TimelineEntry], int]:
-    """A page of the case's messages (threads the caller may read), notes, calls and status
-    changes, oldest first, and the total.
+    """A page (without ``limit``: all) of the case's messages (threads the caller may read),
+    notes, calls and status changes, oldest first, and the total.
 
     Each source is read in order up to the end of the page and the three are merged, so a page
     costs at most ``offset + limit`` rows per source and needs no database-specific UNION.
     """
-    end = offset + limit
+    end = None if limit is None else offset + limit
     messages, message_total = await list_case_messages(
-        session=session, principal=principal, case_id=case_id, offset=0, limit=end
+        session=session, principal=principal, case_id=case_id, limit=end
     )
     notes, note_total = await list_notes(
-        session=session, principal=principal, case_id=case_id, offset=0, limit=end
-    )
-    history_total = await session.scalar(
-        select(func.count()).select_from(CaseHistory).where(CaseHistory.case_id == case_id)
+        session=session, principal=principal, case_id=case_id, limit=end
     )
     changes = await history(session=session, principal=principal, case_id=case_id, limit=end)
+    if end is None:
+        history_total: int | None = len(changes)
+    else:
+        history_total = await session.scalar(
+            select(func.count()).select_from(CaseHistory).where(CaseHistory.case_id == case_id)
+        )
     entries: list[TimelineEntry] = []
     for change in changes:
         entries.append(
-            TimelineEntry("statusChange", change.timestamp, (change.seq,), change=change)
+            TimelineEntry(
+                "statusChange", change.entry.timestamp, (change.entry.seq,), change=change
+            )
         )
     for record in messages:
         row = record.message

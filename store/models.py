@@ -171,7 +171,7 @@ class Case(Base):
     currency_code: Mapped[str] = mapped_column(String(3))
     amount_to_recover: Mapped[Decimal] = mapped_column(Numeric(15, 2))
     date: Mapped[dt.date]
-    due_date: Mapped[dt.date]
+    due_date: Mapped[dt.date | None]  # optional (Debitura's request model)
     claim_description: Mapped[str] = mapped_column(Text)
     debtor_name: Mapped[str] = mapped_column(String(200))
     debtor: Mapped[dict[str, Any]]

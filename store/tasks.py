@@ -355,15 +355,26 @@ async def list_tasks(
 
 
 async def case_tasks(
-    *, session: AsyncSession, principal: Principal, case_id: uuid.UUID
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    case_id: uuid.UUID,
+    status: TaskStatus | None = None,
+    types: tuple[TaskType, ...] = (),
 ) -> list[TaskRecord]:
-    """The caller's tasks on one case (never account-level ones), open first, then by deadline."""
+    """The caller's tasks on one case (never account-level ones), open first, then by
+    deadline; of one status and of some types only, when given."""
+    where = [
+        visible_tasks(principal),
+        TaskRow.case_id == case_id,
+        TaskRow.scope == Scope.CASE.value,
+    ]
+    if status is not None:
+        where.append(TaskRow.status == status.value)
+    if types:
+        where.append(TaskRow.type.in_([t.value for t in types]))
     rows = await session.execute(
-        _select()
-        .where(
-            visible_tasks(principal), TaskRow.case_id == case_id, TaskRow.scope == Scope.CASE.value
-        )
-        .order_by(TaskRow.status, TaskRow.sort_deadline, TaskRow.id)
+        _select().where(*where).order_by(TaskRow.status, TaskRow.sort_deadline, TaskRow.id)
     )
     return [_record(row) for row in rows]
 

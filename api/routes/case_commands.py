@@ -48,7 +48,7 @@ from domain.cases import (
 )
 from domain.enums import CaseStatus, DebtorType, OrgKind, Party, SubStatus
 from domain.ids import case_workflow_id
-from domain.plausible import PlausibleDate
+from domain.plausible import InvoiceDate
 from domain.transitions import CloseCode, Mover
 from store import cases as case_store
 from store.accounts import Principal
@@ -162,15 +162,16 @@ class CaseCorrection(ApiModel):
     creditorReference cannot change."""
 
     model_config = ConfigDict(
+        # ``dueDate: null`` removes the due date (it is optional).
         json_schema_extra=not_nullable(
-            "currencyCode", "amountToRecover", "date", "dueDate", "claimDescription", "debtor"
+            "currencyCode", "amountToRecover", "date", "claimDescription", "debtor"
         )
     )
 
     currency_code: CurrencyCode | None = None
     amount_to_recover: Money | None = None
-    date: PlausibleDate | None = None
-    due_date: PlausibleDate | None = None
+    date: InvoiceDate | None = None
+    due_date: InvoiceDate | None = None
     claim_description: Annotated[str, Field(min_length=1, max_length=4000)] | None = None
     debtor: DebtorCorrection | None = None
 
@@ -194,7 +195,7 @@ async def correct_case(
             "currencyCode": case.currency_code,
             "amountToRecover": str(case.amount_to_recover),
             "date": case.date.isoformat(),
-            "dueDate": case.due_date.isoformat(),
+            "dueDate": case.due_date.isoformat() if case.due_date else None,
             "claimDescription": case.claim_description,
             "debtor": case.debtor,
             "bankAccountId": str(case.bank_account_id) if case.bank_account_id else None,

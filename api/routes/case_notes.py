@@ -32,6 +32,8 @@ from api.deps import (
 from api.errors import Problem
 from api.idempotency import derived_id, idempotent
 from api.pagination import PageDep, page_info
+from domain.enums import CaseStatus, SubStatus
+from domain.lifecycle import current_stage
 from store import chat as chat_store
 from store.accounts import Principal
 from store.models import CaseNote
@@ -119,25 +121,22 @@ async def list_notes(
         limit=page.page_size,
     )
     return NoteList(
-        data=[NoteView(**note_fields(r)) for r in records],
+        notes=[NoteView(**note_fields(r)) for r in records],
         page=page_info(page, total=total, count=len(records)),
     )
 
 
 @router.get("/{case_id}/timeline", response_model=Timeline, responses={401: {}, 404: {}})
-async def get_timeline(
-    case_id: UUID, principal: CurrentPrincipal, session: SessionDep, page: PageDep
-) -> Timeline:
-    """Messages (of the threads you may read), notes, calls and status changes, oldest first."""
-    await visible_case(session, case_id, principal)
-    entries, total = await chat_store.timeline(
-        session=session,
-        principal=principal,
-        case_id=case_id,
-        offset=page.offset,
-        limit=page.page_size,
-    )
+async def get_timeline(case_id: UUID, principal: CurrentPrincipal, session: SessionDep) -> Timeline:
+    """Everything that happened on the case, oldest first and whole (as Debitura's): messages
+    (of the threads you may read), notes, calls and status changes, each with Debitura's
+    ``date``, ``type``, ``title``, ``description`` and ``actor``; and the collection stage."""
+    row = await visible_case(session, case_id, principal)
+    entries, _ = await chat_store.timeline(session=session, principal=principal, case_id=case_id)
+    case = row.case
+    status = CaseStatus(case.status)
+    sub_status = SubStatus(case.sub_status) if case.sub_status else None
     return Timeline(
-        data=[timeline_item(e) for e in entries],
-        page=page_info(page, total=total, count=len(entries)),
+        items=[timeline_item(e) for e in entries],
+        current_engagement_phase=current_stage(status, sub_status),
     )

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
@@ -28,7 +29,7 @@ from api.idempotency import idempotent
 from api.pagination import COUNT_LIMIT, ListDep, ListPageInfo, list_page_info, position_after
 from api.query import QueryTimestamp
 from api.responses import json_response, trusted
-from api.routes.tasks import TaskView, task_view
+from api.routes.tasks import StatusQuery, TaskView, TypeQuery, status_filter, task_view
 from api.workflow_calls import call
 from domain.accounts import BankAccountRef
 from domain.base import DECIMAL_PATTERN, ApiModel, decimal_json_schema
@@ -37,12 +38,11 @@ from domain.cases import (
     CaseSubmission,
     CaseView,
     Debtor,
-    HistoryEntry,
     SubmitCaseInput,
 )
 from domain.enums import CaseStatus, DebtorType, Lifecycle, Party, SubStatus
 from domain.ids import case_number, case_workflow_id
-from domain.lifecycle import current_stage, lifecycle_of
+from domain.lifecycle import current_stage, lifecycle_named, lifecycle_names, lifecycle_of
 from domain.time import as_utc, whole_days_between
 from domain.transitions import CloseCode
 from settings import Settings
@@ -57,13 +57,42 @@ router = APIRouter(prefix="/cases", tags=["cases"])
 
 
 class CaseList(ApiModel):
-    data: list[CaseView]
+    """Debitura's ``InvoiceListDto``: the page, and the cases under ``cases``."""
+
     page: ListPageInfo
+    cases: list[CaseView]
+
+
+class HistoryView(ApiModel):
+    """One status change as seed 002 shows it: ``changedBy`` is ``API``, ``System`` or the
+    person's name (for a partner, ``Platform`` or ``Partner`` when withheld), and
+    ``changedById`` the person's user id (null otherwise)."""
+
+    seq: int
+    timestamp: dt.datetime
+    status: CaseStatus
+    sub_status: SubStatus | None
+    changed_by: str
+    changed_by_id: UUID | None
+    note: str | None
 
 
 class CaseHistoryView(ApiModel):
     case_id: UUID
-    history: list[HistoryEntry]
+    history: list[HistoryView]
+
+
+def history_view(change: case_store.ReadableChange) -> HistoryView:
+    entry = change.entry
+    return HistoryView(
+        seq=entry.seq,
+        timestamp=entry.timestamp,
+        status=entry.status,
+        sub_status=entry.sub_status,
+        changed_by=change.changed_by,
+        changed_by_id=change.user_id,
+        note=entry.note,
+    )
 
 
 def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
@@ -252,9 +281,88 @@ async def create_case(
 AmountQuery = Annotated[Decimal, decimal_json_schema(DECIMAL_PATTERN)]
 
 
+MAX_LISTED = 100
+
+
+def _listed(field: str, values: list[str] | None) -> list[tuple[str, str]]:
+    """A repeatable parameter's values, each also split at commas (Debitura's docs send
+    ``Ids=a,b``, its SDK ``Ids=a&Ids=b``), with the field each error names (``ids[1]``); at
+    most MAX_LISTED of them in all."""
+    found: list[tuple[str, str]] = []
+    for value in values or []:
+        for part in value.split(","):
+            found.append((f"{field}[{len(found)}]", part.strip()))
+    if len(found) > MAX_LISTED:
+        raise invalid(field, f"takes at most {MAX_LISTED} values")
+    return found
+
+
+def _merged(camel: list[str] | None, pascal: list[str] | None) -> list[str] | None:
+    """The camelCase parameter's values with its PascalCase spelling's (Debitura's SDK)."""
+    return None if camel is None and pascal is None else [*(camel or []), *(pascal or [])]
+
+
+# The schema names the canonical spellings; other letter cases, spaces and commas are read too
+# (as with currency codes).
+LifecycleName = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "enum": sorted(lifecycle_names())}),
+]
+CaseIdText = Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
+StatusesQuery = Annotated[
+    list[LifecycleName] | None,
+    Query(
+        alias="statuses",
+        max_length=MAX_LISTED,
+        description="Lifecycles, by label (`Pending Verification`) or name "
+        "(`PendingVerification`), any letter case; repeatable or comma-separated. Debitura's "
+        "`Leads`, `LeadsQuoteGiven` and `NeedsAdditionalDetails` are read as `Collecting "
+        "Quotes`, `Pending Quote Selection` and `More Info Required`.",
+    ),
+]
+IdsQuery = Annotated[
+    list[CaseIdText] | None,
+    Query(
+        alias="ids",
+        max_length=MAX_LISTED,
+        description="Case ids (UUIDs); repeatable or comma-separated.",
+    ),
+]
+
+
+def _lifecycles(values: list[str] | None) -> tuple[Lifecycle, ...]:
+    lifecycles = []
+    for field, value in _listed("statuses", values):
+        lifecycle = lifecycle_named(value)
+        if lifecycle is None:
+            known = ", ".join(x.value for x in Lifecycle)
+            raise invalid(field, f"{value[:40]!r} is not a lifecycle (one of: {known})")
+        lifecycles.append(lifecycle)
+    return tuple(dict.fromkeys(lifecycles))
+
+
+def _ids(values: list[str] | None) -> tuple[UUID, ...]:
+    ids = []
+    for field, value in _listed("ids", values):
+        try:
+            ids.append(UUID(value))
+        except ValueError:
+            raise invalid(field, f"{value[:40]!r} is not a UUID") from None
+    return tuple(dict.fromkeys(ids))
+
+
 async def _case_filter(
     status: Annotated[list[CaseStatus] | None, Query()] = None,
     lifecycle: Lifecycle | None = None,
+    statuses: StatusesQuery = None,
+    statuses_pascal: Annotated[
+        list[LifecycleName] | None,
+        Query(alias="Statuses", include_in_schema=False, max_length=MAX_LISTED),
+    ] = None,
+    ids: IdsQuery = None,
+    ids_pascal: Annotated[
+        list[CaseIdText] | None, Query(alias="Ids", include_in_schema=False, max_length=MAX_LISTED)
+    ] = None,
     partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
     debtor_name: Annotated[str | None, Query(alias="debtorName", max_length=200)] = None,
     amount_from: Annotated[AmountQuery | None, Query(alias="amountFrom")] = None,
@@ -263,11 +371,14 @@ async def _case_filter(
     date_to: Annotated[QueryTimestamp | None, Query(alias="dateTo")] = None,
     last_modified_after: Annotated[QueryTimestamp | None, Query(alias="lastModifiedAfter")] = None,
 ) -> case_store.CaseFilter:
-    """The case filters of the query string, shared by the list and the status summary."""
+    """The case filters of the query string, shared by the list and the status summary.
+    ``Statuses`` and ``Ids`` are Debitura's spellings of ``statuses`` and ``ids``."""
     check_no_nul("debtorName", debtor_name)
     return case_store.CaseFilter(
         statuses=status or [],
         lifecycle=lifecycle,
+        lifecycles=_lifecycles(_merged(statuses, statuses_pascal)),
+        ids=_ids(_merged(ids, ids_pascal)),
         partner_id=partner_id,
         debtor_name=debtor_name,
         amount_from=amount_from,
@@ -278,15 +389,91 @@ async def _case_filter(
     )
 
 
+# ``Sort`` fields (Debitura's names, any letter case) and the columns they sort by.
+SORT_FIELDS: dict[str, str] = {
+    "datecreated": "created_at",
+    "dateupdated": "updated_at",
+    "duedate": "due_date",
+    "date": "date",
+    "amount": "amount_to_recover",
+    "amounttorecover": "amount_to_recover",
+    "grossamount": "amount_to_recover",
+    "lifecycle": "lifecycle",
+    "closecode": "close_code",
+    "laststatuschange": "last_status_change",
+    "debtorname": "debtor_name",
+}
+# The spellings the schema names (any letter case is read).
+SORT_SPELLINGS = (
+    "DateCreated",
+    "DateUpdated",
+    "DueDate",
+    "Date",
+    "Amount",
+    "AmountToRecover",
+    "GrossAmount",
+    "Lifecycle",
+    "CloseCode",
+    "LastStatusChange",
+    "DebtorName",
+)
+SORT_NAMES = "DateCreated, DateUpdated, DueDate, Date, Amount (or AmountToRecover, GrossAmount), Lifecycle, CloseCode, LastStatusChange, DebtorName"
+_SORT_KEY = "(" + "|".join(SORT_SPELLINGS) + ")(:(asc|desc))?"
+SortText = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": f"^{_SORT_KEY}(,{_SORT_KEY})*$"})
+]
+SortQuery = Annotated[
+    SortText | None,
+    Query(
+        alias="sort",
+        max_length=300,
+        description="`Field[:asc|desc][,Field2[:asc|desc]]...`, ascending unless `:desc`; "
+        f"fields (any letter case): {SORT_NAMES}. Default: newest first (`DateCreated:desc`).",
+    ),
+]
+
+
+def parse_sort(text: str) -> tuple[case_store.CaseSort, ...]:
+    """``Sort`` as the list's order: 422 naming ``sort`` for an unknown field or direction
+    (Debitura ignores those; a list in another order than asked for is wrong data)."""
+    keys: list[case_store.CaseSort] = []
+    for part in text.split(","):
+        name, _, direction = part.strip().partition(":")
+        field = SORT_FIELDS.get(name.strip().casefold())
+        if field is None:
+            raise invalid(
+                "sort", f"{name.strip()[:40]!r} is not a sort field (one of: {SORT_NAMES})"
+            )
+        if direction.strip().casefold() not in ("", "asc", "desc"):
+            raise invalid("sort", f"{direction.strip()[:10]!r} is not a direction (asc or desc)")
+        keys.append(case_store.CaseSort(field, descending=direction.strip().casefold() == "desc"))
+    return tuple(keys)
+
+
+async def _case_order(
+    sort: SortQuery = None,
+    sort_pascal: Annotated[
+        SortText | None, Query(alias="Sort", include_in_schema=False, max_length=300)
+    ] = None,
+) -> tuple[case_store.CaseSort, ...] | None:
+    text = sort if sort is not None else sort_pascal
+    return parse_sort(text) if text is not None else None
+
+
 @router.get("", response_model=CaseList)
 async def list_cases(
     principal: CurrentPrincipal,
     session: SessionDep,
     page: ListDep,
     filters: Annotated[case_store.CaseFilter, Depends(_case_filter)],
+    order: Annotated[tuple[case_store.CaseSort, ...] | None, Depends(_case_order)],
 ) -> Response:
-    """The cases you may see, newest first. ``dateFrom``/``dateTo`` bound the last status change.
-    Page with ``page`` or, for deep pages, with ``after`` (the ``nextCursor`` of a page)."""
+    """The cases you may see, newest first (or in ``sort``'s order). ``dateFrom``/``dateTo``
+    bound the last status change. Page with ``page`` (``limit`` is an alias of ``pageSize``)
+    or, newest first, with ``after`` (the ``nextCursor`` of a page)."""
+    newest_first = order is None or order == (case_store.NEWEST_FIRST,)
+    if page.after is not None and not newest_first:
+        raise invalid("after", "pages the newest-first order only: page a sorted list by page")
     found = await case_store.list_cases(
         session=session,
         principal=principal,
@@ -295,38 +482,32 @@ async def list_cases(
         limit=page.page_size,
         after=position_after(page, case_store.CasePosition.parse),
         count_limit=COUNT_LIMIT + 1,
+        sort=order,
     )
     now = dt.datetime.now(dt.UTC)
     return json_response(
         trusted(
             CaseList,
-            data=[_view(r, now) for r in found.rows],
+            cases=[_view(r, now) for r in found.rows],
             page=list_page_info(
                 page,
                 total=found.total,
                 count=len(found.rows),
-                next_cursor=found.next.cursor() if found.next else None,
+                # A cursor is a place in the newest-first order only.
+                next_cursor=found.next.cursor() if found.next and newest_first else None,
             ),
         )
     )
 
 
-class StatusCount(ApiModel):
-    status: CaseStatus
-    count: int
-
-
-class LifecycleCount(ApiModel):
-    lifecycle: Lifecycle
-    count: int
-
-
 class StatusSummaryView(ApiModel):
-    total: int
-    by_status: list[StatusCount]
-    by_lifecycle: list[LifecycleCount]
-    finished: int  # Resolved or Closed
-    average_resolution_days: float | None  # creation to Resolved/Closed, over finished cases
+    """Seed 002's status summary."""
+
+    total_cases: int
+    status_breakdown: dict[CaseStatus, int]  # every status, zero included
+    lifecycle_breakdown: dict[Lifecycle, int]  # caseloop's: every lifecycle, zero included
+    finished_cases: int  # Resolved or Closed
+    average_resolution_time: float | None  # days from creation to Resolved/Closed, finished
     success_rate: float | None  # share of finished cases closed as Paid or Partially paid
 
 
@@ -339,24 +520,24 @@ async def status_summary(
     session: SessionDep,
     filters: Annotated[case_store.CaseFilter, Depends(_case_filter)],
 ) -> StatusSummaryView:
-    """Counts per status and lifecycle, average resolution days and success rate of the cases
-    you may see; the filters of ``GET /api/cases`` apply."""
+    """Seed 002's figures over the cases you may see: ``totalCases``, ``statusBreakdown``
+    (cases per status), ``averageResolutionTime`` (days) and ``successRate``; the filters of
+    ``GET /api/cases`` apply."""
     summary = await case_store.status_summary(session=session, principal=principal, filters=filters)
-    by_status: dict[CaseStatus, int] = {}
-    by_lifecycle: dict[Lifecycle, int] = {}
+    by_status = dict.fromkeys(CaseStatus, 0)
+    by_lifecycle = dict.fromkeys(Lifecycle, 0)
     for (status_value, sub_value), count in summary.counts.items():
         status = CaseStatus(status_value)
         sub = SubStatus(sub_value) if sub_value else None
-        by_status[status] = by_status.get(status, 0) + count
-        lifecycle = lifecycle_of(status, sub)
-        by_lifecycle[lifecycle] = by_lifecycle.get(lifecycle, 0) + count
+        by_status[status] += count
+        by_lifecycle[lifecycle_of(status, sub)] += count
     finished = len(summary.close_codes)
     return StatusSummaryView(
-        total=sum(by_status.values()),
-        by_status=[StatusCount(status=s, count=by_status.get(s, 0)) for s in CaseStatus],
-        by_lifecycle=[LifecycleCount(lifecycle=x, count=by_lifecycle.get(x, 0)) for x in Lifecycle],
-        finished=finished,
-        average_resolution_days=round(sum(summary.resolution_days) / finished, 1)
+        total_cases=sum(by_status.values()),
+        status_breakdown=by_status,
+        lifecycle_breakdown=by_lifecycle,
+        finished_cases=finished,
+        average_resolution_time=round(sum(summary.resolution_days) / finished, 1)
         if finished
         else None,
         success_rate=round(sum(c in RECOVERED for c in summary.close_codes) / finished, 3)
@@ -378,15 +559,27 @@ async def get_history(
     """Every status change of the case, oldest first. A partner reads the note and author of
     a change only when its own organisation, the creditor, ``API`` or ``System`` made it."""
     await visible_case(session, case_id, principal)
-    entries = await case_store.history(session=session, principal=principal, case_id=case_id)
-    return CaseHistoryView(case_id=case_id, history=entries)
+    changes = await case_store.history(session=session, principal=principal, case_id=case_id)
+    return CaseHistoryView(case_id=case_id, history=[history_view(c) for c in changes])
 
 
 @router.get("/{case_id}/tasks", response_model=list[TaskView], responses={401: {}, 404: {}})
 async def get_case_tasks(
-    case_id: UUID, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep
+    case_id: UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: StatusQuery = None,
+    type: TypeQuery = None,
 ) -> list[TaskView]:
-    """Your side's tasks on this case, open ones first (account-level tasks never appear)."""
+    """Your side's open tasks on this case (``status=Solved`` for the solved ones, both for
+    all), open ones first, whole (account-level tasks never appear); ``type`` repeats."""
     await visible_case(session, case_id, principal)
-    records = await task_store.case_tasks(session=session, principal=principal, case_id=case_id)
+    records = await task_store.case_tasks(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        status=status_filter(status),
+        types=tuple(type or ()),
+    )
     return [task_view(r, settings) for r in records]

@@ -38,12 +38,11 @@ from api.chat_views import (
     CASE_THREADS,
     PARTY_OF_ROLE,
     AttachmentView,
-    ChatMessageList,
     ChatMessageView,
     ChatPost,
     ThreadRef,
     attachment_view,
-    message_list,
+    message_view,
 )
 from api.deps import (
     BlobsDep,
@@ -55,7 +54,6 @@ from api.deps import (
 )
 from api.errors import invalid, not_found
 from api.idempotency import idempotent, idempotent_after
-from api.pagination import PageDep
 from api.uploads import (
     AttachmentOwner,
     Upload,
@@ -185,28 +183,26 @@ async def send_case_message(
     )
 
 
-@router.get("/{case_id}/chats", response_model=ChatMessageList, responses={401: {}, 404: {}})
+@router.get("/{case_id}/chats", response_model=list[ChatMessageView], responses={401: {}, 404: {}})
 async def list_case_messages(
     case_id: UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    page: PageDep,
     thread_type: Annotated[ThreadType | None, Query(alias="threadType")] = None,
     partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
-) -> ChatMessageList:
-    """The case's messages, oldest first: every thread for the creditor and ops, its own side's
-    threads for a partner. A thread nobody wrote in yet lists nothing."""
+) -> list[ChatMessageView]:
+    """Every message of the case, oldest first, not paged (as Debitura's): every thread for
+    the creditor and ops, its own side's threads for a partner. A thread nobody wrote in yet
+    lists nothing."""
     await visible_case(session, case_id, principal)
-    records, total = await chat_store.list_case_messages(
+    records, _ = await chat_store.list_case_messages(
         session=session,
         principal=principal,
         case_id=case_id,
         thread_type=thread_type,
         partner_id=partner_id,
-        offset=page.offset,
-        limit=page.page_size,
     )
-    return message_list(records, total, page)
+    return [message_view(r) for r in records]
 
 
 # -- attachments ---------------------------------------------------------------------------------

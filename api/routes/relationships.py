@@ -105,7 +105,7 @@ async def list_relationships(
         session=session, principal=principal, offset=page.offset, limit=page.page_size
     )
     return RelationshipList(
-        data=[_relationship_view(r, principal) for r in records],
+        relationships=[_relationship_view(r, principal) for r in records],
         page=page_info(page, total=total, count=len(records)),
     )
 

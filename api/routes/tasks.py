@@ -100,8 +100,10 @@ class TaskView(ApiModel):
 
 
 class TaskList(ApiModel):
-    data: list[TaskView]
+    """Debitura's task list: the page, and the tasks under ``tasks``."""
+
     page: ListPageInfo
+    tasks: list[TaskView]
 
 
 class PostponeBody(ApiModel):
@@ -144,7 +146,7 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
         case_id=row.case_id,
         relationship_id=row.relationship_id,
         case_reference=record.case_reference,
-        lead_id=None,
+        lead_id=row.case_id if spec.on_lead else None,
         deadline=row.deadline,
         original_deadline=row.original_deadline,
         overdue=row.overdue_since is not None and row.status == TaskStatus.OPEN.value,
@@ -171,24 +173,39 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
     )
 
 
+# ``status`` of both task lists: repeatable; omitted, the open tasks only (Debitura's queues).
+StatusQuery = Annotated[
+    list[TaskStatus] | None,
+    Query(description="`Open` (the default when omitted) or `Solved`; both for every task."),
+]
+TypeQuery = Annotated[list[TaskType] | None, Query(description="A task type; repeatable.")]
+
+
+def status_filter(statuses: list[TaskStatus] | None) -> TaskStatus | None:
+    """The one status a task list is filtered by (None: every task): Open when omitted."""
+    wanted = set(statuses or [TaskStatus.OPEN])
+    return None if len(wanted) > 1 else wanted.pop()
+
+
 @router.get("", response_model=TaskList)
 async def list_tasks(
     principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     page: ListDep,
-    status: TaskStatus | None = None,
-    type: Annotated[list[TaskType] | None, Query()] = None,
+    status: StatusQuery = None,
+    type: TypeQuery = None,
     assignee: UUID | None = None,
     overdue: bool | None = None,
     deadline_from: Annotated[QueryTimestamp | None, Query(alias="deadlineFrom")] = None,
     deadline_to: Annotated[QueryTimestamp | None, Query(alias="deadlineTo")] = None,
     case_id: Annotated[UUID | None, Query(alias="caseId")] = None,
 ) -> Response:
-    """Your organisation's tasks (account-level ones included), earliest deadline first.
-    Page with ``page`` or, for deep pages, with ``after`` (the ``nextCursor`` of a page)."""
+    """Your organisation's open tasks (``status=Solved`` for the solved ones, both for all),
+    account-level ones included, earliest deadline first. Page with ``page`` or, for deep
+    pages, with ``after`` (the ``nextCursor`` of a page)."""
     filters = task_store.TaskFilter(
-        status=status,
+        status=status_filter(status),
         types=tuple(type or ()),
         assignee_id=assignee,
         overdue=overdue,
@@ -207,7 +224,7 @@ async def list_tasks(
     )
     body = trusted(
         TaskList,
-        data=[task_view(r, settings) for r in found.records],
+        tasks=[task_view(r, settings) for r in found.records],
         page=list_page_info(
             page,
             total=found.total,

@@ -20,6 +20,9 @@ anyway is left as generated, to be refused.
 - An IBAN must follow its country's rules (``schwifty``): the ``iban`` format draws real ones.
 - An ``after`` cursor must be one the list gave out, and comes without ``page`` (422
   otherwise): generated cursors are left out of the query.
+- Text that is not empty must show a visible character (``domain.base.invisible_text``), which
+  the schema's text pattern does not say: a generated string of only control, format or
+  space characters in a body becomes ``x``.
 - An uploaded file's bytes must be of its declared type (``api.filetypes``): a generated file
   becomes a small real PDF, the first type the schema names for it.
 """
@@ -36,6 +39,7 @@ from hypothesis import strategies as st
 
 from api.idempotency import HEADER, MAX_KEY_LENGTH
 from api.routes.chat import LEAD_THREADS
+from domain.base import invisible_text
 from domain.plausible import MAX_PAYMENT_TERM
 from tests.files import PDF
 
@@ -96,6 +100,18 @@ def _in_years(values: dict[str, Any] | None) -> None:
             values[name] = value.replace(value[:4], "2026", 1)  # type: ignore[index]
 
 
+def _visible(value: Any) -> Any:
+    """``value`` with every string that shows nothing replaced by ``x`` (lists and objects
+    walked)."""
+    if isinstance(value, str):
+        return "x" if invisible_text(value) else value
+    if isinstance(value, list):
+        return [_visible(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _visible(item) for key, item in value.items()}
+    return value
+
+
 def _real_files(body: dict[str, Any], case: Any) -> None:
     types = getattr(case, "multipart_content_types", None)
     for name, value in list(body.items()):
@@ -124,6 +140,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     if not isinstance(body, dict):
         return
     _in_years(body)
+    for name, value in list(body.items()):
+        body[name] = _visible(value)
     if "multipart" in str(case.media_type):
         _real_files(body, case)
     reference = body.get("creditorReference")

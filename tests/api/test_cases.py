@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from domain.enums import OrgKind
+from domain.enums import CaseStatus, OrgKind
 from domain.ids import case_workflow_id
 from store.models import Case, CaseHistory
 from tests.support import Actor, case_body, eventually_listed, make_actor
@@ -95,7 +95,7 @@ async def test_other_creditor_gets_404_for_case(
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["code"] == "not_found"
     listed = (await api.get("/api/cases", headers=other.headers)).json()
-    assert listed["data"] == []
+    assert listed["cases"] == []
 
 
 async def test_invalid_case_body_is_422_naming_fields(
@@ -260,20 +260,21 @@ async def test_status_summary_counts_your_cases_and_their_outcomes(
 
     url = "/api/cases/analytics/status-summary"
     summary = (await api.get(url, headers=creditor.headers)).json()
-    counts = {s["status"]: s["count"] for s in summary["byStatus"]}
-    assert (summary["total"], counts["Created"], counts["Closed"], counts["Resolved"]) == (
+    counts = summary["statusBreakdown"]
+    assert (summary["totalCases"], counts["Created"], counts["Closed"], counts["Resolved"]) == (
         2,
         1,
         1,
         0,
     )
-    lifecycles = {x["lifecycle"]: x["count"] for x in summary["byLifecycle"]}
+    assert set(counts) == {s.value for s in CaseStatus}, "every status, zero included"
+    lifecycles = summary["lifecycleBreakdown"]
     assert (lifecycles["Pending Verification"], lifecycles["Closed"]) == (1, 1)
     # One finished case, withdrawn: nothing recovered.
-    assert (summary["finished"], summary["successRate"]) == (1, 0.0)
-    assert 0 <= summary["averageResolutionDays"] < 1
+    assert (summary["finishedCases"], summary["successRate"]) == (1, 0.0)
+    assert 0 <= summary["averageResolutionTime"] < 1
     # The list's filters apply, and another creditor's cases never count.
     closed = (await api.get(f"{url}?status=Created", headers=creditor.headers)).json()
-    assert (closed["total"], closed["finished"], closed["successRate"]) == (1, 0, None)
-    assert (await api.get(url, headers=other.headers)).json()["total"] == 1
+    assert (closed["totalCases"], closed["finishedCases"], closed["successRate"]) == (1, 0, None)
+    assert (await api.get(url, headers=other.headers)).json()["totalCases"] == 1
     assert (await api.get(url)).status_code == 401

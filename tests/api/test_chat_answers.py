@@ -54,7 +54,7 @@ async def test_a_posted_message_answers_as_the_chat_lists_it(
     pair = f"/api/relationships/{relationship_id(creditor.org_id, partner.org_id)}/chats"
     general = await api.post(pair, json={"message": "Hello"}, headers=partner.headers)
     assert general.status_code == 201, general.text
-    [listed] = (await api.get(pair, headers=partner.headers)).json()["data"]
+    [listed] = (await api.get(pair, headers=partner.headers)).json()["chats"]
     assert general.json() == listed
 
 

@@ -36,7 +36,7 @@ async def all_pages(
         assert response.status_code == 200, response.text
         body = response.json()
         key = "id" if path.endswith("tasks") else "caseId"
-        ids += [item[key] for item in body["data"]]
+        ids += [item[key] for item in body["tasks" if path.endswith("tasks") else "cases"]]
         envelopes.append(body["page"])
         if "nextCursor" not in body["page"]:
             return ids, envelopes
@@ -46,7 +46,7 @@ async def all_pages(
 async def by_number(api: httpx.AsyncClient, actor: Actor, path: str) -> list[str]:
     response = await api.get(path, params={"pageSize": 100}, headers=actor.headers)
     key = "id" if path.endswith("tasks") else "caseId"
-    return [item[key] for item in response.json()["data"]]
+    return [item[key] for item in response.json()["tasks" if path.endswith("tasks") else "cases"]]
 
 
 async def test_tasks_page_by_cursor_in_the_order_of_page_numbers_with_ties_and_no_deadlines(
@@ -195,7 +195,7 @@ async def test_stored_visibility_keeps_organisations_and_sides_apart(
     assert await ids(rival) == set() and await ids(rival, "/api/cases") == set()
     assert await ids(other_partner) == set()
     assert await ids(ops) >= {creditor_task.id, partner_task.id, lead_task.id}
-    listed = (await api.get("/api/tasks", headers=creditor.headers)).json()["data"]
+    listed = (await api.get("/api/tasks", headers=creditor.headers)).json()["tasks"]
     assert listed[0]["caseReference"] == "WORKED-1"
 
     # The case goes to another partner and the invitation ends: refreshed from the case.

@@ -53,7 +53,7 @@ async def messages(api: httpx.AsyncClient, actor: Actor, rid: str) -> list[dict[
         f"/api/relationships/{rid}/chats", params={"pageSize": 100}, headers=actor.headers
     )
     assert response.status_code == 200, response.text
-    return list(response.json()["data"])
+    return list(response.json()["chats"])
 
 
 def error_fields(response: httpx.Response) -> list[str]:

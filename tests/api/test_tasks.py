@@ -40,11 +40,12 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], *, seconds: float
 
 
 async def tasks_of(api: httpx.AsyncClient, actor: Actor, **params: Any) -> list[dict[str, Any]]:
-    response = await api.get(
-        "/api/tasks", params={"pageSize": 100, **params}, headers=actor.headers
-    )
+    """The actor's tasks, open and solved unless ``status`` says which (the API's default is
+    Open only)."""
+    query = {"pageSize": 100, "status": ["Open", "Solved"], **params}
+    response = await api.get("/api/tasks", params=query, headers=actor.headers)
     assert response.status_code == 200, response.text
-    return list(response.json()["data"])
+    return list(response.json()["tasks"])
 
 
 async def new_case(api: httpx.AsyncClient, creditor: Actor, **overrides: Any) -> dict[str, Any]:

@@ -108,7 +108,7 @@ async def test_a_reply_without_its_token_is_refused_and_a_refused_reply_keeps_th
     assert no_partner.status_code == 422, no_partner.text
     assert "Which partner?" in no_partner.text
     listed = await live_portal.get(f"/api/cases/{case_id}/chats", headers=creditor.headers)
-    assert listed.json()["data"] == []
+    assert listed.json() == []
 
 
 async def test_ops_read_the_chat_without_a_reply_form(
@@ -137,7 +137,7 @@ async def test_the_relationship_chat_is_listed_and_its_reply_task_is_solved_in_t
 
     async def pair() -> dict[str, Any] | None:
         got = await live_portal.get("/api/relationships", headers=partner.headers)
-        return got.json()["data"][0] if got.json()["data"] else None
+        return got.json()["relationships"][0] if got.json()["relationships"] else None
 
     relationship = await eventually(pair)
     asked = await live_portal.post(
