@@ -75,7 +75,9 @@ class TaskOwnerWorkflow:
         self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
         self._alarm: asyncio.Task[None] | None = None  # the one wake-up timer, while it runs
         self._alarm_at: datetime | None = None
-        self._senders: list[asyncio.Task[None]] = []  # one coroutine per outbox
+        # An outbox's coroutine, while the outbox holds something (``_queue``): a cached
+        # workflow with nothing to send keeps no idle task waiting for it.
+        self._senders: dict[str, asyncio.Task[None]] = {}
         self._draining: set[str] = set()  # outboxes whose coroutine is sending an item
         self._carrying: set[str] = set()  # outboxes the running projection carries
         self._outbox_error: BaseException | None = None
@@ -83,7 +85,9 @@ class TaskOwnerWorkflow:
     # -- the loop -----------------------------------------------------------------------------
     async def _serve(self) -> None:
         """Run until ``_finished``; continue-as-new when history grows long."""
-        self._senders = [asyncio.create_task(self._drain(outbox)) for outbox in self._outboxes()]
+        for outbox in self._outboxes():
+            if outbox.items():  # carried over continue-as-new
+                self._start_sender(outbox)
         if not self._dirty():  # continued as new: publish once (a change publishes when written)
             self._publish()
         while True:
@@ -132,6 +136,17 @@ class TaskOwnerWorkflow:
         another workflow's retries."""
         return []
 
+    def _queue(self, carried_as: str, item: Any) -> None:
+        """Put ``item`` at the end of the outbox ``carried_as``: the next projection carries it,
+        or the outbox's coroutine sends it (started here if it is not running)."""
+        outbox = next(o for o in self._outboxes() if o.carried_as == carried_as)
+        outbox.items().append(item)
+        self._start_sender(outbox)
+
+    def _start_sender(self, outbox: Outbox) -> None:
+        if outbox.carried_as not in self._senders:
+            self._senders[outbox.carried_as] = asyncio.create_task(self._drain(outbox))
+
     def _sending(self) -> bool:
         return any(outbox.items() for outbox in self._outboxes())
 
@@ -163,11 +178,15 @@ class TaskOwnerWorkflow:
         )
 
     async def _drain(self, outbox: Outbox) -> None:
+        """Send the outbox's items the projections leave to it, in order; return once it is
+        empty (a projection delivered the rest), until ``_queue`` starts it again."""
         try:
             while True:
                 await workflow.wait_condition(
-                    lambda: bool(outbox.items()) and self._left_to_outbox(outbox)
+                    lambda: not outbox.items() or self._left_to_outbox(outbox)
                 )
+                if not outbox.items():
+                    return
                 self._draining.add(outbox.carried_as)
                 try:
                     await outbox.send(outbox.items()[0])
@@ -176,6 +195,8 @@ class TaskOwnerWorkflow:
                 outbox.items().pop(0)
         except Exception as error:  # handed to the main loop, which fails the workflow task
             self._outbox_error = error
+        finally:
+            del self._senders[outbox.carried_as]
 
     def _raise_outbox_error(self) -> None:
         if self._outbox_error is not None:
