@@ -56,6 +56,7 @@ class Outbox(NamedTuple):
 
 
 _NEVER_PUBLISHED = object()
+_TASK_ATTRIBUTES = (sa.OPEN_TASK_TYPES, sa.OVERDUE_TASK_COUNT, sa.NEXT_DEADLINE)
 
 
 class TaskOwnerWorkflow:
@@ -70,8 +71,13 @@ class TaskOwnerWorkflow:
 
     def _init_book(self, workflow_id: str) -> None:
         self.book = TaskBook(self.state.book, workflow_id=workflow_id, touch=self._touch)
-        # Workflow memory, not state: rebuilt by replay, empty after continue-as-new.
-        self._published: dict[str, Any] = {}  # search attribute name -> value last upserted
+        # Workflow memory, not state: rebuilt by replay. Search attribute name -> its value as
+        # this run last upserted it, or as the run started with it (set at start, or carried
+        # over continue-as-new); None if unset. Only a value that differs is upserted.
+        self._published: dict[str, Any] = {key.name: None for key in sa.ALL}
+        self._published.update(
+            (pair.key.name, pair.value) for pair in workflow.info().typed_search_attributes
+        )
         self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
         self._alarm: asyncio.Task[None] | None = None  # the one wake-up timer, while it runs
         self._alarm_at: datetime | None = None
@@ -339,8 +345,9 @@ class TaskOwnerWorkflow:
             self._unpublished[update.key.name] = update
 
     def _flush_attributes(self) -> None:
-        """One upsert of the queued values that differ from the ones this run last upserted
-        (each upsert is a history event; a fresh run publishes everything once)."""
+        """One upsert of the queued values that differ from the run's (``_published``): each
+        upsert is a history event, and each value one the worker keeps for as long as the run
+        stays cached."""
         changed = [
             update
             for name, update in self._unpublished.items()
@@ -353,16 +360,23 @@ class TaskOwnerWorkflow:
                 self._published[update.key.name] = update.value
 
     def _publish_task_attributes(self) -> None:
+        """The task attributes, all three together; none while the workflow has no open task
+        and has never shown one (absent attributes say as much)."""
         next_task = self.book.next_deadline()
-        self._upsert(
-            [
-                sa.OPEN_TASK_TYPES.value_set(self.book.open_types()),
-                sa.OVERDUE_TASK_COUNT.value_set(self.book.overdue_count()),
-                sa.NEXT_DEADLINE.value_set(next_task.deadline)
-                if next_task is not None and next_task.deadline is not None
-                else sa.NEXT_DEADLINE.value_unset(),
-            ]
-        )
+        deadline = next_task.deadline if next_task is not None else None
+        open_types = self.book.open_types()
+        overdue = self.book.overdue_count()
+        shown = any(self._published[key.name] is not None for key in _TASK_ATTRIBUTES)
+        if shown or open_types or overdue or deadline is not None:
+            self._upsert(
+                [
+                    sa.OPEN_TASK_TYPES.value_set(open_types),
+                    sa.OVERDUE_TASK_COUNT.value_set(overdue),
+                    sa.NEXT_DEADLINE.value_set(deadline)
+                    if deadline is not None
+                    else sa.NEXT_DEADLINE.value_unset(),
+                ]
+            )
         self._flush_attributes()
 
     def _task_lines(self) -> str:
