@@ -56,6 +56,7 @@ class Outbox(NamedTuple):
 
 
 _NEVER_PUBLISHED = object()
+_TASK_ATTRIBUTES = (sa.OPEN_TASK_TYPES, sa.OVERDUE_TASK_COUNT, sa.NEXT_DEADLINE)
 
 
 class TaskOwnerWorkflow:
@@ -70,12 +71,19 @@ class TaskOwnerWorkflow:
 
     def _init_book(self, workflow_id: str) -> None:
         self.book = TaskBook(self.state.book, workflow_id=workflow_id, touch=self._touch)
-        # Workflow memory, not state: rebuilt by replay, empty after continue-as-new.
-        self._published: dict[str, Any] = {}  # search attribute name -> value last upserted
+        # Workflow memory, not state: rebuilt by replay. Search attribute name -> its value as
+        # this run last upserted it, or as the run started with it (set at start, or carried
+        # over continue-as-new); None if unset. Only a value that differs is upserted.
+        self._published: dict[str, Any] = {key.name: None for key in sa.ALL}
+        self._published.update(
+            (pair.key.name, pair.value) for pair in workflow.info().typed_search_attributes
+        )
         self._unpublished: dict[str, SearchAttributeUpdate[Any]] = {}
         self._alarm: asyncio.Task[None] | None = None  # the one wake-up timer, while it runs
         self._alarm_at: datetime | None = None
-        self._senders: list[asyncio.Task[None]] = []  # one coroutine per outbox
+        # An outbox's coroutine, while the outbox holds something (``_queue``): a cached
+        # workflow with nothing to send keeps no idle task waiting for it.
+        self._senders: dict[str, asyncio.Task[None]] = {}
         self._draining: set[str] = set()  # outboxes whose coroutine is sending an item
         self._carrying: set[str] = set()  # outboxes the running projection carries
         self._outbox_error: BaseException | None = None
@@ -83,7 +91,9 @@ class TaskOwnerWorkflow:
     # -- the loop -----------------------------------------------------------------------------
     async def _serve(self) -> None:
         """Run until ``_finished``; continue-as-new when history grows long."""
-        self._senders = [asyncio.create_task(self._drain(outbox)) for outbox in self._outboxes()]
+        for outbox in self._outboxes():
+            if outbox.items():  # carried over continue-as-new
+                self._start_sender(outbox)
         if not self._dirty():  # continued as new: publish once (a change publishes when written)
             self._publish()
         while True:
@@ -132,6 +142,17 @@ class TaskOwnerWorkflow:
         another workflow's retries."""
         return []
 
+    def _queue(self, carried_as: str, item: Any) -> None:
+        """Put ``item`` at the end of the outbox ``carried_as``: the next projection carries it,
+        or the outbox's coroutine sends it (started here if it is not running)."""
+        outbox = next(o for o in self._outboxes() if o.carried_as == carried_as)
+        outbox.items().append(item)
+        self._start_sender(outbox)
+
+    def _start_sender(self, outbox: Outbox) -> None:
+        if outbox.carried_as not in self._senders:
+            self._senders[outbox.carried_as] = asyncio.create_task(self._drain(outbox))
+
     def _sending(self) -> bool:
         return any(outbox.items() for outbox in self._outboxes())
 
@@ -163,11 +184,15 @@ class TaskOwnerWorkflow:
         )
 
     async def _drain(self, outbox: Outbox) -> None:
+        """Send the outbox's items the projections leave to it, in order; return once it is
+        empty (a projection delivered the rest), until ``_queue`` starts it again."""
         try:
             while True:
                 await workflow.wait_condition(
-                    lambda: bool(outbox.items()) and self._left_to_outbox(outbox)
+                    lambda: not outbox.items() or self._left_to_outbox(outbox)
                 )
+                if not outbox.items():
+                    return
                 self._draining.add(outbox.carried_as)
                 try:
                     await outbox.send(outbox.items()[0])
@@ -176,6 +201,8 @@ class TaskOwnerWorkflow:
                 outbox.items().pop(0)
         except Exception as error:  # handed to the main loop, which fails the workflow task
             self._outbox_error = error
+        finally:
+            del self._senders[outbox.carried_as]
 
     def _raise_outbox_error(self) -> None:
         if self._outbox_error is not None:
@@ -318,8 +345,9 @@ class TaskOwnerWorkflow:
             self._unpublished[update.key.name] = update
 
     def _flush_attributes(self) -> None:
-        """One upsert of the queued values that differ from the ones this run last upserted
-        (each upsert is a history event; a fresh run publishes everything once)."""
+        """One upsert of the queued values that differ from the run's (``_published``): each
+        upsert is a history event, and each value one the worker keeps for as long as the run
+        stays cached."""
         changed = [
             update
             for name, update in self._unpublished.items()
@@ -332,16 +360,23 @@ class TaskOwnerWorkflow:
                 self._published[update.key.name] = update.value
 
     def _publish_task_attributes(self) -> None:
+        """The task attributes, all three together; none while the workflow has no open task
+        and has never shown one (absent attributes say as much)."""
         next_task = self.book.next_deadline()
-        self._upsert(
-            [
-                sa.OPEN_TASK_TYPES.value_set(self.book.open_types()),
-                sa.OVERDUE_TASK_COUNT.value_set(self.book.overdue_count()),
-                sa.NEXT_DEADLINE.value_set(next_task.deadline)
-                if next_task is not None and next_task.deadline is not None
-                else sa.NEXT_DEADLINE.value_unset(),
-            ]
-        )
+        deadline = next_task.deadline if next_task is not None else None
+        open_types = self.book.open_types()
+        overdue = self.book.overdue_count()
+        shown = any(self._published[key.name] is not None for key in _TASK_ATTRIBUTES)
+        if shown or open_types or overdue or deadline is not None:
+            self._upsert(
+                [
+                    sa.OPEN_TASK_TYPES.value_set(open_types),
+                    sa.OVERDUE_TASK_COUNT.value_set(overdue),
+                    sa.NEXT_DEADLINE.value_set(deadline)
+                    if deadline is not None
+                    else sa.NEXT_DEADLINE.value_unset(),
+                ]
+            )
         self._flush_attributes()
 
     def _task_lines(self) -> str:

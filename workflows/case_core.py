@@ -85,10 +85,11 @@ class CaseCore(TaskOwnerWorkflow):
         self.record.partner = partner
         if partner.id not in self.state.linked_partners:
             self.state.linked_partners.append(partner.id)
-            self.state.relationship_outbox.append(
+            self._queue(
+                "relationship_links",
                 RelationshipLink(
                     creditor=self.record.creditor, partner=partner, case_id=self.record.case_id
-                )
+                ),
             )
         self._change(
             CaseStatus.ASSIGNED, SubStatus.PARTNER_REVIEWING, changed_by=changed_by, note=note
@@ -411,7 +412,8 @@ class CaseCore(TaskOwnerWorkflow):
         needs_bank_account: bool = False,
         contract_signed: bool = False,
     ) -> None:
-        self.state.account_outbox.append(
+        self._queue(
+            "account_signals",
             AccountSignal(
                 creditor=self.record.creditor,
                 name=name,
@@ -420,7 +422,7 @@ class CaseCore(TaskOwnerWorkflow):
                     needs_bank_account=needs_bank_account,
                     contract_signed=contract_signed,
                 ),
-            )
+            ),
         )
         self._touch()
 

@@ -248,4 +248,4 @@ class CreditorWorkflow(TaskOwnerWorkflow):
 
     def _queue_release(self, case_id: UUID) -> None:
         if case_id not in self.state.to_release:
-            self.state.to_release.append(case_id)
+            self._queue("to_release", case_id)

@@ -45,6 +45,7 @@ from domain.ids import creditor_workflow_id
 from domain.tasks import CloseTaskInput, PostponeTaskInput, TaskStatus, TaskType
 from store.db import transaction
 from store.models import BankAccount, Case, CaseHistory, Organisation, OutboxEventRow, TaskRow
+from temporal_client import case_start_operation
 from tests.support import Actor, case_body, case_start, new_case_record, submit_case
 from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
@@ -678,3 +679,40 @@ async def test_a_validated_case_refuses_a_bank_account_in_another_currency(
     kept = state_before.record.bank_account
     assert kept is not None
     assert (await case_row(sessions, state_before.record.case_id)).bank_account_id == kept.id
+
+
+async def test_a_new_case_upserts_only_the_search_attributes_that_changed_since_its_start(
+    ts_env: WorkflowEnvironment,
+    ts_worker: Worker,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+) -> None:
+    # A case of a signed creditor, with a bank account: Validated in its first workflow task.
+    record = new_case_record(creditor)
+    record.bank_account = await register_bank_account(sessions, creditor)
+    start = case_start_operation(record, task_queue=task_queue, contract_signed=True)
+    returned = await submit_case(ts_env.client, start, requested_by=creditor.principal.user_id)
+    assert returned.status is CaseStatus.VALIDATED
+    handle = await start.workflow_handle()
+
+    events = (await handle.fetch_history()).events
+    upserted = [
+        sorted(
+            event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        )
+        for event in events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    # Its status moved on from the start's Created; it has no partner and has never had a task,
+    # so the partner and task attributes stay absent, as the case started (each value upserted
+    # is one the worker keeps for as long as the case stays cached).
+    assert upserted == [["CaseStatus"]]
+    seen = await attributes(handle, ts_env.client)
+    assert seen == {
+        "CaseStatus": "Validated",
+        "PartnerId": None,
+        "OpenTaskTypes": None,
+        "NextDeadline": None,
+        "OverdueTaskCount": None,
+    }
