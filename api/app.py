@@ -6,7 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from temporalio.client import Client
 
 import portal
@@ -29,6 +29,7 @@ from api.routes import (
     relationships,
     tasks,
 )
+from api.routing import include
 from settings import Settings, get_settings
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import create_engine, session_factory
@@ -94,18 +95,20 @@ def create_app(
     app.add_middleware(codec.CodecCORS, settings=settings)
     # Outermost: API_UPDATE_TIMEOUT_SECONDS bounds the whole request (api/deadline.py).
     app.add_middleware(RequestDeadline, settings=settings)
-    api = APIRouter(prefix="/api")
-    api.include_router(health.router)
-    api.include_router(cases.router)
-    api.include_router(case_commands.router)
-    api.include_router(case_work.router)
-    api.include_router(chat.router)
-    api.include_router(case_notes.router)
-    api.include_router(relationships.router)
-    api.include_router(tasks.router)
-    api.include_router(bank_accounts.router)
-    api.include_router(account.router)
-    api.include_router(codec.router)
-    app.include_router(api)
+    # In this order, flat (api.routing.include): a request is matched against each route once.
+    for router in (
+        health.router,
+        cases.router,
+        case_commands.router,
+        case_work.router,
+        chat.router,
+        case_notes.router,
+        relationships.router,
+        tasks.router,
+        bank_accounts.router,
+        account.router,
+        codec.router,
+    ):
+        include(app.router, router, prefix="/api")
     portal.install(app, settings)
     return app
