@@ -11,7 +11,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.dependencies.models import Dependant
+from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
@@ -91,7 +92,10 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-# The two ways to send a key, as OpenAPI security schemes (either one will do).
+# The two ways to send a key, as OpenAPI security schemes (either one will do). They are read by
+# ``get_principal`` itself, not resolved as dependencies of their own (each dependency costs
+# FastAPI's resolution on every request); ``api.openapi`` declares them for every operation that
+# authenticates (``authenticates``), as FastAPI would for dependencies.
 BEARER = HTTPBearer(
     scheme_name="bearerKey", description="`Authorization: Bearer <key>`", auto_error=False
 )
@@ -101,28 +105,25 @@ X_API_KEY = APIKeyHeader(
     description="`XApiKey: <key>`; wins over `Authorization` when both are sent.",
     auto_error=False,
 )
+SECURITY_SCHEMES = (BEARER, X_API_KEY)
 
 
-async def get_principal(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-    x_api_key: Annotated[str | None, Depends(X_API_KEY)],
-) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """Authenticate ``Authorization: Bearer <key>`` or ``XApiKey: <key>``; 401 otherwise.
 
-    A key verified within API_KEY_CACHE_SECONDS is not looked up again (``api.keycache``)."""
+    A key verified within API_KEY_CACHE_SECONDS is not looked up again (``api.keycache``);
+    otherwise a session of its own looks it up and ends at once, so the request holds no
+    database connection while it waits (on Temporal, on a duplicate's Idempotency-Key)."""
+    x_api_key = await X_API_KEY(request)
+    bearer = await BEARER(request)
     key = x_api_key or (bearer.credentials.strip() if bearer else None)
     if not key:
         raise unauthenticated()
     cache: KeyCache = request.app.state.key_cache
     principal = cache.get(key)
     if principal is None:
-        principal = await principal_for_key(session=session, key=key)
-        # End the read, so the request holds no database connection while it waits (on
-        # Temporal, on a duplicate's Idempotency-Key): otherwise concurrent requests exhaust
-        # the pool.
-        await session.commit()
+        async with request.app.state.sessions() as session:
+            principal = await principal_for_key(session=session, key=key)
         if principal is None:
             raise unauthenticated()
         cache.put(key, principal)
@@ -130,6 +131,14 @@ async def get_principal(
     if wait is not None:
         raise rate_limited(wait)
     return principal
+
+
+def authenticates(dependant: Dependant) -> bool:
+    """Whether a route's FastAPI ``Dependant`` (or one of its dependencies) is ``get_principal``:
+    its operation declares ``SECURITY_SCHEMES`` (api/openapi.py)."""
+    return dependant.call is get_principal or any(
+        authenticates(sub) for sub in dependant.dependencies
+    )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
