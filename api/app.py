@@ -13,6 +13,7 @@ import portal
 from api import errors, openapi
 from api.access_log import hide_query_strings
 from api.deadline import RequestDeadline
+from api.deps import RequestSessions
 from api.guard import RequestGuard
 from api.keycache import KeyCache
 from api.ratelimit import RateLimiter
@@ -89,6 +90,8 @@ def create_app(
     )
     errors.install(app)
     openapi.install(app, settings)
+    # Innermost: closes the sessions of a request (api.deps.get_session) once it is done.
+    app.add_middleware(RequestSessions)
     # Before FastAPI reads a body: 401 without a key header, 413 past the body size cap.
     app.add_middleware(RequestGuard, settings=settings)
     # Outside the guard: a browser's CORS preflight carries no key.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated
@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.errors import forbidden, invalid, not_found, rate_limited, unauthenticated
@@ -26,14 +27,48 @@ from store.cases import CaseRow, get_case
 
 # The request's session, so that ``end_read`` can find it from anywhere in the request.
 _request_session: ContextVar[AsyncSession | None] = ContextVar("request_session", default=None)
+# The sessions ``get_session`` opened for the running request; ``RequestSessions`` closes them.
+_opened: ContextVar[list[AsyncSession] | None] = ContextVar("request_sessions", default=None)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncSession:
     """The request's read session. Routes only read through it (they write in transactions of
-    their own), so ``end_read`` may end its transaction whenever the request starts to wait."""
-    async with request.app.state.sessions() as session:
-        with serving(session):
-            yield session
+    their own), so ``end_read`` may end its transaction whenever the request starts to wait.
+
+    Closed when the request is done (``RequestSessions``, after its answer is sent, as FastAPI
+    closes a dependency with ``yield``): a plain dependency, because FastAPI's machinery for
+    one with ``yield`` (a context manager, a cancel scope, an exit-stack entry) cost more per
+    request than opening the session."""
+    opened = _opened.get()
+    if opened is None:
+        raise RuntimeError("get_session runs inside RequestSessions (api.app installs it)")
+    session: AsyncSession = request.app.state.sessions()
+    opened.append(session)
+    _request_session.set(session)
+    return session
+
+
+class RequestSessions:
+    """ASGI middleware: closes the sessions ``get_session`` opened for a request once the app
+    is done with it, and leaves no session behind as the request's (``request_session``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        opened: list[AsyncSession] = []
+        token = _opened.set(opened)
+        current = _request_session.set(None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _request_session.reset(current)
+            _opened.reset(token)
+            for session in opened:
+                await session.close()
 
 
 @contextmanager
