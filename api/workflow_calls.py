@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import _UpdateDefinition
 
 from api.deadline import current_budget
 from api.deps import end_read
@@ -126,12 +128,22 @@ async def update_workflow(
     """
     settings = request.app.state.settings
     handle = client.get_workflow_handle(workflow_id)
+    name, declared = _update_definition(update)
     return await call(
         handle.execute_update(
-            update,
+            name,
             arg,
             id=update_id(request, principal),
-            result_type=result_type,
+            result_type=result_type or declared,
             rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
         )
     )
+
+
+@functools.cache
+def _update_definition(update: Any) -> tuple[str, type | None]:
+    """The name and result type of a workflow's update method, read once: the SDK reads them
+    from the method on every call with an ``isinstance`` against a runtime-checkable protocol
+    (about 50 µs), less than half of that when given the name."""
+    name, result_type = _UpdateDefinition.get_name_and_result_type(update)
+    return name, result_type
