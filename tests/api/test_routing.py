@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import inspect
 import re
+import uuid
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi.dependencies.models import Dependant
@@ -15,10 +17,11 @@ from fastapi.security.base import SecurityBase
 from starlette.routing import Match, compile_path
 
 from api.app import create_app
-from api.deps import get_principal, get_session
+from api.deps import get_principal, get_session, request_session
 from api.routing import FlatRoute, api_routes
 from api.server import uvicorn_options
 from settings import Settings
+from tests.support import Actor
 
 
 def _dependencies(dependant: Dependant) -> list[Any]:
@@ -109,3 +112,21 @@ def test_the_api_server_runs_on_uvloop() -> None:
 
     config = uvicorn.Config("api.app:create_app", factory=True, **uvicorn_options())
     assert config.get_loop_factory() is uvloop.new_event_loop
+
+
+async def test_a_requests_session_is_closed_once_it_is_answered_also_after_an_error(
+    settings: Settings, creditor: Actor
+) -> None:
+    """``get_session`` is a plain dependency; ``RequestSessions`` closes what it opened."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        pool = app.state.sessions.kw["bind"].sync_engine.pool
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://caseloop.test") as api:
+            listed = await api.get("/api/cases", headers=creditor.headers)
+            assert listed.status_code == 200, listed.text
+            assert pool.checkedout() == 0
+            missing = await api.get(f"/api/cases/{uuid.uuid4()}", headers=creditor.headers)
+            assert missing.status_code == 404
+            assert pool.checkedout() == 0
+    assert request_session() is None
