@@ -223,7 +223,9 @@ def _with_security(app: FastAPI, base: dict[str, Any]) -> dict[str, Any]:
     requirement of either scheme: what FastAPI writes for security dependencies, where it
     writes them (after the operation's head; then its ``OpenAPI`` model orders the keys of
     every operation it can read as one)."""
-    requirement = [{scheme.scheme_name: []} for scheme in deps.SECURITY_SCHEMES]
+    requirement: list[dict[str, list[str]]] = [
+        {scheme.scheme_name: []} for scheme in deps.SECURITY_SCHEMES
+    ]
     doc = copy.deepcopy(base)
     used = False
     for route in api_routes(app):

@@ -30,7 +30,7 @@ from api.pagination import COUNT_LIMIT, ListDep, ListPageInfo, list_page_info, p
 from api.query import QueryTimestamp
 from api.responses import json_response, trusted
 from api.routes.tasks import TaskView, task_view
-from api.workflow_calls import call
+from api.workflow_calls import call, update_definition
 from domain.accounts import BankAccountRef
 from domain.base import DECIMAL_PATTERN, ApiModel, decimal_json_schema
 from domain.cases import (
@@ -205,7 +205,7 @@ async def _submit(
     )
     await call(
         client.execute_update_with_start_workflow(
-            CaseWorkflow.submit,
+            update_definition(CaseWorkflow.submit)[0],
             SubmitCaseInput(requested_by=principal.user_id),
             start_workflow_operation=start,
             id="submit",
