@@ -6,13 +6,14 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
 import portal
 from api import errors, openapi
 from api.access_log import hide_query_strings
 from api.deadline import RequestDeadline
+from api.deps import RequestSessions
 from api.guard import RequestGuard
 from api.keycache import KeyCache
 from api.query import reject_unknown_query
@@ -30,6 +31,7 @@ from api.routes import (
     relationships,
     tasks,
 )
+from api.routing import include
 from settings import Settings, get_settings
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import create_engine, session_factory
@@ -89,25 +91,30 @@ def create_app(
     )
     errors.install(app)
     openapi.install(app, settings)
+    # Innermost: closes the sessions of a request (api.deps.get_session) once it is done.
+    app.add_middleware(RequestSessions)
     # Before FastAPI reads a body: 401 without a key header, 413 past the body size cap.
     app.add_middleware(RequestGuard, settings=settings)
     # Outside the guard: a browser's CORS preflight carries no key.
     app.add_middleware(codec.CodecCORS, settings=settings)
     # Outermost: API_UPDATE_TIMEOUT_SECONDS bounds the whole request (api/deadline.py).
     app.add_middleware(RequestDeadline, settings=settings)
-    # Before the route's own dependencies: a query parameter the endpoint does not read is a 422.
-    api = APIRouter(prefix="/api", dependencies=[Depends(reject_unknown_query)])
-    api.include_router(health.router)
-    api.include_router(cases.router)
-    api.include_router(case_commands.router)
-    api.include_router(case_work.router)
-    api.include_router(chat.router)
-    api.include_router(case_notes.router)
-    api.include_router(relationships.router)
-    api.include_router(tasks.router)
-    api.include_router(bank_accounts.router)
-    api.include_router(account.router)
-    api.include_router(codec.router)
-    app.include_router(api)
+    # In this order, flat (api.routing.include): a request is matched against each route once.
+    for router in (
+        health.router,
+        cases.router,
+        case_commands.router,
+        case_work.router,
+        chat.router,
+        case_notes.router,
+        relationships.router,
+        tasks.router,
+        bank_accounts.router,
+        account.router,
+        codec.router,
+    ):
+        # Before the route's own dependencies: a query parameter the endpoint does not read is
+        # a 422 (api/query.py).
+        include(app.router, router, prefix="/api", dependencies=[Depends(reject_unknown_query)])
     portal.install(app, settings)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated
@@ -11,8 +11,10 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.dependencies.models import Dependant
+from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.errors import forbidden, invalid, not_found, rate_limited, unauthenticated
@@ -25,14 +27,48 @@ from store.cases import CaseRow, get_case
 
 # The request's session, so that ``end_read`` can find it from anywhere in the request.
 _request_session: ContextVar[AsyncSession | None] = ContextVar("request_session", default=None)
+# The sessions ``get_session`` opened for the running request; ``RequestSessions`` closes them.
+_opened: ContextVar[list[AsyncSession] | None] = ContextVar("request_sessions", default=None)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncSession:
     """The request's read session. Routes only read through it (they write in transactions of
-    their own), so ``end_read`` may end its transaction whenever the request starts to wait."""
-    async with request.app.state.sessions() as session:
-        with serving(session):
-            yield session
+    their own), so ``end_read`` may end its transaction whenever the request starts to wait.
+
+    Closed when the request is done (``RequestSessions``, after its answer is sent, as FastAPI
+    closes a dependency with ``yield``): a plain dependency, because FastAPI's machinery for
+    one with ``yield`` (a context manager, a cancel scope, an exit-stack entry) cost more per
+    request than opening the session."""
+    opened = _opened.get()
+    if opened is None:
+        raise RuntimeError("get_session runs inside RequestSessions (api.app installs it)")
+    session: AsyncSession = request.app.state.sessions()
+    opened.append(session)
+    _request_session.set(session)
+    return session
+
+
+class RequestSessions:
+    """ASGI middleware: closes the sessions ``get_session`` opened for a request once the app
+    is done with it, and leaves no session behind as the request's (``request_session``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        opened: list[AsyncSession] = []
+        token = _opened.set(opened)
+        current = _request_session.set(None)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _request_session.reset(current)
+            _opened.reset(token)
+            for session in opened:
+                await session.close()
 
 
 @contextmanager
@@ -91,7 +127,10 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-# The two ways to send a key, as OpenAPI security schemes (either one will do).
+# The two ways to send a key, as OpenAPI security schemes (either one will do). They are read by
+# ``get_principal`` itself, not resolved as dependencies of their own (each dependency costs
+# FastAPI's resolution on every request); ``api.openapi`` declares them for every operation that
+# authenticates (``authenticates``), as FastAPI would for dependencies.
 BEARER = HTTPBearer(
     scheme_name="bearerKey", description="`Authorization: Bearer <key>`", auto_error=False
 )
@@ -101,28 +140,25 @@ X_API_KEY = APIKeyHeader(
     description="`XApiKey: <key>`; wins over `Authorization` when both are sent.",
     auto_error=False,
 )
+SECURITY_SCHEMES = (BEARER, X_API_KEY)
 
 
-async def get_principal(
-    request: Request,
-    session: SessionDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-    x_api_key: Annotated[str | None, Depends(X_API_KEY)],
-) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """Authenticate ``Authorization: Bearer <key>`` or ``XApiKey: <key>``; 401 otherwise.
 
-    A key verified within API_KEY_CACHE_SECONDS is not looked up again (``api.keycache``)."""
+    A key verified within API_KEY_CACHE_SECONDS is not looked up again (``api.keycache``);
+    otherwise a session of its own looks it up and ends at once, so the request holds no
+    database connection while it waits (on Temporal, on a duplicate's Idempotency-Key)."""
+    x_api_key = await X_API_KEY(request)
+    bearer = await BEARER(request)
     key = x_api_key or (bearer.credentials.strip() if bearer else None)
     if not key:
         raise unauthenticated()
     cache: KeyCache = request.app.state.key_cache
     principal = cache.get(key)
     if principal is None:
-        principal = await principal_for_key(session=session, key=key)
-        # End the read, so the request holds no database connection while it waits (on
-        # Temporal, on a duplicate's Idempotency-Key): otherwise concurrent requests exhaust
-        # the pool.
-        await session.commit()
+        async with request.app.state.sessions() as session:
+            principal = await principal_for_key(session=session, key=key)
         if principal is None:
             raise unauthenticated()
         cache.put(key, principal)
@@ -130,6 +166,14 @@ async def get_principal(
     if wait is not None:
         raise rate_limited(wait)
     return principal
+
+
+def authenticates(dependant: Dependant) -> bool:
+    """Whether a route's FastAPI ``Dependant`` (or one of its dependencies) is ``get_principal``:
+    its operation declares ``SECURITY_SCHEMES`` (api/openapi.py)."""
+    return dependant.call is get_principal or any(
+        authenticates(sub) for sub in dependant.dependencies
+    )
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -15,6 +15,8 @@ FastAPI built the document:
   anywhere (``domain.base.ApiModel``, ``api.errors.check_no_nul``), and, where at least one
   character is required, one that is not white space (bodies are stripped before the length
   is checked);
+- declares the two ways to send a key (``api.deps.SECURITY_SCHEMES``) for every operation that
+  authenticates, where FastAPI would have put them had they been dependencies of their own;
 - moves the ``$defs`` that pydantic leaves inside hand-written request bodies into
   ``components/schemas``, so no ``$ref`` dangles.
 """
@@ -27,6 +29,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.models import OpenAPI
 
 from api import deps, idempotency
 from api.errors import PROBLEM_JSON
@@ -210,9 +214,41 @@ def _declare_file_types(operation: dict[str, Any], content_types: str) -> None:
             encoding[name] = {"contentType": content_types}
 
 
+# What FastAPI writes of an operation before its security requirement, in this order.
+_OPERATION_HEAD = ("tags", "summary", "description", "operationId", "deprecated")
+
+
+def _with_security(app: FastAPI, base: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with the security schemes and, on each operation that authenticates, the
+    requirement of either scheme: what FastAPI writes for security dependencies, where it
+    writes them (after the operation's head; then its ``OpenAPI`` model orders the keys of
+    every operation it can read as one)."""
+    requirement: list[dict[str, list[str]]] = [
+        {scheme.scheme_name: []} for scheme in deps.SECURITY_SCHEMES
+    ]
+    doc = copy.deepcopy(base)
+    used = False
+    for route in api_routes(app):
+        if route.include_in_schema and deps.authenticates(route.dependant):
+            operations = doc["paths"][route.path_format]
+            for method in route.methods:
+                operation = operations[method.lower()]
+                head = {k: operation.pop(k) for k in _OPERATION_HEAD if k in operation}
+                operations[method.lower()] = {**head, "security": requirement, **operation}
+                used = True
+    if not used:
+        return doc
+    doc.setdefault("components", {})["securitySchemes"] = {
+        scheme.scheme_name: jsonable_encoder(scheme.model, by_alias=True, exclude_none=True)
+        for scheme in deps.SECURITY_SCHEMES
+    }
+    normalized: dict[str, Any] = jsonable_encoder(OpenAPI(**doc), by_alias=True, exclude_none=True)
+    return normalized
+
+
 def document(app: FastAPI, base: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """``base`` (FastAPI's document) with the error answers and fixes of the module doc."""
-    doc = copy.deepcopy(base)
+    doc = _with_security(app, base)
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     doc["paths"] = _hoist_defs(doc.get("paths", {}), schemas)
     for unused in ("HTTPValidationError", "ValidationError"):

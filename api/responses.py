@@ -8,6 +8,7 @@ are the same: the model's JSON by alias, as FastAPI writes it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from fastapi import Response
@@ -16,10 +17,13 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 
-def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
+def json_response(
+    model: BaseModel, *, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(
         model.__pydantic_serializer__.to_json(model, by_alias=True),
         status_code=status_code,
+        headers=headers,
         media_type="application/json",
     )
 

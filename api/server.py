@@ -51,8 +51,17 @@ class ProblemH11Protocol(H11Protocol):
 
 
 def uvicorn_options() -> dict[str, Any]:
-    """The options every caseloop API server runs with (``caseloop api``, ``caseloop dev``)."""
-    return {"http": ProblemH11Protocol, "h11_max_incomplete_event_size": MAX_HEAD_BYTES}
+    """The options every caseloop API server runs with (``caseloop api``, ``caseloop dev``).
+
+    The event loop is uvloop's: the API's event loop wakes for every socket read and write and
+    for every answer from the database driver's thread and the Temporal client, and asyncio's
+    own loop (pure Python around ``select``) spent about a quarter of the API process's CPU on
+    it (docs/performance.md, "The API's own work per request, issue 10's fourth session")."""
+    return {
+        "http": ProblemH11Protocol,
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        "loop": "uvloop",
+    }
 
 
 def serve() -> None:

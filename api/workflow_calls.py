@@ -16,6 +16,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import _UpdateDefinition
 
 from api.deadline import current_budget
 from api.deps import end_read
@@ -126,12 +127,27 @@ async def update_workflow(
     """
     settings = request.app.state.settings
     handle = client.get_workflow_handle(workflow_id)
+    name, declared = update_definition(update)
     return await call(
         handle.execute_update(
-            update,
+            name,
             arg,
             id=update_id(request, principal),
-            result_type=result_type,
+            result_type=result_type or declared,
             rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
         )
     )
+
+
+# Each update method's name and result type, read once (``update_definition``).
+_UPDATES: dict[Any, tuple[str, type | None]] = {}
+
+
+def update_definition(update: Any) -> tuple[str, type | None]:
+    """The name and result type of a workflow's update method, read once: the SDK reads them
+    from the method on every call with an ``isinstance`` against a runtime-checkable protocol
+    (about 50 µs), less than half of that when given the name."""
+    found = _UPDATES.get(update)
+    if found is None:
+        found = _UPDATES[update] = _UpdateDefinition.get_name_and_result_type(update)
+    return found

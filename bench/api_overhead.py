@@ -217,8 +217,11 @@ async def stack(
         await env.shutdown()
 
 
-async def warm_case(client: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor) -> str:
-    """A case In Collection with the partner, its workflow cached in the worker."""
+async def warm_case(
+    client: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> tuple[str, str]:
+    """A case In Collection with the partner, its workflow cached in the worker; and the
+    creditor's bank account."""
     ok = await client.post("/api/account/contract/sign", headers=creditor.headers)
     assert ok.status_code == 200, ok.text
     bank = await client.post(
@@ -242,7 +245,7 @@ async def warm_case(client: httpx.AsyncClient, creditor: Actor, partner: Actor, 
     assert assign.status_code == 200, assign.text
     accept = await client.post(f"/api/cases/{cid}/accept", headers=partner.headers)
     assert accept.status_code == 200, accept.text
-    return cid
+    return cid, str(bank.json()["id"])
 
 
 STATUSES = (
@@ -265,7 +268,8 @@ async def old_and_new(
 ) -> dict[tuple[str, str], Samples]:
     """The same actions through two API processes over HTTP, one running the code checked out at
     ``old``, one this checkout, interleaved request by request. Only wall time can be split out
-    here; ``cpu_p50`` is each API process's whole CPU time over its requests, per request."""
+    here; ``cpu_p50`` is each API process's whole CPU time over the requests of that kind, per
+    request (the same figure in every sample)."""
     processes: dict[str, subprocess.Popen[bytes]] = {}
     clients: dict[str, httpx.AsyncClient] = {}
     for name, code in (("old code (http)", old), ("new code (http)", ROOT)):
@@ -282,23 +286,26 @@ async def old_and_new(
                     pass
                 await asyncio.sleep(0.1)
         samples = {(n, kind): Samples() for n in clients for kind in actions}
-        cpu = dict.fromkeys(clients, 0.0)
+        # Each API process's CPU time over each kind of request (its clock ticks are 10 ms, so
+        # only the sum over many requests says something).
+        cpu = {key: 0.0 for key in samples}
         step = 10_000
+        names = list(clients)
         for i in range(-10, rounds):
             for kind, action in actions.items():
-                for name, client in clients.items():
+                # Old first in even rounds, new first in odd ones: neither always goes first.
+                for name in names if i % 2 == 0 else names[::-1]:
                     step += 1
                     before = cpu_seconds(processes[name].pid)
                     started = time.perf_counter()
-                    response = await action(client, step)
+                    response = await action(clients[name], step)
                     wall = time.perf_counter() - started
                     assert response.status_code < 300, response.text
                     if i >= 0:
-                        cpu[name] += cpu_seconds(processes[name].pid) - before
+                        cpu[(name, kind)] += cpu_seconds(processes[name].pid) - before
                         samples[(name, kind)].add(wall, 0.0, Spent())
-        for (name, _kind), sample in samples.items():
-            per_request = cpu[name] / (len(sample.wall) * len(actions))
-            sample.cpu = [per_request] * len(sample.wall)
+        for key, sample in samples.items():
+            sample.cpu = [cpu[key] / len(sample.wall)] * len(sample.wall)
         return samples
     finally:
         for client in clients.values():
@@ -331,7 +338,11 @@ def free_port() -> int:
 
 
 async def main(
-    rounds: int, profile: Path | None, out: Path, old: Path | None = None
+    rounds: int,
+    profile: Path | None,
+    out: Path,
+    old: Path | None = None,
+    http_only: bool = False,
 ) -> dict[str, Any]:
     _instrument()
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -355,7 +366,7 @@ async def main(
                     transport=httpx.ASGITransport(app=app), base_url="http://bench.test"
                 )
             first = next(iter(clients.values()))
-            cid = await warm_case(first, creditor, partner, ops)
+            cid, bank_id = await warm_case(first, creditor, partner, ops)
             actions: dict[str, Action] = {
                 "chat": lambda c, i: c.post(
                     f"/api/cases/{cid}/chats",
@@ -376,8 +387,18 @@ async def main(
                 "status, no key": lambda c, i: c.post(
                     f"/api/cases/{cid}/status", json=STATUSES[i % 2], headers=partner.headers
                 ),
+                # A new case each time (as ``bench fullcase`` creates them: no key).
+                "create, no key": lambda c, i: c.post(
+                    "/api/cases", json=case_body(bankAccountId=bank_id), headers=creditor.headers
+                ),
             }
-            expected = {"chat": 201, "status": 200, "chat, no key": 201, "status, no key": 200}
+            expected = {
+                "chat": 201,
+                "status": 200,
+                "chat, no key": 201,
+                "status, no key": 200,
+                "create, no key": 201,
+            }
             samples = {(n, kind): Samples() for n in VARIANTS for kind in actions}
             profiler: Any = None
             if profile is not None and profile.suffix == ".pstats":
@@ -391,7 +412,7 @@ async def main(
 
                 profiler = Profiler(async_mode="enabled", interval=0.0002)
             step = 0
-            for i in range(-10, rounds):  # ten warm-up rounds, not counted
+            for i in range(-10, 0 if http_only else rounds):  # ten warm-up rounds, not counted
                 for kind, action in actions.items():
                     for name, client in clients.items():
                         step += 1
@@ -424,7 +445,7 @@ async def main(
             elif profiler is not None and profile is not None:
                 write(profile, profiler.output_html())
                 print(profiler.output_text(unicode=False, color=False, show_all=False))
-    result = {f"{name} / {kind}": s.summary() for (name, kind), s in samples.items()}
+    result = {f"{name} / {kind}": s.summary() for (name, kind), s in samples.items() if s.wall}
     header = f"{'variant / action':28} " + " ".join(f"{k:>14}" for k in next(iter(result.values())))
     print(header)
     for label, figures in result.items():
@@ -450,5 +471,10 @@ if __name__ == "__main__":
         help="a checkout of older code (git worktree add /tmp/old <commit>): also compare its "
         "API process with this one's over HTTP, interleaved",
     )
+    parser.add_argument(
+        "--http-only",
+        action="store_true",
+        help="with --old: only the comparison of the two API processes over HTTP",
+    )
     options = parser.parse_args()
-    asyncio.run(main(options.rounds, options.profile, options.out, options.old))
+    asyncio.run(main(options.rounds, options.profile, options.out, options.old, options.http_only))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     case,
     false,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -495,6 +496,49 @@ async def bank_account_of(
     )
 
 
+@dataclass(frozen=True)
+class StartFacts:
+    """What a new case's start needs from the read model (``start_facts``)."""
+
+    contract_signed: bool  # the creditor's contract, as its account workflow projected it
+    bank_account_currency: str | None  # the named bank account's, if it is the creditor's
+
+
+# One statement, built once: the creditor's contract and the bank account its case names.
+_START_FACTS = (
+    select(Organisation.contract_signed_at, BankAccount.currency_code)
+    .select_from(Organisation)
+    .outerjoin(
+        BankAccount,
+        and_(
+            BankAccount.id == bindparam("account", type_=BankAccount.id.type),
+            BankAccount.org_id == Organisation.id,
+        ),
+    )
+    .where(Organisation.id == bindparam("org", type_=Organisation.id.type))
+)
+
+
+async def start_facts(
+    *, session: AsyncSession, org_id: uuid.UUID, bank_account_id: uuid.UUID | None
+) -> StartFacts:
+    """Whether ``org_id`` has signed its contract, and the currency of ``bank_account_id`` if it
+    is one of ``org_id``'s bank accounts (None otherwise, or without an id): one statement."""
+    row = (
+        await session.execute(_START_FACTS, {"org": org_id, "account": bank_account_id})
+    ).one_or_none()
+    if row is None:
+        return StartFacts(contract_signed=False, bank_account_currency=None)
+    return StartFacts(contract_signed=row[0] is not None, bank_account_currency=row[1])
+
+
+_REGISTERED = select(CaseRegistration).where(
+    CaseRegistration.creditor_id == bindparam("creditor", type_=CaseRegistration.creditor_id.type),
+    CaseRegistration.creditor_reference == bindparam("reference"),
+)
+_REGISTER = insert(CaseRegistration).returning(CaseRegistration.id)
+
+
 async def register_case(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -505,16 +549,14 @@ async def register_case(
     """Reserve a creditor reference for a new case id, or return the earlier reservation.
 
     The caller compares ``request_hash``: the same submission continues with the same case (a
-    retry), a different one is a duplicate reference.
+    retry), a different one is a duplicate reference. Plain statements, built once (the ORM's
+    unit of work cost more than the INSERT); a new reservation is returned detached.
     """
-    taken = select(CaseRegistration).where(
-        CaseRegistration.creditor_id == creditor_id,
-        CaseRegistration.creditor_reference == creditor_reference,
-    )
+    taken = {"creditor": creditor_id, "reference": creditor_reference}
     try:
         # One transaction: look, and reserve when the reference is free.
         async with transaction(sessions) as session:
-            existing = await session.scalar(taken)
+            existing = await session.scalar(_REGISTERED, taken)
             if existing is not None:
                 return existing
             registration = CaseRegistration(
@@ -524,12 +566,23 @@ async def register_case(
                 request_hash=request_hash,
                 created_at=dt.datetime.now(dt.UTC),
             )
-            session.add(registration)
+            connection = await session.connection()
+            inserted = await connection.execute(
+                _REGISTER,
+                {
+                    "case_id": registration.case_id,
+                    "creditor_id": creditor_id,
+                    "creditor_reference": creditor_reference,
+                    "request_hash": request_hash,
+                    "created_at": registration.created_at,
+                },
+            )
+            registration.id = inserted.scalar_one()
         return registration
     except IntegrityError:
         pass  # raced with another request for the same reference: read its row
     async with sessions() as session:
-        existing = await session.scalar(taken)
+        existing = await session.scalar(_REGISTERED, taken)
     if existing is None:
         raise RuntimeError("case registration neither found nor created")
     return existing

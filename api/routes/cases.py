@@ -10,10 +10,10 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
+from temporalio.common import RawValue
 
 from api.deps import (
     CreditorPrincipal,
@@ -21,6 +21,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
     TemporalDep,
+    end_read,
     not_in_future,
     visible_case,
 )
@@ -30,7 +31,7 @@ from api.pagination import COUNT_LIMIT, ListDep, ListPageInfo, list_page_info, p
 from api.query import QueryTimestamp
 from api.responses import json_response, trusted
 from api.routes.tasks import StatusQuery, TaskView, TypeQuery, status_filter, task_view
-from api.workflow_calls import call
+from api.workflow_calls import call, update_definition
 from domain.accounts import BankAccountRef
 from domain.base import DECIMAL_PATTERN, ApiModel, decimal_json_schema
 from domain.cases import (
@@ -46,7 +47,6 @@ from domain.lifecycle import current_stage, lifecycle_named, lifecycle_names, li
 from domain.time import as_utc, whole_days_between
 from domain.transitions import CloseCode
 from settings import Settings
-from store import accounts as account_store
 from store import cases as case_store
 from store import tasks as task_store
 from store.accounts import Principal
@@ -179,17 +179,23 @@ async def _submit(
     submission: CaseSubmission,
     client: Client,
     settings: Settings,
+    session: AsyncSession,
 ) -> UUID:
-    """Start the case's workflow (or rejoin it on a retry) and wait until it is projected."""
+    """Start the case's workflow (or rejoin it on a retry) and wait until it is projected.
+    ``session`` is the request's: its read ends before anything is written."""
     sessions = request.app.state.sessions
     not_in_future(submission.date, "date", principal)
+    # Read before the start: a signature after this read reaches the case from the account.
+    facts = await case_store.start_facts(
+        session=session, org_id=principal.org_id, bank_account_id=submission.bank_account_id
+    )
+    await end_read()
     bank_account = None
-    async with sessions() as session:
-        if submission.bank_account_id is not None:
-            bank_account = await _bank_account_ref(session, principal, submission.bank_account_id)
-        # Read before the start: a signature after this read reaches the case from the account.
-        contract_signed = await account_store.contract_signed(
-            session=session, org_id=principal.org_id
+    if submission.bank_account_id is not None:
+        if facts.bank_account_currency is None:
+            raise invalid("bankAccountId", "is not a bank account of your organisation")
+        bank_account = BankAccountRef(
+            id=submission.bank_account_id, currency_code=facts.bank_account_currency
         )
     digest = _submission_hash(submission)
     registration = await case_store.register_case(
@@ -224,14 +230,16 @@ async def _submit(
         bank_account=bank_account,
     )
     start = case_start_operation(
-        record, task_queue=settings.temporal_task_queue, contract_signed=contract_signed
+        record, task_queue=settings.temporal_task_queue, contract_signed=facts.contract_signed
     )
     await call(
         client.execute_update_with_start_workflow(
-            CaseWorkflow.submit,
+            update_definition(CaseWorkflow.submit)[0],
             SubmitCaseInput(requested_by=principal.user_id),
             start_workflow_operation=start,
             id="submit",
+            # Answered from the read model: the case record the update returns is not needed.
+            result_type=RawValue,
             rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
         )
     )
@@ -266,14 +274,18 @@ async def create_case(
             submission=submission,
             client=client,
             settings=settings,
+            session=session,
         )
         row = await case_store.get_case(session=session, case_id=case_id, principal=principal)
         if row is None:  # the update returns only after the projection: this is a bug if hit
             raise Problem(
                 500, "projection_missing", "The case was created but is not readable yet."
             )
-        body = _view(row, dt.datetime.now(dt.UTC)).model_dump(mode="json")
-        return JSONResponse(body, status_code=201, headers={"Location": f"/api/cases/{case_id}"})
+        return json_response(
+            _view(row, dt.datetime.now(dt.UTC)),
+            status_code=201,
+            headers={"Location": f"/api/cases/{case_id}"},
+        )
 
     return await idempotent(request, principal, submission.model_dump(mode="json"), execute)
 

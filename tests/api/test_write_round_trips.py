@@ -18,7 +18,8 @@ from api.app import create_app
 from domain.enums import OrgKind
 from settings import Settings
 from tests.api.test_status import in_collection
-from tests.support import Actor, make_actor, thread_trips
+from tests.api.test_tasks import bank_account, sign
+from tests.support import Actor, case_body, make_actor, thread_trips
 
 # A keyed write: claim the key (INSERT) and read the case (SELECT) in one transaction, committed
 # before the workflow is asked (COMMIT); read the answer back (SELECT) and store it in the same
@@ -163,3 +164,24 @@ async def test_on_sqlite_each_round_trip_of_a_keyed_chat_message_is_one_trip_to_
     assert posted.status_code == 201, posted.text
     assert chat == ["INSERT", "SELECT", "COMMIT", "UPDATE", "COMMIT"]
     assert calls == ["_run", "_run", "commit", "_run", "commit"]
+
+
+async def test_creating_a_case_reads_its_creditor_and_bank_account_in_one_statement(
+    counted: tuple[httpx.AsyncClient, RoundTrips], creditor: Actor
+) -> None:
+    """The contract and the named bank account in one SELECT (two before issue 10's fourth
+    session), the creditor reference reserved in one transaction, the answer read once."""
+    api, trips = counted
+    await sign(api, creditor)
+    body = case_body(bankAccountId=await bank_account(api, creditor))
+    trips.seen.clear()
+    trips.counting = True
+    try:
+        created = await api.post("/api/cases", json=body, headers=creditor.headers)
+    finally:
+        trips.counting = False
+    assert created.status_code == 201, created.text
+    assert created.headers["Location"] == f"/api/cases/{created.json()['caseId']}"
+    # Read (and end the read: its COMMIT is skipped on SQLite, the event still fires), reserve,
+    # read the answer; the request's session ends with it.
+    assert trips.seen == ["SELECT", "COMMIT", "SELECT", "INSERT", "COMMIT", "SELECT", "ROLLBACK"]
