@@ -21,14 +21,18 @@ from api.routes import (
     account,
     bank_accounts,
     case_commands,
+    case_files,
     case_notes,
+    case_references,
     case_work,
     cases,
     chat,
     codec,
     health,
+    me,
     relationships,
     tasks,
+    users,
 )
 from settings import Settings, get_settings
 from store.blobs import BlobStore, LocalBlobStore
@@ -98,6 +102,8 @@ def create_app(
     # Before the route's own dependencies: a query parameter the endpoint does not read is a 422.
     api = APIRouter(prefix="/api", dependencies=[Depends(reject_unknown_query)])
     api.include_router(health.router)
+    # Before ``cases``: its ``/cases/{id}/...`` would take ``/cases/by-creditor-reference/...``.
+    api.include_router(case_references.router)
     api.include_router(cases.router)
     api.include_router(case_commands.router)
     api.include_router(case_work.router)
@@ -108,6 +114,9 @@ def create_app(
     api.include_router(bank_accounts.router)
     api.include_router(account.router)
     api.include_router(codec.router)
+    api.include_router(me.router)
+    api.include_router(users.router)
+    api.include_router(case_files.router)
     app.include_router(api)
     portal.install(app, settings)
     return app
