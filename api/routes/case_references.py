@@ -38,15 +38,15 @@ async def _found(lookup: Awaitable[CaseRow | None]) -> CaseView:
 
 
 @router.get(
-    "/by-creditor-reference/{creditor_reference}",
+    "/by-creditor-reference/{creditor_reference:path}",
     response_model=CaseView,
     responses={401: {}, 404: {}, 409: {}},
 )
 async def case_by_creditor_reference(
     creditor_reference: Reference, principal: CurrentPrincipal, session: SessionDep
 ) -> CaseView:
-    """The case holding the creditor's own reference (exact match). Unique among a creditor's
-    cases; a partner or ops seeing two creditors' cases with the same reference gets 409."""
+    """The case holding the creditor's own reference (exact match; it may hold ``/``, sent as
+    is or as ``%2F``). Unique among a creditor's cases; a partner or ops seeing two creditors' cases with the same reference gets 409."""
     return await _found(
         case_references.by_creditor_reference(
             session=session, principal=principal, reference=creditor_reference
