@@ -30,6 +30,7 @@ from api.routes import (
     codec,
     health,
     me,
+    payments,
     relationships,
     tasks,
     users,
@@ -117,6 +118,7 @@ def create_app(
     api.include_router(me.router)
     api.include_router(users.router)
     api.include_router(case_files.router)
+    api.include_router(payments.router)
     app.include_router(api)
     portal.install(app, settings)
     return app

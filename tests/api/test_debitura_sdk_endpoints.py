@@ -1,6 +1,6 @@
 """Debitura's official Python SDK (``debitura-debt-collection``) against a real caseloop server:
 the endpoints issue 12 item 10 adds (``MeApi``, ``UsersApi``, the case lookups by reference and
-the case's files). docs/api.md "Differences from Debitura's API" lists what still differs."""
+the case's files, ``PaymentsApi``). docs/api.md "Differences from Debitura's API" lists what still differs."""
 
 from __future__ import annotations
 
@@ -10,13 +10,22 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from debitura_debt_collection import ApiClient, CasesApi, Configuration, MeApi, UsersApi
+import httpx
+from debitura_debt_collection import (
+    ApiClient,
+    CasesApi,
+    Configuration,
+    MeApi,
+    PaymentsApi,
+    UsersApi,
+)
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import OrgKind
 from store.db import transaction
 from store.models import Attachment, Case
+from tests.api.test_status import in_collection, pay
 from tests.support import SEED_TIME, Actor, add_case, make_actor
 
 T = TypeVar("T")
@@ -94,3 +103,34 @@ async def test_debituras_sdk_finds_a_case_by_either_reference_and_lists_its_file
     )
     assert listed.date_created == dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
     assert listed.url == f"/api/cases/{case_id}/attachments/{file.id}"
+
+
+async def test_debituras_sdk_lists_the_payments_of_the_callers_cases(
+    served: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    async with httpx.AsyncClient(base_url=served) as api:
+        case = await in_collection(api, creditor, partner, ops)
+        paid = await pay(api, partner, case["caseId"], "100.00")
+        assert paid.status_code == 201, paid.text
+
+    listed = await _in_thread(
+        PaymentsApi(_client(served, creditor)).payments_get, page=1, page_size=10
+    )
+    assert listed.page.total_results == 1
+    [payment] = listed.payments or []
+    assert (payment.id, payment.recipient, payment.currency) == (
+        paid.json()["id"],
+        "Creditor",
+        "DKK",
+    )
+    assert payment.invoice.invoice_id == case["caseId"]
+    assert payment.invoice.reference == case["creditorReference"]
+    assert payment.gross_amount is None, "caseloop states amounts as decimal strings (amount)"
+
+    stranger = await make_actor(sessions, OrgKind.CREDITOR)
+    theirs = await _in_thread(PaymentsApi(_client(served, stranger)).payments_get)
+    assert (theirs.payments, theirs.page.total_results) == ([], 0)
