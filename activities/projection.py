@@ -63,6 +63,7 @@ from store.models import (
     Case,
     CaseHistory,
     CaseInvitation,
+    CasePaymentRow,
     ChatMessageRow,
     Organisation,
     OutboxEventRow,
@@ -301,6 +302,7 @@ CASES: Table = Case.__table__  # type: ignore[assignment]
 CASE_HISTORY: Table = CaseHistory.__table__  # type: ignore[assignment]
 INVITATIONS: Table = CaseInvitation.__table__  # type: ignore[assignment]
 MESSAGES: Table = ChatMessageRow.__table__  # type: ignore[assignment]
+PAYMENTS: Table = CasePaymentRow.__table__  # type: ignore[assignment]
 ORGANISATIONS: Table = Organisation.__table__  # type: ignore[assignment]
 EVENTS: Table = OutboxEventRow.__table__  # type: ignore[assignment]
 RELATIONSHIPS: Table = Relationship.__table__  # type: ignore[assignment]
@@ -367,14 +369,39 @@ async def _write_case(
     before = (await connection.execute(_CASE_BEFORE, {"b_id": record.case_id})).first()
     if before is None:
         await connection.execute(CASES.insert(), [{"id": record.case_id, **columns}])
+        await _write_payments(connection, record)
     elif before.version <= projection.version:  # equal: a re-run task (module doc)
         await connection.execute(_UPDATE_CASE, {"b_id": record.case_id, **columns})
+        if (before.details or {}).get("payments") != details.get("payments"):
+            await _write_payments(connection, record)
         same_quotes = (before.details or {}).get("quotes") == details.get("quotes")
         if same_quotes and all(getattr(before, name) == columns[name] for name in _VISIBILITY):
             return  # the same partner, reference and invitations: nobody's view changed
     else:
         return
     await sync_invitations(connection, record)
+
+
+async def _write_payments(connection: AsyncConnection, record: CaseRecord) -> None:
+    """Make ``case_payments`` hold exactly the case's payments (``GET /api/payments``)."""
+    case_id = record.case_id
+    await connection.execute(delete(PAYMENTS).where(PAYMENTS.c.case_id == case_id))
+    payments = record.payments
+    if payments:
+        await connection.execute(
+            PAYMENTS.insert(),
+            [
+                {
+                    "case_id": case_id,
+                    "id": p.id,
+                    "amount": p.amount,
+                    "paid_on": p.paid_on,
+                    "paid_to": p.paid_to.value,
+                    "recorded_at": p.recorded_at,
+                }
+                for p in payments
+            ],
+        )
 
 
 async def _sync_invitations(session: AsyncSession, record: CaseRecord) -> None:

@@ -22,14 +22,19 @@ from api.routes import (
     account,
     bank_accounts,
     case_commands,
+    case_files,
     case_notes,
+    case_references,
     case_work,
     cases,
     chat,
     codec,
     health,
+    me,
+    payments,
     relationships,
     tasks,
+    users,
 )
 from api.routing import include
 from settings import Settings, get_settings
@@ -102,6 +107,8 @@ def create_app(
     # In this order, flat (api.routing.include): a request is matched against each route once.
     for router in (
         health.router,
+        # Before ``cases``: its ``/cases/{id}/...`` would take ``/cases/by-creditor-reference/...``.
+        case_references.router,
         cases.router,
         case_commands.router,
         case_work.router,
@@ -112,6 +119,10 @@ def create_app(
         bank_accounts.router,
         account.router,
         codec.router,
+        me.router,
+        users.router,
+        case_files.router,
+        payments.router,
     ):
         # Before the route's own dependencies: a query parameter the endpoint does not read is
         # a 422 (api/query.py).

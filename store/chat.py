@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -313,18 +313,20 @@ async def downloadable_attachment(
     of the thread it belongs to while that partner still sees the case. None otherwise."""
     if await get_case(session=session, case_id=case_id, principal=principal) is None:
         return None
-    attachment = await session.scalar(
+    return await session.scalar(
         select(Attachment).where(
-            Attachment.id == attachment_id,
-            Attachment.case_id == case_id,
-            Attachment.relationship_id.is_(None),
+            Attachment.id == attachment_id, case_attachments_of(case_id, principal)
         )
     )
-    if attachment is None:
-        return None
-    if principal.role is OrgKind.PARTNER and attachment.partner_id != principal.org_id:
-        return None
-    return attachment
+
+
+def case_attachments_of(case_id: uuid.UUID, principal: Principal) -> ColumnElement[bool]:
+    """The files of case ``case_id`` the caller may download, once it is known to see the case:
+    ops and the creditor all of them, a partner those of its own side's threads."""
+    clause = and_(Attachment.case_id == case_id, Attachment.relationship_id.is_(None))
+    if principal.role is OrgKind.PARTNER:
+        return and_(clause, Attachment.partner_id == principal.org_id)
+    return clause
 
 
 async def downloadable_relationship_attachment(

@@ -395,3 +395,18 @@ class CaseNote(Base):
     call_duration_seconds: Mapped[int | None]
     call_outcome: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime]
+
+
+class CasePaymentRow(Base):
+    """A debtor payment of a case (``CaseDetails.payments``), one row each so that
+    ``GET /api/payments`` pages them in SQL; the projection writes them with the case row."""
+
+    __tablename__ = "case_payments"
+    __table_args__ = (Index("ix_case_payments_recorded", "recorded_at", "case_id", "id"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # unique within its case
+    amount: Mapped[Decimal] = mapped_column(Numeric(15, 2))
+    paid_on: Mapped[dt.date]
+    paid_to: Mapped[str] = mapped_column(String(20))
+    recorded_at: Mapped[dt.datetime]

@@ -128,6 +128,10 @@ def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
     )
 
 
+# Public: the case views of other routers (``case_references``) are this one.
+case_view = _view
+
+
 def _waiting_for(details: dict[str, Any]) -> Party | None:
     """``CaseDetails.waiting_for`` of the stored details (under its alias or its name)."""
     value = details.get("waitingFor", details.get("waiting_for"))
