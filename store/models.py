@@ -269,6 +269,20 @@ class TaskRow(Base):
         ),
         Index("ix_tasks_queue_type", *_TASK_OWNER, "type", *_TASK_ORDER),
         Index("ix_tasks_queue_assignee", *_TASK_OWNER, "assignee_id", *_TASK_ORDER),
+        # The task lists read Open tasks unless asked for more (issue 12): a type, an assignee
+        # or overdue=false together with the status is read in index order, not filtered.
+        Index("ix_tasks_queue_type_status", *_TASK_OWNER, "type", "status", *_TASK_ORDER),
+        Index(
+            "ix_tasks_queue_assignee_status", *_TASK_OWNER, "assignee_id", "status", *_TASK_ORDER
+        ),
+        Index(
+            "ix_tasks_queue_status_not_overdue",
+            *_TASK_OWNER,
+            "status",
+            *_TASK_ORDER,
+            postgresql_where=text("overdue_since IS NULL"),
+            sqlite_where=text("overdue_since IS NULL"),
+        ),
         Index("ix_tasks_order", *_TASK_ORDER),
         Index("ix_tasks_status_order", "status", *_TASK_ORDER),
         Index("ix_tasks_case", "case_id"),

@@ -73,7 +73,12 @@ async def test_list_pages_are_read_in_index_order_on_postgresql(
     async with transaction(sessions) as session:
         await write_tasks(
             session,
-            [task, make_task(partner, access=AccessLevel.PARTNER, case_id=case_id, deadline=None)],
+            [
+                task,
+                # Not overdue: "not overdue, Open" finds a row (an empty page reads no further).
+                make_task(creditor, access=AccessLevel.CREDITOR, case_id=case_id, deadline=NOW),
+                make_task(partner, access=AccessLevel.PARTNER, case_id=case_id, deadline=None),
+            ],
         )
     position = task_store.TaskPosition(NOW - dt.timedelta(days=1), NOW, "")
     task_filters = {
@@ -82,6 +87,12 @@ async def test_list_pages_are_read_in_index_order_on_postgresql(
         "type": task_store.TaskFilter(types=(TaskType.GENERIC,)),
         "assignee": task_store.TaskFilter(assignee_id=creditor.principal.user_id),
         "overdue": task_store.TaskFilter(overdue=True),
+        # What the API asks when ``status`` is omitted (Open by default, issue 12).
+        "type, Open": task_store.TaskFilter(types=(TaskType.GENERIC,), status=TaskStatus.OPEN),
+        "assignee, Open": task_store.TaskFilter(
+            assignee_id=creditor.principal.user_id, status=TaskStatus.OPEN
+        ),
+        "not overdue, Open": task_store.TaskFilter(overdue=False, status=TaskStatus.OPEN),
         "deadline range": task_store.TaskFilter(
             deadline_from=NOW - dt.timedelta(days=1), deadline_to=NOW + dt.timedelta(days=1)
         ),
