@@ -424,3 +424,58 @@ class CasePaymentRow(Base):
     paid_on: Mapped[dt.date]
     paid_to: Mapped[str] = mapped_column(String(20))
     recorded_at: Mapped[dt.datetime]
+
+
+class WebhookSubscription(Base):
+    """An organisation's webhook subscription (Debitura's ``WebhookDto``). The signing secret
+    (Standard Webhooks, ``whsec_…``) is shown only at creation and on regeneration."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)  # event types subscribed to
+    secret: Mapped[str] = mapped_column(String(100))
+    is_active: Mapped[bool] = mapped_column(Boolean)
+    is_test_mode: Mapped[bool] = mapped_column(Boolean)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer)
+    created_utc: Mapped[dt.datetime]
+    updated_utc: Mapped[dt.datetime]
+
+
+class WebhookDelivery(Base):
+    """One event for one subscription: the delivery log (Debitura's ``WebhookEventDto``).
+    Written in the projection's transaction for each active subscription allowed to see the
+    event; ``seq`` (insertion order) orders one case's events, since a case's projections
+    run one after another. ``next_attempt_at`` is when the next attempt is due (None once
+    delivered or given up: ``failed_at``)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", "replay_of"),
+        Index("ix_webhook_deliveries_due", "subscription_id", "next_attempt_at", "seq"),
+        Index("ix_webhook_deliveries_case", "subscription_id", "case_id", "seq"),
+        Index("ix_webhook_deliveries_delivered", "delivered_at"),
+    )
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(36), unique=True)  # the log's public id
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(200))  # outbox_events.id (or a test event's)
+    replay_of: Mapped[str] = mapped_column(String(36), default="")  # "" unless a replay
+    case_id: Mapped[uuid.UUID | None]
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]]  # the body sent, as this subscriber may see it
+    created_at: Mapped[dt.datetime]
+    next_attempt_at: Mapped[dt.datetime | None]
+    delivered_at: Mapped[dt.datetime | None]
+    failed_at: Mapped[dt.datetime | None]
+    attempt_count: Mapped[int] = mapped_column(Integer)
+    last_response_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
