@@ -416,7 +416,7 @@ def measure(
     servers: dict[str, Server], url: str, cases: list[Scenario], iterations: int, raw: bool
 ) -> dict[str, Any]:
     """Round after round, each request of ``cases`` once to every server (in turns, so no server
-    always goes first) and then its raw SQL. The first rounds warm up (caches, prepared
+    always goes first), then each one's raw SQL. The first rounds warm up (caches, prepared
     statements). The client's garbage collector runs between rounds only, so its pauses are
     not counted as the server's time. Each server's CPU time per request is read from
     ``/proc`` over the measured rounds: the API's own work, whatever the machine's load."""
@@ -448,6 +448,10 @@ def measure(
                         )
                     if measured:
                         api_times[label][scenario.name].append(elapsed)
+            # The raw SQL of the round after all of its API requests: a naive baseline query
+            # (the partner's OR scans every case) run just before an API request left that
+            # request cold caches, and measured the baseline's cost as the API's.
+            for scenario in cases:
                 if raw and scenario.raw_sql:
                     started = time.perf_counter()
                     with db.cursor() as cursor:
