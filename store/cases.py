@@ -294,7 +294,7 @@ async def list_cases(
     merged, so the OR never turns into a scan of every case."""
     branches = visible_branches(principal.role, principal.org_id)
     where = _filter_clauses(filters)
-    total = bounded_count(*(select(Case.id).where(branch, *where) for branch in branches))
+    counted_where = list(where)
     if after is not None:
         where.append(after.following())
     order = (sort,) if isinstance(sort, CaseSort) else tuple(sort or (NEWEST_FIRST,))
@@ -306,24 +306,45 @@ async def list_cases(
         return column.desc() if descending else column.asc()
 
     if len(branches) == 1:
+        total = bounded_count(select(Case.id).where(branches[0], *counted_where))
         query = (
             select(Case)
             .where(branches[0], *where)
             .order_by(*(ordered(k, d) for k, d in keys), Case.id)
         )
     else:
+        # Each branch's first rows in the list's order, read once (a CTE) for both the page
+        # and the count: far enough for the page and for the bound of the count.
         labels = [f"key{i}" for i in range(len(keys))]
-        parts = [
-            select(Case.id, *(k.label(label) for (k, _), label in zip(keys, labels, strict=True)))
-            .where(branch, *where)
-            .order_by(*(ordered(k, d) for k, d in keys), Case.id)
+        reach = max(count_limit, offset + limit + 1)
+
+        def firsts(conditions: list[ColumnElement[bool]], name: str) -> list[Any]:
+            return [
+                select(Case.id, *(k.label(lb) for (k, _), lb in zip(keys, labels, strict=True)))
+                .where(branch, *conditions)
+                .order_by(*(ordered(k, d) for k, d in keys), Case.id)
+                .limit(reach)
+                .cte(f"{name}{i}")
+                for i, branch in enumerate(branches)
+            ]
+
+        parts = firsts(where, "branch")
+        counted_parts = parts if after is None else firsts(counted_where, "counted")
+        total = bounded_count(*(select(part.c.id) for part in counted_parts))
+        union = union_all(
+            *(select(part.c.id, *(part.c[label] for label in labels)) for part in parts)
+        )
+        merged = (  # the page's rows, found before any is read whole
+            union.order_by(
+                *(
+                    ordered(union.selected_columns[lb], d)
+                    for (_, d), lb in zip(keys, labels, strict=True)
+                ),
+                union.selected_columns.id,
+            )
             .limit(offset + limit + 1)
             .subquery()
-            for branch in branches
-        ]
-        merged = union_all(
-            *(select(part.c.id, *(part.c[label] for label in labels)) for part in parts)
-        ).subquery()
+        )
         query = (
             select(Case)
             .join(merged, merged.c.id == Case.id)
