@@ -246,7 +246,8 @@ def message_body(
                                 "maxLength": MAX_MESSAGE_CHARS,
                             },
                             **fields,
-                            **{name: {"type": "string"} for name in SENDER_FIELDS},
+                            "userEmail": {"type": "string", "minLength": 1, "maxLength": 320},
+                            "userId": {"type": "string", "format": "uuid"},
                             **MESSAGE_FILE_FIELDS,
                         },
                     }
