@@ -49,6 +49,7 @@ from domain.transitions import FINISHED
 from settings import Settings
 from store import cases as case_store
 from store import chat as chat_store
+from store import directory
 from store.accounts import Principal
 from store.blobs import BlobStore
 from store.models import Attachment, User
@@ -63,11 +64,12 @@ async def posted(
     principal: Principal,
     message: ChatMessage,
     files: Mapping[UUID, Attachment],
+    sender: User | None = None,
 ) -> Response:
     """201 with a message just posted: the update's result (the workflow answers once the read
-    model has it), named by the caller and the ``files`` the request checked or stored, so no
-    read of the message is needed (``store.chat.posted_message``)."""
-    author = (
+    model has it), named by its ``sender`` (None: the caller) and the ``files`` the request
+    checked or stored, so no read of the message is needed (``store.chat.posted_message``)."""
+    author = sender or (
         User(id=principal.user_id, name=principal.user_name, email=principal.user_email)
         if principal.user_email
         else None
@@ -173,6 +175,44 @@ async def check_attachments(
     return found
 
 
+# -- who writes --------------------------------------------------------------------------------
+# Debitura's ``SendChatRequest`` names the user who writes; the API's forms take them too (the
+# portal's do not: there the signed-in user writes).
+SENDER_FIELDS = ("userEmail", "userId")
+UNKNOWN_SENDER = "is not an active user of your organisation"
+
+
+def sender_named(post: MessagePost) -> bool:
+    return post.user_email is not None or post.user_id is not None
+
+
+async def sender_of(session: AsyncSession, principal: Principal, post: MessagePost) -> User | None:
+    """The user a post names as its writer (``userEmail``, ``userId`` or both): an active user
+    of the caller's organisation, else 422 ``unknown_sender`` (another organisation's user, a
+    deactivated or unknown one, all alike); both naming different users: 422
+    ``sender_mismatch``. None when the post names nobody: the caller writes."""
+    if not sender_named(post):
+        return None
+    by_email = by_id = None
+    if post.user_email is not None:
+        by_email = await directory.active_user_named(
+            session=session, org_id=principal.org_id, email=post.user_email
+        )
+        if by_email is None:
+            raise invalid("userEmail", UNKNOWN_SENDER, code="unknown_sender")
+    if post.user_id is not None:
+        by_id = await directory.active_user_named(
+            session=session, org_id=principal.org_id, user_id=post.user_id
+        )
+        if by_id is None:
+            raise invalid("userId", UNKNOWN_SENDER, code="unknown_sender")
+    if by_email is not None and by_id is not None and by_email.id != by_id.id:
+        raise invalid(
+            "userId", "names another user than userEmail; send one of them", code="sender_mismatch"
+        )
+    return by_email or by_id
+
+
 # -- posting a message, with files ---------------------------------------------------------------
 MESSAGE_FILE_FIELDS: dict[str, Any] = {
     "attachmentIds": {"type": "array", "items": {"type": "string", "format": "uuid"}},
@@ -206,6 +246,8 @@ def message_body(
                                 "maxLength": MAX_MESSAGE_CHARS,
                             },
                             **fields,
+                            "userEmail": {"type": "string", "minLength": 1, "maxLength": 320},
+                            "userId": {"type": "string", "format": "uuid"},
                             **MESSAGE_FILE_FIELDS,
                         },
                     }
@@ -270,24 +312,30 @@ async def post_with_files(
     owner: AttachmentOwner,
     post: MessagePost,
     uploads: Sequence[Upload],
-    send: Callable[[list[UUID]], Awaitable[ChatMessage]],
+    send: Callable[[UUID, list[UUID]], Awaitable[ChatMessage]],
 ) -> Response:
-    """Check the files named by id, store the uploaded ones under ``owner``, and post the message
-    naming them all (``send``, an update of the workflow that owns the thread).
+    """Check the writer the post names (``sender_of``) and the files named by id, store the
+    uploaded ones under ``owner``, and post the message as that writer, naming them all
+    (``send(user_id, attachment_ids)``, an update of the workflow that owns the thread).
 
     Refused (a 4xx), the uploaded files go too. On an unknown outcome (503) they stay, since the
     workflow may yet record the message that names them."""
+    sender = await sender_of(session, principal, post)
     named = await check_attachments(session, principal, owner, post.attachment_ids)
     stored = await store_uploads(request, principal, uploads, owner)
     try:
-        message = await send([*post.attachment_ids, *(a.id for a in stored)])
+        message = await send(
+            sender.id if sender else principal.user_id,
+            [*post.attachment_ids, *(a.id for a in stored)],
+        )
     except Problem as problem:
         if problem.status < 500:
             await discard(request, [a.id for a in stored])
         raise
     # A retry the workflow had already applied answers with the first attempt's message.
     await discard(request, [a.id for a in stored if a.id not in message.attachment_ids])
-    return await posted(session, principal, message, {**named, **{a.id: a for a in stored}})
+    files = {**named, **{a.id: a for a in stored}}
+    return await posted(session, principal, message, files, sender)
 
 
 async def file_response(attachment: Attachment, blobs: BlobStore) -> StreamingResponse:

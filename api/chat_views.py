@@ -61,10 +61,14 @@ class ThreadRef(ApiModel):
 
 class MessagePost(ApiModel):
     """A message and the files uploaded before (multipart sends the same fields, plus
-    ``files``)."""
+    ``files``), and, as in Debitura's ``SendChatRequest``, the user of the caller's organisation
+    who writes it: ``userEmail`` or ``userId`` (``api.chat_posts.sender_of``; neither: the
+    caller)."""
 
     message: MessageText
     attachment_ids: Annotated[list[UUID], Field(max_length=MAX_ATTACHMENTS_PER_MESSAGE)] = []
+    user_email: Annotated[str, Field(min_length=1, max_length=320)] | None = None
+    user_id: UUID | None = None
 
     @field_validator("attachment_ids")
     @classmethod
@@ -92,20 +96,35 @@ class AttachmentView(ApiModel):
     size: int
 
 
+class ChatUserView(ApiModel):
+    """Who wrote a message: Debitura's ``UserRelationDto`` names (``firstName``, ``lastName``:
+    caseloop's one ``name`` split at its last space), and caseloop's ``name`` beside them."""
+
+    id: UUID
+    first_name: str | None
+    last_name: str | None
+    email: str
+    name: str | None
+
+
 class ChatMessageView(ApiModel):
-    """A chat message; ``isSeen``: the other party has written in the thread since."""
+    """A chat message: Debitura's ``ChatDto`` fields (``id, dateCreated, dateUpdated, role,
+    roleLabel, message, isSeen, user``), then caseloop's (the thread, the files). ``isSeen``:
+    the other party has written in the thread since; ``dateUpdated`` is ``dateCreated``, as a
+    message is never edited."""
 
     id: str
-    case_id: UUID | None
-    relationship_id: UUID | None
-    thread_type: ThreadType
-    partner_id: UUID
     date_created: dt.datetime
+    date_updated: dt.datetime
     role: ChatRole
     role_label: str
     message: str
     is_seen: bool
-    user: UserRef | None
+    user: ChatUserView | None
+    case_id: UUID | None
+    relationship_id: UUID | None
+    thread_type: ThreadType
+    partner_id: UUID
     attachments: list[AttachmentView]
 
 
@@ -229,6 +248,22 @@ def _user(user: User | None) -> UserRef | None:
     return UserRef(id=user.id, name=user.name, email=user.email) if user else None
 
 
+def chat_user(user: User | None) -> ChatUserView | None:
+    """A message's writer; a one-word name is the first name."""
+    if user is None:
+        return None
+    first, _, last = (user.name or "").strip().rpartition(" ")
+    if not first:
+        first, last = last, ""
+    return ChatUserView(
+        id=user.id,
+        first_name=first or None,
+        last_name=last or None,
+        email=user.email,
+        name=user.name,
+    )
+
+
 def attachment_view(row: Attachment) -> AttachmentView:
     return AttachmentView(
         id=row.id, filename=row.filename, content_type=row.content_type, size=row.size
@@ -240,16 +275,17 @@ def message_fields(record: chat_store.MessageRecord) -> dict[str, Any]:
     role = ChatRole(row.role)
     return {
         "id": row.id,
-        "case_id": row.case_id,
-        "relationship_id": row.relationship_id,
-        "thread_type": ThreadType(row.thread_type),
-        "partner_id": row.partner_id,
         "date_created": row.created_at,
+        "date_updated": row.created_at,
         "role": role,
         "role_label": ROLE_LABELS[role],
         "message": row.body,
         "is_seen": record.is_seen,
-        "user": _user(record.user),
+        "user": chat_user(record.user),
+        "case_id": row.case_id,
+        "relationship_id": row.relationship_id,
+        "thread_type": ThreadType(row.thread_type),
+        "partner_id": row.partner_id,
         "attachments": [attachment_view(a) for a in record.attachments],
     }
 

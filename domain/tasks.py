@@ -7,9 +7,12 @@ and solution links from it, and docs/tasks.md is generated from it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from domain.base import ApiModel
@@ -60,10 +63,43 @@ class Deadline:
 
 @dataclass(frozen=True)
 class Action:
-    """The API call that resolves a task; ``path`` may contain ``{caseId}``."""
+    """The API call that resolves a task, made from the task alone (issue 12 A8); ``path`` may
+    contain ``{caseId}`` and ``{relationshipId}``.
+
+    ``body``: the exact JSON body to send (None: no body); its values may name the fields of
+    the task's key, whose pattern ``key`` gives (``complaint:{complaintId}``).
+    ``message``: the body also takes the ``message`` a person writes (a chat reply, a complaint
+    response), the one free input an action may have. A call whose body needs a person's choice
+    (a rating, a quote, an amount, corrected data) is no action: the task's ``action`` is null
+    and its solution page does it."""
 
     method: str
     path: str
+    body: dict[str, str] | None = None
+    key: str = ""
+    message: bool = False
+
+    def key_fields(self, task_key: str) -> dict[str, str] | None:
+        """The fields of ``task_key`` the body names, or None if the key is not of ``key``'s
+        pattern (then the call cannot be made from the task)."""
+        if not self.key:
+            return {}
+        fields = re.fullmatch(_key_regex(self.key), task_key)
+        return fields.groupdict() if fields else None
+
+
+@functools.cache
+def _key_regex(pattern: str) -> str:
+    """``chat:{threadType}:{partnerId}:{recipient}`` as a regex with a group per field (the last one
+    takes the rest of the key)."""
+    parts = re.split(r"\{(\w+)\}", pattern)
+    regex = ""
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            regex += re.escape(part)
+        else:
+            regex += f"(?P<{part}>.*)" if i == len(parts) - 2 else f"(?P<{part}>[^:]*)"
+    return regex
 
 
 @dataclass(frozen=True)
@@ -86,10 +122,21 @@ class TaskSpec:
     on_lead: bool = False
 
 
-REPLY_IN_CHAT = Action("POST", "/api/cases/{caseId}/chats")
-REPLY_IN_RELATIONSHIP = Action("POST", "/api/relationships/{relationshipId}/chats")
+CASE_CHAT = "/api/cases/{caseId}/chats"
+# A chat task is answered in its thread (its key: ``domain.chat.chat_task_key``).
+REPLY_IN_CHAT = Action(
+    "POST",
+    CASE_CHAT,
+    body={"threadType": "{threadType}", "partnerId": "{partnerId}"},
+    key="chat:{threadType}:{partnerId}:{recipient}",
+    message=True,
+)
+# A hold's task is answered in the case's Invoice Chat (with the partner working the case).
+ANSWER_IN_INVOICE_CHAT = Action(
+    "POST", CASE_CHAT, body={"threadType": "Invoice Chat"}, message=True
+)
+REPLY_IN_RELATIONSHIP = Action("POST", "/api/relationships/{relationshipId}/chats", message=True)
 RELATIONSHIP_CHAT = "/relationships/{relationshipId}/chat"
-RECORD_COMMISSION = Action("POST", "/api/cases/{caseId}/commission-payments")
 C, P = AccessLevel.CREDITOR, AccessLevel.PARTNER
 BD = Deadline
 
@@ -100,7 +147,7 @@ CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
              Action("POST", "/api/cases/{caseId}/accept"), "/cases/{caseId}/review"),
     TaskSpec(TaskType.UPDATE_CASE_STATUS, "Update Case Status", P, Scope.CASE, BD(5),
              "partner submits the monthly survey, or the case stops being active",
-             Action("POST", "/api/cases/{caseId}/survey"), "/cases/{caseId}/survey"),
+             None, "/cases/{caseId}/survey"),  # the survey's outcome is the partner's choice
     TaskSpec(TaskType.NEW_MESSAGE, "New Message", P, Scope.CASE, BD(2),
              "partner replies in that thread, or nightly cleanup", REPLY_IN_CHAT,
              "/cases/{caseId}/chat", relationship_action=REPLY_IN_RELATIONSHIP,
@@ -111,27 +158,28 @@ CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
              relationship_solution_path=RELATIONSHIP_CHAT),
     TaskSpec(TaskType.PROVIDE_QUOTE, "Provide Quote", P, Scope.CASE, BD(5),
              "partner submits or declines a quote, or the quote round ends",
-             Action("POST", "/api/cases/{caseId}/quotes"), "/leads/{caseId}/quote", on_lead=True),
+             None, "/leads/{caseId}/quote", on_lead=True),  # the fee, or a reason to decline
     TaskSpec(TaskType.SELECT_QUOTE_WINNER, "Select Quote Winner", C, Scope.CASE,
              BD(14, calendar=True),
              "creditor picks a quote; reminders at 7 and 14 days, the quotes expire at 21",
-             Action("POST", "/api/cases/{caseId}/quotes/selection"), "/leads/{caseId}/quotes",
-             on_lead=True),
+             None, "/leads/{caseId}/quotes", on_lead=True),  # which quote wins is a choice
     TaskSpec(TaskType.REVIEW_PARTNER, "Review Partner", C, Scope.CASE, BD(10),
-             "creditor submits a 0-10 rating", Action("POST", "/api/cases/{caseId}/partner-review"),
+             "creditor submits a 0-10 rating", None,  # the rating is the creditor's choice
              "/cases/{caseId}/review-partner", outlives_case=True),
     TaskSpec(TaskType.RECORD_PAYMENT, "Invoice & collect payment from client", P, Scope.CASE,
-             BD(10), "partner records the commission payment", RECORD_COMMISSION,
+             BD(10), "partner records the commission payment", None,  # the amount and day paid
              "/cases/{caseId}/payments", outlives_case=True),
     TaskSpec(TaskType.CHASE_PAYMENT, "Chase Payment & Start Collection", P, Scope.CASE, BD(10),
-             "the commission payment is recorded", RECORD_COMMISSION, "/cases/{caseId}/payments",
+             "the commission payment is recorded", None, "/cases/{caseId}/payments",
              outlives_case=True),
     TaskSpec(TaskType.RESPOND_TO_COMPLAINT, "Respond to complaint", P, Scope.CASE,
              BD(10, calendar=True), "partner responds through the complaint flow",
-             Action("POST", "/api/cases/{caseId}/complaints/responses"),
+             Action("POST", "/api/cases/{caseId}/complaints/responses",
+                    body={"complaintId": "{complaintId}"}, key="complaint:{complaintId}",
+                    message=True),
              "/cases/{caseId}/complaint", outlives_case=True),
     TaskSpec(TaskType.CLIENT_INPUT_REQUIRED, "Client input required", C, Scope.CASE, BD(14),
-             "case resumed or closed, or creditor replies in chat", REPLY_IN_CHAT,
+             "case resumed or closed, or creditor replies in chat", ANSWER_IN_INVOICE_CHAT,
              "/cases/{caseId}/chat"),
     TaskSpec(TaskType.FOLLOW_UP_PAUSED_CASE, "Follow up on paused case", P, Scope.CASE, BD(14),
              "case resumed or closed", Action("POST", "/api/cases/{caseId}/resume"),
@@ -140,12 +188,13 @@ CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
              "contract signed; one task covers all waiting cases",
              Action("POST", "/api/account/contract/sign"), "/account/contract"),
     TaskSpec(TaskType.MORE_INFO_NEEDED, "More Info Needed", C, Scope.CASE, BD(5),
-             "case leaves Needs Additional Details, or creditor marks it done", REPLY_IN_CHAT,
+             "case leaves Needs Additional Details, or creditor marks it done",
+             ANSWER_IN_INVOICE_CHAT,
              "/cases/{caseId}/chat", mark_as_done=True),
     TaskSpec(TaskType.ASSIGN_BANK_ACCOUNT, "Assign Bank Account", C, Scope.ACCOUNT, BD(7),
              "every case has a bank account", None, "/account/bank-accounts"),
     TaskSpec(TaskType.CASE_VALIDATION_NEEDS_INFO, "Case validation needs info", C, Scope.CASE,
-             BD(5), "case data corrected and revalidated", Action("PATCH", "/api/cases/{caseId}"),
+             BD(5), "case data corrected and revalidated", None,  # the corrected data
              "/cases/{caseId}/edit"),
     TaskSpec(TaskType.GENERIC, "Generic", None, Scope.CASE, None,
              "closed by hand", None, "/tasks/{taskId}", outlives_case=True),
@@ -170,16 +219,24 @@ def solution_url(
 
 
 def action_of(
-    spec: TaskSpec, case_id: UUID | None, relationship_id: UUID | None = None
-) -> dict[str, str] | None:
+    spec: TaskSpec, case_id: UUID | None, relationship_id: UUID | None = None, key: str = ""
+) -> dict[str, Any] | None:
+    """A task's ``action``: ``method``, ``path``, the exact ``body`` (None: none) and whether
+    the body takes a ``message`` too (``needsMessage``), from the catalogue and the task's
+    case, relationship and key."""
     action = spec.action
     if relationship_id is not None:
         action = spec.relationship_action
-    if action is None:
+    fields = action.key_fields(key) if action else None
+    if action is None or fields is None:
         return None
     return {
         "method": action.method,
         "path": action.path.format(caseId=case_id, relationshipId=relationship_id),
+        "body": None
+        if action.body is None
+        else {name: value.format_map(fields) for name, value in action.body.items()},
+        "needs_message": action.message,
     }
 
 

@@ -32,3 +32,20 @@ async def list_users(
         select(User).where(*where).order_by(User.created_at, User.id).offset(offset).limit(limit)
     )
     return UserPage(total or 0, list(rows))
+
+
+async def active_user_named(
+    *,
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    user_id: uuid.UUID | None = None,
+    email: str | None = None,
+) -> User | None:
+    """The active user of organisation ``org_id`` with that id, or that e-mail (compared
+    without case), or None."""
+    where = [User.org_id == org_id, User.active.is_(True)]
+    if user_id is not None:
+        where.append(User.id == user_id)
+    if email is not None:
+        where.append(func.lower(User.email) == email.lower())
+    return await session.scalar(select(User).where(*where))

@@ -113,10 +113,15 @@ class Resumption(ApiModel):
 
 @router.post("/{case_id}/resume", response_model=CaseView, responses={403: {}, 404: {}, 409: {}})
 async def resume_case(
-    case_id: UUID, body: Resumption, principal: PartnerOrOpsPrincipal, commands: CaseCommandsDep
+    case_id: UUID,
+    principal: PartnerOrOpsPrincipal,
+    commands: CaseCommandsDep,
+    body: Resumption | None = None,
 ) -> Response:
     """End an On Hold: the case returns to the status it was held from, and the hold's task
-    (MoreInfoNeeded, ClientInputRequired, FollowUpPausedCase) is solved."""
+    (MoreInfoNeeded, ClientInputRequired, FollowUpPausedCase) is solved. The body (an optional
+    ``note``) may be left out, as FollowUpPausedCase's ``action`` does."""
+    body = body or Resumption()
     return await commands.run(
         principal,
         case_id,

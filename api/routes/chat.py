@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.chat_posts import (
+    SENDER_FIELDS,
     ChatPrincipal,
     check_thread_open,
     file_response,
@@ -30,6 +31,7 @@ from api.chat_posts import (
     message_form,
     message_post,
     post_with_files,
+    sender_named,
     thread_partner,
     upload_body,
     upload_form,
@@ -77,7 +79,9 @@ router = APIRouter(prefix="/cases", tags=["chat"])
 
 
 # -- case chat -----------------------------------------------------------------------------------
-CHAT_FORM_FIELDS = ("message", "threadType", "partnerId")
+CHAT_FORM_FIELDS = ("message", "threadType", "partnerId")  # the portal's chat form
+API_FORM_FIELDS = (*CHAT_FORM_FIELDS, *SENDER_FIELDS)
+SENDER_KEYS = {"user_email", "user_id"}
 THREAD_FIELDS: dict[str, Any] = {
     "threadType": {"type": "string", "enum": CASE_THREADS},
     "partnerId": {
@@ -120,9 +124,9 @@ async def post_case_message(
     the thread is solved, and a creditor writing in the Invoice Chat of a case On Hold waiting
     for the creditor provides the information: the case resumes. Files are stored first and
     removed again if the message is refused."""
-    form = await message_form(request, settings, CHAT_FORM_FIELDS)
+    form = await message_form(request, settings, API_FORM_FIELDS)
     try:
-        post, uploads = await message_post(request, form, ChatPost, CHAT_FORM_FIELDS)
+        post, uploads = await message_post(request, form, ChatPost, API_FORM_FIELDS)
         return await send_case_message(case_id, post, uploads, request, principal, session, client)
     finally:
         if form is not None:
@@ -145,7 +149,7 @@ async def send_case_message(
     async def execute(row: CaseRow) -> Response:
         side = thread_partner(row, principal, post)
 
-        async def send(attachment_ids: list[UUID]) -> ChatMessage:
+        async def send(user_id: UUID, attachment_ids: list[UUID]) -> ChatMessage:
             message: ChatMessage = await update_workflow(
                 request,
                 principal,
@@ -155,7 +159,7 @@ async def send_case_message(
                 PostMessageInput(
                     party=PARTY_OF_ROLE[principal.role],
                     org_id=principal.org_id,
-                    user_id=principal.user_id,
+                    user_id=user_id,
                     thread_type=post.thread_type,
                     partner_id=side,
                     body=post.message,
@@ -169,9 +173,10 @@ async def send_case_message(
         owner = AttachmentOwner.of_case(case_id, side)
         return await post_with_files(request, principal, session, owner, post, uploads, send)
 
+    # Naming no writer, the same fingerprint as before posts could name one.
     fingerprint = {
         "caseId": str(case_id),
-        **post.model_dump(mode="json"),
+        **post.model_dump(mode="json", exclude=set() if sender_named(post) else SENDER_KEYS),
         "files": [u.fingerprint() for u in uploads],
     }
     return await idempotent_after(

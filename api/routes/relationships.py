@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.chat_posts import (
+    SENDER_FIELDS,
     ChatPrincipal,
     file_response,
     message_body,
@@ -64,7 +65,8 @@ router = APIRouter(prefix="/relationships", tags=["chat"])
 
 
 # -- -------------------------------------------------------------------------------
-RELATIONSHIP_FORM_FIELDS = ("message",)
+RELATIONSHIP_FORM_FIELDS = ("message",)  # the portal's chat form
+API_FORM_FIELDS = (*RELATIONSHIP_FORM_FIELDS, *SENDER_FIELDS)
 
 
 def _relationship_view(
@@ -157,11 +159,9 @@ async def post_relationship_message(
     belongs to no case, and your own open one is solved. Files are stored first and removed again
     if the message is refused."""
     record = await visible_relationship(session, principal, relationship_id)
-    form = await message_form(request, settings, RELATIONSHIP_FORM_FIELDS)
+    form = await message_form(request, settings, API_FORM_FIELDS)
     try:
-        post, uploads = await message_post(
-            request, form, RelationshipPost, RELATIONSHIP_FORM_FIELDS
-        )
+        post, uploads = await message_post(request, form, RelationshipPost, API_FORM_FIELDS)
         return await send_relationship_message(
             record, post, uploads, request, principal, session, client
         )
@@ -185,7 +185,7 @@ async def send_relationship_message(
     pair is visible to it (``visible_relationship``)."""
     pair = record.relationship
 
-    async def send(attachment_ids: list[UUID]) -> ChatMessage:
+    async def send(user_id: UUID, attachment_ids: list[UUID]) -> ChatMessage:
         message: ChatMessage = await update_workflow(
             request,
             principal,
@@ -195,7 +195,7 @@ async def send_relationship_message(
             PostMessageInput(
                 party=PARTY_OF_ROLE[principal.role],
                 org_id=principal.org_id,
-                user_id=principal.user_id,
+                user_id=user_id,
                 thread_type=ThreadType.GENERAL,
                 body=post.message,
                 attachment_ids=attachment_ids,

@@ -63,8 +63,14 @@ class UserRef(ApiModel):
 
 
 class TaskActionView(ApiModel):
+    """The call that solves the task, made from the task alone: ``method`` and ``path``, with
+    exactly ``body`` as its JSON body (null: no body); ``needsMessage``: add the ``message``
+    you write to that body (a chat reply, a complaint response)."""
+
     method: str
     path: str
+    body: dict[str, Any] | None
+    needs_message: bool
 
 
 class ResolvedByView(ApiModel):
@@ -134,7 +140,7 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
     written, and validating every field of every listed task again cost more than the query."""
     row = record.task
     spec = CATALOGUE[TaskType(row.type)]
-    action = action_of(spec, row.case_id, row.relationship_id)
+    action = action_of(spec, row.case_id, row.relationship_id, row.key or "")
     return trusted(
         TaskView,
         id=row.id,
@@ -167,9 +173,7 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
             case_id=row.case_id,
             relationship_id=row.relationship_id,
         ),
-        action=trusted(TaskActionView, method=action["method"], path=action["path"])
-        if action
-        else None,
+        action=trusted(TaskActionView, **action) if action else None,
     )
 
 

@@ -9,7 +9,8 @@ anyway is left as generated, to be refused.
   ``duplicate_creditor_reference``): valid ones become fresh ones.
 - Ids in a body must name the caller's things (422 otherwise): ``bankAccountId`` becomes the
   account the test made (``CASELOOP_BANK_ACCOUNT_ID``), ``userId`` the caller
-  (``CASELOOP_USER_ID``, else null: unassigned), ``partnerId``/``partnerIds`` a real partner
+  (``CASELOOP_USER_ID``, else null: unassigned), a chat post's ``userEmail`` the caller's
+  (``CASELOOP_USER_EMAIL``, else null), ``partnerId``/``partnerIds`` a real partner
   (``CASELOOP_PARTNER_ID``), ``attachmentIds`` none (files are uploaded with the message).
 - A creditor names the partner of a lead thread (the JSON schema says so; a form cannot, see
   ``api.chat_posts.message_body``): a form for one without ``partnerId`` gets the partner.
@@ -152,6 +153,9 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         body["bankAccountId"] = account
     if _is_uuid(body.get("userId")):
         body["userId"] = os.environ.get("CASELOOP_USER_ID") or None
+    email = body.get("userEmail")
+    if isinstance(email, str) and 0 < len(email) <= 320 and "\x00" not in email:
+        body["userEmail"] = os.environ.get("CASELOOP_USER_EMAIL") or None
     partner = os.environ.get("CASELOOP_PARTNER_ID")
     if partner and _is_uuid(body.get("partnerId")):
         body["partnerId"] = partner

@@ -149,7 +149,12 @@ async def test_pausing_waits_for_the_named_party_until_resumed(
     mine = await move(api, partner, cid, status="On Hold", subStatus="Paused", waitingFor="Partner")
     assert mine.status_code == 200, mine.text
     follow_up = await open_task(api, partner, "FollowUpPausedCase")
-    assert follow_up["action"] == {"method": "POST", "path": f"/api/cases/{cid}/resume"}
+    assert follow_up["action"] == {
+        "method": "POST",
+        "path": f"/api/cases/{cid}/resume",
+        "body": None,
+        "needsMessage": False,
+    }
     by_ops = await api.post(f"/api/cases/{cid}/resume", json={}, headers=ops.headers)
     assert by_ops.status_code == 200, by_ops.text
     assert by_ops.json()["status"] == "Payment Plan"
@@ -179,10 +184,8 @@ async def test_resolved_case_asks_for_review_and_commission_then_ends(
 
     review_task = await open_task(api, creditor, "ReviewPartner")
     record_task = await open_task(api, partner, "RecordPayment")
-    assert record_task["action"] == {
-        "method": "POST",
-        "path": f"/api/cases/{cid}/commission-payments",
-    }
+    # The amount and the day paid are the partner's to say: no action to follow.
+    assert record_task["action"] is None
     assert await tasks_of(api, creditor, type="RecordPayment") == []
     assert await tasks_of(api, partner, type="ReviewPartner") == []
 
@@ -242,7 +245,12 @@ async def test_complaint_is_answered_by_the_partner_only(
     )
 
     task = await open_task(api, partner, "RespondToComplaint")
-    assert task["action"] == {"method": "POST", "path": f"/api/cases/{cid}/complaints/responses"}
+    assert task["action"] == {
+        "method": "POST",
+        "path": f"/api/cases/{cid}/complaints/responses",
+        "body": {"complaintId": complaint["id"]},
+        "needsMessage": True,
+    }
     assert await tasks_of(api, creditor, type="RespondToComplaint") == []
 
     answer = {"complaintId": complaint["id"], "message": "We called twice; notes attached."}
@@ -294,10 +302,7 @@ async def test_quote_round_from_request_to_selection(
     for invited in (partner, rival):
         assert (await case_of(api, invited, cid))["status"] == "Validated"
         tasks[invited.org_id] = await open_task(api, invited, "ProvideQuote")
-        assert tasks[invited.org_id]["action"] == {
-            "method": "POST",
-            "path": f"/api/cases/{cid}/quotes",
-        }
+        assert tasks[invited.org_id]["action"] is None, "the fee is the partner's choice"
 
     # Not invited: the case and its quotes do not exist for this partner.
     for method, path, body in (

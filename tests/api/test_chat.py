@@ -100,7 +100,12 @@ async def test_partner_message_raises_reply_to_chat_and_the_reply_solves_it(
     assert first["attachments"] == []
 
     [reply] = await eventually(lambda: tasks_of(api, creditor, type="ReplyToChat", status="Open"))
-    assert reply["action"] == {"method": "POST", "path": f"/api/cases/{cid}/chats"}
+    assert reply["action"] == {
+        "method": "POST",
+        "path": f"/api/cases/{cid}/chats",
+        "body": {"threadType": "Invoice Chat", "partnerId": str(partner.org_id)},
+        "needsMessage": True,
+    }
     assert (reply["caseId"], reply["relationshipId"]) == (cid, None)
     assert same_moment(reply["deadline"], due_in_two_business_days(first, creditor))
     assert await tasks_of(api, partner, type="ReplyToChat") == [], "the creditor's task only"
@@ -264,7 +269,7 @@ async def test_relationship_chat_raises_tasks_that_stay_off_the_case(
 
     [reply] = await eventually(lambda: tasks_of(api, creditor, type="ReplyToChat", status="Open"))
     assert (reply["relationshipId"], reply["caseId"]) == (rid, None)
-    assert reply["action"] == {"method": "POST", "path": path}
+    assert reply["action"] == {"method": "POST", "path": path, "body": None, "needsMessage": True}
     assert same_moment(reply["deadline"], due_in_two_business_days(message, creditor))
     for actor in (creditor, partner):
         on_case = (await api.get(f"/api/cases/{cid}/tasks", headers=actor.headers)).json()
@@ -279,7 +284,12 @@ async def test_relationship_chat_raises_tasks_that_stay_off_the_case(
     [new_message] = await eventually(
         lambda: tasks_of(api, partner, type="NewMessage", status="Open")
     )
-    assert new_message["action"] == {"method": "POST", "path": path}
+    assert new_message["action"] == {
+        "method": "POST",
+        "path": path,
+        "body": None,
+        "needsMessage": True,
+    }
     listed = (await api.get(path, headers=partner.headers)).json()
     assert [(m["role"], m["isSeen"]) for m in listed["chats"]] == [
         ("Partner", True),
@@ -628,7 +638,12 @@ async def test_creditor_answer_in_chat_provides_the_information_asked_for(
     [more_info] = await eventually(
         lambda: tasks_of(api, creditor, type="MoreInfoNeeded", status="Open")
     )
-    assert more_info["action"] == {"method": "POST", "path": f"/api/cases/{cid}/chats"}
+    assert more_info["action"] == {
+        "method": "POST",
+        "path": f"/api/cases/{cid}/chats",
+        "body": {"threadType": "Invoice Chat"},
+        "needsMessage": True,
+    }
 
     answered = await api.post(
         more_info["action"]["path"], json={"message": "PO 4711 attached"}, headers=creditor.headers

@@ -40,8 +40,10 @@ async def test_a_posted_message_answers_as_the_chat_lists_it(
     assert [a["filename"] for a in answer["attachments"]] == ["notes.txt", "letter.pdf"]
     assert answer["user"] == {
         "id": str(creditor.principal.user_id),
-        "name": None,
+        "firstName": None,
+        "lastName": None,
         "email": creditor.principal.user_email,
+        "name": None,
     }
     assert (answer["role"], answer["roleLabel"], answer["isSeen"]) == (
         "Creditor",

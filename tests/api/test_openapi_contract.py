@@ -83,6 +83,7 @@ async def test_schemathesis_finds_no_failure(
     env = {"CASELOOP_PARTNER_ID": str(partner.org_id)}
     if actor is not ops:
         env["CASELOOP_USER_ID"] = str(actor.principal.user_id)
+        env["CASELOOP_USER_EMAIL"] = actor.principal.user_email
     if actor is creditor:
         async with httpx.AsyncClient(base_url=served) as client:
             account = await client.post(

@@ -197,7 +197,12 @@ async def test_asking_for_more_info_raises_more_info_needed_until_done_or_resume
         "Open",
         "Need the PO",
     )
-    assert task["action"] == {"method": "POST", "path": f"/api/cases/{cid}/chats"}
+    assert task["action"] == {
+        "method": "POST",
+        "path": f"/api/cases/{cid}/chats",
+        "body": {"threadType": "Invoice Chat"},
+        "needsMessage": True,
+    }
     partner_view = (
         await api.get(
             f"/api/cases/{cid}/tasks",

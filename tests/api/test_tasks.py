@@ -437,9 +437,15 @@ async def test_catalogue_drives_every_task_type_in_the_api(
         assert task["typeLabel"] == spec.label
         assert task["accessLevel"] == (spec.access or AccessLevel.CREDITOR).value
         assert task["scope"] == spec.scope.value
+        # A body built from the task's key needs a key of its pattern (these keys are not).
         expected_action = (
-            {"method": spec.action.method, "path": spec.action.path.format(caseId=case_id)}
-            if spec.action
+            {
+                "method": spec.action.method,
+                "path": spec.action.path.format(caseId=case_id),
+                "body": spec.action.body,
+                "needsMessage": spec.action.message,
+            }
+            if spec.action and not spec.action.key
             else None
         )
         assert task["action"] == expected_action
@@ -460,12 +466,19 @@ async def test_catalogue_drives_every_task_type_in_the_api(
         for spec in CATALOGUE.values()
         if spec.relationship_action and (action := action_of(spec, None, pair))
     ]
-    assert {"method": "POST", "path": f"/api/relationships/{pair}/chats"} in actions
+    assert {
+        "method": "POST",
+        "path": f"/api/relationships/{pair}/chats",
+        "body": None,
+        "needs_message": True,
+    } in actions, "action_of gives the view's fields by their Python names"
     unrouted = {(a["method"], a["path"]) for a in actions if not routed(a)}
     assert unrouted == set(), "every action the API names is a route of the app"
-    assert seen["ReplyToChat"]["action"] == {
+    assert seen["ClientInputRequired"]["action"] == {
         "method": "POST",
         "path": f"/api/cases/{case_id}/chats",
+        "body": {"threadType": "Invoice Chat"},
+        "needsMessage": True,
     }
     # Each side sees only its own side's tasks.
     assert {t["accessLevel"] for t in await tasks_of(api, creditor)} == {"Creditor"}
