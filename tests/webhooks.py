@@ -66,9 +66,9 @@ class Receiver:
         webhook = Webhook(secret)
         return [webhook.verify(r.body, r.headers) for r in self.received]
 
-    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
-        """Until ``count`` requests have arrived (TimeoutError otherwise)."""
-        async with asyncio.timeout(timeout):
+    async def wait_for(self, count: int) -> list[Received]:
+        """Until ``count`` requests have arrived (TimeoutError after 20 s)."""
+        async with asyncio.timeout(20):
             while len(self.received) < count:
                 self.arrived.clear()
                 await self.arrived.wait()

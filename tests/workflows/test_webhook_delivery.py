@@ -49,7 +49,7 @@ async def ended(env: WorkflowEnvironment, workflow_id: str) -> None:
     """Until the workflow's run has completed (it ends once its subscription is disabled)."""
     handle = env.client.get_workflow_handle(workflow_id)
     async with asyncio.timeout(20):
-        while (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:
+        while (await handle.describe()).status != WorkflowExecutionStatus.COMPLETED:  # noqa: ASYNC110 - the server's state, polled
             await asyncio.sleep(0.1)
 
 
