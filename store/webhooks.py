@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
 from domain.tasks import OutboxEvent
@@ -48,6 +48,7 @@ from domain.webhooks import (
     candidate_orgs,
     delivery_id,
 )
+from store.db import transaction
 from store.models import Case, Relationship, WebhookDelivery, WebhookSubscription
 
 SUBSCRIPTIONS: Table = WebhookSubscription.__table__  # type: ignore[assignment]
@@ -390,3 +391,22 @@ def replay_row(original: WebhookDelivery, new_id: uuid.UUID, now: dt.datetime) -
         last_response_code=None,
         last_error=None,
     )
+
+
+async def add_replay(
+    factory: async_sessionmaker[AsyncSession],
+    original: WebhookDelivery,
+    new_id: uuid.UUID,
+    now: dt.datetime,
+) -> WebhookDelivery:
+    """The replay of ``original`` with id ``new_id``: written now, or found (a retried request
+    with the same Idempotency-Key derives the same id)."""
+    async with transaction(factory) as session:
+        existing = await session.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.id == str(new_id))
+        )
+        if existing is not None:
+            return existing
+        row = replay_row(original, new_id, now)
+        session.add(row)
+    return row
