@@ -81,13 +81,14 @@ async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) ->
     case_ids = {e.case_id for e in events if e.case_id is not None}
     relationship_ids = {r for r in map(_relationship_id, events) if r is not None}
     # One SELECT finds every active subscription that may see any of the events: of the
-    # events' own organisations, or of a case's partner or a relationship's creditor.
+    # events' own organisations, of a case's creditor or partner, or a relationship's creditor.
     who: list[ColumnElement[bool]] = []
     if orgs:
         who.append(SUBSCRIPTIONS.c.org_id.in_(orgs))
     if case_ids:
-        partners = select(_CASES.c.partner_id).where(_CASES.c.id.in_(case_ids))
-        who.append(SUBSCRIPTIONS.c.org_id.in_(partners.scalar_subquery()))
+        for party in (_CASES.c.creditor_id, _CASES.c.partner_id):
+            parties = select(party).where(_CASES.c.id.in_(case_ids))
+            who.append(SUBSCRIPTIONS.c.org_id.in_(parties.scalar_subquery()))
     if relationship_ids:
         creditors = select(_RELATIONSHIPS.c.creditor_id).where(
             _RELATIONSHIPS.c.id.in_(relationship_ids)
