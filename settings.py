@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # LLM-backed classifier's requests in flight) and dismissal updates in flight.
     cleanup_classify_concurrency: int = Field(default=16, ge=1)
     cleanup_dismiss_concurrency: int = Field(default=8, ge=1)
+    # Webhook deliveries delivered or given up longer ago than this are pruned (nightly).
+    webhooks_retention_days: float = Field(default=30.0, gt=0)
 
     # Chat attachments: the bytes live in a blob store (a local directory by default), never in
     # workflow history. Empty BLOB_DIR: VAR_DIR/blobs.
