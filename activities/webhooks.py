@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import random
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -78,6 +79,20 @@ def signed_headers(
     return headers
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """How one POST went: the answer's status (None: no answer), what went wrong (None: a
+    2xx; the cause, never the body) and its kind, in Debitura's ``errorCategory`` words."""
+
+    status_code: int | None
+    error: str | None
+    category: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 async def send(
     url: str,
     secret: str,
@@ -86,23 +101,24 @@ async def send(
     *,
     allow_localhost: bool,
     replay_of: str | None = None,
-) -> tuple[int | None, str | None]:
-    """One signed POST: the answer's status (None: no answer) and what went wrong (None: a
-    2xx). The error text names the cause, never the body."""
+) -> Attempt:
+    """One signed POST of ``body`` to ``url`` (``outbound.post``: checked addresses, no
+    redirects, ATTEMPT_TIMEOUT_SECONDS)."""
     headers = signed_headers(secret, message_id, body, dt.datetime.now(dt.UTC), replay_of=replay_of)
     try:
         response = await outbound.post(
             url, body, headers, timeout=ATTEMPT_TIMEOUT_SECONDS, allow_localhost=allow_localhost
         )
     except outbound.UnsafeUrl as error:
-        return None, f"unsafe URL: {error}"[:1000]
+        return Attempt(None, f"unsafe URL: {error}"[:1000], "UnsafeUrl")
     except outbound.OutboundError as error:
-        return None, str(error)[:1000] or type(error).__name__
+        reason = str(error)[:1000] or type(error).__name__
+        return Attempt(None, reason, "TimeoutError" if "no answer" in reason else "NetworkError")
     code = response.status_code
     if 200 <= code < 300:
-        return code, None
+        return Attempt(code, None, None)
     excerpt = response.body_excerpt.strip()
-    return code, (f"HTTP {code}" + (f": {excerpt}" if excerpt else ""))[:1000]
+    return Attempt(code, (f"HTTP {code}" + (f": {excerpt}" if excerpt else ""))[:1000], "HttpError")
 
 
 async def wake_deliveries(
@@ -204,7 +220,7 @@ class WebhookActivities:
     async def _attempt(self, state: _Pass, row: Any) -> bool:
         """Send one delivery and record the attempt; whether it was delivered."""
         subscription = state.subscription
-        code, error = await send(
+        attempt = await send(
             subscription.url,
             subscription.secret,
             row.id,
@@ -214,7 +230,7 @@ class WebhookActivities:
         )
         attempts = row.attempt_count + 1
         now = state.now
-        ok = error is None
+        ok, code, error = attempt.ok, attempt.status_code, attempt.error
         delay = None if ok else retry_delay(attempts, random.uniform(-1.0, 1.0))
         async with statements(self._sessions) as connection:
             failures = await record_attempt(

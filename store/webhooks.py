@@ -34,7 +34,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
 from domain.tasks import OutboxEvent
@@ -48,6 +48,7 @@ from domain.webhooks import (
     candidate_orgs,
     delivery_id,
 )
+from store.db import transaction
 from store.models import Case, Relationship, WebhookDelivery, WebhookSubscription
 
 SUBSCRIPTIONS: Table = WebhookSubscription.__table__  # type: ignore[assignment]
@@ -80,13 +81,14 @@ async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) ->
     case_ids = {e.case_id for e in events if e.case_id is not None}
     relationship_ids = {r for r in map(_relationship_id, events) if r is not None}
     # One SELECT finds every active subscription that may see any of the events: of the
-    # events' own organisations, or of a case's partner or a relationship's creditor.
+    # events' own organisations, of a case's creditor or partner, or a relationship's creditor.
     who: list[ColumnElement[bool]] = []
     if orgs:
         who.append(SUBSCRIPTIONS.c.org_id.in_(orgs))
     if case_ids:
-        partners = select(_CASES.c.partner_id).where(_CASES.c.id.in_(case_ids))
-        who.append(SUBSCRIPTIONS.c.org_id.in_(partners.scalar_subquery()))
+        for party in (_CASES.c.creditor_id, _CASES.c.partner_id):
+            parties = select(party).where(_CASES.c.id.in_(case_ids))
+            who.append(SUBSCRIPTIONS.c.org_id.in_(parties.scalar_subquery()))
     if relationship_ids:
         creditors = select(_RELATIONSHIPS.c.creditor_id).where(
             _RELATIONSHIPS.c.id.in_(relationship_ids)
@@ -390,3 +392,22 @@ def replay_row(original: WebhookDelivery, new_id: uuid.UUID, now: dt.datetime) -
         last_response_code=None,
         last_error=None,
     )
+
+
+async def add_replay(
+    factory: async_sessionmaker[AsyncSession],
+    original: WebhookDelivery,
+    new_id: uuid.UUID,
+    now: dt.datetime,
+) -> WebhookDelivery:
+    """The replay of ``original`` with id ``new_id``: written now, or found (a retried request
+    with the same Idempotency-Key derives the same id)."""
+    async with transaction(factory) as session:
+        existing = await session.scalar(
+            select(WebhookDelivery).where(WebhookDelivery.id == str(new_id))
+        )
+        if existing is not None:
+            return existing
+        row = replay_row(original, new_id, now)
+        session.add(row)
+    return row
