@@ -1,11 +1,11 @@
 """Webhook delivery (issue 12): how soon a subscriber hears of a status change, and whether
 delivery keeps up with 1,000 events a minute without a growing backlog.
 
-A creditor subscribes to every event type with a receiver in this process
-(``webhook_receiver.Receiver``, the one ``caseloop webhooks listen`` runs, verifying each
-signature) on ``http://127.0.0.1:PORT/``; caseloop's processes run with
-``WEBHOOKS_ALLOW_LOCALHOST=true``. The subscription is written to the read model as the
-subscription API writes it; everything else goes through the HTTP API.
+A creditor subscribes (``POST /api/webhooks``) to every event type with a receiver in this
+process (``webhook_receiver.Receiver``, the one ``caseloop webhooks listen`` runs, verifying
+each signature) on ``http://127.0.0.1:PORT/``; caseloop's processes run with
+``WEBHOOKS_ALLOW_LOCALHOST=true``. Everything goes through the HTTP API; the backlog is counted
+in the read model.
 
 1. Latency, at concurrency 1: ``--webhook-changes`` status changes of one case, in batches
    interleaved with bare Temporal updates on the same dev server. Each change's delay is from
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import itertools
 import socket
 import sys
@@ -38,12 +37,10 @@ import uvicorn
 from sqlalchemy import func, select
 
 from bench import bare
-from bench.flows import STATUS_CYCLE, Api, Parties, case_in_collection, parties
+from bench.flows import STATUS_CYCLE, Api, Parties, case_in_collection, expect, parties
 from bench.harness import Report, Stack, phase, stack, summary, timed
 from domain.webhooks import CASE_STATUS_CHANGED, EVENT_TYPES
-from store.db import transaction
-from store.models import WebhookDelivery, WebhookSubscription
-from store.webhooks import new_secret
+from store.models import WebhookDelivery
 from webhook_receiver import Receiver, Verdict
 
 NAME = "webhooks"
@@ -143,27 +140,17 @@ class Changer:
         return answered - started
 
 
-async def subscribe(s: Stack, who: Parties, url: str) -> tuple[uuid.UUID, str]:
-    """The creditor's subscription to every event, as ``POST /api/webhooks`` stores it."""
-    subscription_id, secret = uuid.uuid4(), new_secret()
-    now = dt.datetime.now(dt.UTC)
-    async with transaction(s.sessions) as session:
-        session.add(
-            WebhookSubscription(
-                id=subscription_id,
-                org_id=who.creditor.org_id,
-                url=url,
-                events=list(EVENT_TYPES),
-                secret=secret,
-                is_active=True,
-                is_test_mode=False,
-                disabled_reason=None,
-                consecutive_failures=0,
-                created_utc=now,
-                updated_utc=now,
-            )
-        )
-    return subscription_id, secret
+async def subscribe(api: Api, who: Parties, url: str) -> tuple[uuid.UUID, str]:
+    """The creditor subscribes to every event (``POST /api/webhooks``); its id and secret."""
+    created = expect(
+        await api.http.post(
+            "/api/webhooks",
+            json={"url": url, "events": list(EVENT_TYPES)},
+            headers=who.creditor.headers,
+        ),
+        201,
+    )
+    return uuid.UUID(created["id"]), str(created["secret"])
 
 
 async def counts(s: Stack, subscription_id: uuid.UUID) -> tuple[int, int, int]:
@@ -220,7 +207,7 @@ async def run(args: argparse.Namespace) -> Report:
             sock.bind(("127.0.0.1", 0))
             url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
         # The receiver's secret is only known once subscribed: build it, then serve it.
-        subscription_id, secret = await subscribe(s, who, url)
+        subscription_id, secret = await subscribe(api, who, url)
         receiver = Receiver(secret=secret, echo=None, on_delivery=arrivals)
         server = uvicorn.Server(
             uvicorn.Config(receiver, log_level="warning", access_log=False, lifespan="off")
@@ -410,6 +397,7 @@ async def _sustained(
                     break
                 await asyncio.sleep(0.2)
             drain = time.perf_counter() - drain_started
+            _, delivered_drained, _ = await counts(s, subscription_id)
         finally:
             sampler.cancel()
         s.check()
@@ -428,7 +416,8 @@ async def _sustained(
         "offered_per_minute": 60 * offered / seconds,
         "written": phase_written,
         "delivered_during_phase": phase_delivered,
-        "delivered_per_minute": 60 * phase_delivered / elapsed,
+        # Everything the phase made, delivered, over the time from its start until then.
+        "delivered_per_minute": 60 * (delivered_drained - delivered_before) / (elapsed + drain),
         # The trend while changes were offered (not the tail's last answers).
         "backlog_slope_per_minute": slope_per_minute([(t, b) for t, b in backlog if t <= seconds]),
         "backlog_max": max((b for _, b in backlog), default=0),
