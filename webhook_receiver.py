@@ -22,6 +22,8 @@ import uvicorn
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
+from activities.webhooks import REPLAY_HEADER
+
 NOT_CHECKED = "not checked: no --secret given"
 # The largest body read; caseloop's events are a few hundred bytes.
 MAX_BODY_BYTES = 1024 * 1024
@@ -76,8 +78,8 @@ def describe(verdict: Verdict, headers: Mapping[str, str]) -> str:
         parts.append(f"case {payload['caseId']}")
     if payload.get("newStatus"):
         parts.append(f"{payload.get('oldStatus') or '-'} → {payload['newStatus']}")
-    if any("replay" in name for name in headers):
-        parts.append("replay")
+    if headers.get(REPLAY_HEADER):
+        parts.append(f"replay of {headers[REPLAY_HEADER]}")
     if verdict.verified:
         parts.append("verified")
     elif verdict.accepted:

@@ -151,6 +151,6 @@ def test_listen_without_a_secret_prints_events_as_not_checked() -> None:
     body = json.dumps(EVENT).encode()
     verdict = verify(None, body, {})
     assert verdict.accepted and not verdict.verified
-    assert describe(verdict, {"webhook-id": "msg_1", "webhook-replay": "true"}).endswith(
-        f"replay  {NOT_CHECKED}"
+    assert describe(verdict, {"webhook-id": "msg_2", "webhook-replay": "msg_1"}).endswith(
+        f"replay of msg_1  {NOT_CHECKED}"
     )
