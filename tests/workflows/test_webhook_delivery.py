@@ -178,13 +178,18 @@ async def test_a_case_whose_event_waits_for_a_retry_holds_its_later_events_back_
         ):
             await wake_deliveries(ts_env.client, task_queue=task_queue, subscriptions=[sub.id])
             await hooks.wait_for(3)  # a1 (refused), b1, b2
-            await ts_env.sleep(dt.timedelta(seconds=20))
-            assert sorted(r.id for r in hooks.received) == sorted([a1, b1, b2])
+            # A new event of the other case wakes a pass while a1 waits for its retry: it goes,
+            # and the held case's later events stay behind a1.
+            b3 = await add_delivery(sessions, sub, case_id=other, n=6, due=PAST)
+            await wake_deliveries(ts_env.client, task_queue=task_queue, subscriptions=[sub.id])
+            await hooks.wait_for(4)
+            await asyncio.sleep(1)
+            assert sorted(r.id for r in hooks.received) == sorted([a1, b1, b2, b3])
             await ts_env.sleep(dt.timedelta(minutes=2))  # a1's retry comes due
-            await hooks.wait_for(6)
+            await hooks.wait_for(7)
     order = [r.id for r in hooks.received]
     assert [d for d in order if d in (a1, a2, a3)] == [a1, a1, a2, a3]
-    assert [d for d in order if d in (b1, b2)] == [b1, b2]
+    assert [d for d in order if d in (b1, b2, b3)] == [b1, b2, b3]
     assert [body["n"] for body in hooks.verified(sub.secret)][-3:] == [1, 3, 5]
 
 
