@@ -27,10 +27,12 @@ org_app = typer.Typer(
 user_app = typer.Typer(help="Users of an organisation.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="The read-model database.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhooks: tools for receivers.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
 app.add_typer(db_app, name="db")
+app.add_typer(webhooks_app, name="webhooks")
 
 T = TypeVar("T")
 
@@ -167,6 +169,39 @@ def db_upgrade() -> None:
     """Apply all migrations to DATABASE_URL."""
     upgrade(get_settings().database_url)
     typer.echo("database is at the latest migration")
+
+
+@webhooks_app.command("listen")
+def webhooks_listen(
+    port: Annotated[int, typer.Option(help="port to listen on (0: any free port)")] = 8765,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            help="the subscription's secret (whsec_...) to verify signatures with",
+            envvar="CASELOOP_WEBHOOK_SECRET",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    body: Annotated[bool, typer.Option("--body", help="print each event's JSON body too")] = False,
+) -> None:
+    """Run a local webhook receiver: print each event (type, ids, case, whether its signature
+    verified), answering 204 when it verifies and 400 when it does not. Subscribe
+    http://localhost:PORT/ with WEBHOOKS_ALLOW_LOCALHOST=true (docs/api.md, "Webhooks")."""
+    import webhook_receiver
+
+    def echo(line: str) -> None:
+        typer.echo(line)
+
+    try:
+        webhook_receiver.listen(host=host, port=port, secret=secret, show_body=body, echo=echo)
+    except ValueError as exc:  # a malformed secret
+        typer.echo(f"error: --secret is not a whsec_ secret ({exc})", err=True)
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port} ({exc})", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command("payload-key")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # What a chat attachment may be: documents, images, spreadsheets and e-mails.
@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # LLM-backed classifier's requests in flight) and dismissal updates in flight.
     cleanup_classify_concurrency: int = Field(default=16, ge=1)
     cleanup_dismiss_concurrency: int = Field(default=8, ge=1)
+    # Webhook deliveries delivered or given up longer ago than this are pruned (nightly).
+    webhooks_retention_days: float = Field(default=30.0, gt=0)
 
     # Chat attachments: the bytes live in a blob store (a local directory by default), never in
     # workflow history. Empty BLOB_DIR: VAR_DIR/blobs.
@@ -113,6 +115,15 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     attachment_content_types: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ATTACHMENT_TYPES), min_length=1
+    )
+
+    # Webhook deliveries (outbound.py) go only to https URLs on public addresses; true also lets
+    # exactly http(s)://localhost, 127.0.0.1 and [::1] through, for development and tests.
+    webhooks_allow_localhost: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            "webhooks_allow_localhost", "caseloop_webhooks_allow_localhost"
+        ),
     )
 
     @field_validator(

@@ -45,6 +45,7 @@ from temporalio.workflow import Info, _Definition
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.projection import ProjectionActivities
+from activities.webhooks import DeliveryWaker, WebhookActivities
 from schedules import ensure_schedules
 from settings import Settings, get_settings
 from store.db import create_engine, session_factory
@@ -55,8 +56,16 @@ from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
 from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookRetentionWorkflow
 
-WORKFLOWS = [CaseWorkflow, CreditorWorkflow, RelationshipWorkflow, ChatCleanupWorkflow]
+WORKFLOWS = [
+    CaseWorkflow,
+    CreditorWorkflow,
+    RelationshipWorkflow,
+    ChatCleanupWorkflow,
+    WebhookDeliveryWorkflow,
+    WebhookRetentionWorkflow,
+]
 # Part of the workflows' behaviour (an update id is applied once; a workflow whose read model
 # cannot be written refuses new updates): the replayer needs them too. The first is outermost.
 INTERCEPTORS = [ApplyUpdatesOnce(), RefuseWhileBlocked()]
@@ -289,6 +298,7 @@ def build_worker(
     classifier: ReplyClassifier | None = None,
     settings: Settings | None = None,
     accounts: AccountActivities | None = None,
+    webhooks: WebhookActivities | None = None,
 ) -> Worker:
     """A worker with every workflow and activity; the tests build theirs the same way.
 
@@ -300,9 +310,22 @@ def build_worker(
     ``classifier`` decides whether a stale chat task still needs a reply (default: the built-in
     offline one); an LLM-backed classifier plugs in here. ``accounts`` sends signals to other
     workflows, for the projections and the outboxes alike (tests put a failing one in).
+    ``webhooks`` delivers webhooks (default: from ``settings``, else https to public
+    addresses only and 30 days' retention; tests give one that may post to localhost).
     """
     accounts = accounts or AccountActivities(client, task_queue)
-    projection = ProjectionActivities(sessions, accounts)  # it delivers what projections carry
+    # It delivers what projections carry, and wakes the webhook deliveries they write.
+    projection = ProjectionActivities(sessions, accounts, DeliveryWaker(client, task_queue))
+    if webhooks is None:
+        webhooks = (
+            WebhookActivities(sessions)
+            if settings is None
+            else WebhookActivities(
+                sessions,
+                allow_localhost=settings.webhooks_allow_localhost,
+                retention=timedelta(days=settings.webhooks_retention_days),
+            )
+        )
     concurrency = (
         {}
         if settings is None
@@ -322,6 +345,8 @@ def build_worker(
             accounts.link_relationship,
             accounts.release_cases,
             cleanup.clean_chat_page,
+            webhooks.deliver_due,
+            webhooks.prune_deliveries,
         )
     }
     for replacement in replace_activities:

@@ -31,6 +31,11 @@ handler takes a repeat as a no-op. A delivery that fails or takes longer than
 ``DELIVERY_TIMEOUT`` fails neither the write nor the activity: the result says how many items
 of each outbox were delivered, in order, and the workflow's outbox sends the rest itself, with
 its own retries.
+
+The events a projection writes also make their webhook deliveries, in the same transaction
+(``store.webhooks.fan_out``: one indexed SELECT when nobody subscribes, nothing without
+events); once it has committed, the projection wakes the delivery workflows of the
+subscriptions that got one (docs/decisions/0013-webhook-delivery.md).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import ColumnElement, Table, bindparam, delete, select, update
 from sqlalchemy import exc as sa_exc
@@ -71,6 +77,7 @@ from store.models import (
     TaskRow,
 )
 from store.tasks import refresh_case_tasks
+from store.webhooks import fan_out
 
 
 def _case_columns(record: CaseRecord, details: dict[str, Any]) -> dict[str, object]:
@@ -135,11 +142,22 @@ class ProjectionActivities:
         self,
         sessions: async_sessionmaker[AsyncSession],
         messenger: AccountActivities | None = None,
+        webhooks: Callable[[set[UUID]], Awaitable[None]] | None = None,
     ) -> None:
         """``messenger`` delivers the outbox items projections carry; without one, none are
-        delivered here (the workflows' outboxes send them)."""
+        delivered here (the workflows' outboxes send them). ``webhooks`` wakes the delivery
+        workflows of the subscriptions a projection wrote deliveries for, once it committed
+        (``activities.webhooks.DeliveryWaker``); without one, none is woken."""
         self._sessions = sessions
         self._messenger = messenger
+        self._webhooks = webhooks
+
+    async def _wake(self, subscriptions: set[UUID]) -> None:
+        """Wake the delivery workflows of ``subscriptions`` (the transaction that wrote their
+        deliveries has committed). A failure fails the activity, which runs again: the
+        projection is idempotent and writes no delivery twice, and it wakes them again."""
+        if subscriptions and self._webhooks is not None:
+            await self._webhooks(subscriptions)
 
     async def _deliver(self, sends: Sequence[Send]) -> dict[str, int]:
         """Run ``sends`` in order until one fails or ``DELIVERY_TIMEOUT`` passes; how many
@@ -230,7 +248,8 @@ class ProjectionActivities:
             )
             await write_messages(connection, projection.messages)
             await write_tasks(connection, projection.tasks)
-            await write_events(connection, projection.events)
+            subscriptions = await write_events(connection, projection.events)
+        await self._wake(subscriptions)
         return ProjectionResult(deadlines=deadlines, sent=sent)
 
     @activity.defn
@@ -255,7 +274,8 @@ class ProjectionActivities:
             )
             await write_messages(connection, projection.messages)
             await write_tasks(connection, projection.tasks)
-            await write_events(connection, projection.events)
+            subscriptions = await write_events(connection, projection.events)
+        await self._wake(subscriptions)
         return ProjectionResult(deadlines=deadlines)
 
     @activity.defn
@@ -280,7 +300,8 @@ class ProjectionActivities:
                 },
             )
             await write_tasks(connection, projection.tasks)
-            await write_events(connection, projection.events)
+            subscriptions = await write_events(connection, projection.events)
+        await self._wake(subscriptions)
         return ProjectionResult(deadlines=deadlines, sent=sent)
 
 
@@ -500,11 +521,15 @@ async def write_messages(db: AsyncSession | AsyncConnection, messages: list[Chat
     )
 
 
-async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEvent]) -> None:
+async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEvent]) -> set[UUID]:
     """Write outbox events by their deterministic ids (a re-run task's replaces an earlier
-    attempt's, unless it was delivered: module doc)."""
+    attempt's, unless it was delivered: module doc), and the webhook deliveries they make
+    (``store.webhooks.fan_out``, in the same transaction); the subscriptions that got one."""
+    if not events:
+        return set()
+    connection = await _connection(db)
     await _upsert(
-        await _connection(db),
+        connection,
         EVENTS,
         [
             {
@@ -519,6 +544,7 @@ async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEv
             for event in events
         ],
     )
+    return await fan_out(connection, events)
 
 
 async def _connection(db: AsyncSession | AsyncConnection) -> AsyncConnection:

@@ -35,6 +35,8 @@ from api.routes import (
     relationships,
     tasks,
     users,
+    webhook_events,
+    webhooks,
 )
 from api.routing import include
 from settings import Settings, get_settings
@@ -123,6 +125,9 @@ def create_app(
         users.router,
         case_files.router,
         payments.router,
+        # Before ``webhooks``: its ``/webhooks/{id}`` would take ``/webhooks/events``.
+        webhook_events.router,
+        webhooks.router,
     ):
         # Before the route's own dependencies: a query parameter the endpoint does not read is
         # a 422 (api/query.py).

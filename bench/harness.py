@@ -378,11 +378,14 @@ async def wait_for(
 
 
 @contextlib.asynccontextmanager
-async def stack(*, database: str = "sqlite", keep: bool = False) -> AsyncIterator[Stack]:
+async def stack(
+    *, database: str = "sqlite", keep: bool = False, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[Stack]:
     """Start a dev server, a migrated read model (``database``: "sqlite", a file in the work
     directory, or "postgresql", a throwaway cluster from ``postgres()``), caseloop's worker and
     API and the bare worker; stop them all on exit. ``keep`` leaves the work directory (logs,
-    SQLite database) behind."""
+    SQLite database) behind. ``extra_env``: more settings for caseloop's processes, as
+    environment variables (e.g. ``WEBHOOKS_ALLOW_LOCALHOST``)."""
     workdir = Path(tempfile.mkdtemp(prefix="caseloop-bench-"))
     server = DevServer(workdir)
     children: list[Child] = [server.child]
@@ -411,6 +414,7 @@ async def stack(*, database: str = "sqlite", keep: bool = False) -> AsyncIterato
             "RATE_LIMIT_PER_MINUTE": "0",
             "PORTAL_BASE_URL": "https://portal.example.test",
             "PORTAL_SECRET_KEY": secrets.token_urlsafe(32),
+            **(extra_env or {}),
         }
         env = _python_env(configured)
         fields: dict[str, Any] = {k.lower(): v for k, v in configured.items()}

@@ -450,14 +450,16 @@ class WebhookDelivery(Base):
     Written in the projection's transaction for each active subscription allowed to see the
     event; ``seq`` (insertion order) orders one case's events, since a case's projections
     run one after another. ``next_attempt_at`` is when the next attempt is due (None once
-    delivered or given up: ``failed_at``)."""
+    delivered or given up: ``failed_at``). ``id`` derives from the subscription and the event
+    (``domain.webhooks.delivery_id``), so a projection that runs again writes no delivery
+    twice; a replay is a row of its own (``replay_of``: the delivery it repeats)."""
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        UniqueConstraint("subscription_id", "event_id", "replay_of"),
         Index("ix_webhook_deliveries_due", "subscription_id", "next_attempt_at", "seq"),
         Index("ix_webhook_deliveries_case", "subscription_id", "case_id", "seq"),
         Index("ix_webhook_deliveries_delivered", "delivered_at"),
+        Index("ix_webhook_deliveries_failed", "failed_at"),
     )
 
     seq: Mapped[int] = mapped_column(

@@ -1,8 +1,10 @@
-"""Debtor payments across the cases a caller sees (``GET /api/payments``), from
-``case_payments`` (written by the projection with each case row)."""
+"""Debtor payments across the cases a caller sees (``GET /api/payments``) and of one case
+(``GET /api/cases/{id}/payments``), from ``case_payments`` (written by the projection with each
+case row)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -41,3 +43,13 @@ async def list_payments(
         .limit(limit)
     )
     return PaymentPage(total or 0, [PaymentOfCase(p, c) for p, c in found.all()])
+
+
+async def payments_of_case(*, session: AsyncSession, case_id: uuid.UUID) -> list[CasePaymentRow]:
+    """The payments of one case (the caller has been allowed to see it), oldest recorded first."""
+    found = await session.scalars(
+        select(CasePaymentRow)
+        .where(CasePaymentRow.case_id == case_id)
+        .order_by(CasePaymentRow.recorded_at, CasePaymentRow.id)
+    )
+    return list(found)

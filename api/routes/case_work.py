@@ -193,11 +193,12 @@ async def record_payment(
     )
 
 
-@router.get("/{case_id}/payments", response_model=PaymentList, responses={401: {}, 404: {}})
-async def list_payments(
+@router.get("/{case_id}/payments/summary", response_model=PaymentList, responses={401: {}, 404: {}})
+async def payment_summary(
     case_id: UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> PaymentList:
-    """The debtor's payments and the commission payments, oldest first, with the totals."""
+    """The debtor's payments and the commission payments, oldest first, with the totals
+    (``GET /api/cases/{id}/payments`` is the debtor payments alone, as Debitura lists them)."""
     row = await visible_case(session, case_id, principal)
     details = _details(row)
     amount = row.case.amount_to_recover

@@ -1,6 +1,7 @@
-"""``GET /api/payments``: the debtor payments of every case you see (Debitura's
-``PaymentsApi.payments_get``). A case's own payments, with commission and totals, are
-``GET /api/cases/{id}/payments`` (``case_work``)."""
+"""Debtor payments in Debitura's ``PaymentDto`` shape: ``GET /api/payments``, of every case you
+see (``PaymentsApi.payments_get``), and ``GET /api/cases/{id}/payments``, of one case
+(``CasesApi.cases_id_payments_get``). A case's payments with its commission payments and totals
+are ``GET /api/cases/{id}/payments/summary`` (``case_work``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from uuid import UUID
 
 from fastapi import APIRouter
 
-from api.deps import CurrentPrincipal, SessionDep
+from api.deps import CurrentPrincipal, SessionDep, visible_case
 from api.pagination import PageDep, PageInfo, page_info
 from domain.base import ApiModel
 from domain.enums import CaseStatus, Party
 from store import payments as payment_store
+from store.models import Case, CasePaymentRow
 
 router = APIRouter(tags=["payments"])
 
@@ -62,24 +64,41 @@ async def list_payments(
     )
     return PaymentList(
         page=page_info(page, total=found.total, count=len(found.rows)),
-        payments=[
-            PaymentListItem(
-                id=r.payment.id,
-                date_created=r.payment.recorded_at,
-                date_updated=r.payment.recorded_at,
-                date=r.payment.paid_on,
-                amount=r.payment.amount,
-                recipient=Party(r.payment.paid_to),
-                method=None,
-                currency=r.case.currency_code,
-                invoice=PaymentInvoice(
-                    status=CaseStatus(r.case.status),
-                    reference=r.case.creditor_reference,
-                    invoice_id=r.case.id,
-                ),
-            )
-            for r in found.rows
-        ],
+        payments=[payment_item(r.payment, r.case) for r in found.rows],
+    )
+
+
+@router.get(
+    "/cases/{case_id}/payments",
+    response_model=list[PaymentListItem],
+    responses={401: {}, 404: {}},
+)
+async def list_case_payments(
+    case_id: UUID, principal: CurrentPrincipal, session: SessionDep
+) -> list[PaymentListItem]:
+    """The debtor payments of a case you see, oldest recorded first, not paged (Debitura's
+    ``cases_id_payments_get``)."""
+    row = await visible_case(session, case_id, principal)
+    found = await payment_store.payments_of_case(session=session, case_id=case_id)
+    return [payment_item(p, row.case) for p in found]
+
+
+def payment_item(payment: CasePaymentRow, case: Case) -> PaymentListItem:
+    """One payment as Debitura's ``PaymentDto``: the one shape of both lists."""
+    return PaymentListItem(
+        id=payment.id,
+        date_created=payment.recorded_at,
+        date_updated=payment.recorded_at,
+        date=payment.paid_on,
+        amount=payment.amount,
+        recipient=Party(payment.paid_to),
+        method=None,
+        currency=case.currency_code,
+        invoice=PaymentInvoice(
+            status=CaseStatus(case.status),
+            reference=case.creditor_reference,
+            invoice_id=case.id,
+        ),
     )
 
 

@@ -80,7 +80,7 @@ async def test_paid_in_full_needs_payments_covering_the_amount(
     assert short.status_code == 422, "10000.00 of 12500.00 is not paid in full"
     assert (await pay(api, partner, cid, "2500.00", paidTo="Partner")).status_code == 201
 
-    listed = await api.get(f"/api/cases/{cid}/payments", headers=creditor.headers)
+    listed = await api.get(f"/api/cases/{cid}/payments/summary", headers=creditor.headers)
     assert listed.status_code == 200, listed.text
     assert [p["amount"] for p in listed.json()["payments"]] == ["10000.00", "2500.00"]
     assert listed.json()["totals"] == {
@@ -209,7 +209,7 @@ async def test_resolved_case_asks_for_review_and_commission_then_ends(
     assert paid.status_code == 201, paid.text
     assert (paid.json()["amount"], paid.json()["invoiceReference"]) == ("75.00", "C-17")
     assert await task_status(api, partner, record_task["id"]) == "Solved"
-    listed = (await api.get(f"/api/cases/{cid}/payments", headers=partner.headers)).json()
+    listed = (await api.get(f"/api/cases/{cid}/payments/summary", headers=partner.headers)).json()
     assert [c["id"] for c in listed["commissionPayments"]] == [paid.json()["id"]]
 
     again = await api.post(review_url, json={"rating": 3}, headers=creditor.headers)

@@ -99,7 +99,7 @@ async def test_payment_dated_0001_is_422_naming_paid_on_and_records_nothing(
         headers=partner.headers,
     )
     assert (commission.status_code, fields(commission)) == (422, ["paidOn"])
-    listed = (await api.get(f"/api/cases/{cid}/payments", headers=creditor.headers)).json()
+    listed = (await api.get(f"/api/cases/{cid}/payments/summary", headers=creditor.headers)).json()
     assert (listed["payments"], listed["commissionPayments"]) == ([], [])
 
     earliest = await pay(api, partner, cid, "100.00", paidOn="1900-01-01")

@@ -158,6 +158,9 @@ async def test_a_chat_message_is_written_with_one_statement_per_table_and_no_rea
         "INSERT INTO TASKS",  # both tasks, one statement
         "UPDATE TASKS SET",  # their stored visibility, these two rows only
         "INSERT INTO OUTBOX_EVENTS",  # both events
+        # Webhooks (issue 12): with no subscription, events cost one indexed SELECT and no
+        # more (store/webhooks.py ``fan_out``).
+        "SELECT WEBHOOK_SUBSCRIPTIONS.ID, WEBHOOK_SUBSCRIPTIONS.ORG_ID,",
     ], sent
     # The new task got its default deadline (two business days), written and answered.
     assert set(result.deadlines) == {raised.id}
@@ -171,17 +174,18 @@ async def test_a_chat_message_is_written_with_one_statement_per_table_and_no_rea
 async def test_a_chat_message_projection_on_sqlite_is_one_thread_trip_per_statement_and_commit(
     sessions: async_sessionmaker[AsyncSession], creditor: Actor, partner: Actor
 ) -> None:
-    """store/sqlite_driver.py: the projection's five statements and its COMMIT are six round
-    trips between the event loop and the SQLite connection's thread (SQLAlchemy's aiosqlite
-    adapter made 3 per statement, 4 with rows: 16)."""
+    """store/sqlite_driver.py: the projection's six statements (five writes and the webhook
+    subscriptions' SELECT) and its COMMIT are seven round trips between the event loop and the
+    SQLite connection's thread (SQLAlchemy's aiosqlite adapter made 3 per statement, 4 with
+    rows: 16 for the five writes)."""
     engine: AsyncEngine = sessions.kw["bind"]
     if engine.dialect.name != "sqlite":
         pytest.skip("a SQLite driver's thread")
     project, _ = await chat_message(sessions, creditor, partner)
     with statements(sessions) as sent, thread_trips(engine) as trips:
         await project()
-    assert len(sent) == 5, sent
-    assert trips == ["_run"] * 5 + ["commit"]
+    assert len(sent) == 6, sent
+    assert trips == ["_run"] * 6 + ["commit"]
 
 
 async def test_a_status_change_leaves_invitations_and_other_tasks_alone_unless_visibility_moved(

@@ -65,7 +65,6 @@ def upgrade() -> None:
         sa.Column("attempt_count", sa.Integer(), nullable=False),
         sa.Column("last_response_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.UniqueConstraint("subscription_id", "event_id", "replay_of"),
     )
     op.create_index(
         "ix_webhook_deliveries_due",
@@ -76,6 +75,7 @@ def upgrade() -> None:
         "ix_webhook_deliveries_case", "webhook_deliveries", ["subscription_id", "case_id", "seq"]
     )
     op.create_index("ix_webhook_deliveries_delivered", "webhook_deliveries", ["delivered_at"])
+    op.create_index("ix_webhook_deliveries_failed", "webhook_deliveries", ["failed_at"])
 
 
 def downgrade() -> None:
