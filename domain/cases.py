@@ -107,7 +107,9 @@ class CaseSubmission(ApiModel):
     debtor: Debtor
     bank_account_id: UUID | None = None
     # One of the creditor's divisions that is not archived (the API checks it: store/divisions.py).
-    creditor_division_id: UUID | None = None
+    # Left out when there is none, so a submission without one reads, hashes and travels to the
+    # workflow exactly as before divisions existed (a worker of an earlier release reads it).
+    creditor_division_id: Annotated[UUID | None, Field(exclude_if=lambda v: v is None)] = None
 
     @field_validator("due_date")
     @classmethod

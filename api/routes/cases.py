@@ -182,17 +182,8 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return as_utc(moment) if moment is not None else None
 
 
-def _submitted(submission: CaseSubmission) -> dict[str, Any]:
-    """The submission as its reservation's hash and its Idempotency-Key compare it. Without a
-    division the key is left out, so a submission reads as it did before divisions existed (a
-    retry across the upgrade still finds its reservation)."""
-    return submission.model_dump(
-        mode="json", exclude=None if submission.creditor_division_id else {"creditor_division_id"}
-    )
-
-
 def _submission_hash(submission: CaseSubmission) -> str:
-    canonical = json.dumps(_submitted(submission), sort_keys=True)
+    canonical = json.dumps(submission.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -322,7 +313,7 @@ async def create_case(
             headers={"Location": f"/api/cases/{case_id}"},
         )
 
-    return await idempotent(request, principal, _submitted(submission), execute)
+    return await idempotent(request, principal, submission.model_dump(mode="json"), execute)
 
 
 AmountQuery = Annotated[Decimal, decimal_json_schema(DECIMAL_PATTERN)]

@@ -18,6 +18,7 @@ from debitura_debt_collection.models import (
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from domain.cases import CaseSubmission
 from domain.enums import OrgKind
 from store.models import Case, Division
 from tests.api.test_debitura_sdk import _in_thread
@@ -383,3 +384,15 @@ async def test_debituras_sdk_creates_and_lists_divisions(served: str, creditor: 
     assert [d.id for d in active.divisions or []] == [created.id]
     every = await _in_thread(divisions.divisions_get, include_archived=True)
     assert [d.id for d in every.divisions or []] == [created.id, other.id]
+
+
+def test_a_submission_without_a_division_is_written_as_before_divisions_existed() -> None:
+    """Its workflow input, reservation hash and Idempotency-Key fingerprint carry no
+    ``creditorDivisionId``: a worker of the release before reads it (its models forbid unknown
+    fields), and a retry across the upgrade finds its reservation."""
+    plain = CaseSubmission.model_validate(case_body())
+    assert "creditorDivisionId" not in plain.model_dump(mode="json")
+    assert "creditorDivisionId" not in plain.model_dump_json()
+    division_id = uuid.uuid4()
+    named = CaseSubmission.model_validate(case_body(creditorDivisionId=str(division_id)))
+    assert named.model_dump(mode="json")["creditorDivisionId"] == str(division_id)
