@@ -29,6 +29,7 @@ from api.routes import (
     cases,
     chat,
     codec,
+    divisions,
     health,
     me,
     payments,
@@ -128,6 +129,7 @@ def create_app(
         # Before ``webhooks``: its ``/webhooks/{id}`` would take ``/webhooks/events``.
         webhook_events.router,
         webhooks.router,
+        divisions.router,
     ):
         # Before the route's own dependencies: a query parameter the endpoint does not read is
         # a 422 (api/query.py).
