@@ -13,33 +13,35 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictBool
 
 from domain.base import ApiModel
 from domain.enums import CaseStatus, Lifecycle, SubStatus
 from domain.lifecycle import lifecycle_of
 from domain.tasks import OutboxEvent
 
-CASE_CREATED = "case.created"
-CASE_STATUS_CHANGED = "case.status.changed"
-CASE_CLOSED = "case.closed"
-TASK_CREATED = "task.created"
-TASK_SOLVED = "task.solved"
-TASK_OVERDUE = "task.overdue"
-CHAT_CREATED = "chat.created"
-# What a subscription may name in ``events``, in the order docs/api.md lists them.
-EVENT_TYPES = (
-    CASE_CREATED,
-    CASE_STATUS_CHANGED,
-    CASE_CLOSED,
-    TASK_CREATED,
-    TASK_SOLVED,
-    TASK_OVERDUE,
-    CHAT_CREATED,
-)
+
+class WebhookEvent(StrEnum):
+    """What a subscription may name in ``events``, in the order docs/api.md lists them."""
+
+    CASE_CREATED = "case.created"
+    CASE_STATUS_CHANGED = "case.status.changed"
+    CASE_CLOSED = "case.closed"
+    TASK_CREATED = "task.created"
+    TASK_SOLVED = "task.solved"
+    TASK_OVERDUE = "task.overdue"
+    CHAT_CREATED = "chat.created"
+
+
+CASE_CREATED = WebhookEvent.CASE_CREATED.value
+CASE_STATUS_CHANGED = WebhookEvent.CASE_STATUS_CHANGED.value
+CASE_CLOSED = WebhookEvent.CASE_CLOSED.value
+CHAT_CREATED = WebhookEvent.CHAT_CREATED.value
+EVENT_TYPES = tuple(event.value for event in WebhookEvent)
 # The body of ``POST /api/webhooks/{id}/test``.
 TEST_EVENT = "webhook.test"
 
@@ -266,16 +268,18 @@ def webhook_workflow_id(subscription_id: UUID) -> str:
 
 
 # -- the API's shapes (Debitura's names) -----------------------------------------------------------
-def _known_events(events: list[str]) -> list[str]:
-    unknown = [e for e in events if e not in EVENT_TYPES]
-    if unknown:
-        raise ValueError(
-            f"unknown event type {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}"
-        )
+def _distinct(events: list[WebhookEvent]) -> list[WebhookEvent]:
     return list(dict.fromkeys(events))
 
 
-EventList = Annotated[list[str], Field(min_length=1, max_length=20), AfterValidator(_known_events)]
+def event_names(events: list[WebhookEvent]) -> list[str]:
+    """How ``events`` are stored and shown."""
+    return [event.value for event in events]
+
+
+EventList = Annotated[
+    list[WebhookEvent], Field(min_length=1, max_length=20), AfterValidator(_distinct)
+]
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
@@ -284,7 +288,7 @@ class CreateWebhookRequest(ApiModel):
 
     url: WebhookUrl
     events: EventList
-    is_test_mode: bool = False
+    is_test_mode: StrictBool = False
 
 
 class UpdateWebhookRequest(ApiModel):
@@ -293,9 +297,9 @@ class UpdateWebhookRequest(ApiModel):
 
     url: WebhookUrl | None = None
     events: EventList | None = None
-    is_active: bool | None = None
-    regenerate_secret: bool | None = None
-    is_test_mode: bool | None = None
+    is_active: StrictBool | None = None
+    regenerate_secret: StrictBool | None = None
+    is_test_mode: StrictBool | None = None
 
 
 class WebhookDto(ApiModel):

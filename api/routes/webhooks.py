@@ -27,6 +27,7 @@ from domain.webhooks import (
     TestResultDto,
     UpdateWebhookRequest,
     WebhookDto,
+    event_names,
     ping_body,
     webhook_workflow_id,
 )
@@ -36,6 +37,8 @@ from store.db import insert_once, transaction
 from store.models import WebhookDelivery, WebhookSubscription
 from store.webhooks import new_secret, subscription_of, subscription_view, subscriptions_of
 
+# Ids are matched as UUIDs (``:uuid``), so ``/webhooks/events`` is never taken for one: a
+# method it does not have answers 405 rather than a subscription's 422.
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ async def create_webhook(
                 id=derived_id(request, principal, "webhook"),
                 org_id=principal.org_id,
                 url=body.url,
-                events=body.events,
+                events=event_names(body.events),
                 secret=new_secret(),
                 is_active=True,
                 is_test_mode=body.is_test_mode,
@@ -103,7 +106,11 @@ async def create_webhook(
                 updated_utc=now,
             ),
         )
-        if (row.org_id, row.url, list(row.events)) != (principal.org_id, body.url, body.events):
+        if (row.org_id, row.url, list(row.events)) != (
+            principal.org_id,
+            body.url,
+            event_names(body.events),
+        ):
             raise key_reused()
         view = subscription_view(row, with_secret=True)
         return JSONResponse(view.model_dump(mode="json"), status_code=201)
@@ -117,7 +124,7 @@ async def list_webhooks(principal: Subscriber, session: SessionDep) -> list[Webh
     return [subscription_view(row) for row in await subscriptions_of(session, principal.org_id)]
 
 
-@router.get("/{webhook_id}", response_model=WebhookDto, responses={403: {}, 404: {}})
+@router.get("/{webhook_id:uuid}", response_model=WebhookDto, responses={403: {}, 404: {}})
 async def get_webhook(
     webhook_id: uuid.UUID, principal: Subscriber, session: SessionDep
 ) -> WebhookDto:
@@ -125,50 +132,57 @@ async def get_webhook(
     return subscription_view(await _owned(session, principal, webhook_id))
 
 
-@router.patch("/{webhook_id}", response_model=WebhookDto, responses={403: {}, 404: {}, 422: {}})
+@router.patch(
+    "/{webhook_id:uuid}", response_model=WebhookDto, responses={403: {}, 404: {}, 422: {}}
+)
 async def update_webhook(
     webhook_id: uuid.UUID,
     body: UpdateWebhookRequest,
     request: Request,
     principal: Subscriber,
     settings: SettingsDep,
-) -> WebhookDto:
+) -> Response:
     """Change what is given. ``isActive=true`` re-enables a disabled subscription (its failure
     count starts again, and what waited is delivered); ``isActive=false`` pauses it (events
     meanwhile are not recorded for it); ``regenerateSecret=true`` issues a new secret, shown
     in this answer only."""
     if body.url is not None:
         check_url(body.url, settings)
-    async with transaction(request.app.state.sessions) as session:
-        row = await _owned(session, principal, webhook_id)
-        if body.url is not None:
-            row.url = body.url
-        if body.events is not None:
-            row.events = body.events
-        if body.is_test_mode is not None:
-            row.is_test_mode = body.is_test_mode
-        if body.is_active is True:
-            row.is_active, row.disabled_reason, row.consecutive_failures = True, None, 0
-        elif body.is_active is False and row.is_active:
-            row.is_active, row.disabled_reason = False, "Disabled with PATCH isActive=false."
-        if body.regenerate_secret:
-            row.secret = new_secret()
-        row.updated_utc = dt.datetime.now(dt.UTC)
-        view = subscription_view(row, with_secret=bool(body.regenerate_secret))
-    if view.is_active:
-        # Re-enabled, or a new URL for what waits: deliver now (signal-with-start).
-        await call(
-            wake_deliveries(
-                request.app.state.temporal,
-                task_queue=settings.temporal_task_queue,
-                subscriptions=[view.id],
-            ),
-            changes=False,
-        )
-    return view
+
+    async def execute() -> Response:
+        async with transaction(request.app.state.sessions) as session:
+            row = await _owned(session, principal, webhook_id)
+            if body.url is not None:
+                row.url = body.url
+            if body.events is not None:
+                row.events = event_names(body.events)
+            if body.is_test_mode is not None:
+                row.is_test_mode = body.is_test_mode
+            if body.is_active is True:
+                row.is_active, row.disabled_reason, row.consecutive_failures = True, None, 0
+            elif body.is_active is False and row.is_active:
+                row.is_active = False
+                row.disabled_reason = "Disabled with PATCH isActive=false."
+            if body.regenerate_secret:
+                row.secret = new_secret()
+            row.updated_utc = dt.datetime.now(dt.UTC)
+            view = subscription_view(row, with_secret=bool(body.regenerate_secret))
+        if view.is_active:
+            # Re-enabled, or a new URL for what waits: deliver now (signal-with-start).
+            await call(
+                wake_deliveries(
+                    request.app.state.temporal,
+                    task_queue=settings.temporal_task_queue,
+                    subscriptions=[view.id],
+                ),
+                changes=False,
+            )
+        return JSONResponse(view.model_dump(mode="json"))
+
+    return await idempotent(request, principal, body.model_dump(mode="json"), execute)
 
 
-@router.delete("/{webhook_id}", status_code=204, responses={403: {}, 404: {}})
+@router.delete("/{webhook_id:uuid}", status_code=204, responses={403: {}, 404: {}})
 async def delete_webhook(
     webhook_id: uuid.UUID, request: Request, principal: Subscriber
 ) -> Response:
@@ -190,28 +204,33 @@ async def delete_webhook(
     return Response(status_code=204)
 
 
-@router.post("/{webhook_id}/test", response_model=TestResultDto, responses={403: {}, 404: {}})
+@router.post("/{webhook_id:uuid}/test", response_model=TestResultDto, responses={403: {}, 404: {}})
 async def test_webhook(
     webhook_id: uuid.UUID, request: Request, principal: Subscriber, settings: SettingsDep
-) -> TestResultDto:
+) -> Response:
     """Send a signed ``webhook.test`` event to the subscription's URL now and say how it went
     (not recorded in the delivery log; an inactive subscription is tested too)."""
-    async with request.app.state.sessions() as session:
-        row = await _owned(session, principal, webhook_id)
-    payload = ping_body(row.id, dt.datetime.now(dt.UTC))
-    started = time.monotonic()
-    attempt = await send(
-        row.url,
-        row.secret,
-        f"test-{uuid.uuid4()}",
-        encode_body(payload),
-        allow_localhost=settings.webhooks_allow_localhost,
-    )
-    return TestResultDto(
-        success=attempt.ok,
-        http_status_code=attempt.status_code,
-        duration_ms=round((time.monotonic() - started) * 1000),
-        error_message=attempt.error,
-        error_category=attempt.category,
-        test_payload=payload,
-    )
+
+    async def execute() -> Response:
+        async with request.app.state.sessions() as session:
+            row = await _owned(session, principal, webhook_id)
+        payload = ping_body(row.id, dt.datetime.now(dt.UTC))
+        started = time.monotonic()
+        attempt = await send(
+            row.url,
+            row.secret,
+            f"test-{uuid.uuid4()}",
+            encode_body(payload),
+            allow_localhost=settings.webhooks_allow_localhost,
+        )
+        result = TestResultDto(
+            success=attempt.ok,
+            http_status_code=attempt.status_code,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            error_message=attempt.error,
+            error_category=attempt.category,
+            test_payload=payload,
+        )
+        return JSONResponse(result.model_dump(mode="json"))
+
+    return await idempotent(request, principal, {"test": str(webhook_id)}, execute)

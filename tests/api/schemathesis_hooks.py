@@ -23,6 +23,9 @@ anyway is left as generated, to be refused.
 - Text that is not empty must show a visible character (``domain.base.invisible_text``), which
   the schema's text pattern does not say: a generated string of only control, format or
   space characters in a body becomes ``x``.
+- A webhook's ``url`` must be one caseloop may post to (https, no private address:
+  ``outbound.check_url``, 422 ``webhook_url_unsafe``): a generated one becomes
+  ``WEBHOOK_URL``.
 - An uploaded file's bytes must be of its declared type (``api.filetypes``): a generated file
   becomes a small real PDF, the first type the schema names for it.
 """
@@ -44,6 +47,8 @@ from domain.plausible import MAX_PAYMENT_TERM
 from tests.files import PDF
 
 CASE_BODIES = {("POST", "/api/cases"), ("PATCH", "/api/cases/{case_id}")}
+WEBHOOK_BODIES = {("POST", "/api/webhooks"), ("PATCH", "/api/webhooks/{webhook_id}")}
+WEBHOOK_URL = "https://hooks.example.com/caseloop"
 
 
 def _is_uuid(value: object) -> bool:
@@ -167,6 +172,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         body["deadline"] = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
     if (case.method.upper(), case.path) in CASE_BODIES:
         _case_dates(body, patch=case.method.upper() == "PATCH")
+    if (case.method.upper(), case.path) in WEBHOOK_BODIES and isinstance(body.get("url"), str):
+        body["url"] = WEBHOOK_URL
 
 
 # "format": "iban" (POST /api/bank-accounts): real IBANs, for positive tests to get past.

@@ -7,7 +7,13 @@ import datetime as dt
 from temporalio.client import ScheduleActionStartWorkflow
 from temporalio.testing import WorkflowEnvironment
 
-from schedules import CHAT_CLEANUP, CHAT_CLEANUP_CRON, ensure_schedules
+from schedules import (
+    CHAT_CLEANUP,
+    CHAT_CLEANUP_CRON,
+    WEBHOOK_RETENTION,
+    WEBHOOK_RETENTION_CRON,
+    ensure_schedules,
+)
 
 
 async def test_the_nightly_cleanup_schedule_is_created_once(
@@ -33,3 +39,26 @@ async def test_the_nightly_cleanup_schedule_is_created_once(
         assert schedules.count(CHAT_CLEANUP) == 1
     finally:
         await handle.delete()
+        await client.get_schedule_handle(WEBHOOK_RETENTION).delete()
+
+
+async def test_the_nightly_webhook_retention_schedule_is_created_once(
+    dev_env: WorkflowEnvironment, task_queue: str
+) -> None:
+    client = dev_env.client
+    handle = client.get_schedule_handle(WEBHOOK_RETENTION)
+    try:
+        await ensure_schedules(client, task_queue=task_queue)
+        await ensure_schedules(client, task_queue=task_queue)  # a restarted worker
+        described = await handle.describe()
+        action = described.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert (action.workflow, action.task_queue) == ("WebhookRetentionWorkflow", task_queue)
+        upcoming = described.info.next_action_times[:2]
+        assert [(t.hour, t.minute) for t in upcoming] == [(3, 30)] * 2
+        assert WEBHOOK_RETENTION_CRON == "30 3 * * *"
+        schedules = [s.id async for s in await client.list_schedules()]
+        assert schedules.count(WEBHOOK_RETENTION) == 1
+    finally:
+        await handle.delete()
+        await client.get_schedule_handle(CHAT_CLEANUP).delete()
