@@ -31,6 +31,11 @@ handler takes a repeat as a no-op. A delivery that fails or takes longer than
 ``DELIVERY_TIMEOUT`` fails neither the write nor the activity: the result says how many items
 of each outbox were delivered, in order, and the workflow's outbox sends the rest itself, with
 its own retries.
+
+The events a projection writes also make their webhook deliveries, in the same transaction
+(``store.webhooks.fan_out``: one indexed SELECT when nobody subscribes, nothing without
+events); once it has committed, the projection wakes the delivery workflows of the
+subscriptions that got one (docs/decisions/0013-webhook-delivery.md).
 """
 
 from __future__ import annotations

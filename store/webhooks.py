@@ -71,6 +71,26 @@ def _relationship_id(event: OutboxEvent) -> UUID | None:
         return None
 
 
+# One SELECT finds every active subscription that may see any of a projection's events: of
+# the events' own organisations, of a case's creditor or partner, or of a relationship's
+# creditor. Built once (its lists are expanding parameters): no statement to build or compile
+# per projection.
+_CASES_IN = _CASES.c.id.in_(bindparam("cases", expanding=True))
+_WHO_MAY_SEE = select(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.org_id, SUBSCRIPTIONS.c.events).where(
+    SUBSCRIPTIONS.c.is_active,
+    or_(
+        SUBSCRIPTIONS.c.org_id.in_(bindparam("orgs", expanding=True)),
+        SUBSCRIPTIONS.c.org_id.in_(select(_CASES.c.creditor_id).where(_CASES_IN)),
+        SUBSCRIPTIONS.c.org_id.in_(select(_CASES.c.partner_id).where(_CASES_IN)),
+        SUBSCRIPTIONS.c.org_id.in_(
+            select(_RELATIONSHIPS.c.creditor_id).where(
+                _RELATIONSHIPS.c.id.in_(bindparam("relationships", expanding=True))
+            )
+        ),
+    ),
+)
+
+
 async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) -> set[UUID]:
     """Write the deliveries ``events`` make; the subscriptions that got one (to be woken once
     the transaction commits). Deliveries are written by their derived ids, so a projection
@@ -80,27 +100,14 @@ async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) ->
     orgs = set().union(*(candidate_orgs(event) for event in events))
     case_ids = {e.case_id for e in events if e.case_id is not None}
     relationship_ids = {r for r in map(_relationship_id, events) if r is not None}
-    # One SELECT finds every active subscription that may see any of the events: of the
-    # events' own organisations, of a case's creditor or partner, or a relationship's creditor.
-    who: list[ColumnElement[bool]] = []
-    if orgs:
-        who.append(SUBSCRIPTIONS.c.org_id.in_(orgs))
-    if case_ids:
-        for party in (_CASES.c.creditor_id, _CASES.c.partner_id):
-            parties = select(party).where(_CASES.c.id.in_(case_ids))
-            who.append(SUBSCRIPTIONS.c.org_id.in_(parties.scalar_subquery()))
-    if relationship_ids:
-        creditors = select(_RELATIONSHIPS.c.creditor_id).where(
-            _RELATIONSHIPS.c.id.in_(relationship_ids)
-        )
-        who.append(SUBSCRIPTIONS.c.org_id.in_(creditors.scalar_subquery()))
-    if not who:
-        return set()
     subscriptions = (
         await connection.execute(
-            select(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.org_id, SUBSCRIPTIONS.c.events).where(
-                SUBSCRIPTIONS.c.is_active, or_(*who)
-            )
+            _WHO_MAY_SEE,
+            {
+                "orgs": list(orgs),
+                "cases": list(case_ids),
+                "relationships": list(relationship_ids),
+            },
         )
     ).all()
     if not subscriptions:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -288,9 +289,8 @@ async def test_an_unknown_query_parameter_is_refused_with_422_naming_it_on_every
     ]
     assert len(operations) > 40
     for method, path in operations:
-        url = path
-        for name in ("case_id", "task_id", "relationship_id", "attachment_id", "token"):
-            url = url.replace("{" + name + "}", str(uuid.uuid4()))
+        # Every path parameter (``{case_id}``, ``{webhook_id:uuid}``, ...) becomes an id.
+        url = re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
         response = await api.request(
             method, url, params={"bogusFilter": "1"}, headers=creditor.headers
         )

@@ -20,6 +20,11 @@ produces to ``tests/replay/histories/``. Scenarios:
   dismisses (``chat_cleanup.json``). Months pass on the
   time-skipping test server.
 
+- ``webhook_delivery``: a subscription to ``case.created`` whose receiver answers 500 (retried
+  after a minute on the time-skipping server), then 200, is woken by a case's projection and by
+  two replays, the second answered 410, which disables it and ends the workflow
+  (``webhook_delivery.json``).
+
 ``--suffix v0_2`` writes ``case_intake_v0_2.json`` and so on. An existing file is never
 overwritten (see README.md).
 """
@@ -40,9 +45,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from activities.webhooks import WebhookActivities, wake_deliveries
 from domain import search_attributes as sa
 from domain.accounts import BankAccountRef, CreditorState, SignContractInput
 from domain.cases import (
@@ -68,9 +74,11 @@ from domain.enums import CaseStatus, OrgKind, Party, SubStatus
 from domain.ids import creditor_workflow_id, relationship_workflow_id
 from domain.tasks import TaskType
 from domain.transitions import Mover
+from domain.webhooks import webhook_workflow_id
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade
-from store.models import BankAccount, TaskRow
+from store.models import BankAccount, TaskRow, WebhookDelivery
+from store.webhooks import add_replay
 from tests.support import (
     TEST_DATA_CONVERTER,
     bundled_binary,
@@ -79,6 +87,7 @@ from tests.support import (
     new_case_record,
     submit_case,
 )
+from tests.webhooks import add_subscription, deliveries, receiver
 from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
@@ -367,6 +376,42 @@ async def case_lifecycle(
     }
 
 
+async def webhook_delivery(
+    env: WorkflowEnvironment, sessions: async_sessionmaker[AsyncSession]
+) -> dict[str, WorkflowHistory]:
+    """One subscription's delivery workflow: a retry, a replay and the 410 that ends it."""
+    client = env.client
+    creditor = await make_actor(sessions, OrgKind.CREDITOR)
+    async with receiver() as hooks:
+        answers = iter([500, 200, 200, 410])
+        hooks.answer = lambda _n, _id: next(answers, 410)
+        sub = await add_subscription(sessions, creditor.org_id, hooks.url, events=("case.created",))
+        record = new_case_record(creditor)
+        await submit_case(
+            client,
+            case_start(record, task_queue=TASK_QUEUE),
+            requested_by=creditor.principal.user_id,
+        )
+        await hooks.wait_for(1)  # case.created, refused with a 500
+        await env.sleep(dt.timedelta(minutes=2))
+        await hooks.wait_for(2)  # its retry, delivered
+        [first] = await deliveries(sessions, sub.id)
+        async with transaction(sessions) as session:
+            original = await session.get(WebhookDelivery, first.seq)
+            assert original is not None
+        for answered in (3, 4):  # two replays: delivered, then a 410 disables the subscription
+            await add_replay(sessions, original, uuid.uuid4(), await env.get_current_time())
+            await wake_deliveries(client, task_queue=TASK_QUEUE, subscriptions=[sub.id])
+            await hooks.wait_for(answered)
+        handle = client.get_workflow_handle(webhook_workflow_id(sub.id))
+
+        async def ended() -> bool:
+            return (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+        await _until("the delivery workflow's end", ended)
+    return {"webhook_delivery": await handle.fetch_history()}
+
+
 async def _bank_account(
     sessions: async_sessionmaker[AsyncSession], org_id: uuid.UUID
 ) -> BankAccountRef:
@@ -400,6 +445,7 @@ SCENARIOS: dict[str, tuple[Scenario, tuple[str, ...], bool]] = {
         ("case_lifecycle", "relationship_chat", "chat_cleanup"),
         True,
     ),
+    "webhook_delivery": (webhook_delivery, ("webhook_delivery",), True),
 }
 
 
@@ -435,7 +481,12 @@ async def record(scenario: Scenario, *, time_skipping: bool = False) -> dict[str
         env = await _start_env(time_skipping)
         try:
             sessions = session_factory(engine)
-            async with build_worker(env.client, task_queue=TASK_QUEUE, sessions=sessions):
+            async with build_worker(
+                env.client,
+                task_queue=TASK_QUEUE,
+                sessions=sessions,
+                webhooks=WebhookActivities(sessions, allow_localhost=True),  # its receiver
+            ):
                 histories = await scenario(env, sessions)
         finally:
             await env.shutdown()

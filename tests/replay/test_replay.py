@@ -31,6 +31,7 @@ def test_recorded_histories_are_present() -> None:
     assert "case_lifecycle.json" in names
     assert "relationship_chat.json" in names
     assert "chat_cleanup.json" in names
+    assert "webhook_delivery.json" in names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.name for path in HISTORIES])
