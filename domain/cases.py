@@ -15,7 +15,6 @@ from pydantic import (
     Field,
     ValidationInfo,
     WithJsonSchema,
-    computed_field,
     field_validator,
     model_validator,
 )
@@ -336,6 +335,12 @@ class CaseCreditor(ApiModel):
     division: CreditorDivision | None
 
 
+class CollectionPartner(ApiModel):
+    """Debitura's ``CollectionPartnerDto``: caseloop shows a partner's name."""
+
+    name: str
+
+
 class CaseView(ApiModel):
     """``GET /api/cases/{id}``: the seed-002 status fields plus lifecycle and the case data."""
 
@@ -364,44 +369,13 @@ class CaseView(ApiModel):
     last_modified: dt.datetime
 
     # Debitura's names (its SDK's ``InvoiceDto``) for what caseloop names above, beside them so
-    # that a Debitura client reads its fields (docs/api.md "Differences from Debitura's API").
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def id(self) -> UUID:
-        """Debitura's ``id``: the ``caseId``."""
-        return self.case_id
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def reference(self) -> str:
-        """Debitura's ``reference`` (its case reference): the ``caseNumber``."""
-        return self.case_number
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def currency(self) -> str:
-        """Debitura's ``currency``: the ``currencyCode``."""
-        return self.currency_code
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def date_updated(self) -> dt.datetime:
-        """Debitura's ``dateUpdated``: ``lastModified``."""
-        return self.last_modified
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def collection_partner(self) -> CollectionPartner | None:
-        """Debitura's ``collectionPartner``: the ``assignedPartner``'s name."""
-        if self.assigned_partner is None:
-            return None
-        return CollectionPartner(name=self.assigned_partner)
-
-
-class CollectionPartner(ApiModel):
-    """Debitura's ``CollectionPartnerDto``: caseloop shows a partner's name."""
-
-    name: str
+    # that a Debitura client reads its fields (docs/api.md "Differences from Debitura's API"):
+    # ``caseId``, ``caseNumber``, ``currencyCode``, ``lastModified``, ``assignedPartner``.
+    id: UUID
+    reference: str
+    currency: str
+    date_updated: dt.datetime
+    collection_partner: CollectionPartner | None
 
 
 class CaseState(ApiModel):

@@ -39,6 +39,7 @@ from domain.cases import (
     CaseRecord,
     CaseSubmission,
     CaseView,
+    CollectionPartner,
     CreditorDivision,
     Debtor,
     SubmitCaseInput,
@@ -136,6 +137,13 @@ def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
         ),
         date_created=case.created_at,
         last_modified=case.updated_at,
+        id=case.id,
+        reference=case.case_number,
+        currency=case.currency_code,
+        date_updated=case.updated_at,
+        collection_partner=trusted(CollectionPartner, name=row.partner_name)
+        if row.partner_name is not None
+        else None,
     )
 
 
