@@ -81,6 +81,7 @@ def _case_columns(record: CaseRecord, details: dict[str, Any]) -> dict[str, obje
         "partner_id": record.partner_id,
         "partner_name": record.partner.name if record.partner else None,
         "bank_account_id": record.bank_account.id if record.bank_account else None,
+        "creditor_division_id": submission.creditor_division_id,
         "submitted_by": record.submitted_by,
         "creditor_reference": submission.creditor_reference,
         "currency_code": submission.currency_code,

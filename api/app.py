@@ -29,6 +29,7 @@ from api.routes import (
     cases,
     chat,
     codec,
+    divisions,
     health,
     me,
     payments,
@@ -123,6 +124,7 @@ def create_app(
         users.router,
         case_files.router,
         payments.router,
+        divisions.router,
     ):
         # Before the route's own dependencies: a query parameter the endpoint does not read is
         # a 422 (api/query.py).

@@ -56,8 +56,8 @@ def declared_query_names(route: APIRoute) -> frozenset[str]:
 
 async def reject_unknown_query(request: Request) -> None:
     """422 naming each query parameter the matched route does not read: a filter that is
-    silently ignored answers wrong data with 200 (a misspelt ``Statuses``, a ``DivisionIds``
-    caseloop has no divisions for). One dependency of the ``/api`` router (api/app.py), so every
+    silently ignored answers wrong data with 200 (a misspelt ``Statuses``, a ``DebtorIds``
+    caseloop has no debtor records for). One dependency of the ``/api`` router (api/app.py), so every
     endpoint, present and future, refuses them alike; names are case-sensitive."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:

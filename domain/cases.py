@@ -106,6 +106,10 @@ class CaseSubmission(ApiModel):
     claim_description: Annotated[str, Field(min_length=1, max_length=4000)]
     debtor: Debtor
     bank_account_id: UUID | None = None
+    # One of the creditor's divisions that is not archived (the API checks it: store/divisions.py).
+    # Left out when there is none, so a submission without one reads, hashes and travels to the
+    # workflow exactly as before divisions existed (a worker of an earlier release reads it).
+    creditor_division_id: Annotated[UUID | None, Field(exclude_if=lambda v: v is None)] = None
 
     @field_validator("due_date")
     @classmethod
@@ -315,6 +319,22 @@ class CaseProjection(ApiModel):
         return self
 
 
+class CreditorDivision(ApiModel):
+    """Debitura's ``CreditorDivisionDto``: the division a case was submitted for, on the case's
+    ``creditor``; ``name`` is the division's ``companyName`` as it is now."""
+
+    id: UUID
+    name: str
+
+
+class CaseCreditor(ApiModel):
+    """Debitura's ``CreditorDto`` on a case, with what the case row holds: the creditor
+    organisation's id and the case's division (null without one)."""
+
+    id: UUID
+    division: CreditorDivision | None
+
+
 class CaseView(ApiModel):
     """``GET /api/cases/{id}``: the seed-002 status fields plus lifecycle and the case data."""
 
@@ -337,6 +357,8 @@ class CaseView(ApiModel):
     claim_description: str
     debtor: Debtor
     bank_account_id: UUID | None
+    creditor_division_id: UUID | None  # Debitura's InvoiceDto.creditorDivisionId
+    creditor: CaseCreditor
     date_created: dt.datetime
     last_modified: dt.datetime
 

@@ -7,7 +7,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.accounts import Principal
-from store.cases import CaseRow, visible_to
+from store.cases import CaseRow, case_rows, visible_to
 from store.models import Case
 
 
@@ -22,7 +22,7 @@ async def _one(
     found = list(await session.scalars(select(Case).where(match, visible_to(principal)).limit(2)))
     if len(found) > 1:
         raise AmbiguousReference
-    return CaseRow(found[0], found[0].partner_name) if found else None
+    return (await case_rows(session, found))[0] if found else None
 
 
 async def by_creditor_reference(

@@ -34,6 +34,7 @@ from domain.cases import HistoryEntry
 from domain.enums import CaseStatus, ChangedBy, Lifecycle, OrgKind, SubStatus
 from domain.lifecycle import LIFECYCLE_TABLE, statuses_for
 from domain.transitions import FINISHED
+from store import divisions as division_store
 from store.accounts import Principal
 from store.cursor import (
     COUNT_LIMIT_PARAM,
@@ -103,6 +104,22 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
 class CaseRow:
     case: Case
     partner_name: str | None
+    division_name: str | None  # the current name of the case's division (None without one)
+
+
+async def case_rows(session: AsyncSession, cases: Sequence[Case]) -> list[CaseRow]:
+    """The rows of ``cases`` as the API shows them: with their divisions' names, read in one
+    statement, and only when a case names a division (otherwise nothing more is read)."""
+    named = {case.creditor_division_id for case in cases if case.creditor_division_id}
+    found = await division_store.names(session, named) if named else {}
+    return [
+        CaseRow(
+            case,
+            case.partner_name,
+            found.get(case.creditor_division_id) if case.creditor_division_id else None,
+        )
+        for case in cases
+    ]
 
 
 @functools.cache
@@ -123,7 +140,7 @@ async def get_case(
     case = await session.scalar(
         _visible_case(principal.role), {"case_id": case_id, "org_id": principal.org_id}
     )
-    return CaseRow(case, case.partner_name) if case else None
+    return (await case_rows(session, [case]))[0] if case else None
 
 
 @dataclass(frozen=True)
@@ -139,6 +156,7 @@ class CaseFilter:
     last_modified_after: dt.datetime | None = None
     lifecycles: tuple[Lifecycle, ...] = ()  # any of them (``Statuses``)
     ids: tuple[uuid.UUID, ...] = ()  # any of them (``Ids``)
+    division_ids: tuple[uuid.UUID, ...] = ()  # any of them (``DivisionIds``)
 
 
 def _lifecycle_clause(lifecycle: Lifecycle) -> ColumnElement[bool]:
@@ -168,6 +186,8 @@ def _filter_clauses(f: CaseFilter) -> list[ColumnElement[bool]]:
         clauses.append(or_(*(_lifecycle_clause(lifecycle) for lifecycle in f.lifecycles)))
     if f.ids:
         clauses.append(Case.id.in_(f.ids))
+    if f.division_ids:  # read through ix_cases_division_list
+        clauses.append(Case.creditor_division_id.in_(f.division_ids))
     if f.partner_id is not None:
         clauses.append(Case.partner_id == f.partner_id)
     if f.debtor_name:
@@ -368,7 +388,7 @@ async def list_cases(
     more = len(cases) > limit
     cases = cases[:limit]
     return CasePage(
-        [CaseRow(case, case.partner_name) for case in cases],
+        await case_rows(session, cases),
         found,
         CasePosition.of(cases[-1]) if more else None,
     )
@@ -566,12 +586,15 @@ async def register_case(
     creditor_id: uuid.UUID,
     creditor_reference: str,
     request_hash: str,
+    division_id: uuid.UUID | None = None,
 ) -> CaseRegistration:
     """Reserve a creditor reference for a new case id, or return the earlier reservation.
 
     The caller compares ``request_hash``: the same submission continues with the same case (a
     retry), a different one is a duplicate reference. Plain statements, built once (the ORM's
-    unit of work cost more than the INSERT); a new reservation is returned detached.
+    unit of work cost more than the INSERT); a new reservation is returned detached. A new
+    reservation for ``division_id`` claims that division in the same transaction
+    (``store.divisions.claim``: ``DivisionUnavailable`` unless it is the creditor's and active).
     """
     taken = {"creditor": creditor_id, "reference": creditor_reference}
     try:
@@ -580,6 +603,10 @@ async def register_case(
             existing = await session.scalar(_REGISTERED, taken)
             if existing is not None:
                 return existing
+            if division_id is not None:
+                await division_store.claim(
+                    session, division_id=division_id, creditor_id=creditor_id
+                )
             registration = CaseRegistration(
                 case_id=uuid.uuid4(),
                 creditor_id=creditor_id,
@@ -614,21 +641,28 @@ async def retake_registration(
     sessions: async_sessionmaker[AsyncSession],
     registration: CaseRegistration,
     request_hash: str,
+    division_id: uuid.UUID | None = None,
 ) -> CaseRegistration:
-    """Give an abandoned reservation (its case never started) to a new submission.
+    """Give an abandoned reservation (its case never started) to a new submission, which claims
+    its ``division_id`` as ``register_case`` does.
 
     Compare-and-set on the old hash, so of two racing submissions only one wins; the loser gets
     the winner's reservation back and is told the reference is taken.
     """
     async with transaction(sessions) as session:
-        await session.execute(
+        won = await session.scalar(
             update(CaseRegistration)
             .where(
                 CaseRegistration.id == registration.id,
                 CaseRegistration.request_hash == registration.request_hash,
             )
             .values(request_hash=request_hash)
+            .returning(CaseRegistration.id)
         )
+        if won is not None and division_id is not None:
+            await division_store.claim(
+                session, division_id=division_id, creditor_id=registration.creditor_id
+            )
     async with sessions() as session:
         fresh = await session.get(CaseRegistration, registration.id)
     assert fresh is not None

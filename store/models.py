@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
@@ -117,6 +118,32 @@ class BankAccount(Base):
     created_at: Mapped[dt.datetime]
 
 
+class Division(Base):
+    """A division (department, subsidiary) of a creditor organisation: Debitura's
+    ``DivisionDto``. Cases name one with ``creditorDivisionId``. Archived (``archived_at``), it is
+    offered to no new case but stays on the cases that name it; deleted only while no case has
+    named it (``used``, set in the transaction that reserves such a case: store/divisions.py)."""
+
+    __tablename__ = "divisions"
+    __table_args__ = (Index("ix_divisions_creditor_list", "creditor_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    creditor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    company_name: Mapped[str] = mapped_column(String(200))
+    registration_number: Mapped[str | None] = mapped_column(String(50))
+    address: Mapped[str | None] = mapped_column(String(200))
+    zip_code: Mapped[str | None] = mapped_column(String(50))
+    state: Mapped[str | None] = mapped_column(String(100))
+    city: Mapped[str] = mapped_column(String(100))
+    country_code: Mapped[str] = mapped_column(String(2))
+    office_email: Mapped[str | None] = mapped_column(String(250))
+    office_phone: Mapped[str | None] = mapped_column(String(50))
+    archived_at: Mapped[dt.datetime | None]
+    used: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
 class CaseRegistration(Base):
     """Reserves a creditor reference for one case id before its workflow starts.
 
@@ -176,6 +203,8 @@ class Case(Base):
     debtor_name: Mapped[str] = mapped_column(String(200))
     debtor: Mapped[dict[str, Any]]
     bank_account_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_accounts.id"))
+    # The creditor's division the case was submitted for (``creditorDivisionId``), if any.
+    creditor_division_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("divisions.id"))
     # The assigned partner's name as the case was assigned (the list shows it without a join).
     partner_name: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(32))
@@ -203,6 +232,17 @@ Index(
 )
 Index("ix_cases_partner_status_list", Case.partner_id, Case.status, Case.created_at.desc(), Case.id)
 Index("ix_cases_status_list", Case.status, Case.created_at.desc(), Case.id)
+# The ``DivisionIds`` filter, in the list's order; partial, so a case without a division (every
+# case until a creditor makes divisions) costs the index nothing. A division belongs to one
+# creditor, so this one index serves a creditor's list and ops' alike.
+Index(
+    "ix_cases_division_list",
+    Case.creditor_division_id,
+    Case.created_at.desc(),
+    Case.id,
+    postgresql_where=Case.creditor_division_id.is_not(None),
+    sqlite_where=Case.creditor_division_id.is_not(None),
+)
 
 
 class CaseInvitation(Base):

@@ -199,6 +199,10 @@ async def correct_case(
             "claimDescription": case.claim_description,
             "debtor": case.debtor,
             "bankAccountId": str(case.bank_account_id) if case.bank_account_id else None,
+            # Not correctable: the division the case was submitted for stays.
+            "creditorDivisionId": (
+                str(case.creditor_division_id) if case.creditor_division_id else None
+            ),
         }
         changes = body.model_dump(mode="json", exclude_unset=True)
         if "debtor" in changes and changes["debtor"] is not None:

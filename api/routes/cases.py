@@ -35,9 +35,11 @@ from api.workflow_calls import call, update_definition
 from domain.accounts import BankAccountRef
 from domain.base import DECIMAL_PATTERN, ApiModel, decimal_json_schema
 from domain.cases import (
+    CaseCreditor,
     CaseRecord,
     CaseSubmission,
     CaseView,
+    CreditorDivision,
     Debtor,
     SubmitCaseInput,
 )
@@ -50,6 +52,7 @@ from settings import Settings
 from store import cases as case_store
 from store import tasks as task_store
 from store.accounts import Principal
+from store.divisions import DivisionUnavailable
 from temporal_client import case_start_operation
 from workflows.case import CaseWorkflow
 
@@ -123,6 +126,14 @@ def _view(row: case_store.CaseRow, now: dt.datetime) -> CaseView:
         claim_description=case.claim_description,
         debtor=_debtor(case.debtor),
         bank_account_id=case.bank_account_id,
+        creditor_division_id=case.creditor_division_id,
+        creditor=trusted(
+            CaseCreditor,
+            id=case.creditor_id,
+            division=trusted(CreditorDivision, id=case.creditor_division_id, name=row.division_name)
+            if case.creditor_division_id
+            else None,
+        ),
         date_created=case.created_at,
         last_modified=case.updated_at,
     )
@@ -176,6 +187,9 @@ def _submission_hash(submission: CaseSubmission) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+NOT_A_DIVISION = "is not an active division of your organisation"
+
+
 async def _submit(
     *,
     request: Request,
@@ -202,20 +216,28 @@ async def _submit(
             id=submission.bank_account_id, currency_code=facts.bank_account_currency
         )
     digest = _submission_hash(submission)
-    registration = await case_store.register_case(
-        sessions=sessions,
-        creditor_id=principal.org_id,
-        creditor_reference=submission.creditor_reference,
-        request_hash=digest,
-    )
-    if registration.request_hash != digest and not await _workflow_exists(
-        client, case_workflow_id(registration.case_id)
-    ):
-        # An earlier attempt reserved the reference but never started the case (e.g. Temporal
-        # was down): the reservation is free for this corrected submission.
-        registration = await case_store.retake_registration(
-            sessions=sessions, registration=registration, request_hash=digest
+    division_id = submission.creditor_division_id
+    try:
+        registration = await case_store.register_case(
+            sessions=sessions,
+            creditor_id=principal.org_id,
+            creditor_reference=submission.creditor_reference,
+            request_hash=digest,
+            division_id=division_id,
         )
+        if registration.request_hash != digest and not await _workflow_exists(
+            client, case_workflow_id(registration.case_id)
+        ):
+            # An earlier attempt reserved the reference but never started the case (e.g.
+            # Temporal was down): the reservation is free for this corrected submission.
+            registration = await case_store.retake_registration(
+                sessions=sessions,
+                registration=registration,
+                request_hash=digest,
+                division_id=division_id,
+            )
+    except DivisionUnavailable:
+        raise invalid("creditorDivisionId", NOT_A_DIVISION) from None
     if registration.request_hash != digest:
         raise Problem(
             422,
@@ -344,6 +366,15 @@ IdsQuery = Annotated[
         description="Case ids (UUIDs); repeatable or comma-separated.",
     ),
 ]
+DivisionIdsQuery = Annotated[
+    list[CaseIdText] | None,
+    Query(
+        alias="divisionIds",
+        max_length=MAX_LISTED,
+        description="Division ids (`creditorDivisionId`, UUIDs): cases submitted for any of "
+        "them; repeatable or comma-separated.",
+    ),
+]
 
 
 def _lifecycles(values: list[str] | None) -> tuple[Lifecycle, ...]:
@@ -357,9 +388,9 @@ def _lifecycles(values: list[str] | None) -> tuple[Lifecycle, ...]:
     return tuple(dict.fromkeys(lifecycles))
 
 
-def _ids(values: list[str] | None) -> tuple[UUID, ...]:
+def _ids(values: list[str] | None, name: str = "ids") -> tuple[UUID, ...]:
     ids = []
-    for field, value in _listed("ids", values):
+    for field, value in _listed(name, values):
         try:
             ids.append(UUID(value))
         except ValueError:
@@ -379,6 +410,11 @@ async def _case_filter(
     ids_pascal: Annotated[
         list[CaseIdText] | None, Query(alias="Ids", include_in_schema=False, max_length=MAX_LISTED)
     ] = None,
+    division_ids: DivisionIdsQuery = None,
+    division_ids_pascal: Annotated[
+        list[CaseIdText] | None,
+        Query(alias="DivisionIds", include_in_schema=False, max_length=MAX_LISTED),
+    ] = None,
     partner_id: Annotated[UUID | None, Query(alias="partnerId")] = None,
     debtor_name: Annotated[str | None, Query(alias="debtorName", max_length=200)] = None,
     amount_from: Annotated[AmountQuery | None, Query(alias="amountFrom")] = None,
@@ -388,13 +424,15 @@ async def _case_filter(
     last_modified_after: Annotated[QueryTimestamp | None, Query(alias="lastModifiedAfter")] = None,
 ) -> case_store.CaseFilter:
     """The case filters of the query string, shared by the list and the status summary.
-    ``Statuses`` and ``Ids`` are Debitura's spellings of ``statuses`` and ``ids``."""
+    ``Statuses``, ``Ids`` and ``DivisionIds`` are Debitura's spellings of ``statuses``, ``ids``
+    and ``divisionIds``."""
     check_no_nul("debtorName", debtor_name)
     return case_store.CaseFilter(
         statuses=status or [],
         lifecycle=lifecycle,
         lifecycles=_lifecycles(_merged(statuses, statuses_pascal)),
         ids=_ids(_merged(ids, ids_pascal)),
+        division_ids=_ids(_merged(division_ids, division_ids_pascal), "divisionIds"),
         partner_id=partner_id,
         debtor_name=debtor_name,
         amount_from=amount_from,

@@ -8,7 +8,8 @@ anyway is left as generated, to be refused.
 - A ``creditorReference`` already used with other data is refused (422
   ``duplicate_creditor_reference``): valid ones become fresh ones.
 - Ids in a body must name the caller's things (422 otherwise): ``bankAccountId`` becomes the
-  account the test made (``CASELOOP_BANK_ACCOUNT_ID``), ``userId`` the caller
+  account the test made (``CASELOOP_BANK_ACCOUNT_ID``), ``creditorDivisionId`` its division
+  (``CASELOOP_DIVISION_ID``), ``userId`` the caller
   (``CASELOOP_USER_ID``, else null: unassigned), a chat post's ``userEmail`` the caller's
   (``CASELOOP_USER_EMAIL``, else null), ``partnerId``/``partnerIds`` a real partner
   (``CASELOOP_PARTNER_ID``), ``attachmentIds`` none (files are uploaded with the message).
@@ -19,6 +20,8 @@ anyway is left as generated, to be refused.
   must lie in the future (422 ``invalid_deadline``). A PATCH does not know the stored date, so
   generated case dates lie within the last year, which keeps a due date alone consistent.
 - An IBAN must follow its country's rules (``schwifty``): the ``iban`` format draws real ones.
+- An e-mail address must be one a mail can reach (``email-validator``, behind pydantic's
+  ``EmailStr``: no special-use domain such as ``.test``): the ``email`` format draws those.
 - An ``after`` cursor must be one the list gave out, and comes without ``page`` (422
   otherwise): generated cursors are left out of the query.
 - Text that is not empty must show a visible character (``domain.base.invisible_text``), which
@@ -37,6 +40,7 @@ from typing import Any
 
 import schemathesis
 from hypothesis import strategies as st
+from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from api.idempotency import HEADER, MAX_KEY_LENGTH
 from api.routes.chat import LEAD_THREADS
@@ -151,6 +155,9 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     account = os.environ.get("CASELOOP_BANK_ACCOUNT_ID")
     if account and _is_uuid(body.get("bankAccountId")):
         body["bankAccountId"] = account
+    division = os.environ.get("CASELOOP_DIVISION_ID")
+    if division and _is_uuid(body.get("creditorDivisionId")):
+        body["creditorDivisionId"] = division
     if _is_uuid(body.get("userId")):
         body["userId"] = os.environ.get("CASELOOP_USER_ID") or None
     email = body.get("userEmail")
@@ -172,6 +179,20 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     if (case.method.upper(), case.path) in CASE_BODIES:
         _case_dates(body, patch=case.method.upper() == "PATCH")
 
+
+_EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
+
+
+def _accepted_email(value: str) -> bool:
+    try:
+        _EMAIL.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+# "format": "email" (a debtor's, a division's office): addresses EmailStr accepts.
+schemathesis.openapi.format("email", st.emails().filter(_accepted_email))
 
 # "format": "iban" (POST /api/bank-accounts): real IBANs, for positive tests to get past.
 schemathesis.openapi.format(

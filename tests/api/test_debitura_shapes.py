@@ -265,15 +265,15 @@ async def test_an_unknown_query_parameter_is_refused_with_422_naming_it_on_every
     api: httpx.AsyncClient, settings: Settings, creditor: Actor
 ) -> None:
     refused = await api.get(
-        "/api/cases", params={"DivisionIds": str(uuid.uuid4())}, headers=creditor.headers
+        "/api/cases", params={"DebtorIds": str(uuid.uuid4())}, headers=creditor.headers
     )
     assert refused.status_code == 422
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] == "validation_failed"
     assert refused.json()["errors"] == [
-        {"field": "DivisionIds", "message": "is not a query parameter of this endpoint"}
+        {"field": "DebtorIds", "message": "is not a query parameter of this endpoint"}
     ]
-    assert "DivisionIds" in refused.json()["detail"]
+    assert "DebtorIds" in refused.json()["detail"]
     summary = await api.get(
         "/api/cases/analytics/status-summary", params={"Sort": "Date"}, headers=creditor.headers
     )

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 MAX_EXAMPLES = os.environ.get("CASELOOP_SCHEMATHESIS_EXAMPLES", "5")
 BANK_ACCOUNT = {"iban": "DK5000400440116243", "holderName": "Contract Test", "currencyCode": "DKK"}
+DIVISION = {"companyName": "Contract Test Sales", "city": "Aarhus", "countryCode": "DK"}
 
 
 # The coverage phase (boundary values of every schema) is the long one and the same for every
@@ -89,7 +90,10 @@ async def test_schemathesis_finds_no_failure(
             account = await client.post(
                 "/api/bank-accounts", json=BANK_ACCOUNT, headers=actor.headers
             )
+            division = await client.post("/api/divisions", json=DIVISION, headers=actor.headers)
         assert account.status_code == 201, account.text
         env["CASELOOP_BANK_ACCOUNT_ID"] = account.json()["id"]
+        assert division.status_code == 201, division.text
+        env["CASELOOP_DIVISION_ID"] = division.json()["id"]
     code, output = await schemathesis(served, role, actor, tmp_path, env)
     assert code == 0, output

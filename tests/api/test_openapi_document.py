@@ -129,8 +129,9 @@ def test_page_bounds_in_the_schema_are_the_enforced_ones(document: dict[str, Any
         size = parameters["pageSize"]["anyOf"][0]
         assert (page["minimum"], page["maximum"]) == (1, MAX_PAGE)
         assert (size["minimum"], size["maximum"]) == (1, MAX_PAGE_SIZE)
-    # A case's chats and timeline come whole (not paged); GET /api/users and /api/payments page.
-    assert lists == 7
+    # A case's chats and timeline come whole (not paged); GET /api/users, /api/payments and
+    # /api/divisions page.
+    assert lists == 8
 
 
 async def test_page_zero_is_refused_as_the_schema_says(
