@@ -44,6 +44,7 @@ from temporalio.workflow import Info, _Definition
 
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
+from activities.mail import MailActivities, SmtpConfig
 from activities.projection import ProjectionActivities
 from schedules import ensure_schedules
 from settings import Settings, get_settings
@@ -289,6 +290,7 @@ def build_worker(
     classifier: ReplyClassifier | None = None,
     settings: Settings | None = None,
     accounts: AccountActivities | None = None,
+    mail: MailActivities | None = None,
 ) -> Worker:
     """A worker with every workflow and activity; the tests build theirs the same way.
 
@@ -300,6 +302,8 @@ def build_worker(
     ``classifier`` decides whether a stale chat task still needs a reply (default: the built-in
     offline one); an LLM-backed classifier plugs in here. ``accounts`` sends signals to other
     workflows, for the projections and the outboxes alike (tests put a failing one in).
+    ``mail`` sends e-mail (default: through the SMTP server of ``settings``, else of the
+    process's settings).
     """
     accounts = accounts or AccountActivities(client, task_queue)
     projection = ProjectionActivities(sessions, accounts)  # it delivers what projections carry
@@ -312,6 +316,7 @@ def build_worker(
         }
     )
     cleanup = CleanupActivities(sessions, client, classifier, **concurrency)
+    mail = mail or MailActivities(sessions, SmtpConfig.from_settings(settings or get_settings()))
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -322,6 +327,7 @@ def build_worker(
             accounts.link_relationship,
             accounts.release_cases,
             cleanup.clean_chat_page,
+            mail.send_email,
         )
     }
     for replacement in replace_activities:
