@@ -54,10 +54,17 @@ from workflows.admission import RefuseWhileBlocked
 from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
+from workflows.mail import SendEmailWorkflow
 from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
 
-WORKFLOWS = [CaseWorkflow, CreditorWorkflow, RelationshipWorkflow, ChatCleanupWorkflow]
+WORKFLOWS = [
+    CaseWorkflow,
+    CreditorWorkflow,
+    RelationshipWorkflow,
+    ChatCleanupWorkflow,
+    SendEmailWorkflow,
+]
 # Part of the workflows' behaviour (an update id is applied once; a workflow whose read model
 # cannot be written refuses new updates): the replayer needs them too. The first is outermost.
 INTERCEPTORS = [ApplyUpdatesOnce(), RefuseWhileBlocked()]

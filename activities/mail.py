@@ -1,15 +1,10 @@
 """The ``send_email`` activity: render an ``Email`` (domain/mail.py) for each recipient and send
 it through SMTP (``aiosmtplib``), each copy once.
 
-How a rule calls it, from a workflow::
-
-    await workflow.execute_activity(
-        SEND_EMAIL,
-        email,  # domain.mail.Email, its idempotency_key the same every time this e-mail is meant
-        start_to_close_timeout=SEND_EMAIL_TIMEOUT,
-        retry_policy=RetryPolicy(maximum_interval=SEND_EMAIL_MAX_RETRY_INTERVAL),  # no limit
-        result_type=SentEmails,
-    )
+How a rule calls it: from its workflow, ``await workflows.mail.send(email)`` (the timeout and
+unlimited retries in one place); from outside a workflow, start ``SendEmailWorkflow`` with the
+id ``domain.mail.email_workflow_id(email.idempotency_key)``. ``email.idempotency_key`` must be
+the same every time this e-mail is meant (derived from what it is about, never random).
 
 What is guaranteed, per recipient's copy (its ``Message-ID`` is derived from the idempotency key
 and the address, domain.mail.message_id):
@@ -18,10 +13,11 @@ and the address, domain.mail.message_id):
   talks to the SMTP server and marks it "sent" once the server accepted it. A later attempt, a
   retried activity or the same e-mail sent again by a re-run, skips a copy marked sent: a
   retry after a failure with some recipients done sends only the rest.
-- Two attempts never send a copy at once: a copy claimed less than ``SEND_CLAIM`` ago (longer
-  than an attempt may run) fails the other attempt with a retryable ``EmailBeingSent``. A
-  failed SMTP conversation releases the claim at once; a worker killed mid-send leaves it,
-  and the next attempt takes the copy over when the claim expires. Nothing is dropped: every
+- Two attempts never send a copy at once: a claim lasts the claiming attempt's start-to-close
+  timeout plus ``SEND_CLAIM_MARGIN`` (the attempt is over by then), and fails any other attempt
+  meanwhile with a retryable ``EmailBeingSent``. A failed SMTP conversation releases the claim at
+  once; a worker killed mid-send leaves it, and a later attempt takes the copy over when it
+  expires. Nothing is dropped: every
   error but a permanent refusal is retried.
 - Not guaranteed: if the worker dies (or the database fails) after the SMTP server accepted a
   copy and before it is marked sent, the copy is sent again. Receivers see the same
@@ -40,29 +36,20 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 
 import aiosmtplib
-from pydantic import BaseModel
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.mail import SEND_CLAIM, SEND_EMAIL, Email, Recipient, message_id
+from domain.mail import SEND_CLAIM_MARGIN, SEND_EMAIL, Email, Recipient, SentEmails, message_id
 from mail.render import render
 from settings import Settings
 from store.db import transaction
 from store.models import SentEmail
 
-# A released claim: older than any claim can be, so the next attempt takes the copy at once.
+# A released claim's expiry: past, so the next attempt takes the copy at once.
 _RELEASED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-
-
-class SentEmails(BaseModel):
-    """What an attempt did with the e-mail's copies."""
-
-    sent: int = 0
-    already_sent: int = 0
-    refused: int = 0
 
 
 @dataclass(frozen=True)
@@ -168,6 +155,8 @@ class MailActivities:
         """Claim the copy ``mid`` for this attempt; False if it was sent (or refused) already.
         Raises a retryable ``EmailBeingSent`` while another attempt's claim holds."""
         now = dt.datetime.now(dt.UTC)
+        timeout = activity.info().start_to_close_timeout or dt.timedelta(0)
+        expires = now + timeout + SEND_CLAIM_MARGIN
         try:
             async with transaction(self._sessions) as session:
                 row = await session.get(SentEmail, mid)
@@ -179,6 +168,7 @@ class MailActivities:
                             category=email.category.value,
                             outcome="claimed",
                             claimed_at=now,
+                            claim_expires_at=expires,
                         )
                     )
                     return True  # unless a concurrent attempt inserted it first (below)
@@ -189,9 +179,9 @@ class MailActivities:
                     .where(
                         SentEmail.message_id == mid,
                         SentEmail.outcome == "claimed",
-                        SentEmail.claimed_at <= now - SEND_CLAIM,
+                        SentEmail.claim_expires_at <= now,
                     )
-                    .values(claimed_at=now)
+                    .values(claimed_at=now, claim_expires_at=expires)
                 )
                 if taken.rowcount == 1:  # type: ignore[attr-defined]
                     return True
@@ -215,7 +205,7 @@ class MailActivities:
                 await session.execute(
                     update(SentEmail)
                     .where(SentEmail.message_id == mid, SentEmail.outcome == "claimed")
-                    .values(claimed_at=_RELEASED)
+                    .values(claim_expires_at=_RELEASED)
                 )
         except Exception:  # the claim then expires by itself; the send's error is what counts
             activity.logger.warning("e-mail %s: its claim could not be released", mid)

@@ -22,16 +22,19 @@ from pydantic import EmailStr, Field, JsonValue, field_validator
 
 from domain.base import ApiModel
 
-# The activity's name and how a workflow runs it: each attempt may take SEND_EMAIL_TIMEOUT (the
-# SMTP conversations of every recipient); attempts are retried without limit (an e-mail is never
-# dropped), backing off to SEND_EMAIL_MAX_RETRY_INTERVAL while the SMTP server is down.
+# The activity's name and how a workflow runs it (workflows/mail.py, ``send``): each attempt may
+# take SEND_EMAIL_TIMEOUT (the SMTP conversations of every recipient, at most MAX_RECIPIENTS);
+# attempts are retried without limit (an e-mail is never dropped), backing off to
+# SEND_EMAIL_MAX_RETRY_INTERVAL while the SMTP server is down. A worker that dies mid-attempt is
+# noticed when the attempt times out, so the timeout is also how late such an e-mail may come.
 SEND_EMAIL = "send_email"
-SEND_EMAIL_TIMEOUT = timedelta(minutes=2)
+SEND_EMAIL_TIMEOUT = timedelta(seconds=60)
 SEND_EMAIL_MAX_RETRY_INTERVAL = timedelta(minutes=10)
-# How long one attempt's claim on a recipient's copy holds off other attempts (the activity
-# records the claim before it talks to the SMTP server): longer than an attempt may run, so two
-# attempts never send the same copy at once.
-SEND_CLAIM = SEND_EMAIL_TIMEOUT + timedelta(seconds=30)
+MAX_RECIPIENTS = 50
+# How much longer than its attempt's timeout a claim on a recipient's copy holds off other
+# attempts (the activity claims a copy before it talks to the SMTP server): an attempt past its
+# timeout may still be running on a worker that lost touch, and must not send alongside.
+SEND_CLAIM_MARGIN = timedelta(seconds=15)
 
 
 class MailCategory(StrEnum):
@@ -73,7 +76,7 @@ class Email(ApiModel):
 
     idempotency_key: str = Field(min_length=1, max_length=200)
     category: MailCategory
-    to: list[Recipient] = Field(min_length=1, max_length=500)
+    to: list[Recipient] = Field(min_length=1, max_length=MAX_RECIPIENTS)
     subject: str = Field(min_length=1, max_length=200)
     template: TemplateName
     # What the template shows (JSON values: a workflow's payloads carry them).
@@ -94,6 +97,19 @@ class Email(ApiModel):
         if len({r.email.lower() for r in value}) != len(value):
             raise ValueError("each recipient once")
         return value
+
+
+class SentEmails(ApiModel):
+    """What one attempt of ``send_email`` did with an e-mail's copies."""
+
+    sent: int = 0
+    already_sent: int = 0
+    refused: int = 0
+
+
+def email_workflow_id(idempotency_key: str) -> str:
+    """The id of the ``SendEmailWorkflow`` that sends the e-mail with ``idempotency_key``."""
+    return f"email-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}"
 
 
 def message_id(idempotency_key: str, recipient: str, domain: str) -> str:

@@ -523,7 +523,8 @@ class WebhookDelivery(Base):
 
 class SentEmail(Base):
     """A recipient's copy of an e-mail (activities/mail.py), by its ``Message-ID``: ``outcome``
-    "claimed" while an attempt sends it (since ``claimed_at``), then "sent", or "refused" when
+    "claimed" while an attempt sends it (since ``claimed_at``; other attempts keep off until
+    ``claim_expires_at``), then "sent", or "refused" when
     the SMTP server refused the address for good (``finished_at``). No address is kept."""
 
     __tablename__ = "sent_emails"
@@ -533,4 +534,5 @@ class SentEmail(Base):
     category: Mapped[str] = mapped_column(String(40))
     outcome: Mapped[str] = mapped_column(String(10))
     claimed_at: Mapped[dt.datetime]
+    claim_expires_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]

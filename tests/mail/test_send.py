@@ -123,6 +123,7 @@ async def test_a_copy_another_attempt_is_sending_waits_and_an_expired_claim_is_t
                 category=email.category.value,
                 outcome="claimed",
                 claimed_at=dt.datetime.now(dt.UTC),
+                claim_expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
             )
         )
     activities = mail_activities(sessions, sink.port)
@@ -131,9 +132,7 @@ async def test_a_copy_another_attempt_is_sending_waits_and_an_expired_claim_is_t
     assert raised.value.type == "EmailBeingSent" and not raised.value.non_retryable
     assert sink.received() == 0
     async with sessions() as session, session.begin():
-        await session.execute(
-            update(SentEmail).values(claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-        )
+        await session.execute(update(SentEmail).values(claim_expires_at=dt.datetime.now(dt.UTC)))
     assert (await ActivityEnvironment().run(activities.send_email, email)).sent == 1
     assert sink.received() == 1
     async with sessions() as session:

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("category", sa.String(40), nullable=False),
         sa.Column("outcome", sa.String(10), nullable=False),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claim_expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index(
