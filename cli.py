@@ -28,11 +28,15 @@ user_app = typer.Typer(help="Users of an organisation.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="The read-model database.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhooks: tools for receivers.", no_args_is_help=True)
+mail_app = typer.Typer(
+    help="The e-mails the local mail sink of `make run` kept (VAR_DIR/mail).", no_args_is_help=True
+)
 app.add_typer(org_app, name="org")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
 app.add_typer(db_app, name="db")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(mail_app, name="mail")
 
 T = TypeVar("T")
 
@@ -202,6 +206,40 @@ def webhooks_listen(
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         pass
+
+
+@mail_app.command("list")
+def mail_list() -> None:
+    """List the kept e-mails, newest first: when (UTC), to, subject, id."""
+    from mail.sink import list_messages
+
+    directory = get_settings().mail_directory
+    messages = list_messages(directory)
+    if not messages:
+        typer.echo(f"no e-mails in {directory}")
+        return
+    for message in messages:
+        when = message.received.strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(f"{when}  {message.to}  {message.subject}  {message.id}")
+
+
+@mail_app.command("show")
+def mail_show(
+    ident: Annotated[str, typer.Argument(metavar="ID", help="the id `caseloop mail list` shows")],
+    html: Annotated[bool, typer.Option("--html", help="the HTML body instead of the text")] = False,
+) -> None:
+    """Print a kept e-mail: its headers, then its text (or, with --html, its HTML) body."""
+    from mail.sink import read_message
+
+    message = read_message(get_settings().mail_directory, ident)
+    if message is None:
+        typer.echo(f"error: no e-mail with id {ident}", err=True)
+        raise typer.Exit(2)
+    for name, value in message.items():
+        typer.echo(f"{name}: {value}")
+    body = message.get_body(preferencelist=("html",) if html else ("plain",))
+    typer.echo("")
+    typer.echo(body.get_content() if body is not None else "(no such body)")
 
 
 @app.command("payload-key")

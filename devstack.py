@@ -1,8 +1,10 @@
-"""``make run``: the Temporal dev server with its UI, migrations, the worker and the API.
+"""``make run``: the Temporal dev server with its UI, migrations, the worker, the API and a mail
+sink.
 
-All four run as child processes of this one; Ctrl-C (or SIGTERM) stops them in reverse order and
+All of them run as child processes of this one; Ctrl-C (or SIGTERM) stops them in reverse order and
 waits for each. Data lives under ``var/`` (Temporal's SQLite file and, by default, the read model),
-so a second run carries on where the first stopped.
+so a second run carries on where the first stopped. Unless SMTP_HOST is set, e-mail goes to a
+local sink (mail/sink.py) that keeps every message under ``var/mail/``.
 
 Payloads are encrypted as in production. Unless PAYLOAD_KEYS is set, a dev key is generated into
 ``var/payload-keys`` (kept, so old histories stay readable); the Web UI decodes through the API's
@@ -93,6 +95,20 @@ def with_dev_secrets(settings: Settings) -> tuple[Settings, dict[str, str]]:
     return settings.model_copy(update=update), env
 
 
+def with_mail_sink(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """``settings`` pointing SMTP at the local sink (unless SMTP_HOST is set), and the same as
+    environment variables for the children."""
+    if settings.smtp_host:
+        return settings, {}
+    env = {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(settings.mail_sink_port),
+        "SMTP_SECURITY": "none",
+    }
+    update = {"smtp_host": "127.0.0.1", "smtp_port": settings.mail_sink_port}
+    return settings.model_copy(update={**update, "smtp_security": "none"}), env
+
+
 def ui_codec_endpoint(settings: Settings) -> str:
     """The codec endpoint the dev server's Web UI calls from the browser."""
     assert settings.codec_ui_token is not None
@@ -119,6 +135,8 @@ def run_dev_stack(settings: Settings) -> int:
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
     settings, secret_env = with_dev_secrets(settings)
+    settings, mail_env = with_mail_sink(settings)
+    secret_env |= mail_env
     host, _, port = settings.temporal_address.rpartition(":")
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stop_requested = False
@@ -155,6 +173,21 @@ def run_dev_stack(settings: Settings) -> int:
                 ],
             )
         )
+        if mail_env:
+            children.append(
+                _start(
+                    "mail sink",
+                    [
+                        sys.executable,
+                        "-m",
+                        "mail.sink",
+                        "--dir",
+                        str(settings.mail_directory),
+                        "--port",
+                        str(settings.mail_sink_port),
+                    ],
+                )
+            )
         asyncio.run(_wait_for_temporal(settings, 60))
         upgrade(settings.database_url)
         env = {**os.environ, **secret_env, "PYTHONUNBUFFERED": "1"}
@@ -178,6 +211,11 @@ def run_dev_stack(settings: Settings) -> int:
                 ),
             )
         )
+        mail_line = (
+            f"kept in {settings.mail_directory}: .venv/bin/caseloop mail list / mail show ID"
+            if mail_env
+            else f"sent through {settings.smtp_host}:{settings.smtp_port}"
+        )
         print(
             f"""
 caseloop is running (Ctrl-C stops everything):
@@ -188,6 +226,7 @@ caseloop is running (Ctrl-C stops everything):
   Temporal gRPC  {settings.temporal_address}  (payloads encrypted: decode with
                  --codec-endpoint http://{settings.api_host}:{settings.api_port}/api/ops/codec --codec-auth 'Bearer <ops key>')
   Database       {settings.database_url}
+  E-mails        {mail_line}
 Try: .venv/bin/caseloop demo  (prints a creditor, a partner and an ops sign-in)
 """,
             flush=True,

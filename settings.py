@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -125,9 +126,28 @@ class Settings(BaseSettings):
             "webhooks_allow_localhost", "caseloop_webhooks_allow_localhost"
         ),
     )
+    # E-mail (activities/mail.py) through SMTP_HOST:SMTP_PORT. SMTP_SECURITY: "starttls"
+    # (required, the submission port 587), "tls" (implicit TLS, port 465) or "none" (plaintext:
+    # local sinks only). SMTP_USER/SMTP_PASSWORD: when the server wants a login. Empty SMTP_HOST:
+    # e-mails wait (the activity retries) until one is set; `make run` points it at its sink.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The From of every e-mail; its domain is also the Message-IDs' domain.
+    mail_from: str = "caseloop <no-reply@caseloop.localhost>"
+    # The local sink `make run` starts (mail/sink.py), keeping messages in VAR_DIR/mail.
+    mail_sink_port: int = Field(default=8025, ge=1, le=65535)
 
     @field_validator(
-        "blob_dir", "payload_keys", "codec_ui_token", "portal_secret_key", mode="before"
+        "blob_dir",
+        "payload_keys",
+        "codec_ui_token",
+        "portal_secret_key",
+        "smtp_password",
+        mode="before",
     )
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
@@ -161,6 +181,11 @@ class Settings(BaseSettings):
         """The Temporal Web UI page of a workflow (its latest run)."""
         base = (self.temporal_ui_url or f"http://localhost:{self.temporal_ui_port}").rstrip("/")
         return f"{base}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+
+    @property
+    def mail_directory(self) -> Path:
+        """Where the local sink keeps the messages it receives."""
+        return self.var_dir / "mail"
 
     @property
     def blob_directory(self) -> Path:

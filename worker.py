@@ -44,6 +44,7 @@ from temporalio.workflow import Info, _Definition
 
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
+from activities.mail import MailActivities, SmtpConfig
 from activities.projection import ProjectionActivities
 from activities.webhooks import DeliveryWaker, WebhookActivities
 from schedules import ensure_schedules
@@ -54,6 +55,7 @@ from workflows.admission import RefuseWhileBlocked
 from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
+from workflows.mail import SendEmailWorkflow
 from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookRetentionWorkflow
@@ -65,6 +67,7 @@ WORKFLOWS = [
     ChatCleanupWorkflow,
     WebhookDeliveryWorkflow,
     WebhookRetentionWorkflow,
+    SendEmailWorkflow,
 ]
 # Part of the workflows' behaviour (an update id is applied once; a workflow whose read model
 # cannot be written refuses new updates): the replayer needs them too. The first is outermost.
@@ -299,6 +302,7 @@ def build_worker(
     settings: Settings | None = None,
     accounts: AccountActivities | None = None,
     webhooks: WebhookActivities | None = None,
+    mail: MailActivities | None = None,
 ) -> Worker:
     """A worker with every workflow and activity; the tests build theirs the same way.
 
@@ -312,6 +316,8 @@ def build_worker(
     workflows, for the projections and the outboxes alike (tests put a failing one in).
     ``webhooks`` delivers webhooks (default: from ``settings``, else https to public
     addresses only and 30 days' retention; tests give one that may post to localhost).
+    ``mail`` sends e-mail (default: through the SMTP server of ``settings``, else of the
+    process's settings).
     """
     accounts = accounts or AccountActivities(client, task_queue)
     # It delivers what projections carry, and wakes the webhook deliveries they write.
@@ -335,6 +341,7 @@ def build_worker(
         }
     )
     cleanup = CleanupActivities(sessions, client, classifier, **concurrency)
+    mail = mail or MailActivities(sessions, SmtpConfig.from_settings(settings or get_settings()))
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -347,6 +354,7 @@ def build_worker(
             cleanup.clean_chat_page,
             webhooks.deliver_due,
             webhooks.prune_deliveries,
+            mail.send_email,
         )
     }
     for replacement in replace_activities:

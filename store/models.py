@@ -521,3 +521,20 @@ class WebhookDelivery(Base):
     attempt_count: Mapped[int] = mapped_column(Integer)
     last_response_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class SentEmail(Base):
+    """A recipient's copy of an e-mail (activities/mail.py), by its ``Message-ID``: ``outcome``
+    "claimed" while an attempt sends it (since ``claimed_at``; other attempts keep off until
+    ``claim_expires_at``), then "sent", or "refused" when
+    the SMTP server refused the address for good (``finished_at``). No address is kept."""
+
+    __tablename__ = "sent_emails"
+
+    message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), index=True)
+    category: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(10))
+    claimed_at: Mapped[dt.datetime]
+    claim_expires_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]

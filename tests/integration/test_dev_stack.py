@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -38,6 +39,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "TEMPORAL_ADDRESS": f"127.0.0.1:{_free_port()}",
         "TEMPORAL_UI_PORT": str(_free_port()),
         "API_PORT": str(_free_port()),
+        "MAIL_SINK_PORT": str(_free_port()),
         "VAR_DIR": str(tmp_path / "var"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'caseloop.db'}",
         "TEMPORAL_TASK_QUEUE": "caseloop-stack-test",
@@ -152,6 +154,16 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
         stack_env,
     )
     assert f"case-{case_id}" in {wf["execution"]["workflowId"] for wf in json.loads(listed)}
+
+    # The stack's mail sink keeps what is sent to it, and `caseloop mail list` reads it there.
+    with smtplib.SMTP("127.0.0.1", int(stack_env["MAIL_SINK_PORT"]), timeout=10) as smtp:
+        smtp.sendmail(
+            "no-reply@caseloop.localhost",
+            ["alice@demo-creditor.example"],
+            b"To: alice@demo-creditor.example\r\nSubject: sink check\r\n\r\nHello\r\n",
+        )
+    mails = _run([str(BIN / "caseloop"), "mail", "list"], stack_env)
+    assert "alice@demo-creditor.example  sink check" in mails, mails
 
     assert stack.stop() == 0, stack.output()
 
