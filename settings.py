@@ -107,6 +107,18 @@ class Settings(BaseSettings):
     # LLM-backed classifier's requests in flight) and dismissal updates in flight.
     cleanup_classify_concurrency: int = Field(default=16, ge=1)
     cleanup_dismiss_concurrency: int = Field(default=8, ge=1)
+    # The cleanup's model (activities/reply_model.py): any OpenAI-compatible chat-completions
+    # endpoint; empty base URL: the built-in offline classifier, and nothing leaves the platform.
+    cleanup_model_base_url: str = ""
+    cleanup_model: str = ""
+    cleanup_model_api_key: SecretStr | None = None
+    # "Authorization" sends "Bearer <key>"; any other header gets the key as is ("api-key": Azure).
+    cleanup_model_api_key_header: str = "Authorization"
+    cleanup_model_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A task is dismissed only on "no reply expected" with at least this confidence.
+    cleanup_model_min_confidence: float = Field(default=0.8, ge=0, le=1)
+    # Model calls per night at most; the tasks beyond wait for the next night.
+    cleanup_model_max_calls_per_night: int = Field(default=5000, ge=0)
     # Webhook deliveries delivered or given up longer ago than this are pruned (nightly).
     webhooks_retention_days: float = Field(default=30.0, gt=0)
 
@@ -147,6 +159,7 @@ class Settings(BaseSettings):
         "codec_ui_token",
         "portal_secret_key",
         "smtp_password",
+        "cleanup_model_api_key",
         mode="before",
     )
     @classmethod
@@ -175,6 +188,8 @@ class Settings(BaseSettings):
         if self.blob_dir is None:
             self.blob_dir = self.var_dir / "blobs"
         self.attachment_content_types = [t.strip().lower() for t in self.attachment_content_types]
+        if self.cleanup_model_base_url and not self.cleanup_model:
+            raise ValueError("CLEANUP_MODEL must name the model when CLEANUP_MODEL_BASE_URL is set")
         return self
 
     def workflow_ui_url(self, workflow_id: str) -> str:

@@ -46,6 +46,7 @@ from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.mail import MailActivities, SmtpConfig
 from activities.projection import ProjectionActivities
+from activities.reply_model import ChatCompletionsClassifier
 from activities.webhooks import DeliveryWaker, WebhookActivities
 from schedules import ensure_schedules
 from settings import Settings, get_settings
@@ -312,8 +313,9 @@ def build_worker(
     ``replace_activities`` swaps real activities for others registered under the same name (tests
     use it to put a failing database in front of a projection); an unknown name is an error.
     ``classifier`` decides whether a stale chat task still needs a reply (default: the built-in
-    offline one); an LLM-backed classifier plugs in here. ``accounts`` sends signals to other
-    workflows, for the projections and the outboxes alike (tests put a failing one in).
+    offline one, or with CLEANUP_MODEL_BASE_URL in ``settings`` the model's, capped per night).
+    ``accounts`` sends signals to other workflows, for the projections and the outboxes alike
+    (tests put a failing one in).
     ``webhooks`` delivers webhooks (default: from ``settings``, else https to public
     addresses only and 30 days' retention; tests give one that may post to localhost).
     ``mail`` sends e-mail (default: through the SMTP server of ``settings``, else of the
@@ -332,7 +334,7 @@ def build_worker(
                 retention=timedelta(days=settings.webhooks_retention_days),
             )
         )
-    concurrency = (
+    concurrency: dict[str, Any] = (
         {}
         if settings is None
         else {
@@ -340,6 +342,9 @@ def build_worker(
             "dismiss_concurrency": settings.cleanup_dismiss_concurrency,
         }
     )
+    if classifier is None and settings is not None and settings.cleanup_model_base_url:
+        classifier = model_classifier(settings)
+        concurrency["max_classified_per_night"] = settings.cleanup_model_max_calls_per_night
     cleanup = CleanupActivities(sessions, client, classifier, **concurrency)
     mail = mail or MailActivities(sessions, SmtpConfig.from_settings(settings or get_settings()))
     activities: dict[str, Callable[..., Any]] = {
@@ -374,6 +379,19 @@ def build_worker(
         # On SIGTERM/SIGINT, running activities (projections) get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=10),
         **(_capacity(settings) if settings is not None else {}),
+    )
+
+
+def model_classifier(settings: Settings) -> ChatCompletionsClassifier:
+    """The nightly cleanup's classifier for CLEANUP_MODEL_BASE_URL (docs/operations.md)."""
+    key = settings.cleanup_model_api_key
+    return ChatCompletionsClassifier(
+        base_url=settings.cleanup_model_base_url,
+        model=settings.cleanup_model,
+        api_key=key.get_secret_value() if key is not None else None,
+        api_key_header=settings.cleanup_model_api_key_header,
+        timeout_seconds=settings.cleanup_model_timeout_seconds,
+        min_confidence=settings.cleanup_model_min_confidence,
     )
 
 

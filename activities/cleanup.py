@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,7 +36,7 @@ from domain.chat import (
     thread_of,
 )
 from domain.enums import Party
-from domain.errors import TASK_NOT_FOUND, TASK_NOT_OPEN
+from domain.errors import TASK_NOT_FOUND, TASK_NOT_OPEN, THREAD_CHANGED
 from domain.tasks import TaskStatus, TaskType
 from store.models import ChatMessageRow, TaskRow
 
@@ -54,8 +54,13 @@ class ReplyClassifier(Protocol):
     async def classify(self, task: StaleChatTask) -> ReplyVerdict: ...
 
 
+class ClassifierFailed(Exception):
+    """The classifier has no answer (timeout, HTTP error, an answer not as asked); its message
+    says why without quoting the thread or the answer (it is logged)."""
+
+
 # Words a bare acknowledgement is made of, in the platform's languages (English, Danish, German,
-# French, Swedish/Norwegian), plus the emoji people answer with.
+# Swedish, Norwegian, Dutch, and French), plus the emoji people answer with.
 ACKNOWLEDGEMENT_WORDS = frozenset(
     [
         "thanks",
@@ -103,14 +108,45 @@ ACKNOWLEDGEMENT_WORDS = frozenset(
         "reçu",
         "tack",
         "takk",
+        "så",  # tack så mycket
+        "mycket",
+        "tusen",  # tusen takk
+        "tusind",
+        "for",  # tak for det / takk for det
+        "det",
+        "schön",
+        "bestens",
+        "erhalten",
+        "alles",
+        "klar",
+        "prima",
+        "mottaget",
+        "mottatt",
+        "bedankt",
+        "je",  # dank je (wel)
+        "wel",
+        "hartelijk",
+        "ontvangen",
+        "goed",
         "👍",
         "🙏",
         "✅",
         "👌",
         "😊",
         "🙂",
+        "🙌",
+        "👏",
+        "🤝",
+        "💪",
+        "✔",
+        "☺",
+        "😀",
+        "😃",
+        "😄",
     ]
 )
+# Skin tones, the emoji presentation selector and joiners do not change what an emoji says.
+EMOJI_MODIFIERS = re.compile("[\U0001f3fb-\U0001f3ff\ufe0f\u200d]")
 MAX_ACKNOWLEDGEMENT_WORDS = 8
 
 
@@ -129,7 +165,7 @@ class AcknowledgementClassifier:
                 reason="the last message in the thread is the owner's own",
             )
         text = last.body.strip()
-        words = re.findall(r"[^\s.,!;:()\"'-]+", text.lower())
+        words = _ack_words(text)
         if (
             "?" not in text
             and 0 < len(words) <= MAX_ACKNOWLEDGEMENT_WORDS
@@ -146,12 +182,25 @@ class AcknowledgementClassifier:
         )
 
 
+def _ack_words(text: str) -> list[str]:
+    """The words of a message, lowercase, each run of emoji split into single emoji."""
+    words: list[str] = []
+    for word in re.findall(r"[^\s.,!;:()\"'-]+", EMOJI_MODIFIERS.sub("", text.lower())):
+        if any(ch.isalnum() for ch in word):
+            words.append(word)
+        else:
+            words.extend(word)  # "👍🙏" is two acknowledgements
+    return words
+
+
 class CleanupActivities:
     """Activities of ``ChatCleanupWorkflow``; one instance per worker.
 
     ``classify_concurrency`` bounds the classifications one page runs at once (an LLM-backed
     classifier makes a request each), ``dismiss_concurrency`` the updates it has in flight to the
     owning workflows (settings ``CLEANUP_CLASSIFY_CONCURRENCY`` / ``CLEANUP_DISMISS_CONCURRENCY``).
+    ``max_classified_per_night`` caps the classifier calls of a night (a model's cost; None: no
+    cap); the tasks beyond it stay open, counted as deferred, for the next night.
     """
 
     def __init__(
@@ -162,12 +211,14 @@ class CleanupActivities:
         *,
         classify_concurrency: int = 16,
         dismiss_concurrency: int = 8,
+        max_classified_per_night: int | None = None,
     ) -> None:
         self._sessions = sessions
         self._client = client
         self._classifier = classifier or AcknowledgementClassifier()
         self._classify_concurrency = classify_concurrency
         self._dismiss_concurrency = dismiss_concurrency
+        self._max_classified = max_classified_per_night
 
     @activity.defn
     async def clean_chat_page(self, page: CleanupPage) -> CleanupPageResult:
@@ -191,34 +242,57 @@ class CleanupActivities:
             if activity.info().attempt > 1:
                 counts = await _solved_meanwhile(session, page, next_cursor)
             tasks = await _with_threads(session, rows)
-        counts = counts.plus(await self._clean(tasks))
+        counts = counts.plus(await self._clean(tasks, classified_before=page.classified))
         return CleanupPageResult(counts=counts, next=next_cursor)
 
-    async def _clean(self, tasks: list[StaleChatTask]) -> CleanupReport:
+    async def _clean(self, tasks: list[StaleChatTask], *, classified_before: int) -> CleanupReport:
         report = CleanupReport(looked_at=len(tasks))
         classify_slots = asyncio.Semaphore(self._classify_concurrency)
         dismiss_slots = asyncio.Semaphore(self._dismiss_concurrency)
 
+        def within_cap() -> bool:  # counted before the call: the cap holds however many run
+            if (
+                self._max_classified is not None
+                and classified_before + report.classified >= self._max_classified
+            ):
+                return False
+            report.classified += 1
+            return True
+
         async def one(task: StaleChatTask) -> None:
+            verdict: ReplyVerdict | None = None
             async with classify_slots:
-                try:
-                    verdict: ReplyVerdict | None = await self._classifier.classify(task)
-                except Exception:  # any failure of the classifier leaves the task open
-                    activity.logger.warning(
-                        "could not classify task %s; left open", task.task_id, exc_info=True
-                    )
-                    verdict = None
+                if not within_cap():
+                    report.deferred += 1
+                else:
+                    try:
+                        verdict = await self._classifier.classify(task)
+                    except ClassifierFailed as exc:
+                        activity.logger.warning(
+                            "could not classify task %s (%s); left open", task.task_id, exc
+                        )
+                        report.failed += 1
+                    except Exception:  # any failure of the classifier leaves the task open
+                        activity.logger.warning(
+                            "could not classify task %s; left open", task.task_id, exc_info=True
+                        )
+                        report.failed += 1
             if verdict is None or verdict.reply_expected or not verdict.confident:
                 report.left_open += 1
             else:
                 request = DismissChatTask(
                     workflow_id=task.workflow_id,
-                    dismiss=DismissChatTaskInput(task_id=task.task_id, reason=verdict.reason),
+                    dismiss=DismissChatTaskInput(
+                        task_id=task.task_id, reason=verdict.reason, seen_seq=task.seen_seq
+                    ),
                 )
                 async with dismiss_slots:
-                    dismissed = await self._dismiss(request)
-                if dismissed:
+                    outcome = await self._dismiss(request)
+                if outcome == "dismissed":
                     report.resolved += 1
+                elif outcome == "changed":
+                    report.left_open += 1
+                    report.changed += 1
                 else:
                     report.already_gone += 1
             # The SDK throttles heartbeats; a stuck page is timed out and retried.
@@ -232,8 +306,9 @@ class CleanupActivities:
             raise errors.exceptions[0] from None
         return report
 
-    async def _dismiss(self, request: DismissChatTask) -> bool:
-        """Have the owning workflow solve the task; False if it was answered or ended meanwhile."""
+    async def _dismiss(self, request: DismissChatTask) -> Literal["dismissed", "gone", "changed"]:
+        """Have the owning workflow solve the task: "gone" if it was answered or ended
+        meanwhile, "changed" if a message came after the thread was read (it stays open)."""
         handle = self._client.get_workflow_handle(request.workflow_id)
         try:
             await handle.execute_update("dismiss_chat_task", request.dismiss)
@@ -243,13 +318,15 @@ class CleanupActivities:
                 TASK_NOT_OPEN,
                 TASK_NOT_FOUND,
             ):
-                return False
+                return "gone"
+            if isinstance(cause, ApplicationError) and cause.type == THREAD_CHANGED:
+                return "changed"
             raise
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:  # the workflow has completed
-                return False
+                return "gone"
             raise
-        return True
+        return "dismissed"
 
 
 def _overdue_chat_tasks(page: CleanupPage) -> Select[TaskRow]:
@@ -305,8 +382,8 @@ def _solved_by_cleanup(row: TaskRow) -> bool:
 
 
 async def _with_threads(session: AsyncSession, rows: list[TaskRow]) -> list[StaleChatTask]:
-    """The tasks with the last ``THREAD_LINES`` messages of their threads, in two queries (case
-    threads, relationship threads) whatever the page's size."""
+    """The tasks with the last ``THREAD_LINES`` messages of their threads and the last message
+    seq of their owning workflows, in four queries whatever the page's size."""
     case_ids = {row.case_id for row in rows if row.case_id is not None}
     relationship_ids = {
         row.relationship_id
@@ -314,6 +391,8 @@ async def _with_threads(session: AsyncSession, rows: list[TaskRow]) -> list[Stal
         if row.case_id is None and row.relationship_id is not None
     }
     lines: dict[tuple[uuid.UUID, str, uuid.UUID], list[ChatMessageRow]] = {}
+    # The owning workflow's last message as read (its seq counts all its threads' messages).
+    last_seq: dict[uuid.UUID, int] = {}
     for owner, ids in (
         (ChatMessageRow.case_id, case_ids),
         (ChatMessageRow.relationship_id, relationship_ids),
@@ -338,6 +417,13 @@ async def _with_threads(session: AsyncSession, rows: list[TaskRow]) -> list[Stal
             .where(last.c.rank <= THREAD_LINES)
             .order_by(ChatMessageRow.seq)
         )
+        last_seq.update(
+            (owner_id, seq)
+            for owner_id, seq in await session.execute(
+                select(owner, func.max(ChatMessageRow.seq)).where(of_owner).group_by(owner)
+            )
+            if owner_id is not None
+        )
         for message in messages:
             thread_owner = (
                 message.case_id if owner is ChatMessageRow.case_id else message.relationship_id
@@ -358,6 +444,7 @@ async def _with_threads(session: AsyncSession, rows: list[TaskRow]) -> list[Stal
                 task_id=row.id,
                 workflow_id=row.workflow_id,
                 owner_role=OWNER_ROLE[TaskType(row.type)],
+                seen_seq=last_seq.get(thread_owner, 0),
                 thread=[
                     ThreadLine(role=ChatRole(m.role), body=m.body, created_at=m.created_at)
                     for m in thread

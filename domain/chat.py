@@ -144,6 +144,9 @@ class StaleChatTask(ApiModel):
     workflow_id: str
     owner_role: ChatRole  # the side that is asked to reply
     thread: list[ThreadLine]  # the last messages, oldest first
+    # The highest message seq of the owning workflow (all its threads) the read model held when
+    # the task was read: the workflow refuses the dismissal if a message came since.
+    seen_seq: int | None = None
 
 
 class ReplyVerdict(ApiModel):
@@ -163,6 +166,9 @@ class DismissChatTaskInput(ApiModel):
 
     task_id: str
     reason: str
+    # The owning workflow's last message (seq) the decision saw; a later message in any of its
+    # threads makes the workflow refuse (THREAD_CHANGED). None: no check (older callers).
+    seen_seq: int | None = None
 
 
 class DismissChatTask(ApiModel):
@@ -177,15 +183,22 @@ class CleanupReport(ApiModel):
 
     looked_at: int = 0
     resolved: int = 0
-    left_open: int = 0
+    left_open: int = 0  # including the three below
     already_gone: int = 0
+    # Of those left open: the classifier failed (timeout, HTTP error, an answer not the JSON
+    # asked for); the night's cap of classifier calls was reached (the next night asks); a
+    # message came in the owning workflow after the thread was read.
+    failed: int = 0
+    deferred: int = 0
+    changed: int = 0
+    classified: int = 0  # classifier calls made (what the cap counts)
 
     def plus(self, other: CleanupReport) -> CleanupReport:
         return CleanupReport(
-            looked_at=self.looked_at + other.looked_at,
-            resolved=self.resolved + other.resolved,
-            left_open=self.left_open + other.left_open,
-            already_gone=self.already_gone + other.already_gone,
+            **{
+                name: getattr(self, name) + getattr(other, name)
+                for name in CleanupReport.model_fields
+            }
         )
 
 
@@ -218,6 +231,7 @@ class CleanupPage(ApiModel):
     cutoff: dt.datetime
     after: CleanupCursor | None
     size: int = Field(ge=1)
+    classified: int = 0  # classifier calls the night made before this page (for the cap)
 
 
 class CleanupPageResult(ApiModel):

@@ -7,6 +7,7 @@ code to an HTTP status with this table (422 when a code is not listed).
 INVALID_TRANSITION = "invalid_transition"
 TASK_NOT_FOUND = "task_not_found"
 TASK_NOT_OPEN = "task_not_open"
+THREAD_CHANGED = "thread_changed"  # a chat task's thread got a message after the cleanup read it
 TASK_NOT_RESOLVABLE_BY_HAND = "task_not_resolvable_by_hand"
 INVALID_DEADLINE = "invalid_deadline"
 CASE_NOT_EDITABLE = "case_not_editable"

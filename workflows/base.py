@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         PROJECTION_BLOCKED,
         PROJECTION_FAILED,
         TASK_NOT_RESOLVABLE_BY_HAND,
+        THREAD_CHANGED,
     )
     from domain.tasks import (
         AssignTaskInput,
@@ -497,6 +498,15 @@ class TaskOwnerWorkflow:
             raise ApplicationError(
                 f"only chat tasks are dismissed by the cleanup, not {task.type.value}",
                 type=TASK_NOT_RESOLVABLE_BY_HAND,
+                non_retryable=True,
+            )
+        # The decision read the thread up to seen_seq: a message since (in any of this
+        # workflow's threads, also one not yet projected) may need an answer.
+        last_seq = getattr(self.state, "message_seq", 0)
+        if input.seen_seq is not None and last_seq > input.seen_seq:
+            raise ApplicationError(
+                "a message came after the cleanup read the thread; the task stays open",
+                type=THREAD_CHANGED,
                 non_retryable=True,
             )
 

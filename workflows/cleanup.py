@@ -58,7 +58,9 @@ class ChatCleanupWorkflow:
         for _ in range(input.pages_per_run):
             result = await workflow.execute_activity_method(
                 CleanupActivities.clean_chat_page,
-                CleanupPage(cutoff=cutoff, after=after, size=input.page_size),
+                CleanupPage(
+                    cutoff=cutoff, after=after, size=input.page_size, classified=totals.classified
+                ),
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(minutes=2),
                 retry_policy=PAGE_RETRY,

@@ -193,7 +193,9 @@ async def test_every_overdue_task_is_looked_at_however_many_pages_it_takes(
 ) -> None:
     await three_overdue_chat_tasks(ts_env, sessions, creditor, partner, ops, task_queue)
     report = await run_cleanup(ts_env, task_queue, CleanupInput(page_size=1))
-    assert report == CleanupReport(looked_at=3, resolved=2, left_open=1, already_gone=0)
+    assert report == CleanupReport(
+        looked_at=3, resolved=2, left_open=1, already_gone=0, classified=3
+    )
     assert await open_chat_tasks(sessions) == 1
 
 
@@ -210,7 +212,9 @@ async def test_a_night_continues_as_new_carrying_its_cutoff_cursor_and_totals(
     first, report = await start_cleanup(
         ts_env, task_queue, CleanupInput(page_size=1, pages_per_run=2)
     )
-    assert report == CleanupReport(looked_at=3, resolved=2, left_open=1, already_gone=0)
+    assert report == CleanupReport(
+        looked_at=3, resolved=2, left_open=1, already_gone=0, classified=3
+    )
 
     history = await ts_env.client.get_workflow_handle(
         first.id, run_id=first.first_execution_run_id
@@ -266,7 +270,9 @@ async def test_a_retried_page_counts_and_dismisses_each_task_once(
         await three_overdue_chat_tasks(ts_env, sessions, creditor, partner, ops, task_queue)
         report = await run_cleanup(ts_env, task_queue)
     assert crashing.crashes == 1
-    assert report == CleanupReport(looked_at=3, resolved=2, left_open=1, already_gone=0)
+    assert report == CleanupReport(
+        looked_at=3, resolved=2, left_open=1, already_gone=0, classified=1
+    )
     assert await open_chat_tasks(sessions) == 1
 
 
@@ -289,5 +295,7 @@ async def test_a_task_that_cannot_be_classified_is_left_open_and_counted(
     ):
         await three_overdue_chat_tasks(ts_env, sessions, creditor, partner, ops, task_queue)
         report = await run_cleanup(ts_env, task_queue)
-    assert report == CleanupReport(looked_at=3, resolved=0, left_open=3, already_gone=0)
+    assert report == CleanupReport(
+        looked_at=3, resolved=0, left_open=3, already_gone=0, failed=3, classified=3
+    )
     assert await open_chat_tasks(sessions) == 3
