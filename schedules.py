@@ -9,6 +9,7 @@ and restart a worker).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from temporalio.client import (
     Client,
@@ -31,44 +32,56 @@ WEBHOOK_RETENTION_CRON = "30 3 * * *"  # every night at 03:30 UTC
 logger = logging.getLogger(__name__)
 
 
-def chat_cleanup_schedule(task_queue: str) -> Schedule:
+@dataclass(frozen=True)
+class Nightly:
+    """A nightly job: the workflow a schedule starts (its id is the schedule's name)."""
+
+    name: str
+    cron: str  # UTC
+    workflow: str
+    input: object
+    summary: str
+
+
+NIGHTLY = (
+    Nightly(
+        CHAT_CLEANUP,
+        CHAT_CLEANUP_CRON,
+        "ChatCleanupWorkflow",
+        CleanupInput(),
+        "Nightly chat-task cleanup",
+    ),
+    # Prunes webhook deliveries delivered or given up over WEBHOOKS_RETENTION_DAYS ago.
+    Nightly(
+        WEBHOOK_RETENTION,
+        WEBHOOK_RETENTION_CRON,
+        "WebhookRetentionWorkflow",
+        RetentionInput(),
+        "Nightly pruning of old webhook deliveries",
+    ),
+)
+
+
+def nightly_schedule(job: Nightly, task_queue: str) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            "ChatCleanupWorkflow",
-            CleanupInput(),
-            id=CHAT_CLEANUP,
+            job.workflow,
+            job.input,
+            id=job.name,
             task_queue=task_queue,
-            static_summary="Nightly chat-task cleanup",
+            static_summary=job.summary,
         ),
-        spec=ScheduleSpec(cron_expressions=[CHAT_CLEANUP_CRON]),
+        spec=ScheduleSpec(cron_expressions=[job.cron]),
         # A night that runs long never overlaps the next.
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
-
-
-def webhook_retention_schedule(task_queue: str) -> Schedule:
-    """Prune webhook deliveries delivered or given up longer than WEBHOOKS_RETENTION_DAYS ago."""
-    return Schedule(
-        action=ScheduleActionStartWorkflow(
-            "WebhookRetentionWorkflow",
-            RetentionInput(),
-            id=WEBHOOK_RETENTION,
-            task_queue=task_queue,
-            static_summary="Nightly pruning of old webhook deliveries",
-        ),
-        spec=ScheduleSpec(cron_expressions=[WEBHOOK_RETENTION_CRON]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
 
 
 async def ensure_schedules(client: Client, *, task_queue: str) -> None:
     """Create caseloop's schedules that do not exist yet (existing ones are left as they are)."""
-    for name, schedule, cron in (
-        (CHAT_CLEANUP, chat_cleanup_schedule(task_queue), CHAT_CLEANUP_CRON),
-        (WEBHOOK_RETENTION, webhook_retention_schedule(task_queue), WEBHOOK_RETENTION_CRON),
-    ):
+    for job in NIGHTLY:
         try:
-            await client.create_schedule(name, schedule)
-            logger.info("created schedule %r (%s UTC)", name, cron)
+            await client.create_schedule(job.name, nightly_schedule(job, task_queue))
+            logger.info("created schedule %r (%s UTC)", job.name, job.cron)
         except ScheduleAlreadyRunningError:
             pass
