@@ -153,6 +153,18 @@ class Settings(BaseSettings):
     # The local sink `make run` starts (mail/sink.py), keeping messages in VAR_DIR/mail.
     mail_sink_port: int = Field(default=8025, ge=1, le=65535)
 
+    # Tracing (observability/tracing.py): off unless an OTLP/HTTP endpoint is set, by the
+    # standard OpenTelemetry variables: OTEL_EXPORTER_OTLP_ENDPOINT (its /v1/traces) or
+    # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (as is); OTEL_EXPORTER_OTLP_HEADERS is read by the
+    # exporter itself. OTEL_SERVICE_NAME: default caseloop-api / caseloop-worker.
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_traces_endpoint: str = ""
+    otel_service_name: str = ""
+    # Logs (observability/logs.py): "text" lines for people, or "json": one JSON object per
+    # line with the request, case and workflow ids where they apply. LOG_LEVEL: INFO, DEBUG, ...
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     @field_validator(
         "blob_dir",
         "payload_keys",

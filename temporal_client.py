@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
-from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.client import Client, Interceptor, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
@@ -98,9 +99,17 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
-async def connect(settings: Settings, *, lazy: bool = False, fail_fast: bool = False) -> Client:
+async def connect(
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    fail_fast: bool = False,
+    interceptors: Sequence[Interceptor] = (),
+) -> Client:
     """A client with caseloop's data converter. ``lazy`` defers the connection to first use;
-    ``fail_fast`` gives up on an unreachable server quickly (the API; the worker keeps trying)."""
+    ``fail_fast`` gives up on an unreachable server quickly (the API; the worker keeps trying);
+    ``interceptors``: tracing's, when it is on (observability/tracing.py), which a worker on
+    this client runs too."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -109,6 +118,7 @@ async def connect(settings: Settings, *, lazy: bool = False, fail_fast: bool = F
         data_converter=data_converter(settings),
         lazy=lazy,
         retry_config=FAIL_FAST_RETRIES if fail_fast else None,
+        interceptors=interceptors,
     )
 
 

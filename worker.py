@@ -48,6 +48,7 @@ from activities.mail import MailActivities, SmtpConfig
 from activities.projection import ProjectionActivities
 from activities.reply_model import ChatCompletionsClassifier
 from activities.webhooks import DeliveryWaker, WebhookActivities
+from observability import logs, tracing
 from schedules import ensure_schedules
 from settings import Settings, get_settings
 from store.db import create_engine, session_factory
@@ -414,7 +415,9 @@ def _activity_name(fn: Callable[..., Any]) -> str:
 
 async def run(settings: Settings) -> None:
     """Poll until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
-    client = await connect(settings)
+    # Off (None) unless an OTLP endpoint is configured (observability/tracing.py).
+    tracer_provider = tracing.tracer_provider(settings, "worker")
+    client = await connect(settings, interceptors=tracing.temporal_interceptors(tracer_provider))
     engine = create_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
@@ -438,14 +441,17 @@ async def run(settings: Settings) -> None:
             logging.info("worker stopping")
     finally:
         await engine.dispose()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # exports the spans still buffered
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    settings = get_settings()
+    logs.configure(settings, "worker")
     # uvloop's event loop: the worker's loop wakes for every poll, activation, local activity
     # and database call; uvloop costs about a tenth less worker CPU per full case than asyncio's
     # own loop (docs/performance.md, "The worker on uvloop").
-    uvloop.run(run(get_settings()))
+    uvloop.run(run(settings))
 
 
 if __name__ == "__main__":

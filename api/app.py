@@ -40,6 +40,7 @@ from api.routes import (
     webhooks,
 )
 from api.routing import include
+from observability import logs, tracing
 from settings import Settings, get_settings
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import create_engine, session_factory
@@ -62,6 +63,9 @@ def create_app(
     Attachments go to ``blobs``, by default a ``LocalBlobStore`` in BLOB_DIR."""
     settings = settings or get_settings()
     hide_query_strings()
+    # Off (None) unless an OTLP endpoint is configured: then every request is a span, and the
+    # Temporal client this app connects carries it on (observability/tracing.py).
+    tracer_provider = tracing.tracer_provider(settings, "api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,7 +78,12 @@ def create_app(
         app.state.sessions = session_factory(engine)
         # Lazy: the API starts (and /api/health reports the outage) even while Temporal is down.
         # Fail fast: a request answers 503 temporal_unavailable rather than retry for seconds.
-        app.state.temporal = temporal or await connect(settings, lazy=True, fail_fast=True)
+        app.state.temporal = temporal or await connect(
+            settings,
+            lazy=True,
+            fail_fast=True,
+            interceptors=tracing.temporal_interceptors(tracer_provider),
+        )
         # What exists now (modules, the app, its routes and models) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise walk all of it
         # and pause a request now and then (tens of milliseconds on a busy machine).
@@ -83,6 +92,8 @@ def create_app(
             yield
         finally:
             await engine.dispose()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()  # exports the spans still buffered
 
     app = FastAPI(
         title="caseloop",
@@ -93,6 +104,7 @@ def create_app(
     )
     # Set here, not in the lifespan, so tests can swap the store before the first request.
     app.state.blobs = blobs or LocalBlobStore(settings.blob_directory)
+    app.state.tracer_provider = tracer_provider
     app.state.key_cache = KeyCache(seconds=settings.api_key_cache_seconds)
     app.state.rate_limiter = RateLimiter(
         per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
@@ -107,6 +119,9 @@ def create_app(
     app.add_middleware(codec.CodecCORS, settings=settings)
     # Outermost: API_UPDATE_TIMEOUT_SECONDS bounds the whole request (api/deadline.py).
     app.add_middleware(RequestDeadline, settings=settings)
+    if settings.log_format == "json":
+        # Around everything: each log line of the request names it (observability/logs.py).
+        app.add_middleware(logs.RequestIds)
     # In this order, flat (api.routing.include): a request is matched against each route once.
     for router in (
         health.router,
@@ -135,4 +150,6 @@ def create_app(
         # a 422 (api/query.py).
         include(app.router, router, prefix="/api", dependencies=[Depends(reject_unknown_query)])
     portal.install(app, settings)
+    if tracer_provider is not None:
+        tracing.instrument(app, tracer_provider)
     return app

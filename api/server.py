@@ -18,6 +18,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.errors import PROBLEM_JSON, Problem
 from api.guard import MAX_HEADER_BYTES, headers_too_large
+from observability import logs
 from settings import get_settings
 
 MAX_HEAD_BYTES = 16 * MAX_HEADER_BYTES
@@ -72,6 +73,8 @@ def serve() -> None:
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
+        # LOG_FORMAT / LOG_LEVEL for uvicorn's loggers and caseloop's alike.
+        log_config=logs.logging_config(settings, "api"),
         **uvicorn_options(),
     )
 
