@@ -9,11 +9,12 @@ An LLM-backed classifier implements the same protocol and is passed to ``Cleanup
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import uuid
 from typing import Literal, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -38,7 +39,7 @@ from domain.chat import (
 from domain.enums import Party
 from domain.errors import TASK_NOT_FOUND, TASK_NOT_OPEN, THREAD_CHANGED
 from domain.tasks import TaskStatus, TaskType
-from store.models import ChatMessageRow, TaskRow
+from store.models import ChatMessageRow, CleanupVerdict, TaskRow
 
 THREAD_LINES = 6  # how much of the conversation a classifier sees
 OWNER_ROLE = {
@@ -49,9 +50,18 @@ CHAT_TASK_TYPES = [t.value for t in OWNER_ROLE]
 
 
 class ReplyClassifier(Protocol):
-    """Decides whether the owner of a stale chat task still owes an answer."""
+    """Decides whether the owner of a stale chat task still owes an answer.
+
+    A classifier whose calls cost (a model's) may also have a ``verdict_key`` (str): what
+    identifies its verdicts. With one, a verdict that leaves a task open is remembered, and the
+    task is not asked about again while its thread is unchanged (``VERDICT_REUSE``); without
+    one (the offline classifier: free, and what it knows may grow), every night asks."""
 
     async def classify(self, task: StaleChatTask) -> ReplyVerdict: ...
+
+
+# How long a remembered verdict stands for an unchanged thread before the model is asked again.
+VERDICT_REUSE = dt.timedelta(days=30)
 
 
 class ClassifierFailed(Exception):
@@ -242,11 +252,30 @@ class CleanupActivities:
             if activity.info().attempt > 1:
                 counts = await _solved_meanwhile(session, page, next_cursor)
             tasks = await _with_threads(session, rows)
-        counts = counts.plus(await self._clean(tasks, classified_before=page.classified))
-        return CleanupPageResult(counts=counts, next=next_cursor)
+            key = self._verdict_key
+            remembered = {} if key is None else await _remembered(session, key, tasks, page.cutoff)
+        report, verdicts = await self._clean(tasks, remembered, classified_before=page.classified)
+        if key is not None:
+            async with self._sessions() as session, session.begin():
+                await _remember(session, key, verdicts, page.cutoff, first_page=page.after is None)
+        return CleanupPageResult(counts=counts.plus(report), next=next_cursor)
 
-    async def _clean(self, tasks: list[StaleChatTask], *, classified_before: int) -> CleanupReport:
+    @property
+    def _verdict_key(self) -> str | None:
+        key = getattr(self._classifier, "verdict_key", None)
+        return key if isinstance(key, str) and key else None
+
+    async def _clean(
+        self,
+        tasks: list[StaleChatTask],
+        remembered: dict[str, ReplyVerdict],
+        *,
+        classified_before: int,
+    ) -> tuple[CleanupReport, list[tuple[StaleChatTask, ReplyVerdict]]]:
+        """Classify ``tasks`` (or take the ``remembered`` verdict) and dismiss the confident
+        "no reply expected" ones; what was done, and the new verdicts that left a task open."""
         report = CleanupReport(looked_at=len(tasks))
+        kept: list[tuple[StaleChatTask, ReplyVerdict]] = []
         classify_slots = asyncio.Semaphore(self._classify_concurrency)
         dismiss_slots = asyncio.Semaphore(self._dismiss_concurrency)
 
@@ -259,24 +288,32 @@ class CleanupActivities:
             report.classified += 1
             return True
 
-        async def one(task: StaleChatTask) -> None:
-            verdict: ReplyVerdict | None = None
+        async def classified(task: StaleChatTask) -> ReplyVerdict | None:
             async with classify_slots:
                 if not within_cap():
                     report.deferred += 1
-                else:
-                    try:
-                        verdict = await self._classifier.classify(task)
-                    except ClassifierFailed as exc:
-                        activity.logger.warning(
-                            "could not classify task %s (%s); left open", task.task_id, exc
-                        )
-                        report.failed += 1
-                    except Exception:  # any failure of the classifier leaves the task open
-                        activity.logger.warning(
-                            "could not classify task %s; left open", task.task_id, exc_info=True
-                        )
-                        report.failed += 1
+                    return None
+                try:
+                    return await self._classifier.classify(task)
+                except ClassifierFailed as exc:
+                    activity.logger.warning(
+                        "could not classify task %s (%s); left open", task.task_id, exc
+                    )
+                except Exception:  # any failure of the classifier leaves the task open
+                    activity.logger.warning(
+                        "could not classify task %s; left open", task.task_id, exc_info=True
+                    )
+                report.failed += 1
+                return None
+
+        async def one(task: StaleChatTask) -> None:
+            verdict: ReplyVerdict | None = remembered.get(task.task_id)
+            if verdict is not None:
+                report.remembered += 1
+            else:
+                verdict = await classified(task)
+                if verdict is not None and (verdict.reply_expected or not verdict.confident):
+                    kept.append((task, verdict))
             if verdict is None or verdict.reply_expected or not verdict.confident:
                 report.left_open += 1
             else:
@@ -304,7 +341,7 @@ class CleanupActivities:
                     group.create_task(one(task))
         except ExceptionGroup as errors:  # the page fails with its first error, and is retried
             raise errors.exceptions[0] from None
-        return report
+        return report, kept
 
     async def _dismiss(self, request: DismissChatTask) -> Literal["dismissed", "gone", "changed"]:
         """Have the owning workflow solve the task: "gone" if it was answered or ended
@@ -452,3 +489,60 @@ async def _with_threads(session: AsyncSession, rows: list[TaskRow]) -> list[Stal
             )
         )
     return tasks
+
+
+async def _remembered(
+    session: AsyncSession, key: str, tasks: list[StaleChatTask], now: dt.datetime
+) -> dict[str, ReplyVerdict]:
+    """The verdicts of ``key``'s classifier that still stand for ``tasks``: the thread's owner
+    had no message since (the same ``seen_seq``), and younger than ``VERDICT_REUSE``."""
+    if not tasks:
+        return {}
+    seen = {task.task_id: task.seen_seq for task in tasks}
+    rows = await session.scalars(
+        select(CleanupVerdict).where(
+            CleanupVerdict.task_id.in_(seen),
+            CleanupVerdict.classifier == key,
+            CleanupVerdict.decided_at > now - VERDICT_REUSE,
+        )
+    )
+    return {
+        row.task_id: ReplyVerdict(
+            reply_expected=row.reply_expected, confident=row.confident, reason=row.reason
+        )
+        for row in rows
+        if row.seen_seq == seen[row.task_id]
+    }
+
+
+async def _remember(
+    session: AsyncSession,
+    key: str,
+    verdicts: list[tuple[StaleChatTask, ReplyVerdict]],
+    now: dt.datetime,
+    *,
+    first_page: bool,
+) -> None:
+    """Keep ``verdicts`` (replacing older ones of their tasks); the night's first page also
+    drops those past ``VERDICT_REUSE``, of tasks long solved among them."""
+    if first_page:
+        await session.execute(
+            delete(CleanupVerdict).where(CleanupVerdict.decided_at <= now - VERDICT_REUSE)
+        )
+    if not verdicts:
+        return
+    await session.execute(
+        delete(CleanupVerdict).where(CleanupVerdict.task_id.in_([t.task_id for t, _ in verdicts]))
+    )
+    session.add_all(
+        CleanupVerdict(
+            task_id=task.task_id,
+            classifier=key,
+            seen_seq=task.seen_seq,
+            reply_expected=verdict.reply_expected,
+            confident=verdict.confident,
+            reason=verdict.reason[:2000],
+            decided_at=now,
+        )
+        for task, verdict in verdicts
+    )

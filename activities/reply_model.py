@@ -64,6 +64,9 @@ class ChatCompletionsClassifier:
         self._url = url.copy_with(path=url.path.rstrip("/") + "/chat/completions")
         self._model = model
         self._min_confidence = min_confidence
+        # What the cleanup's remembered verdicts are keyed by (activities/cleanup.py): another
+        # model, endpoint or threshold asks again. Never the key.
+        self.verdict_key = f"{model} at {self._url.host}{self._url.path} ≥ {min_confidence}"[:200]
         headers = {}
         if api_key:
             if api_key_header.lower() == "authorization":

@@ -191,6 +191,9 @@ class CleanupReport(ApiModel):
     failed: int = 0
     deferred: int = 0
     changed: int = 0
+    # Of those left open: a model's verdict of an earlier night stood (the thread unchanged
+    # since), so it was not asked again (activities/cleanup.py, VERDICT_REUSE).
+    remembered: int = 0
     classified: int = 0  # classifier calls made (what the cap counts)
 
     def plus(self, other: CleanupReport) -> CleanupReport:

@@ -538,3 +538,20 @@ class SentEmail(Base):
     claimed_at: Mapped[dt.datetime]
     claim_expires_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
+
+
+class CleanupVerdict(Base):
+    """A classifier's verdict that a stale chat task still needs a reply (or that it could not
+    tell), kept so the nightly cleanup does not ask a model about the same unchanged thread
+    every night (activities/cleanup.py): reused while ``classifier`` and the owning workflow's
+    last message seq (``seen_seq``) are unchanged and it is younger than the reuse limit."""
+
+    __tablename__ = "cleanup_verdicts"
+
+    task_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    classifier: Mapped[str] = mapped_column(String(200))
+    seen_seq: Mapped[int | None] = mapped_column(Integer)
+    reply_expected: Mapped[bool]
+    confident: Mapped[bool]
+    reason: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[dt.datetime] = mapped_column(index=True)

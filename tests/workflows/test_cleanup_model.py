@@ -56,6 +56,11 @@ def last_message(body: dict[str, Any]) -> str:
     return str(body["messages"][-1]["content"]).rsplit("\n", 1)[-1]
 
 
+def said(body: dict[str, Any]) -> str:
+    """What the last message of the thread the model was shown says (without who and when)."""
+    return last_message(body).rsplit(": ", 1)[-1]
+
+
 async def by_content(body: dict[str, Any]) -> Response:
     """A sensible model: a question needs a reply, anything else does not."""
     if "?" in last_message(body):
@@ -218,10 +223,80 @@ async def test_the_nights_cap_bounds_model_calls_across_pages_and_the_rest_wait(
         assert report.left_open == 1 + (2 - report.resolved)
         headers, _ = model_server.requests[0]
         assert headers["api-key"] == "azure-key" and "authorization" not in headers
-        # The next night asks about what is still open, within its own cap.
+        # The next night asks about what is still open and was not asked about (the deferred
+        # task), within its own cap; the verdict on the unchanged question still stands.
         again = await run_cleanup(ts_env, task_queue, CleanupInput(page_size=1))
-    assert again.classified == again.looked_at == 3 - report.resolved
+    assert again.looked_at == 3 - report.resolved
+    assert again.remembered == report.classified - report.resolved
+    assert again.classified == again.looked_at - again.remembered == report.deferred == 1
     assert len(model_server.requests) == 2 + again.classified
+
+
+async def test_a_cap_smaller_than_the_open_questions_reaches_every_task_night_after_night(
+    ts_env: WorkflowEnvironment,
+    ts_leaves_no_workflows: None,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    model_server: ModelServer,
+) -> None:
+    """With one call a night and two questions, the second night asks about the other one
+    instead of the same oldest task again (its verdict stands while its thread is unchanged)."""
+    settings = Settings(
+        cleanup_model_base_url=model_server.url,
+        cleanup_model=MODEL,
+        cleanup_model_max_calls_per_night=1,
+    )
+    async with build_worker(
+        ts_env.client, task_queue=task_queue, sessions=sessions, settings=settings
+    ):
+        first = await accepted_case(ts_env, sessions, creditor, partner, ops, task_queue)
+        second = await accepted_case(ts_env, sessions, creditor, partner, ops, task_queue)
+        await say(first, CaseWorkflow.post_message, partner, Party.PARTNER, "Invoice copy?")
+        await say(second, CaseWorkflow.post_message, partner, Party.PARTNER, "Bank details?")
+        await ts_env.sleep(dt.timedelta(days=6))
+        nights = [await run_cleanup(ts_env, task_queue, CleanupInput()) for _ in range(3)]
+    asked = [said(body) for _, body in model_server.requests]
+    assert sorted(asked) == ["Bank details?", "Invoice copy?"]
+    assert [n.classified for n in nights] == [1, 1, 0]
+    assert [n.remembered for n in nights] == [0, 1, 2]
+    assert [n.left_open for n in nights] == [2, 2, 2]
+
+
+async def test_a_remembered_verdict_is_asked_again_when_the_thread_changes_or_it_is_old(
+    ts_env: WorkflowEnvironment,
+    ts_leaves_no_workflows: None,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    model_server: ModelServer,
+) -> None:
+    async with build_worker(
+        ts_env.client, task_queue=task_queue, sessions=sessions, classifier=classifier(model_server)
+    ):
+        case = await accepted_case(ts_env, sessions, creditor, partner, ops, task_queue)
+        await say(case, CaseWorkflow.post_message, partner, Party.PARTNER, "Invoice copy?")
+        await ts_env.sleep(dt.timedelta(days=6))
+        assert (await run_cleanup(ts_env, task_queue, CleanupInput())).classified == 1
+        assert (await run_cleanup(ts_env, task_queue, CleanupInput())).remembered == 1
+        # A new message in the thread: the standing verdict is about another conversation.
+        await say(case, CaseWorkflow.post_message, partner, Party.PARTNER, "And the contract?")
+        await ts_env.sleep(dt.timedelta(days=6))
+        changed = await run_cleanup(ts_env, task_queue, CleanupInput())
+        assert (changed.classified, changed.remembered) == (1, 0)
+        # Thirty days on, unchanged, the model is asked again.
+        await ts_env.sleep(dt.timedelta(days=31))
+        old = await run_cleanup(ts_env, task_queue, CleanupInput())
+        assert (old.classified, old.remembered) == (1, 0)
+    assert [said(body) for _, body in model_server.requests] == [
+        "Invoice copy?",
+        "And the contract?",
+        "And the contract?",
+    ]
 
 
 async def test_a_message_that_comes_while_the_model_thinks_keeps_the_task_open(
