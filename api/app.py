@@ -21,6 +21,7 @@ from api.ratelimit import RateLimiter
 from api.routes import (
     account,
     bank_accounts,
+    case_explain,
     case_commands,
     case_files,
     case_notes,
@@ -122,6 +123,7 @@ def create_app(
         bank_accounts.router,
         account.router,
         codec.router,
+        case_explain.router,
         me.router,
         users.router,
         case_files.router,

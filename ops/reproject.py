@@ -34,7 +34,6 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import ActivityEnvironment
-from temporalio.workflow import ActivityHandle
 from temporalio.worker import (
     Interceptor,
     Replayer,
@@ -43,6 +42,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
 )
+from temporalio.workflow import ActivityHandle
 
 from activities.projection import ProjectionActivities
 from domain.cases import CaseProjection, CaseRecord
