@@ -342,9 +342,15 @@ class _History:
         self.recent: deque[HistoryLine] = deque(maxlen=RECENT_EVENTS)
         self._timers: dict[int, PendingTimer] = {}
         self._updates: dict[str, str] = {}  # accepted update's protocol instance id -> its name
-        self.failing: list[FailingWork] = []
+        self._task_failures: list[FailingWork] = []
+        self._local_failures: dict[str, FailingWork] = {}  # the last failure of each, in a row
         self.last_task_failure: str | None = None
         self._client: Client | None = None
+
+    @property
+    def failing(self) -> list[FailingWork]:
+        """What failed last and has not succeeded since: local activities, a workflow task."""
+        return [*self._local_failures.values(), *self._task_failures]
 
     def pending_timers(self) -> list[PendingTimer]:
         return sorted(self._timers.values(), key=lambda timer: timer.fires_at)
@@ -389,7 +395,7 @@ class _History:
         if kind in _QUIET:
             if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
                 self.last_task_failure = None  # a later success ends a failing streak
-                self.failing = [f for f in self.failing if not f.what.startswith("workflow task")]
+                self._task_failures = []
             return None
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             attrs = event.workflow_execution_started_event_attributes
@@ -427,10 +433,16 @@ class _History:
             activity = _local_activity_type(attrs.details) or attrs.marker_name
             summary = await self._summary(event)
             label = f"local activity {activity}" + (f" ({summary})" if summary else "")
+            key = f"local activity {activity}"
             if attrs.HasField("failure"):
                 why = await self._failure_text(attrs.failure)
-                self.failing.append(FailingWork(what=label, last_failure=why))
+                before = self._local_failures.get(key)
+                attempts = (before.attempts or 1) + 1 if before else 1
+                self._local_failures[key] = FailingWork(
+                    what=label, attempts=attempts, last_failure=why
+                )
                 return f"{label} failed: {why}"
+            self._local_failures.pop(key, None)  # it succeeded since
             return f"{label} done"
         if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
             attrs = event.workflow_task_failed_event_attributes
@@ -439,9 +451,9 @@ class _History:
             )
             why = await self._failure_text(attrs.failure) if attrs.HasField("failure") else ""
             self.last_task_failure = f"{cause.lower().replace('_', ' ')}: {why}".strip(": ")
-            self.failing.append(
+            self._task_failures = [
                 FailingWork(what="workflow task failed", last_failure=self.last_task_failure)
-            )
+            ]
             return f"workflow task failed ({self.last_task_failure})"
         if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             return "workflow task timed out (the worker took too long or went away)"

@@ -15,10 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from settings import Settings
 from store.models import Case
+from tests.api.test_faults import BreakableProjection, _api_with, budget_settings
 from tests.api.test_status import in_collection
 from tests.api.test_tasks import eventually
 from tests.ops.test_reproject import caseloop, cli_env
-from tests.support import Actor
+from tests.support import Actor, case_body, eventually_listed
+
+__all__ = ["budget_settings"]  # a fixture of tests/api/test_faults.py, used here
 
 
 async def overdue_case(
@@ -127,3 +130,37 @@ async def test_explain_shows_projection_lag_and_a_failing_workflow_task(
 
     assert body["projectionLag"] == 3
     assert body["workflowVersion"] == body["readModelVersion"] + 3
+
+
+async def test_explain_says_a_blocked_projection_fails_and_why(
+    dev_env: WorkflowEnvironment,
+    budget_settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    ops: Actor,
+) -> None:
+    projection = BreakableProjection(sessions)
+    async for api in _api_with(dev_env, budget_settings, sessions, projection):
+        created = await api.post("/api/cases", json=case_body(), headers=creditor.headers)
+        assert created.status_code == 201, created.text
+        case_id = created.json()["caseId"]
+        workflow_id = f"case-{case_id}"
+        projection.broken = True
+        busy = await api.post(
+            "/api/tasks", json={"caseId": case_id, "title": "x"}, headers=creditor.headers
+        )
+        assert busy.status_code == 503
+        await eventually_listed(
+            dev_env, f'ProjectionBlocked = true AND WorkflowId = "{workflow_id}"', seconds=15
+        )
+
+        body = (await api.get(f"/api/ops/cases/{case_id}/explain", headers=ops.headers)).json()
+
+        whats = [failing["what"] for failing in body["failing"]]
+        assert any(what.startswith("projection blocked") for what in whats), whats
+        failed = next(f for f in body["failing"] if "local activity project_case" in f["what"])
+        assert "the read model refused the write" in failed["lastFailure"]
+        assert "OverflowError" in failed["lastFailure"]
+        assert body["projectionLag"] >= 1
+        projection.broken = False
+        await dev_env.client.get_workflow_handle(workflow_id).signal("retry_projection")
