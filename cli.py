@@ -320,18 +320,29 @@ def case_reproject(
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="every case Temporal knows")] = False,
     batch: Annotated[int, typer.Option(min=1, help="cases at once with --all")] = 20,
+    after_reset: Annotated[
+        bool,
+        typer.Option(
+            "--after-reset",
+            help="the workflow was reset: drop the abandoned run's rows first (one case only)",
+        ),
+    ] = False,
 ) -> None:
     """Rebuild a case's read-model rows (case row, history, chat messages, tasks) from its
     workflow's history, idempotently: what was deleted or altered is written again, an intact
     case stays exactly as it is, and nothing is sent again (docs/operations.md)."""
     from ops.reproject import reproject_all, reproject_case
 
-    if (case_id is None) == (not every):
-        typer.echo("error: name one case ID, or --all", err=True)
+    if (case_id is None) == (not every) or (every and after_reset):
+        typer.echo("error: name one case ID, or --all (--after-reset: one case)", err=True)
         raise typer.Exit(2)
     if case_id is not None:
         _echo_reprojected(
-            _with_ops(lambda client, sessions: reproject_case(client, sessions, case_id))
+            _with_ops(
+                lambda client, sessions: reproject_case(
+                    client, sessions, case_id, after_reset=after_reset
+                )
+            )
         )
         return
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowHistory
 from temporalio.testing import ActivityEnvironment
@@ -44,9 +45,20 @@ from temporalio.worker import (
 )
 from temporalio.workflow import ActivityHandle
 
-from activities.projection import ProjectionActivities
+from activities.projection import (
+    CASE_HISTORY,
+    CASES,
+    MESSAGES,
+    ORGANISATIONS,
+    RELATIONSHIPS,
+    TASKS,
+    ProjectionActivities,
+)
+from domain.accounts import AccountProjection
 from domain.cases import CaseProjection, CaseRecord
+from domain.chat import RelationshipProjection
 from domain.ids import case_workflow_id
+from store.db import statements
 
 # The projection activities by the name their local activity runs under.
 PROJECTIONS = ("project_case", "project_account", "project_relationship")
@@ -143,11 +155,60 @@ async def replayed_projections(client: Client, workflow_id: str) -> tuple[int, l
 
 
 async def reproject(
-    client: Client, sessions: async_sessionmaker[AsyncSession], workflow_id: str
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    workflow_id: str,
+    *,
+    after_reset: bool = False,
 ) -> Reprojected:
     """Write the workflow's projections again (module doc). Idempotent; a case, a creditor
-    account (``creditor-…``) or a relationship (``relationship-…``) workflow."""
+    account (``creditor-…``) or a relationship (``relationship-…``) workflow.
+
+    ``after_reset``: the workflow was reset (``temporal workflow reset``), so the read model
+    holds versions and numbered rows of the abandoned run that the reset run will never write
+    again, and the version guards would keep them. First the workflow's numbered rows are
+    deleted (its history entries, chat messages and tasks) and its row's version set back to 0,
+    then everything is written from the reset run's history, and then once more from a fresh
+    copy of it, for any change the workflow made meanwhile."""
+    if after_reset:
+        first = await _write_again(client, sessions, workflow_id, clear=True)
+        second = await _write_again(client, sessions, workflow_id, clear=False)
+        return second if second.projections else first
+    return await _write_again(client, sessions, workflow_id, clear=False)
+
+
+async def _clear(
+    sessions: async_sessionmaker[AsyncSession], workflow_id: str, projection: BaseModel
+) -> None:
+    """Delete the numbered rows of the projection's workflow and set its row's version to 0, in
+    one transaction (``reproject(after_reset=True)``)."""
+    async with statements(sessions) as connection:
+        if isinstance(projection, CaseProjection):
+            case_id = projection.case_id
+            await connection.execute(delete(CASE_HISTORY).where(CASE_HISTORY.c.case_id == case_id))
+            await connection.execute(delete(MESSAGES).where(MESSAGES.c.case_id == case_id))
+            await connection.execute(update(CASES).where(CASES.c.id == case_id).values(version=0))
+        elif isinstance(projection, RelationshipProjection):
+            pair = projection.relationship_id
+            await connection.execute(delete(MESSAGES).where(MESSAGES.c.relationship_id == pair))
+            await connection.execute(
+                update(RELATIONSHIPS).where(RELATIONSHIPS.c.id == pair).values(version=0)
+            )
+        elif isinstance(projection, AccountProjection):
+            await connection.execute(
+                update(ORGANISATIONS)
+                .where(ORGANISATIONS.c.id == projection.creditor_id)
+                .values(account_version=0)
+            )
+        await connection.execute(delete(TASKS).where(TASKS.c.workflow_id == workflow_id))
+
+
+async def _write_again(
+    client: Client, sessions: async_sessionmaker[AsyncSession], workflow_id: str, *, clear: bool
+) -> Reprojected:
     runs, projections = await replayed_projections(client, workflow_id)
+    if clear and projections:
+        await _clear(sessions, workflow_id, projections[0].projection)
     activities = ProjectionActivities(sessions)  # no messenger, no waker: nothing is sent
     write: dict[str, Callable[[Any], Any]] = {
         "project_case": activities.project_case,
@@ -172,9 +233,13 @@ async def reproject(
 
 
 async def reproject_case(
-    client: Client, sessions: async_sessionmaker[AsyncSession], case_id: uuid.UUID
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    case_id: uuid.UUID,
+    *,
+    after_reset: bool = False,
 ) -> Reprojected:
-    return await reproject(client, sessions, case_workflow_id(case_id))
+    return await reproject(client, sessions, case_workflow_id(case_id), after_reset=after_reset)
 
 
 async def case_workflow_ids(client: Client, *, page_size: int = 100) -> AsyncIterator[str]:

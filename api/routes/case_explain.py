@@ -16,7 +16,7 @@ from ops.explain import CaseExplanation, explain_case
 router = APIRouter(prefix="/ops/cases", tags=["ops"])
 
 
-@router.get("/{case_id}/explain", response_model=CaseExplanation, responses={404: {}})
+@router.get("/{case_id}/explain", response_model=CaseExplanation)
 async def explain(
     case_id: UUID, request: Request, principal: CurrentPrincipal, client: TemporalDep
 ) -> CaseExplanation:

@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, ResetReapplyExcludeType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -240,3 +243,77 @@ async def test_reproject_restores_a_creditor_accounts_contract_and_tasks(
     async with sessions() as session:
         assert (await session.execute(query)).one() == before
     assert await account_tasks(sessions, creditor) == tasks
+
+
+async def test_reproject_after_a_reset_drops_what_only_the_abandoned_run_wrote(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    dev_env: WorkflowEnvironment,
+) -> None:
+    case = await in_collection(api, creditor, partner, ops)
+    case_id = uuid.UUID(case["caseId"])
+    workflow_id = f"case-{case_id}"
+    kept = (await post_chat(api, creditor, str(case_id), "Before the reset")).json()
+    dropped = (await post_chat(api, creditor, str(case_id), "After the reset point")).json()
+    # Reset to the workflow task that accepted the last message's update: its commands (the
+    # update, its projection) come after that event, and are what the reset undoes.
+    events = (await dev_env.client.get_workflow_handle(workflow_id).fetch_history()).events
+    accepted = max(
+        e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    )
+    reset_point = max(
+        e.event_id
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and e.event_id < accepted
+    )
+    await dev_env.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=dev_env.client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+            reason="test: undo the last message",
+            workflow_task_finish_event_id=reset_point,
+            request_id=str(uuid.uuid4()),
+            reset_reapply_exclude_types=[
+                ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL,
+                ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE,
+            ],
+        )
+    )
+    state = await eventually(lambda: _state_of(dev_env, workflow_id))
+
+    async def message_ids() -> set[str]:
+        return {row[0] for row in (await case_rows(sessions, case_id))["chat_messages"]}
+
+    env = cli_env(settings, dev_env)
+    plain = await caseloop(env, "case", "reproject", str(case_id))
+    assert plain.exit_code == 0, plain.output
+    # The version guards keep the abandoned run's rows: the reason for --after-reset.
+    assert dropped["id"] in await message_ids()
+
+    result = await caseloop(env, "case", "reproject", str(case_id), "--after-reset")
+    result = await caseloop(env, "case", "reproject", str(case_id), "--after-reset")
+
+    assert result.exit_code == 0, result.output
+    ids = await message_ids()
+    assert kept["id"] in ids and dropped["id"] not in ids
+    rows = await case_rows(sessions, case_id)
+    assert rows["cases"][0][1] == state["version"], "the row is at the reset run's version"
+    assert len(rows["case_history"]) == state["historySeq"]
+    status = list(TaskRow.__table__.columns.keys()).index("status")
+    assert {row[0] for row in rows["tasks"] if row[status] == "Open"} == {
+        t["id"] for t in state["book"]["tasks"] if t["status"] == "Open"
+    }
+
+
+async def _state_of(dev_env: WorkflowEnvironment, workflow_id: str) -> dict[str, Any] | None:
+    try:
+        state = await dev_env.client.get_workflow_handle(workflow_id).query("get_state")
+    except Exception:
+        return None
+    return dict(state) if state["version"] == state["projectedVersion"] else None
