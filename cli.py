@@ -361,26 +361,50 @@ def case_reproject(
 @account_app.command("reproject")
 def account_reproject(
     creditor_id: Annotated[uuid.UUID, typer.Argument(metavar="CREDITOR_ID")],
+    after_reset: Annotated[
+        bool,
+        typer.Option(
+            "--after-reset", help="the workflow was reset: drop the abandoned run's rows first"
+        ),
+    ] = False,
 ) -> None:
     """Rebuild a creditor account's read-model rows (contract state, account tasks) from its
     workflow's history, as `caseloop case reproject` does for a case."""
     from ops.reproject import reproject
 
     workflow_id = creditor_workflow_id(creditor_id)
-    _echo_reprojected(_with_ops(lambda client, sessions: reproject(client, sessions, workflow_id)))
+    _echo_reprojected(
+        _with_ops(
+            lambda client, sessions: reproject(
+                client, sessions, workflow_id, after_reset=after_reset
+            )
+        )
+    )
 
 
 @relationship_app.command("reproject")
 def relationship_reproject(
     creditor_id: Annotated[uuid.UUID, typer.Argument(metavar="CREDITOR_ID")],
     partner_id: Annotated[uuid.UUID, typer.Argument(metavar="PARTNER_ID")],
+    after_reset: Annotated[
+        bool,
+        typer.Option(
+            "--after-reset", help="the workflow was reset: drop the abandoned run's rows first"
+        ),
+    ] = False,
 ) -> None:
     """Rebuild a creditor-partner pair's read-model rows (the pair, its general chat, its
     tasks) from its workflow's history, as `caseloop case reproject` does for a case."""
     from ops.reproject import reproject
 
     workflow_id = relationship_workflow_id(creditor_id, partner_id)
-    _echo_reprojected(_with_ops(lambda client, sessions: reproject(client, sessions, workflow_id)))
+    _echo_reprojected(
+        _with_ops(
+            lambda client, sessions: reproject(
+                client, sessions, workflow_id, after_reset=after_reset
+            )
+        )
+    )
 
 
 @app.command()

@@ -21,8 +21,8 @@ from api.ratelimit import RateLimiter
 from api.routes import (
     account,
     bank_accounts,
-    case_explain,
     case_commands,
+    case_explain,
     case_files,
     case_notes,
     case_references,

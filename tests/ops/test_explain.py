@@ -164,3 +164,14 @@ async def test_explain_says_a_blocked_projection_fails_and_why(
         assert body["projectionLag"] >= 1
         projection.broken = False
         await dev_env.client.get_workflow_handle(workflow_id).signal("retry_projection")
+
+
+async def test_explain_of_an_unknown_case_exits_2_and_says_so(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, dev_env: WorkflowEnvironment
+) -> None:
+    unknown = str(uuid.uuid4())
+
+    result = await caseloop(cli_env(settings, dev_env), "case", "explain", unknown)
+
+    assert result.exit_code == 2
+    assert f"no case {unknown}" in result.output

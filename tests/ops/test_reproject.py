@@ -4,7 +4,6 @@ what was deleted or altered comes back, and an intact case stays exactly as it w
 from __future__ import annotations
 
 import asyncio
-
 import uuid
 from typing import Any
 
