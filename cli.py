@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import httpx
 import typer
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.enums import OrgKind
-from domain.ids import case_workflow_id
+from domain.ids import case_workflow_id, creditor_workflow_id, relationship_workflow_id
 from settings import get_settings
 from store import accounts, passwords
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from ops.reproject import Reprojected
 
 app = typer.Typer(
     help="caseloop: the back office of a debt-collection marketplace.", no_args_is_help=True
@@ -37,6 +43,15 @@ app.add_typer(key_app, name="key")
 app.add_typer(db_app, name="db")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(mail_app, name="mail")
+case_app = typer.Typer(
+    help="Cases for ops: explain what one waits on, rebuild its read-model rows.",
+    no_args_is_help=True,
+)
+account_app = typer.Typer(help="Creditor accounts for ops.", no_args_is_help=True)
+relationship_app = typer.Typer(help="Creditor-partner relationships for ops.", no_args_is_help=True)
+app.add_typer(case_app, name="case")
+app.add_typer(account_app, name="account")
+app.add_typer(relationship_app, name="relationship")
 
 T = TypeVar("T")
 
@@ -240,6 +255,172 @@ def mail_show(
     body = message.get_body(preferencelist=("html",) if html else ("plain",))
     typer.echo("")
     typer.echo(body.get_content() if body is not None else "(no such body)")
+
+
+def _with_ops(work: Callable[[Client, async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run ``work`` with a Temporal client and the read model; a workflow Temporal does not know
+    exits 2, an unreachable Temporal or database 1 (``caseloop doctor`` says why)."""
+
+    from temporal_client import connect
+
+    async def run() -> T:
+        settings = get_settings()
+        engine = create_engine(settings.database_url)
+        try:
+            client = await connect(settings)
+            return await work(client, session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(f"error: Temporal answered {exc.status.name}: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    except (RuntimeError, OSError, DBAPIError) as exc:
+        typer.echo(f"error: {exc}; run `caseloop doctor`", err=True)
+        raise typer.Exit(1) from exc
+
+
+@case_app.command("explain")
+def case_explain(
+    case_id: Annotated[uuid.UUID, typer.Argument(metavar="ID", help="the case id")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON, as the ops endpoint")] = False,
+) -> None:
+    """Explain a case in plain words: its status, open tasks (deadline, who owes each), pending
+    timers, the last history events, projection lag, and anything failing."""
+    from ops.explain import explain_case
+
+    explanation = _with_ops(lambda client, sessions: explain_case(client, sessions, case_id))
+    if explanation is None:
+        typer.echo(f"error: no case {case_id} (no workflow and no read-model row)", err=True)
+        raise typer.Exit(2)
+    typer.echo(
+        explanation.model_dump_json(by_alias=True, indent=2) if as_json else explanation.text()
+    )
+
+
+def _echo_reprojected(done: Reprojected) -> None:
+    if done.projections == 0:
+        typer.echo(f"{done.workflow_id}: never projected anything; nothing to write")
+    else:
+        typer.echo(
+            f"{done.workflow_id}: {done.projections} projections of {done.runs} run(s) written "
+            f"again, up to version {done.version}"
+        )
+
+
+@case_app.command("reproject")
+def case_reproject(
+    case_id: Annotated[
+        uuid.UUID | None, typer.Argument(metavar="[ID]", help="the case id (or --all)")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="every case Temporal knows")] = False,
+    batch: Annotated[int, typer.Option(min=1, help="cases at once with --all")] = 20,
+    after_reset: Annotated[
+        bool,
+        typer.Option(
+            "--after-reset",
+            help="the workflow was reset: drop the abandoned run's rows first (one case only)",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild a case's read-model rows (case row, history, chat messages, tasks) from its
+    workflow's history, idempotently: what was deleted or altered is written again, an intact
+    case stays exactly as it is, and nothing is sent again (docs/operations.md)."""
+    from ops.reproject import reproject_all, reproject_case
+
+    if (case_id is None) == (not every) or (every and after_reset):
+        typer.echo("error: name one case ID, or --all (--after-reset: one case)", err=True)
+        raise typer.Exit(2)
+    if case_id is not None:
+        _echo_reprojected(
+            _with_ops(
+                lambda client, sessions: reproject_case(
+                    client, sessions, case_id, after_reset=after_reset
+                )
+            )
+        )
+        return
+
+    def progress(done: int, failed: list[str]) -> None:
+        typer.echo(f"{done} cases reprojected" + (f", {len(failed)} failed" if failed else ""))
+
+    failed = _with_ops(
+        lambda client, sessions: reproject_all(client, sessions, batch=batch, progress=progress)
+    )
+    for line in failed:
+        typer.echo(f"failed: {line}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@account_app.command("reproject")
+def account_reproject(
+    creditor_id: Annotated[uuid.UUID, typer.Argument(metavar="CREDITOR_ID")],
+    after_reset: Annotated[
+        bool,
+        typer.Option(
+            "--after-reset", help="the workflow was reset: drop the abandoned run's rows first"
+        ),
+    ] = False,
+) -> None:
+    """Rebuild a creditor account's read-model rows (contract state, account tasks) from its
+    workflow's history, as `caseloop case reproject` does for a case."""
+    from ops.reproject import reproject
+
+    workflow_id = creditor_workflow_id(creditor_id)
+    _echo_reprojected(
+        _with_ops(
+            lambda client, sessions: reproject(
+                client, sessions, workflow_id, after_reset=after_reset
+            )
+        )
+    )
+
+
+@relationship_app.command("reproject")
+def relationship_reproject(
+    creditor_id: Annotated[uuid.UUID, typer.Argument(metavar="CREDITOR_ID")],
+    partner_id: Annotated[uuid.UUID, typer.Argument(metavar="PARTNER_ID")],
+    after_reset: Annotated[
+        bool,
+        typer.Option(
+            "--after-reset", help="the workflow was reset: drop the abandoned run's rows first"
+        ),
+    ] = False,
+) -> None:
+    """Rebuild a creditor-partner pair's read-model rows (the pair, its general chat, its
+    tasks) from its workflow's history, as `caseloop case reproject` does for a case."""
+    from ops.reproject import reproject
+
+    workflow_id = relationship_workflow_id(creditor_id, partner_id)
+    _echo_reprojected(
+        _with_ops(
+            lambda client, sessions: reproject(
+                client, sessions, workflow_id, after_reset=after_reset
+            )
+        )
+    )
+
+
+@app.command()
+def doctor() -> None:
+    """Check the settings, Temporal (reachable, namespace, search attributes, schedules) and the
+    database (reachable, at the latest migration); say what is wrong and how to fix it. Exits 1
+    when something is."""
+    from ops.doctor import run_checks
+
+    checks = asyncio.run(run_checks())
+    for check in checks:
+        typer.echo(check.line())
+    failed = [check for check in checks if not check.ok]
+    typer.echo("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("payload-key")

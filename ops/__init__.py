@@ -1,0 +1,1 @@
+"""Ops tools: explain a case, rebuild read-model rows from workflows, check a deployment."""
