@@ -87,9 +87,19 @@ class MailActivities:
         self._sessions = sessions
         self._smtp = smtp
 
+    @property
+    def portal_base_url(self) -> str:
+        return self._smtp.portal_base_url
+
     @activity.defn(name=SEND_EMAIL)
     async def send_email(self, email: Email) -> SentEmails:
         """Send each recipient's copy of ``email`` that is not sent yet (see the module)."""
+        return await self.deliver(email)
+
+    async def deliver(self, email: Email) -> SentEmails:
+        """What ``send_email`` does, for an activity that sends many e-mails itself (the digests,
+        activities/digests.py): the same claims and ``Message-ID``s, so the same guarantees. It
+        runs inside that activity, whose start-to-close timeout bounds each claim."""
         if not self._smtp.host:
             raise ApplicationError("SMTP_HOST is not set: the e-mail waits", type="NoSmtpHost")
         done = SentEmails()
