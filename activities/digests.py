@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from activities.mail import MailActivities
+from activities.mail import MailActivities, SmtpPool
 from domain.digests import (
     MAX_TASKS_LISTED,
     SEND_DAILY_SUMMARIES,
@@ -193,27 +193,29 @@ class DigestActivities:
     # -- shared -------------------------------------------------------------------------------
 
     async def _send(self, outgoing: Sequence[_Outgoing], counts: DigestCounts) -> list[_User]:
-        """Send the e-mails (``send_concurrency`` at a time) and count what happened; the users
+        """Send the e-mails (``send_concurrency`` at a time, on as many open connections, opened
+        when first needed) and count what happened; the users
         whose e-mail went out (or had none to send). The first error fails the page (it is
         retried, and its copies already sent are not sent again)."""
-        slots = asyncio.Semaphore(self._send_concurrency)
         done: list[_User] = []
 
-        async def one(item: _Outgoing) -> None:
+        async def one(pool: SmtpPool, item: _Outgoing) -> None:
             if item.email is None:
                 counts.nothing_to_send += 1
             else:
-                async with slots:
-                    result = await self._mail.deliver(item.email)
+                result = await pool.deliver(item.email)
                 counts.sent += result.sent
                 counts.already_sent += result.already_sent + result.refused
             done.append(item.user)
             activity.heartbeat(len(done))
 
         try:
-            async with asyncio.TaskGroup() as group:
+            async with (
+                SmtpPool(self._mail, self._send_concurrency) as pool,
+                asyncio.TaskGroup() as group,
+            ):
                 for item in outgoing:
-                    group.create_task(one(item))
+                    group.create_task(one(pool, item))
         except ExceptionGroup as errors:
             raise errors.exceptions[0] from None
         return done

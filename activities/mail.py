@@ -30,6 +30,7 @@ Logs name the ``Message-ID`` and category, never an address, a subject or a body
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -96,10 +97,11 @@ class MailActivities:
         """Send each recipient's copy of ``email`` that is not sent yet (see the module)."""
         return await self.deliver(email)
 
-    async def deliver(self, email: Email) -> SentEmails:
+    async def deliver(self, email: Email, via: aiosmtplib.SMTP | None = None) -> SentEmails:
         """What ``send_email`` does, for an activity that sends many e-mails itself (the digests,
         activities/digests.py): the same claims and ``Message-ID``s, so the same guarantees. It
-        runs inside that activity, whose start-to-close timeout bounds each claim."""
+        runs inside that activity, whose start-to-close timeout bounds each claim. ``via``: an
+        open connection to send on (``SmtpPool``); None: a connection of its own."""
         if not self._smtp.host:
             raise ApplicationError("SMTP_HOST is not set: the e-mail waits", type="NoSmtpHost")
         done = SentEmails()
@@ -110,7 +112,7 @@ class MailActivities:
                 continue
             message = self._message(email, recipient, mid)
             try:
-                await self._send(message)
+                await self._send(message, via)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 if all(500 <= refusal.code < 600 for refusal in exc.recipients):
                     await self._finish(mid, "refused")
@@ -148,7 +150,23 @@ class MailActivities:
         message.add_alternative(rendered.html, subtype="html")
         return message
 
-    async def _send(self, message: EmailMessage) -> None:
+    def connection(self) -> aiosmtplib.SMTP:
+        """A client for the SMTP server (not connected yet), as ``_send`` would open."""
+        smtp = self._smtp
+        return aiosmtplib.SMTP(
+            hostname=smtp.host,
+            port=smtp.port,
+            username=smtp.user or None,
+            password=smtp.password if smtp.user else None,
+            use_tls=smtp.security == "tls",
+            start_tls=smtp.security == "starttls",
+            timeout=smtp.timeout,
+        )
+
+    async def _send(self, message: EmailMessage, via: aiosmtplib.SMTP | None = None) -> None:
+        if via is not None:
+            await via.send_message(message)
+            return
         smtp = self._smtp
         await aiosmtplib.send(
             message,
@@ -219,3 +237,67 @@ class MailActivities:
                 )
         except Exception:  # the claim then expires by itself; the send's error is what counts
             activity.logger.warning("e-mail %s: its claim could not be released", mid)
+
+
+class SmtpPool:
+    """Up to ``size`` open connections to the SMTP server, for an activity that sends many
+    e-mails (the digests): each e-mail goes through ``MailActivities.deliver`` (its claims and
+    guarantees) on a connection already open rather than one of its own, which spares a TCP
+    connection, the greeting, EHLO, STARTTLS and the login per e-mail. A connection is replaced
+    after ``per_connection`` messages (servers limit them) and when the server has closed it; an
+    e-mail whose conversation found the connection closed is sent again once on a new one (its
+    claim was released). Use it as ``async with SmtpPool(mail, size) as pool``."""
+
+    def __init__(self, mail: MailActivities, size: int, *, per_connection: int = 100) -> None:
+        self._mail = mail
+        self._idle: asyncio.Queue[tuple[aiosmtplib.SMTP, int]] = asyncio.Queue()
+        self._open: set[aiosmtplib.SMTP] = set()
+        self._slots = asyncio.Semaphore(size)
+        self._per_connection = per_connection
+
+    async def __aenter__(self) -> SmtpPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for client in list(self._open):
+            await self._close(client)
+
+    async def deliver(self, email: Email) -> SentEmails:
+        async with self._slots:
+            client, used = await self._take()
+            try:
+                done = await self._mail.deliver(email, via=client)
+            except aiosmtplib.SMTPServerDisconnected:
+                await self._close(client)
+                client, used = await self._connect(), 0
+                done = await self._mail.deliver(email, via=client)
+            except BaseException:
+                await self._close(client)  # its state after an error is unknown
+                raise
+            if used + 1 >= self._per_connection:
+                await self._close(client)
+            else:
+                self._idle.put_nowait((client, used + 1))
+            return done
+
+    async def _take(self) -> tuple[aiosmtplib.SMTP, int]:
+        while not self._idle.empty():
+            client, used = self._idle.get_nowait()
+            if client.is_connected:
+                return client, used
+            await self._close(client)
+        return await self._connect(), 0
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = self._mail.connection()
+        await client.connect()
+        self._open.add(client)
+        return client
+
+    async def _close(self, client: aiosmtplib.SMTP) -> None:
+        self._open.discard(client)
+        try:
+            if client.is_connected:
+                await client.quit()
+        except Exception:  # closing is best effort: the server may be gone already
+            client.close()
