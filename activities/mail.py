@@ -31,6 +31,7 @@ Logs name the ``Message-ID`` and category, never an address, a subject or a body
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -87,6 +88,17 @@ class MailActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], smtp: SmtpConfig) -> None:
         self._sessions = sessions
         self._smtp = smtp
+        # SQLite has one writer at a time, and a transaction that read before it writes (a
+        # claim) fails at once when another wrote meanwhile; writers that wait in its busy
+        # handler are not served in order, so under many sends at once (the digests) one could
+        # wait past the busy timeout. This process's claim writes queue here instead, in order.
+        # PostgreSQL: None, no queue.
+        engine = sessions.kw.get("bind")
+        self._writes: asyncio.Lock | contextlib.AbstractAsyncContextManager[None] = (
+            asyncio.Lock()
+            if engine is not None and engine.dialect.name == "sqlite"
+            else contextlib.nullcontext()
+        )
 
     @property
     def portal_base_url(self) -> str:
@@ -186,7 +198,7 @@ class MailActivities:
         timeout = activity.info().start_to_close_timeout or dt.timedelta(0)
         expires = now + timeout + SEND_CLAIM_MARGIN
         try:
-            async with transaction(self._sessions) as session:
+            async with self._writes, transaction(self._sessions) as session:
                 row = await session.get(SentEmail, mid)
                 if row is None:
                     session.add(
@@ -220,7 +232,7 @@ class MailActivities:
         )
 
     async def _finish(self, mid: str, outcome: str) -> None:
-        async with transaction(self._sessions) as session:
+        async with self._writes, transaction(self._sessions) as session:
             await session.execute(
                 update(SentEmail)
                 .where(SentEmail.message_id == mid)
@@ -229,7 +241,7 @@ class MailActivities:
 
     async def _release(self, mid: str) -> None:
         try:
-            async with transaction(self._sessions) as session:
+            async with self._writes, transaction(self._sessions) as session:
                 await session.execute(
                     update(SentEmail)
                     .where(SentEmail.message_id == mid, SentEmail.outcome == "claimed")
