@@ -4,24 +4,28 @@ SMTP server (aiosmtpd). The tasks are read-model rows, which is all these jobs r
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.mail import SmtpPool
 from domain.digests import DigestCounts, DigestInput, reminder_period, summary_window
 from domain.enums import OrgKind
 from domain.tasks import CATALOGUE, AccessLevel, Scope, TaskType, solution_url
-from mail.sink import list_messages, read_message
+from mail.sink import KeepInDirectory, list_messages, read_message
 from store import accounts
 from store.db import transaction
-from store.models import DailySummaryMark, TaskRow, User
-from tests.mail.conftest import PORTAL, Sink, mail_activities
+from store.models import DailySummaryMark, OverdueReminderMark, TaskRow, User
+from tests.mail.conftest import PORTAL, Sink, mail_activities, partner_wrote, start
 from worker import build_worker
 from workflows.digests import DailySummaryWorkflow, OverdueReminderWorkflow
 
@@ -300,3 +304,65 @@ def test_a_reminder_period_lasts_7_days_and_an_unsent_one_is_finished_not_restar
     assert reminder_period(today, today - dt.timedelta(days=7), True) == today
     started = today - dt.timedelta(days=2)
     assert reminder_period(today, started, False) == started
+
+
+async def test_a_reminder_whose_run_failed_before_it_was_marked_is_finished_never_doubled(
+    dev_env: WorkflowEnvironment,
+    digest_worker: Worker,
+    sessions: async_sessionmaker[AsyncSession],
+    sink: Sink,
+) -> None:
+    creditor, [anna] = await org(sessions, OrgKind.CREDITOR, "anna")
+    start = dt.datetime(2026, 12, 1, 6, tzinfo=dt.UTC)
+    await add_task(
+        sessions,
+        creditor,
+        "Review partner 1",
+        created=start - dt.timedelta(days=10),
+        overdue_since=start - dt.timedelta(days=1),
+        access=AccessLevel.CREDITOR,
+    )
+    await run(dev_env, digest_worker, OverdueReminderWorkflow, start)
+    # As if the run had died after the SMTP server took the e-mail and before it was marked.
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(OverdueReminderMark)
+            .where(OverdueReminderMark.user_id == anna)
+            .values(sent=False)
+        )
+    await run(dev_env, digest_worker, OverdueReminderWorkflow, start + dt.timedelta(days=1))
+    assert sink.received() == 1, "the next day finishes day 0's reminder: already sent"
+    async with sessions() as session:
+        mark = await session.get(OverdueReminderMark, anna)
+    assert mark is not None and (mark.period_start, mark.sent) == (start.date(), True)
+    await run(dev_env, digest_worker, OverdueReminderWorkflow, start + dt.timedelta(days=7))
+    assert sink.received() == 2
+
+
+class ClosesAfterEachMessage(KeepInDirectory):
+    """A server that hangs up after every message (as servers limiting messages per
+    connection do)."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        asyncio.get_running_loop().call_soon(server.transport.close)
+        return answer
+
+
+async def test_pooled_sends_reconnect_when_the_server_hangs_up_and_send_each_copy_once(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    handler = ClosesAfterEachMessage(tmp_path / "mail")
+    server, port = await start(handler)
+    async with server:
+        mail = mail_activities(sessions, port)
+        emails = [partner_wrote(f"user{n}@creditor.example", key=f"k-{n}") for n in range(4)]
+        async with SmtpPool(mail, 1) as pool:
+            results = [await ActivityEnvironment().run(pool.deliver, e) for e in emails]
+        assert [r.sent for r in results] == [1, 1, 1, 1]
+        async with SmtpPool(mail, 2) as pool:
+            again = [await ActivityEnvironment().run(pool.deliver, e) for e in emails]
+        assert [r.already_sent for r in again] == [1, 1, 1, 1]
+    assert sorted(m.to for m in list_messages(handler.directory)) == sorted(
+        f"User{n} <user{n}@creditor.example>" for n in range(4)
+    )
