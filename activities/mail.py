@@ -33,13 +33,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
+from typing import Generic, TypeVar
 
 import aiosmtplib
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -50,6 +52,8 @@ from settings import Settings
 from store.db import transaction
 from store.models import SentEmail
 
+In = TypeVar("In")
+Out = TypeVar("Out")
 # A released claim's expiry: past, so the next attempt takes the copy at once.
 _RELEASED = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -99,6 +103,11 @@ class MailActivities:
             if engine is not None and engine.dialect.name == "sqlite"
             else contextlib.nullcontext()
         )
+        # Claims and marks of copies being sent at once share a transaction (group commit): many
+        # sends at once (the digests) cost a few writes, not two each. Each copy's claim or mark
+        # is committed before its ``deliver`` goes on, as when it was a transaction of its own.
+        self._claims: _GroupCommit[_Claim, str] = _GroupCommit(self._claim_batch)
+        self._finishes: _GroupCommit[tuple[str, str], None] = _GroupCommit(self._finish_batch)
 
     @property
     def portal_base_url(self) -> str:
@@ -196,48 +205,90 @@ class MailActivities:
         Raises a retryable ``EmailBeingSent`` while another attempt's claim holds."""
         now = dt.datetime.now(dt.UTC)
         timeout = activity.info().start_to_close_timeout or dt.timedelta(0)
-        expires = now + timeout + SEND_CLAIM_MARGIN
-        try:
-            async with self._writes, transaction(self._sessions) as session:
-                row = await session.get(SentEmail, mid)
-                if row is None:
-                    session.add(
-                        SentEmail(
-                            message_id=mid,
-                            idempotency_key=email.idempotency_key,
-                            category=email.category.value,
-                            outcome="claimed",
-                            claimed_at=now,
-                            claim_expires_at=expires,
-                        )
-                    )
-                    return True  # unless a concurrent attempt inserted it first (below)
-                if row.outcome != "claimed":
-                    return False
-                taken = await session.execute(
-                    update(SentEmail)
-                    .where(
-                        SentEmail.message_id == mid,
-                        SentEmail.outcome == "claimed",
-                        SentEmail.claim_expires_at <= now,
-                    )
-                    .values(claimed_at=now, claim_expires_at=expires)
+        claim = _Claim(mid, email, now, now + timeout + SEND_CLAIM_MARGIN)
+        outcome = await self._claims.run(claim)
+        if outcome == "busy":
+            raise ApplicationError(
+                f"e-mail {mid} is being sent by another attempt", type="EmailBeingSent"
+            )
+        return outcome == "claimed"
+
+    async def _claim_batch(self, claims: list[_Claim]) -> list[str]:
+        """The claims of copies being sent at once, in one transaction: "claimed" (a new row,
+        or an expired claim taken over), "done" (sent or refused) or "busy" (another attempt's
+        claim holds; also a copy claimed twice in one batch, or inserted by another process
+        meanwhile)."""
+        outcomes: dict[int, str] = {}
+        async with self._writes, transaction(self._sessions) as session:
+            rows = {
+                row.message_id: (row.outcome, row.claim_expires_at)
+                for row in await session.scalars(
+                    select(SentEmail).where(SentEmail.message_id.in_({c.mid for c in claims}))
                 )
-                if taken.rowcount == 1:  # type: ignore[attr-defined]
-                    return True
-        except IntegrityError:
-            pass
-        raise ApplicationError(
-            f"e-mail {mid} is being sent by another attempt", type="EmailBeingSent"
-        )
+            }
+            new: dict[str, int] = {}
+            for n, claim in enumerate(claims):
+                found = rows.get(claim.mid)
+                if claim.mid in new:
+                    outcomes[n] = "busy"
+                elif found is None:
+                    new[claim.mid] = n
+                elif found[0] != "claimed":
+                    outcomes[n] = "done"
+                elif found[1] > claim.now:
+                    outcomes[n] = "busy"
+                else:
+                    taken = await session.execute(
+                        update(SentEmail)
+                        .where(
+                            SentEmail.message_id == claim.mid,
+                            SentEmail.outcome == "claimed",
+                            SentEmail.claim_expires_at <= claim.now,
+                        )
+                        .values(claimed_at=claim.now, claim_expires_at=claim.expires)
+                    )
+                    taken_one = taken.rowcount == 1  # type: ignore[attr-defined]
+                    outcomes[n] = "claimed" if taken_one else "busy"
+                    rows[claim.mid] = ("claimed", claim.expires)
+            if new:
+                dialect = session.get_bind().dialect.name
+                insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+                    SentEmail
+                )
+                inserted = set(
+                    await session.scalars(
+                        insert.on_conflict_do_nothing().returning(SentEmail.message_id),
+                        [
+                            {
+                                "message_id": claims[n].mid,
+                                "idempotency_key": claims[n].email.idempotency_key,
+                                "category": claims[n].email.category.value,
+                                "outcome": "claimed",
+                                "claimed_at": claims[n].now,
+                                "claim_expires_at": claims[n].expires,
+                                "finished_at": None,
+                            }
+                            for n in new.values()
+                        ],
+                    )
+                )
+                for mid, n in new.items():
+                    outcomes[n] = "claimed" if mid in inserted else "busy"
+        return [outcomes[n] for n in range(len(claims))]
 
     async def _finish(self, mid: str, outcome: str) -> None:
+        await self._finishes.run((mid, outcome))
+
+    async def _finish_batch(self, finished: list[tuple[str, str]]) -> list[None]:
+        at = dt.datetime.now(dt.UTC)
         async with self._writes, transaction(self._sessions) as session:
-            await session.execute(
-                update(SentEmail)
-                .where(SentEmail.message_id == mid)
-                .values(outcome=outcome, finished_at=dt.datetime.now(dt.UTC))
-            )
+            for outcome in {o for _, o in finished}:
+                await session.execute(
+                    update(SentEmail)
+                    .where(SentEmail.message_id.in_([m for m, o in finished if o == outcome]))
+                    .values(outcome=outcome, finished_at=at)
+                )
+        return [None] * len(finished)
 
     async def _release(self, mid: str) -> None:
         try:
@@ -249,6 +300,52 @@ class MailActivities:
                 )
         except Exception:  # the claim then expires by itself; the send's error is what counts
             activity.logger.warning("e-mail %s: its claim could not be released", mid)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    mid: str
+    email: Email
+    now: dt.datetime
+    expires: dt.datetime
+
+
+class _GroupCommit(Generic[In, Out]):
+    """Runs ``write`` on every item submitted while the previous write was in progress, in one
+    call (its transaction): each ``run`` returns its item's answer once the write holding it has
+    committed, or raises the write's error."""
+
+    def __init__(self, write: Callable[[list[In]], Awaitable[list[Out]]]) -> None:
+        self._write = write
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._writing = False
+
+    async def run(self, item: In) -> Out:
+        answer: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, answer))
+        if not self._writing:
+            self._writing = True
+            try:
+                while self._pending:
+                    batch, self._pending = self._pending, []
+                    try:
+                        outcomes = await self._write([i for i, _ in batch])
+                    except BaseException as exc:
+                        for _, waiting in batch:
+                            if not waiting.done():
+                                waiting.set_exception(exc)
+                        if answer.done():
+                            continue
+                        raise
+                    for (_, waiting), outcome in zip(batch, outcomes, strict=True):
+                        waiting.set_result(outcome)
+            finally:
+                self._writing = False
+                for _, waiting in self._pending:  # none should be left; never leave one hanging
+                    if not waiting.done():
+                        waiting.set_exception(RuntimeError("group commit stopped"))
+                self._pending = []
+        return await answer
 
 
 class SmtpPool:
