@@ -35,7 +35,10 @@ import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Generic, TypeVar
 
@@ -51,6 +54,16 @@ from mail.render import render
 from settings import Settings
 from store.db import transaction
 from store.models import SentEmail
+
+
+def _text_header(value: str) -> str:
+    """A header of free text: as is in ASCII, else RFC 2047-encoded UTF-8."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(name: str, address: str) -> str:
+    return formataddr((name, address), charset="utf-8")
+
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -155,20 +168,24 @@ class MailActivities:
             done.sent += 1
         return done
 
-    def _message(self, email: Email, recipient: Recipient, mid: str) -> EmailMessage:
+    def _message(self, email: Email, recipient: Recipient, mid: str) -> Message:
+        """The copy as MIME (multipart/alternative: text, then HTML; UTF-8), built with the
+        ``email`` package's compat32 classes: its modern API parses and refolds every header
+        through its header registry, which cost a digest's worker more than rendering, the
+        claims and the SMTP conversation together (docs/performance.md)."""
         rendered = render(email, recipient, portal_base_url=self._smtp.portal_base_url)
-        message = EmailMessage()
-        message["From"] = self._smtp.sender
-        message["To"] = formataddr((recipient.name or "", recipient.email))
-        message["Subject"] = email.subject
+        message = MIMEMultipart("alternative")
+        message["From"] = _address(*parseaddr(self._smtp.sender))
+        message["To"] = _address(recipient.name or "", recipient.email)
+        message["Subject"] = _text_header(email.subject)
         message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
         message["Message-ID"] = mid
         message["List-Unsubscribe"] = f"<{rendered.unsubscribe_url}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message["Auto-Submitted"] = "auto-generated"
         message["X-Caseloop-Category"] = email.category.value
-        message.set_content(rendered.text)
-        message.add_alternative(rendered.html, subtype="html")
+        message.attach(MIMEText(rendered.text, "plain", "utf-8"))
+        message.attach(MIMEText(rendered.html, "html", "utf-8"))
         return message
 
     def connection(self) -> aiosmtplib.SMTP:
@@ -184,7 +201,7 @@ class MailActivities:
             timeout=smtp.timeout,
         )
 
-    async def _send(self, message: EmailMessage, via: aiosmtplib.SMTP | None = None) -> None:
+    async def _send(self, message: Message, via: aiosmtplib.SMTP | None = None) -> None:
         if via is not None:
             await via.send_message(message)
             return
