@@ -330,39 +330,39 @@ class _Claim:
 class _GroupCommit(Generic[In, Out]):
     """Runs ``write`` on every item submitted while the previous write was in progress, in one
     call (its transaction): each ``run`` returns its item's answer once the write holding it has
-    committed, or raises the write's error."""
+    committed, or raises the write's error. The writes run in a task of their own, so no caller
+    waits for more than the write holding its item (and the one before)."""
 
     def __init__(self, write: Callable[[list[In]], Awaitable[list[Out]]]) -> None:
         self._write = write
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
-        self._writing = False
+        self._writer: asyncio.Task[None] | None = None
 
     async def run(self, item: In) -> Out:
         answer: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         self._pending.append((item, answer))
-        if not self._writing:
-            self._writing = True
-            try:
-                while self._pending:
-                    batch, self._pending = self._pending, []
-                    try:
-                        outcomes = await self._write([i for i, _ in batch])
-                    except BaseException as exc:
-                        for _, waiting in batch:
-                            if not waiting.done():
-                                waiting.set_exception(exc)
-                        if answer.done():
-                            continue
-                        raise
-                    for (_, waiting), outcome in zip(batch, outcomes, strict=True):
-                        waiting.set_result(outcome)
-            finally:
-                self._writing = False
-                for _, waiting in self._pending:  # none should be left; never leave one hanging
-                    if not waiting.done():
-                        waiting.set_exception(RuntimeError("group commit stopped"))
-                self._pending = []
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
         return await answer
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await self._write([item for item, _ in batch])
+            except Exception as exc:
+                for _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+                continue
+            except BaseException:  # cancelled (the worker stops): no caller is left waiting
+                for _, waiting in [*batch, *self._pending]:
+                    waiting.cancel()
+                self._pending = []
+                raise
+            for (_, waiting), outcome in zip(batch, outcomes, strict=True):
+                if not waiting.done():
+                    waiting.set_result(outcome)
 
 
 class SmtpPool:
