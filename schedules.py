@@ -22,19 +22,27 @@ from temporalio.client import (
 )
 
 from domain.chat import CleanupInput
+from domain.digests import DigestInput
 from domain.webhooks import RetentionInput
 
 CHAT_CLEANUP = "chat-cleanup"
 CHAT_CLEANUP_CRON = "0 2 * * *"  # every night at 02:00 UTC
 WEBHOOK_RETENTION = "webhook-retention"
 WEBHOOK_RETENTION_CRON = "30 3 * * *"  # every night at 03:30 UTC
+# Hourly: each run sends the partner daily summaries whose local morning hour (DAILY_SUMMARY_HOUR)
+# has come today and are not sent yet, so every time zone (and a missed hour) is covered.
+DAILY_SUMMARY = "daily-summary"
+DAILY_SUMMARY_CRON = "0 * * * *"
+OVERDUE_REMINDERS = "overdue-reminders"
+OVERDUE_REMINDERS_CRON = "0 6 * * *"  # every day at 06:00 UTC
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Nightly:
-    """A nightly job: the workflow a schedule starts (its id is the schedule's name)."""
+    """A scheduled job (nightly, or as often as its cron says): the workflow a schedule starts
+    (its id is the schedule's name)."""
 
     name: str
     cron: str  # UTC
@@ -59,6 +67,21 @@ NIGHTLY = (
         RetentionInput(),
         "Nightly pruning of old webhook deliveries",
     ),
+    # Issue 13: the partner daily summary and the overdue reminders (workflows/digests.py).
+    Nightly(
+        DAILY_SUMMARY,
+        DAILY_SUMMARY_CRON,
+        "DailySummaryWorkflow",
+        DigestInput(),
+        "Hourly: partner daily summaries whose morning has come",
+    ),
+    Nightly(
+        OVERDUE_REMINDERS,
+        OVERDUE_REMINDERS_CRON,
+        "OverdueReminderWorkflow",
+        DigestInput(),
+        "Daily overdue-task reminders (at most one per user per 7 days)",
+    ),
 )
 
 
@@ -72,7 +95,8 @@ def nightly_schedule(job: Nightly, task_queue: str) -> Schedule:
             static_summary=job.summary,
         ),
         spec=ScheduleSpec(cron_expressions=[job.cron]),
-        # A night that runs long never overlaps the next.
+        # A run that runs long never overlaps the next (the digests' marks and idempotency keys
+        # would keep an overlap from doubling an e-mail anyway).
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
 

@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     mail_from: str = "caseloop <no-reply@caseloop.localhost>"
     # The local sink `make run` starts (mail/sink.py), keeping messages in VAR_DIR/mail.
     mail_sink_port: int = Field(default=8025, ge=1, le=65535)
+    # The digests (activities/digests.py): the local hour from which a partner user's daily
+    # summary goes out (their time zone), and the e-mails one page has in flight at once.
+    daily_summary_hour: int = Field(default=7, ge=0, le=23)
+    digest_send_concurrency: int = Field(default=16, ge=1)
 
     # Tracing (observability/tracing.py): off unless an OTLP/HTTP endpoint is set, by the
     # standard OpenTelemetry variables: OTEL_EXPORTER_OTLP_ENDPOINT (its /v1/traces) or

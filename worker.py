@@ -44,6 +44,7 @@ from temporalio.workflow import Info, _Definition
 
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
+from activities.digests import DigestActivities
 from activities.mail import MailActivities, SmtpConfig
 from activities.projection import ProjectionActivities
 from activities.reply_model import ChatCompletionsClassifier
@@ -57,6 +58,7 @@ from workflows.admission import RefuseWhileBlocked
 from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
+from workflows.digests import DailySummaryWorkflow, OverdueReminderWorkflow
 from workflows.mail import SendEmailWorkflow
 from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
@@ -70,6 +72,8 @@ WORKFLOWS = [
     WebhookDeliveryWorkflow,
     WebhookRetentionWorkflow,
     SendEmailWorkflow,
+    DailySummaryWorkflow,
+    OverdueReminderWorkflow,
 ]
 # Part of the workflows' behaviour (an update id is applied once; a workflow whose read model
 # cannot be written refuses new updates): the replayer needs them too. The first is outermost.
@@ -348,6 +352,13 @@ def build_worker(
         concurrency["max_classified_per_night"] = settings.cleanup_model_max_calls_per_night
     cleanup = CleanupActivities(sessions, client, classifier, **concurrency)
     mail = mail or MailActivities(sessions, SmtpConfig.from_settings(settings or get_settings()))
+    digest_settings = settings or get_settings()
+    digests = DigestActivities(
+        sessions,
+        mail,
+        morning_hour=digest_settings.daily_summary_hour,
+        send_concurrency=digest_settings.digest_send_concurrency,
+    )
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -361,6 +372,8 @@ def build_worker(
             webhooks.deliver_due,
             webhooks.prune_deliveries,
             mail.send_email,
+            digests.send_daily_summaries,
+            digests.send_overdue_reminders,
         )
     }
     for replacement in replace_activities:

@@ -12,12 +12,12 @@ import sys
 import traceback
 from types import ModuleType
 
-from bench import cleanup, fullcase, latency, longcase, memory, portal, webhooks
+from bench import cleanup, dailysummary, fullcase, latency, longcase, memory, portal, webhooks
 
 # name -> module with NAME, add_arguments(parser) and async run(args) -> Report.
 BENCHMARKS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (latency, fullcase, memory, longcase, cleanup, portal, webhooks)
+    for module in (latency, fullcase, memory, longcase, cleanup, portal, webhooks, dailysummary)
 }
 
 

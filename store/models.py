@@ -78,6 +78,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     # When the password last changed: sessions and set-password links issued before it end.
     password_changed_at: Mapped[dt.datetime | None]
+    # The user's IANA time zone (their daily summary's morning); None: the organisation's.
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class SignInFailures(Base):
@@ -555,3 +557,35 @@ class CleanupVerdict(Base):
     confident: Mapped[bool]
     reason: Mapped[str] = mapped_column(Text)
     decided_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class DailySummaryMark(Base):
+    """A partner user's daily summary of ``local_date`` (the user's date) is done: sent, or
+    there was nothing to send (``tasks`` 0). The hourly job (activities/digests.py) skips the
+    users it finds here for their today, so a run catching up a missed hour, or overlapping
+    another, never looks at them again."""
+
+    __tablename__ = "daily_summary_marks"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    local_date: Mapped[dt.date] = mapped_column(primary_key=True)
+    tasks: Mapped[int] = mapped_column(Integer)
+    done_at: Mapped[dt.datetime]
+
+
+class OverdueReminderMark(Base):
+    """A user's latest overdue reminder: the date its 7 days started (``period_start``, the
+    run's UTC date, part of its idempotency key) and whether it has gone out (``sent``; written
+    False before sending, so a run retried or re-run within the 7 days finishes that reminder
+    under the same key rather than starting another)."""
+
+    __tablename__ = "overdue_reminder_marks"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_start: Mapped[dt.date]
+    sent: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[dt.datetime]

@@ -1,15 +1,22 @@
-"""``GET /api/users``: the caller's team (Debitura's ``UsersApi``)."""
+"""``GET /api/users``: the caller's team (Debitura's ``UsersApi``); ``PATCH /api/users/me``: the
+caller's own settings (their time zone: the morning of their daily summary)."""
 
 from __future__ import annotations
 
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from pydantic import Field, field_validator
+from sqlalchemy import update
 
 from api.deps import CurrentPrincipal, SessionDep
+from api.errors import not_found
 from api.pagination import PageDep, PageInfo, page_info
 from domain.base import ApiModel
 from store import directory
+from store.db import transaction
+from store.models import Organisation, User
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -38,4 +45,47 @@ async def list_users(principal: CurrentPrincipal, session: SessionDep, page: Pag
     return UserList(
         page=page_info(page, total=found.total, count=len(found.users)),
         users=[UserView(id=u.id, name=u.name, email=u.email) for u in found.users],
+    )
+
+
+class UserSettings(ApiModel):
+    """``timezone``: an IANA time zone name (``Europe/Copenhagen``), or null for the
+    organisation's."""
+
+    timezone: str | None = Field(max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("not an IANA time zone name") from None
+        return value
+
+
+class MySettings(ApiModel):
+    id: UUID
+    # The user's own time zone (null: none), and the one that applies (else the organisation's).
+    timezone: str | None
+    effective_timezone: str
+
+
+@router.patch("/me", response_model=MySettings, responses={401: {}, 422: {}})
+async def update_me(
+    body: UserSettings, principal: CurrentPrincipal, request: Request
+) -> MySettings:
+    """Set the caller's own time zone (null: their organisation's again)."""
+    async with transaction(request.app.state.sessions) as session:
+        await session.execute(
+            update(User).where(User.id == principal.user_id).values(timezone=body.timezone)
+        )
+        org = await session.get(Organisation, principal.org_id)
+    if org is None:
+        raise not_found("Organisation")
+    return MySettings(
+        id=principal.user_id,
+        timezone=body.timezone,
+        effective_timezone=body.timezone or org.timezone,
     )

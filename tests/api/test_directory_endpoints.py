@@ -80,3 +80,29 @@ async def test_users_refuses_an_unknown_query_parameter(
     answer = await api.get("/api/users", params={"role": "admin"}, headers=creditor.headers)
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "role"
+
+
+async def test_a_user_sets_their_own_time_zone_and_a_bad_one_is_refused_unchanged(
+    api: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], partner: Actor
+) -> None:
+    answer = await api.patch(
+        "/api/users/me", json={"timezone": "America/New_York"}, headers=partner.headers
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "id": str(partner.principal.user_id),
+        "timezone": "America/New_York",
+        "effectiveTimezone": "America/New_York",
+    }
+    refused = await api.patch(
+        "/api/users/me", json={"timezone": "Mars/Olympus_Mons"}, headers=partner.headers
+    )
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "validation_failed"
+    async with sessions() as session:
+        user = await session.get(User, partner.principal.user_id)
+        assert user is not None and user.timezone == "America/New_York"
+    reset = await api.patch("/api/users/me", json={"timezone": None}, headers=partner.headers)
+    assert reset.json()["effectiveTimezone"] == "Europe/Copenhagen"
+    assert reset.json()["timezone"] is None

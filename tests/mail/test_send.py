@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.mail import _GroupCommit
 from domain.mail import Email, message_id
 from mail.sink import KeepInDirectory, list_messages, read_message
 from store.models import SentEmail
@@ -184,3 +186,25 @@ def test_an_email_that_cannot_be_sent_safely_is_refused(change: dict[str, object
     fields = partner_wrote("alice@creditor.example").model_dump() | change
     with pytest.raises(ValidationError):
         Email.model_validate(fields)
+
+
+async def test_claims_made_at_once_share_writes_and_each_gets_its_own_answer() -> None:
+    """The send path's group commit: copies claimed while a write is running go in the next
+    write, together; a failed write fails exactly its own items."""
+
+    writes: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        writes.append(items)
+        await asyncio.sleep(0.01)
+        if 13 in items:
+            raise RuntimeError("refused")
+        return [item * 2 for item in items]
+
+    batched = _GroupCommit(write)
+    results = await asyncio.gather(*(batched.run(n) for n in range(12)), return_exceptions=True)
+    assert results == [n * 2 for n in range(12)]
+    assert len(writes) < 12 and sorted(n for w in writes for n in w) == list(range(12))
+    failed = await asyncio.gather(batched.run(13), return_exceptions=True)
+    assert isinstance(failed[0], RuntimeError)
+    assert await batched.run(14) == 28, "the next write is not affected"
