@@ -44,6 +44,7 @@ from temporalio.workflow import Info, _Definition
 
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
+from activities.escalation import EscalationActivities
 from activities.mail import MailActivities, SmtpConfig
 from activities.projection import ProjectionActivities
 from activities.reply_model import ChatCompletionsClassifier
@@ -347,6 +348,7 @@ def build_worker(
         concurrency["max_classified_per_night"] = settings.cleanup_model_max_calls_per_night
     cleanup = CleanupActivities(sessions, client, classifier, **concurrency)
     mail = mail or MailActivities(sessions, SmtpConfig.from_settings(settings or get_settings()))
+    escalation = EscalationActivities(sessions, (settings or get_settings()).portal_base_url)
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -360,6 +362,7 @@ def build_worker(
             webhooks.deliver_due,
             webhooks.prune_deliveries,
             mail.send_email,
+            escalation.ladder_email,
         )
     }
     for replacement in replace_activities:
