@@ -24,14 +24,27 @@ _SUBJECT_MAX = 200
 
 
 class EscalationActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], portal_base_url: str) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        portal_base_url: str,
+        *,
+        mail_configured: bool = True,
+    ) -> None:
         self._sessions = sessions
         self._portal = portal_base_url
+        # Without an SMTP server (no SMTP_HOST) the ladder sends no e-mail: its steps still
+        # fire, are recorded and emitted. With one that is down, ``send_email`` waits for it.
+        self._mail = mail_configured
 
     @activity.defn(name=LADDER_EMAIL)
     async def ladder_email(self, notice: StepNotice) -> LadderEmail:
         """The e-mail of ``notice``'s step, or none: the task is no longer open (or no longer
-        seen by its owner), or its organisation has no active user to tell."""
+        seen by its owner), or its organisation has no active user to tell, or no SMTP server
+        is set."""
+        if not self._mail:
+            activity.logger.info("no SMTP_HOST: ladder step %s sends no e-mail", notice.step)
+            return LadderEmail()
         async with self._sessions() as session:
             row = await session.get(TaskRow, notice.task_id)
             if row is None or row.status != TaskStatus.OPEN.value or not row.case_visible:

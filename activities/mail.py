@@ -87,6 +87,11 @@ class MailActivities:
         self._sessions = sessions
         self._smtp = smtp
 
+    @property
+    def configured(self) -> bool:
+        """Whether an SMTP server is set (``SMTP_HOST``)."""
+        return bool(self._smtp.host)
+
     @activity.defn(name=SEND_EMAIL)
     async def send_email(self, email: Email) -> SentEmails:
         """Send each recipient's copy of ``email`` that is not sent yet (see the module)."""

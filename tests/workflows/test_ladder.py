@@ -29,7 +29,7 @@ from domain.enums import OrgKind
 from domain.escalation import business_days_before
 from domain.ids import creditor_workflow_id
 from domain.mail import MailCategory
-from domain.tasks import AssignTaskInput, TaskType
+from domain.tasks import AssignTaskInput, PostponeTaskInput, TaskType
 from mail.sink import KeepInDirectory, StoredMessage, list_messages, read_message
 from settings import Settings
 from store.models import OutboxEventRow, SentEmail, TaskRow
@@ -327,3 +327,63 @@ async def test_signing_the_contract_ends_its_reminders(
     await received(sink, 1)
     assert await steps_of(sessions, task.id) == ["reminder-1"]
     assert (await row_of(sessions, task.id)).status == "Solved"
+
+
+async def test_postponing_plans_the_ladder_again_and_a_new_breach_fires_again(
+    ts_env: WorkflowEnvironment,
+    mail_worker: Worker,
+    sink: Sink,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+) -> None:
+    handle = await account(
+        ts_env,
+        creditor,
+        task_queue,
+        CaseAccountEvent(case_id=uuid.uuid4(), needs_bank_account=True, contract_signed=True),
+    )
+    task = await task_of(sessions, TaskType.ASSIGN_BANK_ACCOUNT)
+    first = task.deadline
+    assert first is not None
+    await until(ts_env, first + MINUTE)
+    await received(sink, 2)  # approaching and breach, for the first deadline
+    second = add_business_days(first, 5, **CALENDAR)
+    await handle.execute_update(
+        CreditorWorkflow.postpone_task,
+        PostponeTaskInput(
+            task_id=task.id, deadline=second, reason="waiting", user_id=creditor.principal.user_id
+        ),
+    )
+    # The first deadline's escalation is gone with it: nothing until the second comes near.
+    await until(ts_env, add_business_days(first, 2, **CALENDAR) + MINUTE)
+    await received(sink, 2)
+    await until(ts_env, business_days_before(second, 1, **CALENDAR) + MINUTE)
+    await received(sink, 3)
+    await until(ts_env, add_business_days(second, 2, **CALENDAR) + MINUTE)
+    got = await received(sink, 5)
+    assert [m.subject.split(":")[0] for m in got] == [
+        "Due soon",
+        "Overdue",
+        "Due soon",
+        "Overdue",
+        "Escalated, still overdue",
+    ]
+    row = await row_of(sessions, task.id)
+    fired = [(s["step"], dt.datetime.fromisoformat(s["deadline"])) for s in row.escalations or []]
+    assert fired == [
+        ("approaching", first),
+        ("breach", first),
+        ("approaching", second),
+        ("breach", second),
+        ("escalation", second),
+    ]
+    assert await events_of(sessions, task.id) == [
+        "task.created",
+        "task.deadline_approaching",
+        "task.overdue",
+        "task.postponed",
+        "task.deadline_approaching",
+        "task.overdue",
+        "task.escalated",
+    ]
