@@ -17,7 +17,15 @@ from domain.escalation import (
     business_days_before,
     plan_ladder,
 )
-from domain.tasks import CATALOGUE, ProjectionResult, TaskBookState, TaskType, ladder_request
+from domain.tasks import (
+    CATALOGUE,
+    OutboxEvent,
+    ProjectionResult,
+    TaskBookState,
+    TaskType,
+    ladder_request,
+)
+from domain.webhooks import EVENT_TYPES, CaseParties, audience, bodies
 from workflows.taskbook import TaskBook
 
 TEMPLATES = Path(__file__).parents[2] / "mail" / "templates"
@@ -122,3 +130,26 @@ def test_a_plan_made_for_another_deadline_is_not_kept() -> None:
     task.deadline = end_of_day(dt.date(2026, 12, 17), TZ)  # postponed while it was planned
     book.given(ProjectionResult(ladders={task_id: stale}), now=created)
     assert task.ladder is None and book.needs_deadlines() == [task]
+
+
+def test_ladder_events_are_webhook_events_for_the_tasks_owner_only_with_their_step() -> None:
+    for type in ("task.deadline_approaching", "task.escalated"):
+        assert type in EVENT_TYPES
+        event = OutboxEvent(
+            id="event-1",
+            type=type,
+            org_id=OWNER.id,
+            case_id=uuid.uuid4(),
+            occurred_at=dt.datetime(2026, 12, 9, tzinfo=dt.UTC),
+            payload={
+                "taskId": "task-1",
+                "taskType": "AssignBankAccount",
+                "step": "escalation",
+                "deadline": "2026-12-08T22:59:59+00:00",
+            },
+        )
+        partner = CaseParties(creditor_id=uuid.uuid4(), partner_id=uuid.uuid4())
+        assert audience(event, partner, None) == {OWNER.id}
+        [(sent_type, _, body)] = list(bodies(event, partner))
+        assert sent_type == type
+        assert (body["taskId"], body["step"]) == ("task-1", "escalation")
