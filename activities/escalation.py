@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -21,6 +22,22 @@ from store.models import Organisation, TaskRow, User
 
 # A subject is one line of at most 200 characters (``Email.subject``).
 _SUBJECT_MAX = 200
+
+
+def _recipients(users: list[User]) -> list[Recipient]:
+    """The users as recipients, each address once; an address the mail model refuses is left
+    out (and logged by user id), so one bad address never holds a step's e-mail back."""
+    recipients: list[Recipient] = []
+    seen: set[str] = set()
+    for user in users:
+        if user.email.lower() in seen:  # each address once (``Email.to``)
+            continue
+        seen.add(user.email.lower())
+        try:
+            recipients.append(Recipient(email=user.email, name=user.name, user_id=user.id))
+        except ValidationError:
+            activity.logger.warning("user %s has an address mail refuses; left out", user.id)
+    return recipients
 
 
 class EscalationActivities:
@@ -59,7 +76,8 @@ class EscalationActivities:
             else:
                 users = await self._active_users(session, row.owner_org_id)
             org = await session.get(Organisation, row.owner_org_id)
-        if not users:
+        recipients = _recipients(users)
+        if not recipients:
             return LadderEmail()
         timezone = org.timezone if org is not None else "UTC"
         deadline = (
@@ -72,7 +90,7 @@ class EscalationActivities:
             email=Email(
                 idempotency_key=idempotency_key(row.id, step.name, notice.deadline),
                 category=step.spec.category,
-                to=[Recipient(email=u.email, name=u.name, user_id=u.id) for u in users],
+                to=recipients,
                 subject=subject[:_SUBJECT_MAX],
                 template=step.spec.template,
                 context={
