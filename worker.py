@@ -45,6 +45,7 @@ from temporalio.workflow import Info, _Definition
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.digests import DigestActivities
+from activities.escalation import EscalationActivities
 from activities.mail import MailActivities, SmtpConfig
 from activities.projection import ProjectionActivities
 from activities.reply_model import ChatCompletionsClassifier
@@ -359,6 +360,9 @@ def build_worker(
         morning_hour=digest_settings.daily_summary_hour,
         send_concurrency=digest_settings.digest_send_concurrency,
     )
+    escalation = EscalationActivities(
+        sessions, digest_settings.portal_base_url, mail_configured=mail.configured
+    )
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -374,6 +378,7 @@ def build_worker(
             mail.send_email,
             digests.send_daily_summaries,
             digests.send_overdue_reminders,
+            escalation.ladder_email,
         )
     }
     for replacement in replace_activities:

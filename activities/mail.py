@@ -126,6 +126,11 @@ class MailActivities:
     def portal_base_url(self) -> str:
         return self._smtp.portal_base_url
 
+    @property
+    def configured(self) -> bool:
+        """Whether an SMTP server is set (``SMTP_HOST``)."""
+        return bool(self._smtp.host)
+
     @activity.defn(name=SEND_EMAIL)
     async def send_email(self, email: Email) -> SentEmails:
         """Send each recipient's copy of ``email`` that is not sent yet (see the module)."""

@@ -62,7 +62,15 @@ from domain.accounts import AccountProjection
 from domain.cases import CaseDetails, CaseProjection, CaseRecord
 from domain.chat import ChatMessage, RelationshipProjection
 from domain.errors import PROJECTION_FAILED
-from domain.tasks import DeadlineRequest, OutboxEvent, ProjectionResult, Task
+from domain.escalation import LadderPlan, plan_ladder
+from domain.tasks import (
+    CATALOGUE,
+    DeadlineRequest,
+    OutboxEvent,
+    ProjectionResult,
+    Task,
+    ladder_request,
+)
 from store.db import statements
 from store.models import (
     NO_DEADLINE,
@@ -227,6 +235,7 @@ class ProjectionActivities:
             ]
         async with self._delivering(sends) as sent, self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
+            ladders = give_ladders(projection.tasks)
             if projection.case is None:
                 await _touch_case(connection, projection)
             else:
@@ -251,7 +260,7 @@ class ProjectionActivities:
             await write_tasks(connection, projection.tasks)
             subscriptions = await write_events(connection, projection.events)
         await self._wake(subscriptions)
-        return ProjectionResult(deadlines=deadlines, sent=sent)
+        return ProjectionResult(deadlines=deadlines, sent=sent, ladders=ladders)
 
     @activity.defn
     async def project_relationship(self, projection: RelationshipProjection) -> ProjectionResult:
@@ -259,6 +268,7 @@ class ProjectionActivities:
         deadlines they need: the answer) and events."""
         async with self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
+            ladders = give_ladders(projection.tasks)
             await _upsert(
                 connection,
                 RELATIONSHIPS,
@@ -277,7 +287,7 @@ class ProjectionActivities:
             await write_tasks(connection, projection.tasks)
             subscriptions = await write_events(connection, projection.events)
         await self._wake(subscriptions)
-        return ProjectionResult(deadlines=deadlines)
+        return ProjectionResult(deadlines=deadlines, ladders=ladders)
 
     @activity.defn
     async def project_account(self, projection: AccountProjection) -> ProjectionResult:
@@ -291,6 +301,7 @@ class ProjectionActivities:
             )
         async with self._delivering(sends) as sent, self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
+            ladders = give_ladders(projection.tasks)
             await connection.execute(
                 _ACCOUNT,
                 {
@@ -303,7 +314,7 @@ class ProjectionActivities:
             await write_tasks(connection, projection.tasks)
             subscriptions = await write_events(connection, projection.events)
         await self._wake(subscriptions)
-        return ProjectionResult(deadlines=deadlines, sent=sent)
+        return ProjectionResult(deadlines=deadlines, sent=sent, ladders=ladders)
 
 
 def give_deadlines(tasks: list[Task]) -> dict[str, dt.datetime]:
@@ -317,6 +328,18 @@ def give_deadlines(tasks: list[Task]) -> dict[str, dt.datetime]:
         if request is not None:
             task.deadline = given[task.id] = deadline_of(request)
             task.original_deadline = task.original_deadline or task.deadline
+    return given
+
+
+def give_ladders(tasks: list[Task]) -> dict[str, LadderPlan]:
+    """Plan the ladder of each task that needs it (after ``give_deadlines``: a new task's plan
+    follows the deadline it was just given; a postponed one's its new deadline), in place, and
+    answer with the plans: the workflow keeps them, so a replay never computes them again."""
+    given: dict[str, LadderPlan] = {}
+    for task in tasks:
+        request = ladder_request(task)
+        if request is not None:
+            task.ladder = given[task.id] = plan_ladder(CATALOGUE[task.type].ladder, request)
     return given
 
 
@@ -479,6 +502,7 @@ def _task_columns(task: Task) -> dict[str, object]:
         "overdue_since": task.overdue_since,
         "assignee_id": task.assignee_id,
         "resolved_by": task.resolved_by.model_dump(mode="json") if task.resolved_by else None,
+        "escalations": [step.model_dump(mode="json") for step in task.escalations] or None,
     }
 
 

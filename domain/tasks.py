@@ -16,6 +16,17 @@ from typing import Any
 from uuid import UUID
 
 from domain.base import ApiModel
+from domain.escalation import (
+    CHAT,
+    CONTRACT,
+    NONE,
+    STANDARD,
+    FiredStep,
+    Ladder,
+    LadderPlan,
+    LadderRequest,
+    StepNotice,
+)
 
 
 class TaskType(StrEnum):
@@ -120,6 +131,8 @@ class TaskSpec:
     # A task of a case's quote round (a lead): its ``leadId`` is the case's id, the lead
     # caseloop's portal shows under /leads/{caseId}.
     on_lead: bool = False
+    # Its escalation ladder (domain/escalation.py): reminders, breach and escalation e-mails.
+    ladder: Ladder = STANDARD
 
 
 CASE_CHAT = "/api/cases/{caseId}/chats"
@@ -151,18 +164,19 @@ CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
     TaskSpec(TaskType.NEW_MESSAGE, "New Message", P, Scope.CASE, BD(2),
              "partner replies in that thread, or nightly cleanup", REPLY_IN_CHAT,
              "/cases/{caseId}/chat", relationship_action=REPLY_IN_RELATIONSHIP,
-             relationship_solution_path=RELATIONSHIP_CHAT),
+             relationship_solution_path=RELATIONSHIP_CHAT, ladder=CHAT),
     TaskSpec(TaskType.REPLY_TO_CHAT, "Reply to chat", C, Scope.CASE, BD(2),
              "creditor replies in that thread, or nightly cleanup", REPLY_IN_CHAT,
              "/cases/{caseId}/chat", relationship_action=REPLY_IN_RELATIONSHIP,
-             relationship_solution_path=RELATIONSHIP_CHAT),
+             relationship_solution_path=RELATIONSHIP_CHAT, ladder=CHAT),
     TaskSpec(TaskType.PROVIDE_QUOTE, "Provide Quote", P, Scope.CASE, BD(5),
              "partner submits or declines a quote, or the quote round ends",
              None, "/leads/{caseId}/quote", on_lead=True),  # the fee, or a reason to decline
     TaskSpec(TaskType.SELECT_QUOTE_WINNER, "Select Quote Winner", C, Scope.CASE,
              BD(14, calendar=True),
              "creditor picks a quote; reminders at 7 and 14 days, the quotes expire at 21",
-             None, "/leads/{caseId}/quotes", on_lead=True),  # which quote wins is a choice
+             None, "/leads/{caseId}/quotes", on_lead=True,  # which quote wins is a choice
+             ladder=NONE),  # the quote round reminds at 7 and 14 days itself
     TaskSpec(TaskType.REVIEW_PARTNER, "Review Partner", C, Scope.CASE, BD(10),
              "creditor submits a 0-10 rating", None,  # the rating is the creditor's choice
              "/cases/{caseId}/review-partner", outlives_case=True),
@@ -186,7 +200,8 @@ CATALOGUE: dict[TaskType, TaskSpec] = {spec.type: spec for spec in (
              "/cases/{caseId}"),
     TaskSpec(TaskType.SIGN_CONTRACT, "Sign Contract", C, Scope.ACCOUNT, BD(7),
              "contract signed; one task covers all waiting cases",
-             Action("POST", "/api/account/contract/sign"), "/account/contract"),
+             Action("POST", "/api/account/contract/sign"), "/account/contract",
+             ladder=CONTRACT),
     TaskSpec(TaskType.MORE_INFO_NEEDED, "More Info Needed", C, Scope.CASE, BD(5),
              "case leaves Needs Additional Details, or creditor marks it done",
              ANSWER_IN_INVOICE_CHAT,
@@ -273,6 +288,10 @@ class Task(ApiModel):
     overdue_since: dt.datetime | None = None
     assignee_id: UUID | None = None
     resolved_by: ResolvedBy | None = None
+    # The ladder's steps that fired, in order (shown as ``escalations``), and its plan: the
+    # moments of the steps still to come for the current deadline (workflow state only).
+    escalations: list[FiredStep] = []
+    ladder: LadderPlan | None = None
     key: str  # the situation the task stands for, unique among a workflow's open tasks
     workflow_id: str
     version: int = 0
@@ -284,6 +303,30 @@ def needs_default_deadline(task: Task) -> bool:
         task.deadline is None
         and task.status is TaskStatus.OPEN
         and CATALOGUE[task.type].deadline is not None
+    )
+
+
+def needs_ladder(task: Task) -> bool:
+    """An open task of a type with a ladder whose plan is missing or was made for another
+    deadline (it was postponed), once it has the deadline it is going to have."""
+    return (
+        task.status is TaskStatus.OPEN
+        and bool(CATALOGUE[task.type].ladder)
+        and not needs_default_deadline(task)
+        and (task.ladder is None or task.ladder.deadline != task.deadline)
+    )
+
+
+def ladder_request(task: Task) -> LadderRequest | None:
+    """What the plan of a task that needs one is computed from, else None."""
+    if not needs_ladder(task):
+        return None
+    return LadderRequest(
+        ladder=[step.name for step in CATALOGUE[task.type].ladder],
+        created=task.date_created,
+        deadline=task.deadline,
+        country=task.owner_country,
+        timezone=task.owner_timezone,
     )
 
 
@@ -320,6 +363,9 @@ class ProjectionResult(ApiModel):
 
     deadlines: dict[str, dt.datetime] = {}
     sent: dict[str, int] = {}
+    # The ladder plans it made for the tasks it wrote that needed one (after their deadline),
+    # by task id: recorded like the deadlines, so a calendar update never moves a step.
+    ladders: dict[str, LadderPlan] = {}
 
 
 class OutboxEvent(ApiModel):
@@ -341,6 +387,7 @@ class TaskBookState(ApiModel):
     events: list[OutboxEvent] = []  # not yet projected
     event_seq: int = 0
     key_seq: dict[str, int] = {}  # per-key counters so a re-raised task gets a new id
+    notices: list[StepNotice] = []  # ladder steps whose e-mail is still to send, in order
 
 
 class PostponeTaskInput(ApiModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from domain.escalation import KINDS, Ladder
 from domain.tasks import CATALOGUE, Action
 
 
@@ -22,6 +23,11 @@ def call(action: Action | None) -> str:
     return f"`{action.method} {action.path}`{shown}"
 
 
+def ladder(steps: Ladder) -> str:
+    """A task type's escalation ladder as the docs show it, step by step."""
+    return "; ".join(step.describe() for step in steps) or "none"
+
+
 def render() -> str:
     lines = [
         "# Task catalogue",
@@ -35,8 +41,25 @@ def render() -> str:
         "needs a person's choice (a rating, a quote, an amount, corrected data), so the task's",
         "`action` is null and its solution page does it.",
         "",
-        "| type | label | for | scope | deadline | resolves when | action | solution page |",
-        "|---|---|---|---|---|---|---|---|",
+        "ladder: the escalation ladder (`domain/escalation.py`), its steps in order. Each step",
+        "fires once per deadline, is recorded in the task's `escalations`, emits its event and",
+        "sends one e-mail to its audience: `assignee` (the task's assignee, else the owning",
+        "organisation's active users), `organisation` (its active users) or `admins` (its",
+        "admins: its active users, docs/decisions/0014-escalation-ladder.md). A step n bd",
+        "before the deadline comes at the start (00:00) of the n-th business day before the",
+        "deadline's day; n bd after it, at the end of the n-th business day after (like a",
+        "deadline). Postponing plans the ladder again for the new deadline.",
+        "",
+        "| step kind | event | e-mail category | template |",
+        "|---|---|---|---|",
+        *(
+            f"| {kind.value} | {spec.event or '-'} | {spec.category.value} | `{spec.template}` |"
+            for kind, spec in KINDS.items()
+        ),
+        "",
+        "| type | label | for | scope | deadline | resolves when | action | solution page "
+        "| ladder |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for spec in CATALOGUE.values():
         deadline = (
@@ -50,7 +73,8 @@ def render() -> str:
         resolves = spec.resolves_when + (" (mark as done allowed)" if spec.mark_as_done else "")
         lines.append(
             f"| {spec.type.value} | {spec.label} | {spec.access.value if spec.access else 'either'} "
-            f"| {spec.scope.value} | {deadline} | {resolves} | {action} | `{spec.solution_path}` |"
+            f"| {spec.scope.value} | {deadline} | {resolves} | {action} | `{spec.solution_path}` "
+            f"| {ladder(spec.ladder)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,9 @@ class WebhookEvent(StrEnum):
     TASK_CREATED = "task.created"
     TASK_SOLVED = "task.solved"
     TASK_OVERDUE = "task.overdue"
+    # The escalation ladder (domain/escalation.py): a step before the deadline, and after it.
+    TASK_DEADLINE_APPROACHING = "task.deadline_approaching"
+    TASK_ESCALATED = "task.escalated"
     CHAT_CREATED = "chat.created"
 
 
@@ -201,6 +204,9 @@ def bodies(
         }
         if "reason" in payload:
             body["reason"] = payload.get("reason")
+        for name in ("step", "deadline"):  # ladder events: which step, for which deadline
+            if name in payload:
+                body[name] = payload.get(name)
         yield event.type, event.id, body
     elif event.type == CHAT_CREATED:
         yield (

@@ -355,6 +355,8 @@ class TaskRow(Base):
     overdue_since: Mapped[dt.datetime | None]
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     resolved_by: Mapped[dict[str, Any] | None]
+    # The escalation ladder's steps that fired ([{step, at, deadline}], domain/escalation.py).
+    escalations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # Kept by ``store.tasks.refresh_case_tasks`` from the task's case: its creditor reference,
     # and whether the owner still sees the case (``store.cases.visible_to_org``; True without
     # a case). Stored so the queue needs neither a join nor a subquery per row.

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         TASK_NOT_RESOLVABLE_BY_HAND,
         THREAD_CHANGED,
     )
+    from domain.escalation import LADDER_EMAIL, LadderEmail, StepNotice
     from domain.tasks import (
         AssignTaskInput,
         CloseTaskInput,
@@ -40,7 +41,12 @@ with workflow.unsafe.imports_passed_through():
         ResolvedBy,
         Task,
     )
-    from workflows.retry import PROJECTION_REPAIR_RETRY
+    from workflows.mail import send
+    from workflows.retry import (
+        LADDER_EMAIL_RETRY,
+        LADDER_EMAIL_TIMEOUT,
+        PROJECTION_REPAIR_RETRY,
+    )
     from workflows.taskbook import TaskBook, check_open_and_resolvable_by_hand
 
 
@@ -57,6 +63,7 @@ class Outbox(NamedTuple):
 
 
 _NEVER_PUBLISHED = object()
+LADDER_OUTBOX = "ladder"
 _TASK_ATTRIBUTES = (sa.OPEN_TASK_TYPES, sa.OVERDUE_TASK_COUNT, sa.NEXT_DEADLINE)
 
 
@@ -92,7 +99,7 @@ class TaskOwnerWorkflow:
     # -- the loop -----------------------------------------------------------------------------
     async def _serve(self) -> None:
         """Run until ``_finished``; continue-as-new when history grows long."""
-        for outbox in self._outboxes():
+        for outbox in self._all_outboxes():
             if outbox.items():  # carried over continue-as-new
                 self._start_sender(outbox)
         if not self._dirty():  # continued as new: publish once (a change publishes when written)
@@ -143,10 +150,37 @@ class TaskOwnerWorkflow:
         another workflow's retries."""
         return []
 
+    def _all_outboxes(self) -> list[Outbox]:
+        """The workflow's outboxes and the ladder's: the e-mails of the ladder steps that
+        fired (``TaskBookState.notices``), sent one by one by their own coroutine beside the
+        main loop (``_send_notice``), so the loop never waits on SMTP. No projection carries
+        them (``ProjectionResult.sent`` never names it)."""
+        return [
+            *self._outboxes(),
+            Outbox(LADDER_OUTBOX, lambda: self.book.state.notices, self._send_notice),
+        ]
+
+    async def _send_notice(self, notice: StepNotice) -> None:
+        """Send one fired step's e-mail: an activity reads its recipients and link from the
+        read model (None once the task is solved there), then ``send`` sends it. A task no
+        longer open here (solved, dismissed) sends none."""
+        if not any(task.id == notice.task_id for task in self.book.open_tasks()):
+            return
+        planned = await workflow.execute_activity(
+            LADDER_EMAIL,
+            notice,
+            start_to_close_timeout=LADDER_EMAIL_TIMEOUT,
+            retry_policy=LADDER_EMAIL_RETRY,
+            result_type=LadderEmail,
+            summary=f"{notice.step} e-mail ({notice.task_id})",
+        )
+        if planned.email is not None:
+            await send(planned.email)
+
     def _queue(self, carried_as: str, item: Any) -> None:
         """Put ``item`` at the end of the outbox ``carried_as``: the next projection carries it,
         or the outbox's coroutine sends it (started here if it is not running)."""
-        outbox = next(o for o in self._outboxes() if o.carried_as == carried_as)
+        outbox = next(o for o in self._all_outboxes() if o.carried_as == carried_as)
         outbox.items().append(item)
         self._start_sender(outbox)
 
@@ -155,7 +189,7 @@ class TaskOwnerWorkflow:
             self._senders[outbox.carried_as] = asyncio.create_task(self._drain(outbox))
 
     def _sending(self) -> bool:
-        return any(outbox.items() for outbox in self._outboxes())
+        return any(outbox.items() for outbox in self._all_outboxes())
 
     def _carried(self) -> dict[str, list[Any]]:
         """What the projection about to start carries, by ``Outbox.carried_as``: everything
@@ -173,7 +207,7 @@ class TaskOwnerWorkflow:
         """The projection delivered the first ``sent[name]`` items it carried of each outbox:
         they leave it. Nothing else removed any meanwhile (an outbox's coroutine does not send
         while a projection carries it), so they are still its first items."""
-        for outbox in self._outboxes():
+        for outbox in self._all_outboxes():
             del outbox.items()[: sent.get(outbox.carried_as, 0)]
         self._carrying = set()
 
@@ -306,6 +340,10 @@ class TaskOwnerWorkflow:
             moments.append(
                 (next_task.deadline, f"{next_task.type.value} deadline ({next_task.id})")
             )
+        next_step = self.book.next_step()
+        if next_step is not None:
+            when, task, step = next_step
+            moments.append((when, f"{task.type.value} {step.name} ({task.id})"))
         due = False
         if moments:
             when, summary = min(moments, key=lambda moment: moment[0])
@@ -330,6 +368,9 @@ class TaskOwnerWorkflow:
                 self._alarm = self._alarm_at = None
         if self.book.mark_overdue(workflow.now()):
             workflow.logger.info("tasks became overdue")
+        for notice in self.book.fire_due_steps(workflow.now()):
+            workflow.logger.info("ladder step %s of task %s fired", notice.step, notice.task_id)
+            self._queue(LADDER_OUTBOX, notice)
 
     async def _settled(self) -> None:
         """Wait until everything changed so far is in the read model (read-your-writes)."""
@@ -388,7 +429,14 @@ class TaskOwnerWorkflow:
             else f"- {t.type.value}"
             for t in self.book.open_tasks()
         ]
-        return "\n".join(lines) or "- none"
+        last = self.book.last_fired()
+        fired = (
+            f"\n\nLast ladder step: **{last[1].step}** of {last[0].type.value} ({last[0].id}) "
+            f"at {last[1].at:%Y-%m-%d %H:%M} UTC"
+            if last is not None
+            else ""
+        )
+        return ("\n".join(lines) or "- none") + fired
 
     # -- updates applied once (workflows/once.py) -----------------------------------------------
     def _update_applied(self, update_id: str) -> update_ids.AppliedUpdate | None:

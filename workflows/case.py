@@ -610,7 +610,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                 local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project v{version}",
             )
-            self.book.given_deadlines(result.deadlines)
+            self.book.given(result, now=workflow.now())
             self._delivered(result.sent)
             self._projected_record = snapshot
             self.state.projected_version = max(self.state.projected_version, version)

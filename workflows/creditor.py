@@ -223,7 +223,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
                 local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project account v{version}",
             )
-            self.book.given_deadlines(result.deadlines)
+            self.book.given(result, now=workflow.now())
             self._delivered(result.sent)
             self.book.projected(tasks, events)
             self.state.projected_version = max(self.state.projected_version, version)

@@ -148,7 +148,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
                 local_retry_threshold=LOCAL_RETRY_THRESHOLD,
                 summary=f"project relationship v{version}",
             )
-            self.book.given_deadlines(result.deadlines)
+            self.book.given(result, now=workflow.now())
             del state.pending_messages[: len(messages)]
             self.book.projected(tasks, events)
             state.projected_version = max(state.projected_version, version)

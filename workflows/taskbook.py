@@ -16,10 +16,19 @@ from temporalio.exceptions import ApplicationError
 
 from domain.accounts import OrgRef
 from domain.errors import TASK_NOT_FOUND, TASK_NOT_OPEN, TASK_NOT_RESOLVABLE_BY_HAND
+from domain.escalation import (
+    TASK_OVERDUE,
+    Anchor,
+    FiredStep,
+    LadderPlan,
+    Step,
+    StepNotice,
+)
 from domain.tasks import (
     CATALOGUE,
     AccessLevel,
     OutboxEvent,
+    ProjectionResult,
     ResolvedBy,
     Scope,
     Task,
@@ -27,6 +36,7 @@ from domain.tasks import (
     TaskStatus,
     TaskType,
     needs_default_deadline,
+    needs_ladder,
     task_id,
 )
 
@@ -72,7 +82,27 @@ class TaskBook:
         return self.state.key_seq.get(key, 0) > 0
 
     def needs_deadlines(self) -> list[Task]:
-        return [t for t in self.state.tasks if needs_default_deadline(t)]
+        """Tasks waiting for what the projection gives them: a default deadline, or a ladder
+        plan (for the deadline they have: a new or a postponed task)."""
+        return [t for t in self.state.tasks if needs_default_deadline(t) or needs_ladder(t)]
+
+    def next_step(self) -> tuple[dt.datetime, Task, Step] | None:
+        """The ladder step that comes first among the open tasks' plans, not yet fired."""
+        first: tuple[dt.datetime, Task, Step] | None = None
+        for task in self.open_tasks():
+            for step, when in self._planned(task):
+                if first is None or when < first[0]:
+                    first = (when, task, step)
+                break  # a task's steps come in order: its first unfired one is its next
+        return first
+
+    def last_fired(self) -> tuple[Task, FiredStep] | None:
+        """The step that fired last among the tasks this workflow holds (for the UI)."""
+        fired = [(step.at, task, step) for task in self.state.tasks for step in task.escalations]
+        if not fired:
+            return None
+        _, task, step = max(fired, key=lambda item: item[0])
+        return task, step
 
     def next_deadline(self) -> Task | None:
         """The open, not yet overdue task whose deadline comes first."""
@@ -132,6 +162,25 @@ class TaskBook:
         self._changed(task)
         self._event("task.created", task, now)
         return task
+
+    def given(self, result: ProjectionResult, *, now: dt.datetime) -> None:
+        """What the projection gave the tasks it wrote: deadlines, then ladder plans."""
+        self.given_deadlines(result.deadlines)
+        self.given_ladders(result.ladders, now=now)
+
+    def given_ladders(self, plans: dict[str, LadderPlan], *, now: dt.datetime) -> None:
+        """The ladder plans the projection made (``ProjectionResult.ladders``). A plan is kept
+        only for the deadline it was made for (a task postponed meanwhile is planned again),
+        and without the moments already past ``now``: a plan never fires a step in arrears, so
+        postponing does not fire again what fired for the old deadline. Workflow state only
+        (the rows show the steps that fired), so no change of its own."""
+        for task in self.state.tasks:
+            plan = plans.get(task.id)
+            if plan is not None and plan.deadline == task.deadline:
+                task.ladder = LadderPlan(
+                    deadline=plan.deadline,
+                    moments={step: when for step, when in plan.moments.items() if when > now},
+                )
 
     def given_deadlines(self, deadlines: dict[str, dt.datetime]) -> None:
         """The deadlines the projection gave tasks as it wrote them (``ProjectionResult``): the
@@ -200,6 +249,33 @@ class TaskBook:
             )
         return newly
 
+    def fire_due_steps(self, now: dt.datetime) -> list[StepNotice]:
+        """Fire every planned ladder step whose moment has come, in order, each once per
+        deadline: record it on the task (``escalations``), emit its event (the breach's
+        ``task.overdue`` is ``mark_overdue``'s, one per breach) and answer with the e-mails
+        to send (``StepNotice``), which the owner's ``ladder`` outbox sends."""
+        notices: list[StepNotice] = []
+        for task in self.open_tasks():
+            due = [(step, when) for step, when in self._planned(task) if when <= now]
+            for step, _ in due:
+                key = (
+                    task.ladder.deadline if task.ladder and step.anchor is Anchor.DEADLINE else None
+                )
+                task.escalations.append(FiredStep(step=step.name, at=now, deadline=key))
+                event = step.spec.event
+                if event is not None and event != TASK_OVERDUE:
+                    self._event(
+                        event,
+                        task,
+                        now,
+                        step=step.name,
+                        deadline=task.deadline.isoformat() if task.deadline else None,
+                    )
+                notices.append(StepNotice(task_id=task.id, step=step.name, deadline=key))
+            if due:
+                self._changed(task)
+        return notices
+
     def postpone(
         self, task: Task, deadline: dt.datetime, *, now: dt.datetime, reason: str, user_id: UUID
     ) -> None:
@@ -250,6 +326,22 @@ class TaskBook:
         del self.state.events[: len(events)]
 
     # -- internals ----------------------------------------------------------------------------
+    def _planned(self, task: Task) -> list[tuple[Step, dt.datetime]]:
+        """The steps of ``task``'s plan not yet fired for it, in the ladder's order."""
+        plan = task.ladder
+        if plan is None:
+            return []
+        planned = []
+        for step in CATALOGUE[task.type].ladder:
+            when = plan.moments.get(step.name)
+            if when is None:
+                continue
+            key = plan.deadline if step.anchor is Anchor.DEADLINE else None
+            if any(f.step == step.name and f.deadline == key for f in task.escalations):
+                continue
+            planned.append((step, when))
+        return planned
+
     def _id_for(self, key: str) -> str:
         return task_id(self.workflow_id, f"{key}#{self.state.key_seq.get(key, 0)}")
 

@@ -29,6 +29,7 @@ from domain.accounts import OrgRef
 from domain.base import ApiModel, IsoDatetime
 from domain.cases import GenericTaskInput
 from domain.enums import OrgKind
+from domain.escalation import FiredStep
 from domain.ids import case_workflow_id
 from domain.tasks import (
     CATALOGUE,
@@ -103,6 +104,8 @@ class TaskView(ApiModel):
     scope: Scope
     solution_url: str
     action: TaskActionView | None
+    # The escalation ladder's steps that fired, in order (domain/escalation.py).
+    escalations: list[FiredStep] = []
 
 
 class TaskList(ApiModel):
@@ -164,6 +167,7 @@ def task_view(record: task_store.TaskRecord, settings: Settings) -> TaskView:
         if record.assignee
         else None,
         resolved_by=ResolvedByView.model_validate(row.resolved_by) if row.resolved_by else None,
+        escalations=[FiredStep.model_validate(step) for step in row.escalations or ()],
         access_level=AccessLevel(row.access_level),
         scope=Scope(row.scope),
         solution_url=solution_url(
