@@ -370,7 +370,6 @@ def build_worker(
             projection.project_account,
             projection.project_relationship,
             accounts.signal_creditor_account,
-            accounts.link_relationship,
             accounts.release_cases,
             cleanup.clean_chat_page,
             webhooks.deliver_due,

@@ -1,20 +1,22 @@
 """Signals between a case and its creditor's account workflow (signal-with-start to the
-account, ``contract_signed`` back to the cases) and the case's link to its relationship."""
+account, ``contract_signed`` back to the cases), and how the API starts a creditor-partner
+pair's workflow (with its first general-chat message)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 from uuid import UUID
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import search_attributes as sa
 from domain.accounts import AccountSignal, CreditorWorkflowInput, OrgRef
-from domain.chat import RelationshipLink, RelationshipWorkflowInput
+from domain.chat import RelationshipWorkflowInput
 from domain.ids import case_workflow_id, creditor_workflow_id, relationship_workflow_id
 
 # Signals a release sends at the same time (a creditor may have many cases waiting).
@@ -34,6 +36,30 @@ def creditor_start_options(creditor: OrgRef, *, task_queue: str) -> dict[str, An
     }
 
 
+def relationship_start(
+    creditor: OrgRef, partner: OrgRef, *, linked_at: dt.datetime, task_queue: str
+) -> WithStartWorkflowOperation[Any, Any]:
+    """Start of a creditor-partner pair's workflow, joined if it already runs: the API sends the
+    pair's general-chat messages as update-with-start with it, so the workflow starts with the
+    first one (``linked_at``: the pair's row, written by the case that linked it)."""
+    return WithStartWorkflowOperation(
+        "RelationshipWorkflow",
+        RelationshipWorkflowInput(creditor=creditor, partner=partner, linked_at=linked_at),
+        id=relationship_workflow_id(creditor.id, partner.id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.CREDITOR_ID, str(creditor.id)),
+                SearchAttributePair(sa.PARTNER_ID, str(partner.id)),
+            ]
+        ),
+        static_summary=(
+            f"Relationship {creditor.name or creditor.id} ↔ {partner.name or partner.id}"
+        ),
+    )
+
+
 async def start_creditor_workflow_with_signal(
     client: Client, *, task_queue: str, signal: AccountSignal
 ) -> None:
@@ -49,34 +75,12 @@ async def start_creditor_workflow_with_signal(
 
 class AccountActivities:
     """Activities that talk to other workflows through the Temporal client. The projection
-    activities call the same methods (``tell_account``, ``link``, ``release``) for what a
-    projection carries (``ProjectionActivities``)."""
+    activities call the same methods (``tell_account``, ``release``) for what a projection
+    carries (``ProjectionActivities``)."""
 
     def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue
-
-    async def link(self, link: RelationshipLink) -> None:
-        """Start the creditor-partner pair's workflow if it is not running (signal-with-start)."""
-        await self._client.start_workflow(
-            "RelationshipWorkflow",
-            RelationshipWorkflowInput(creditor=link.creditor, partner=link.partner),
-            start_signal="link",
-            start_signal_args=[link],
-            id=relationship_workflow_id(link.creditor.id, link.partner.id),
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.CREDITOR_ID, str(link.creditor.id)),
-                    SearchAttributePair(sa.PARTNER_ID, str(link.partner.id)),
-                ]
-            ),
-            static_summary=(
-                f"Relationship {link.creditor.name or link.creditor.id} ↔ "
-                f"{link.partner.name or link.partner.id}"
-            ),
-        )
 
     async def tell_account(self, signal: AccountSignal) -> None:
         """Tell the creditor's account workflow about a case (signal-with-start)."""
@@ -101,11 +105,6 @@ class AccountActivities:
                     activity.logger.warning("case %s is gone; not released", case_id)
 
         await asyncio.gather(*(release(case_id) for case_id in case_ids))
-
-    @activity.defn
-    async def link_relationship(self, link: RelationshipLink) -> None:
-        """``link``, for a link the case's projection did not deliver."""
-        await self.link(link)
 
     @activity.defn
     async def signal_creditor_account(self, signal: AccountSignal) -> None:

@@ -25,7 +25,7 @@ for good with ``projection_failed``, and the workflow tells ops instead of hangi
 (``TaskOwnerWorkflow._await_projection_repair``).
 
 A projection also carries what the workflow's outboxes hold (signals to the creditor's account
-and relationship workflows, releases of waiting cases), and delivers them while it writes, so
+workflow, releases of waiting cases), and delivers them while it writes, so
 one local activity does both (docs/decisions/0009). Delivery is at least once: every receiving
 handler takes a repeat as a no-op. A delivery that fails or takes longer than
 ``DELIVERY_TIMEOUT`` fails neither the write nor the activity: the result says how many items
@@ -60,7 +60,7 @@ from activities.accounts import AccountActivities
 from activities.deadlines import deadline_of
 from domain.accounts import AccountProjection
 from domain.cases import CaseDetails, CaseProjection, CaseRecord
-from domain.chat import ChatMessage, RelationshipProjection
+from domain.chat import ChatMessage, RelationshipLink, RelationshipProjection, relationship_id
 from domain.errors import PROJECTION_FAILED
 from domain.escalation import LadderPlan, plan_ladder
 from domain.tasks import (
@@ -229,10 +229,6 @@ class ProjectionActivities:
                 ("account_signals", 1, functools.partial(messenger.tell_account, signal))
                 for signal in projection.account_signals
             ]
-            sends += [
-                ("relationship_links", 1, functools.partial(messenger.link, link))
-                for link in projection.relationship_links
-            ]
         async with self._delivering(sends) as sent, self._write() as connection:
             deadlines = give_deadlines(projection.tasks)  # a calendar that fails blocks too
             ladders = give_ladders(projection.tasks)
@@ -257,6 +253,7 @@ class ProjectionActivities:
                 ],
             )
             await write_messages(connection, projection.messages)
+            await write_links(connection, projection.relationship_links, projection.modified_at)
             await write_tasks(connection, projection.tasks)
             subscriptions = await write_events(connection, projection.events)
         await self._wake(subscriptions)
@@ -375,6 +372,37 @@ _ACCOUNT = update(ORGANISATIONS).where(
     ORGANISATIONS.c.id == bindparam("b_id"),
     ORGANISATIONS.c.account_version <= bindparam("b_version"),
 )
+
+
+# A pair's row as a case's projection writes it: only if it has none (the first case that
+# linked the pair set its ``linked_at``). Version 0: the pair's own workflow writes from 1 on.
+_LINK = (
+    sqlite.insert(RELATIONSHIPS).on_conflict_do_nothing(index_elements=["id"]),
+    postgresql.insert(RELATIONSHIPS).on_conflict_do_nothing(index_elements=["id"]),
+)
+
+
+async def write_links(
+    connection: AsyncConnection, links: list[RelationshipLink], linked_at: dt.datetime
+) -> None:
+    """The ``relationships`` rows of the pairs a case linked, each only if the pair has none.
+    The pair's workflow is not started here: the API starts it with the pair's first
+    general-chat message, from this row (docs/decisions/0015)."""
+    if links:
+        statement = _LINK[connection.dialect.name == "postgresql"]
+        await connection.execute(
+            statement,
+            [
+                {
+                    "id": relationship_id(link.creditor.id, link.partner.id),
+                    "version": 0,
+                    "creditor_id": link.creditor.id,
+                    "partner_id": link.partner.id,
+                    "linked_at": linked_at,
+                }
+                for link in links
+            ],
+        )
 
 
 async def _touch_case(connection: AsyncConnection, projection: CaseProjection) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
@@ -134,6 +135,31 @@ async def update_workflow(
             arg,
             id=update_id(request, principal),
             result_type=result_type or declared,
+            rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
+        )
+    )
+
+
+async def update_with_start_workflow(
+    request: Request,
+    principal: Principal,
+    client: Client,
+    start: WithStartWorkflowOperation[Any, Any],
+    update: Any,
+    arg: Any,
+) -> Any:
+    """``update_workflow`` for a workflow that may not run yet: ``start`` starts it (or joins
+    it if it runs: ``USE_EXISTING``) in the same request as the update, whose first workflow
+    task then takes both."""
+    settings = request.app.state.settings
+    name, declared = update_definition(update)
+    return await call(
+        client.execute_update_with_start_workflow(
+            name,
+            arg,
+            start_workflow_operation=start,
+            id=update_id(request, principal),
+            result_type=declared,
             rpc_timeout=dt.timedelta(seconds=settings.api_update_timeout_seconds),
         )
     )

@@ -302,9 +302,11 @@ class CaseProjection(ApiModel):
     tasks: list[Task] = []
     events: list[OutboxEvent] = []
     messages: list[ChatMessage] = []
-    # The case's outboxes (``CaseState.account_outbox``, ``relationship_outbox``), delivered by
-    # the activity after the write, in order; its result says how many of each it delivered.
+    # The case's outbox (``CaseState.account_outbox``), delivered by the activity after the
+    # write, in order; its result says how many it delivered.
     account_signals: list[AccountSignal] = []
+    # Pairs this case linked since the last projection (``CaseState.pending_links``): the
+    # activity writes their ``relationships`` rows in its transaction.
     relationship_links: list[RelationshipLink] = []
 
     @model_validator(mode="after")
@@ -407,9 +409,9 @@ class CaseState(ApiModel):
     # Chat: messages not yet in the read model, and the numbering of the case's messages.
     message_seq: int = 0
     pending_messages: list[ChatMessage] = []
-    # Creditor-partner pairs this case linked, and links not yet sent to the pair's workflow.
+    # Creditor-partner pairs this case linked, and links not yet in the read model.
     linked_partners: list[UUID] = []
-    relationship_outbox: list[RelationshipLink] = []
+    pending_links: list[RelationshipLink] = []
     # Client-key update ids applied lately (domain/update_ids.py, workflows/once.py).
     applied_updates: list[AppliedUpdate] = []
 

@@ -91,8 +91,13 @@ class PostMessageInput(ApiModel):
 
 
 class RelationshipWorkflowInput(ApiModel):
+    """Start argument of ``RelationshipWorkflow``: the pair and when a case first linked it (the
+    row a case's projection wrote; the API starts the workflow with the pair's first general-chat
+    message), or the carried state on continue-as-new."""
+
     creditor: OrgRef
     partner: OrgRef
+    linked_at: dt.datetime | None = None
     state: RelationshipState | None = None
 
 
@@ -111,7 +116,9 @@ class RelationshipState(ApiModel):
 
 
 class RelationshipLink(ApiModel):
-    """A case linking its creditor and partner (signal-with-start of the pair's workflow)."""
+    """A case linking its creditor and partner: the case's projection writes the pair's row
+    (``relationships``) if it has none; the pair's workflow starts with its first general-chat
+    message (docs/decisions/0015)."""
 
     creditor: OrgRef
     partner: OrgRef

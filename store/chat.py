@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, sel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from domain.accounts import OrgRef
 from domain.chat import ChatMessage, ChatRole, ThreadType
 from domain.enums import OrgKind
 from store.accounts import Principal
@@ -215,6 +216,29 @@ class RelationshipRecord:
     relationship: Relationship
     creditor_name: str
     partner_name: str
+    # The two organisations' calendars, as the pair's workflow takes them (``org_refs``).
+    creditor_country: str
+    creditor_timezone: str
+    partner_country: str
+    partner_timezone: str
+
+    def org_refs(self) -> tuple[OrgRef, OrgRef]:
+        """The creditor and the partner as the pair's workflow names them."""
+        row = self.relationship
+        return (
+            OrgRef(
+                id=row.creditor_id,
+                name=self.creditor_name,
+                country=self.creditor_country,
+                timezone=self.creditor_timezone,
+            ),
+            OrgRef(
+                id=row.partner_id,
+                name=self.partner_name,
+                country=self.partner_country,
+                timezone=self.partner_timezone,
+            ),
+        )
 
 
 def visible_relationships(principal: Principal) -> ColumnElement[bool]:
@@ -232,9 +256,17 @@ def _relationships_of(
     return Relationship.partner_id == org_id
 
 
-def _relationships() -> Select[Relationship, str, str]:
+def _relationships() -> Select[Relationship, str, str, str, str, str, str]:
     return (
-        select(Relationship, CreditorOrg.name, PartnerOrg.name)
+        select(
+            Relationship,
+            CreditorOrg.name,
+            PartnerOrg.name,
+            CreditorOrg.country,
+            CreditorOrg.timezone,
+            PartnerOrg.country,
+            PartnerOrg.timezone,
+        )
         .join(CreditorOrg, CreditorOrg.id == Relationship.creditor_id)
         .join(PartnerOrg, PartnerOrg.id == Relationship.partner_id)
     )
@@ -266,7 +298,7 @@ async def get_relationship(
 
 
 @functools.cache
-def _visible_relationship(role: OrgKind) -> Select[Relationship, str, str]:
+def _visible_relationship(role: OrgKind) -> Select[Relationship, str, str, str, str, str, str]:
     """``get_relationship``'s statement for ``role``, built once (ids bound per call)."""
     return _relationships().where(
         Relationship.id == bindparam("relationship_id", type_=Relationship.id.type),

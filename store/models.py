@@ -380,7 +380,8 @@ class OutboxEventRow(Base):
 
 class Relationship(Base):
     """A creditor-partner pair, linked when the partner first gets one of the creditor's cases.
-    Written by the pair's RelationshipWorkflow projection."""
+    Inserted by the projection of the case that links the pair first (version 0), then written
+    by the pair's RelationshipWorkflow projection (docs/decisions/0015)."""
 
     __tablename__ = "relationships"
     __table_args__ = (UniqueConstraint("creditor_id", "partner_id"),)

@@ -26,9 +26,11 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.accounts import relationship_start
 from api.server import uvicorn_options
 from domain.accounts import OrgRef
 from domain.cases import CaseRecord, CaseSubmission, SubmitCaseInput
+from domain.chat import ChatMessage, PostMessageInput, relationship_id
 from domain.enums import OrgKind
 from domain.ids import case_number
 from domain.tasks import AccessLevel, Scope, Task, TaskType
@@ -36,9 +38,10 @@ from settings import Settings
 from store import accounts
 from store.accounts import Principal
 from store.db import transaction
-from store.models import Case
+from store.models import Case, Relationship
 from temporal_client import case_start_operation, data_converter
 from workflows.case import CaseWorkflow
+from workflows.relationship import RelationshipWorkflow
 
 # The payload key of the tests and of the histories recorded for the replay tests. It is public
 # (committed here), so it protects nothing: never use it outside tests.
@@ -409,3 +412,26 @@ async def serve(app: Any, sock: socket.socket) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+async def post_in_relationship(
+    client: Client,
+    sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+    creditor: Actor,
+    partner: Actor,
+    message: PostMessageInput,
+) -> ChatMessage:
+    """Post ``message`` in the pair's general chat as the API does: update-with-start, from the
+    pair's row (a case's projection wrote it when it linked the pair), so the first message
+    starts the pair's workflow (docs/decisions/0015)."""
+    async with sessions() as session:
+        row = await session.get(Relationship, relationship_id(creditor.org_id, partner.org_id))
+    assert row is not None, "no case has linked the pair"
+    start = relationship_start(
+        creditor.org_ref, partner.org_ref, linked_at=row.linked_at, task_queue=task_queue
+    )
+    posted: ChatMessage = await client.execute_update_with_start_workflow(
+        RelationshipWorkflow.post_message, message, start_workflow_operation=start
+    )
+    return posted

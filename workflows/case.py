@@ -41,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
         SurveyInput,
         SurveyOutcome,
     )
-    from domain.chat import RelationshipLink
     from domain.enums import CaseStatus, ChangedBy, SubStatus
     from domain.errors import (
         CASE_NOT_EDITABLE,
@@ -534,12 +533,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
 
     def _outboxes(self) -> list[Outbox]:
         return [
-            Outbox("account_signals", lambda: self.state.account_outbox, self._send_account_signal),
-            Outbox(
-                "relationship_links",
-                lambda: self.state.relationship_outbox,
-                self._send_relationship_link,
-            ),
+            Outbox("account_signals", lambda: self.state.account_outbox, self._send_account_signal)
         ]
 
     async def _send_account_signal(self, signal: AccountSignal) -> None:
@@ -552,16 +546,6 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             retry_policy=SIGNAL_RETRY,
             local_retry_threshold=LOCAL_RETRY_THRESHOLD,
             summary=f"{signal.name} → creditor account",
-        )
-
-    async def _send_relationship_link(self, link: RelationshipLink) -> None:
-        await workflow.execute_local_activity_method(
-            AccountActivities.link_relationship,
-            link,
-            start_to_close_timeout=SIGNAL_TIMEOUT,
-            retry_policy=SIGNAL_RETRY,
-            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
-            summary="link → relationship",
         )
 
     def _publish(self) -> None:
@@ -585,6 +569,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             version = self.state.version
             history = list(self.state.pending_history)
             messages = list(self.state.pending_messages)
+            links = list(self.state.pending_links)
             tasks, events = self.book.unprojected()
             snapshot = hashlib.blake2b(
                 self.record.model_dump_json().encode(), digest_size=16
@@ -603,7 +588,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                     events=events,
                     messages=messages,
                     account_signals=carried.get("account_signals", []),
-                    relationship_links=carried.get("relationship_links", []),
+                    relationship_links=links,
                 ),
                 start_to_close_timeout=PROJECTION_TIMEOUT,
                 retry_policy=PROJECTION_RETRY,
@@ -616,6 +601,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             self.state.projected_version = max(self.state.projected_version, version)
             del self.state.pending_history[: len(history)]
             del self.state.pending_messages[: len(messages)]
+            del self.state.pending_links[: len(links)]
             self.book.projected(tasks, events)
 
     def _continue_as_new(self) -> None:

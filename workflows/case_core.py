@@ -85,11 +85,12 @@ class CaseCore(TaskOwnerWorkflow):
         self.record.partner = partner
         if partner.id not in self.state.linked_partners:
             self.state.linked_partners.append(partner.id)
-            self._queue(
-                "relationship_links",
+            # Written with this change's projection (the pair's row); the pair's workflow
+            # starts with its first general-chat message (docs/decisions/0015).
+            self.state.pending_links.append(
                 RelationshipLink(
                     creditor=self.record.creditor, partner=partner, case_id=self.record.case_id
-                ),
+                )
             )
         self._change(
             CaseStatus.ASSIGNED, SubStatus.PARTNER_REVIEWING, changed_by=changed_by, note=note

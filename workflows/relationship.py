@@ -1,7 +1,9 @@
 """``RelationshipWorkflow``: one per creditor-partner pair (``relationship-{creditorId}-{partnerId}``).
 
-Started (signal-with-start ``link``) by the first case that links the pair; owns their general
-chat and its NewMessage / ReplyToChat tasks, which belong to no case.
+A case's projection writes the pair's row when the case first links it; the API starts this
+workflow with the pair's first general-chat message (update-with-start, from that row:
+docs/decisions/0015). It owns their general chat and its NewMessage / ReplyToChat tasks, which
+belong to no case.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
         MAX_ATTACHMENTS_PER_MESSAGE,
         ChatMessage,
         PostMessageInput,
-        RelationshipLink,
         RelationshipProjection,
         RelationshipState,
         RelationshipWorkflowInput,
@@ -41,7 +42,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
     @workflow.init
     def __init__(self, input: RelationshipWorkflowInput) -> None:
         self.state = input.state or RelationshipState(
-            creditor=input.creditor, partner=input.partner
+            creditor=input.creditor, partner=input.partner, linked_at=input.linked_at
         )
         self._init_book(relationship_workflow_id(self.state.creditor.id, self.state.partner.id))
 
@@ -52,14 +53,10 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
     @workflow.run
     async def run(self, input: RelationshipWorkflowInput) -> None:
         """Serve the pair's chat for as long as they work together (continuing as new)."""
-        if self.state.linked_at is None:
+        if self.state.linked_at is None:  # started without the row's time
             self.state.linked_at = workflow.now()
             self._touch()
         await self._serve()
-
-    @workflow.signal
-    def link(self, link: RelationshipLink) -> None:
-        """A case linked the pair (the first one started this workflow); nothing else to do."""
 
     @workflow.update
     async def post_message(self, input: PostMessageInput) -> ChatMessage:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from activities.accounts import relationship_start
 from api.chat_posts import (
     SENDER_FIELDS,
     ChatPrincipal,
@@ -49,14 +50,13 @@ from api.uploads import (
     Upload,
     store_uploads,
 )
-from api.workflow_calls import update_workflow
+from api.workflow_calls import update_with_start_workflow
 from domain.chat import (
     ChatMessage,
     PostMessageInput,
     ThreadType,
 )
 from domain.enums import OrgKind
-from domain.ids import relationship_workflow_id
 from store import chat as chat_store
 from store.accounts import Principal
 from workflows.relationship import RelationshipWorkflow
@@ -184,13 +184,21 @@ async def send_relationship_message(
     chat form reads its own). The caller has checked the role (``ChatPrincipal``) and that the
     pair is visible to it (``visible_relationship``)."""
     pair = record.relationship
+    creditor, partner = record.org_refs()
 
     async def send(user_id: UUID, attachment_ids: list[UUID]) -> ChatMessage:
-        message: ChatMessage = await update_workflow(
+        # The pair's workflow starts with its first message (docs/decisions/0015).
+        start = relationship_start(
+            creditor,
+            partner,
+            linked_at=pair.linked_at,
+            task_queue=request.app.state.settings.temporal_task_queue,
+        )
+        message: ChatMessage = await update_with_start_workflow(
             request,
             principal,
             client,
-            relationship_workflow_id(pair.creditor_id, pair.partner_id),
+            start,
             RelationshipWorkflow.post_message,
             PostMessageInput(
                 party=PARTY_OF_ROLE[principal.role],

@@ -85,6 +85,7 @@ from tests.support import (
     case_start,
     make_actor,
     new_case_record,
+    post_in_relationship,
     submit_case,
 )
 from tests.webhooks import add_subscription, deliveries, receiver
@@ -92,7 +93,6 @@ from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
-from workflows.relationship import RelationshipWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 TASK_QUEUE = "replay-record"
@@ -289,19 +289,24 @@ async def case_lifecycle(
             party=Party.PARTNER, org_id=partner.org_id, user_id=partner_user, body="Thanks"
         ),
     )
-    relationship = client.get_workflow_handle(
-        relationship_workflow_id(creditor.org_id, partner.org_id)
-    )
     for party, actor, body in (
         (Party.CREDITOR, creditor, "More cases coming next month"),
         (Party.PARTNER, partner, "Thanks, noted"),  # the nightly cleanup dismisses the reply
     ):
-        await relationship.execute_update(
-            RelationshipWorkflow.post_message,
+        # As the API posts: the first message starts the pair's workflow (update-with-start).
+        await post_in_relationship(
+            client,
+            sessions,
+            TASK_QUEUE,
+            creditor,
+            partner,
             PostMessageInput(
                 party=party, org_id=actor.org_id, user_id=actor.principal.user_id, body=body
             ),
         )
+    relationship = client.get_workflow_handle(
+        relationship_workflow_id(creditor.org_id, partner.org_id)
+    )
     await next_month()
     await case.execute_update(
         CaseWorkflow.submit_survey,

@@ -21,7 +21,7 @@ from domain.ids import relationship_workflow_id
 from domain.tasks import TaskType
 from domain.transitions import Mover
 from store.models import ChatMessageRow, Relationship, TaskRow
-from tests.support import Actor, make_actor
+from tests.support import Actor, make_actor, post_in_relationship
 from tests.workflows.test_intake import case_row, eventually, history_of, task_rows
 from tests.workflows.test_lifecycle import accepted_case, open_tasks, state_of
 from workflows.case import CaseWorkflow
@@ -177,12 +177,17 @@ async def test_the_relationship_chat_is_linked_by_the_first_case_and_keeps_its_t
 
     row = await eventually(linked)
     assert (row.creditor_id, row.partner_id) == (creditor.org_id, partner.org_id)
+    # The first message starts the pair's workflow (the API's update-with-start).
+    posted = await post_in_relationship(
+        ts_env.client,
+        sessions,
+        task_queue,
+        creditor,
+        partner,
+        message(creditor, Party.CREDITOR, "Can we talk about next quarter?"),
+    )
     chat: WorkflowHandle[Any, Any] = ts_env.client.get_workflow_handle(
         relationship_workflow_id(creditor.org_id, partner.org_id)
-    )
-    posted = await chat.execute_update(
-        RelationshipWorkflow.post_message,
-        message(creditor, Party.CREDITOR, "Can we talk about next quarter?"),
     )
     assert (posted.thread_type, posted.relationship_id, posted.case_id) == (
         ThreadType.GENERAL,

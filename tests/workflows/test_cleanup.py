@@ -26,15 +26,13 @@ from domain.chat import (
     ThreadLine,
 )
 from domain.enums import Party
-from domain.ids import relationship_workflow_id
 from domain.tasks import TaskType
-from tests.support import Actor
+from tests.support import Actor, post_in_relationship
 from tests.workflows.test_intake import task_rows
 from tests.workflows.test_lifecycle import accepted_case, open_tasks, state_of
 from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
-from workflows.relationship import RelationshipWorkflow
 
 NOW = dt.datetime(2026, 11, 23, 2, tzinfo=dt.UTC)
 
@@ -120,8 +118,19 @@ async def three_chat_tasks(
     asked = await accepted_case(env, sessions, creditor, partner, ops, task_queue)
     await say(thanked, CaseWorkflow.post_message, partner, Party.PARTNER, "Thanks!")
     await say(asked, CaseWorkflow.post_message, partner, Party.PARTNER, "Can you send the PO?")
-    pair = env.client.get_workflow_handle(relationship_workflow_id(creditor.org_id, partner.org_id))
-    await say(pair, RelationshipWorkflow.post_message, creditor, Party.CREDITOR, "Great, thanks 👍")
+    await post_in_relationship(
+        env.client,
+        sessions,
+        task_queue,
+        creditor,
+        partner,
+        PostMessageInput(
+            party=Party.CREDITOR,
+            org_id=creditor.org_id,
+            user_id=creditor.principal.user_id,
+            body="Great, thanks 👍",
+        ),
+    )
     return thanked, asked
 
 

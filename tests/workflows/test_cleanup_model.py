@@ -22,18 +22,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.cleanup import AcknowledgementClassifier, ClassifierFailed
 from activities.reply_model import ChatCompletionsClassifier
-from domain.chat import ChatRole, CleanupInput
+from domain.chat import ChatRole, CleanupInput, PostMessageInput
 from domain.enums import Party
-from domain.ids import relationship_workflow_id
 from domain.tasks import TaskType
 from settings import Settings
-from tests.support import Actor, free_socket, serve
+from tests.support import Actor, free_socket, post_in_relationship, serve
 from tests.workflows.test_cleanup import run_cleanup, say, stale
 from tests.workflows.test_intake import task_rows
 from tests.workflows.test_lifecycle import accepted_case, state_of
 from worker import build_worker
 from workflows.case import CaseWorkflow
-from workflows.relationship import RelationshipWorkflow
 
 MODEL = "test-model"
 NO_REPLY_REASON = "The other side only confirms; nothing is asked."
@@ -108,9 +106,18 @@ async def two_cases_and_a_pair(
     asked = await accepted_case(env, sessions, creditor, partner, ops, task_queue)
     await say(thanked, CaseWorkflow.post_message, partner, Party.PARTNER, "Thanks, all clear")
     await say(asked, CaseWorkflow.post_message, partner, Party.PARTNER, "Can you send the invoice?")
-    pair = env.client.get_workflow_handle(relationship_workflow_id(creditor.org_id, partner.org_id))
-    await say(
-        pair, RelationshipWorkflow.post_message, creditor, Party.CREDITOR, "Thanks, all clear"
+    await post_in_relationship(
+        env.client,
+        sessions,
+        task_queue,
+        creditor,
+        partner,
+        PostMessageInput(
+            party=Party.CREDITOR,
+            org_id=creditor.org_id,
+            user_id=creditor.principal.user_id,
+            body="Thanks, all clear",
+        ),
     )
     await env.sleep(dt.timedelta(days=6))
     return thanked, asked

@@ -21,24 +21,26 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker as caseloop_worker
 from activities.accounts import AccountActivities
-from domain.accounts import SignContractInput
+from domain.accounts import AccountSignal, SignContractInput
 from domain.cases import (
     AssignBankAccountInput,
     AssignPartnerInput,
     ChangeStatusInput,
     PartnerDecisionInput,
 )
-from domain.chat import PostMessageInput, RelationshipLink, relationship_id
+from domain.chat import PostMessageInput, relationship_id
 from domain.enums import CaseStatus, Party, SubStatus
+from domain.ids import relationship_workflow_id
 from domain.tasks import task_id
 from domain.transitions import Mover
 from store.models import ChatMessageRow, Relationship
-from tests.support import Actor
+from tests.support import Actor, post_in_relationship
 from tests.workflows.test_intake import (
     case_row,
     creditor_account,
@@ -260,24 +262,27 @@ async def test_each_action_on_a_case_is_one_workflow_task_with_no_activity_in_it
     assert (row.status, row.sub_status) == (CaseStatus.PAYMENT_PLAN, SubStatus.PLAN_ACTIVE)
 
 
-class LinksFailingAtFirst(AccountActivities):
-    """The real relationship link, failing in each activity's first attempt (Temporal briefly
-    unreachable): the projection's delivery of it, and the outbox's first send."""
+class SignalsFailingAtFirst(AccountActivities):
+    """The real signal to the creditor's account, failing in each activity's first attempt
+    while ``failing`` (Temporal briefly unreachable): the projection's delivery of it, and the
+    outbox's first send."""
 
-    attempts: list[tuple[str, int]]  # (activity, attempt) of each try
+    attempts: list[tuple[str, int]]  # (activity, attempt) of each try while failing
+    failing = False
 
-    async def link(self, link: RelationshipLink) -> None:
-        info = activity.info()
-        self.attempts.append((info.activity_type, info.attempt))
-        if info.attempt == 1:
-            raise RuntimeError("the Temporal frontend did not answer")
-        await super().link(link)
+    async def tell_account(self, signal: AccountSignal) -> None:
+        if self.failing:
+            info = activity.info()
+            self.attempts.append((info.activity_type, info.attempt))
+            if info.attempt == 1:
+                raise RuntimeError("the Temporal frontend did not answer")
+        await super().tell_account(signal)
 
 
-# The tries of a link that fails at first: the projection carried it, the outbox's first send
+# The tries of a signal that fails at first: the projection carried it, the outbox's first send
 # (in the same workflow task) failed too, its retry (after a timer) delivered it.
-FAILED_LINK = [("project_case", 1), ("link_relationship", 1)]
-RETRIED_LINK = [*FAILED_LINK, ("link_relationship", 2)]
+FAILED_SIGNAL = [("project_case", 1), ("signal_creditor_account", 1)]
+RETRIED_SIGNAL = [*FAILED_SIGNAL, ("signal_creditor_account", 2)]
 
 
 async def test_a_failing_signal_to_another_workflow_neither_delays_the_answer_nor_is_lost(
@@ -285,41 +290,43 @@ async def test_a_failing_signal_to_another_workflow_neither_delays_the_answer_no
     task_queue: str,
     sessions: async_sessionmaker[AsyncSession],
     creditor: Actor,
-    partner: Actor,
-    ops: Actor,
 ) -> None:
-    links = LinksFailingAtFirst(dev_env.client, task_queue)
-    links.attempts = []
+    signals = SignalsFailingAtFirst(dev_env.client, task_queue)
+    signals.attempts = []
     async with caseloop_worker.build_worker(
         dev_env.client,
         task_queue=task_queue,
         sessions=sessions,
-        accounts=links,
+        accounts=signals,
     ):
-        handle = await validated_case(dev_env, sessions, creditor, task_queue)
+        handle, _ = await open_case(dev_env, creditor, task_queue)  # lacks a bank account
+        account = creditor_account(dev_env, creditor)
+        assert (await account.query(CreditorWorkflow.view)).cases_missing_bank_account == 1
         recorder = Recorder(handle)
         await recorder.skip()
+        signals.failing = True
+        bank_account = await register_bank_account(sessions, creditor)
         assigned = await recorder.action(
-            "assign partner (the link fails once)",
+            "assign bank account (the signal to the account fails once)",
             handle.execute_update(
-                CaseWorkflow.assign_partner,
-                AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+                CaseWorkflow.assign_bank_account,
+                AssignBankAccountInput(
+                    bank_account=bank_account, user_id=creditor.principal.user_id
+                ),
             ),
         )
-        # The assignment answered from the workflow task that accepted it; the link's retry
+        # The change answered from the workflow task that accepted it; the signal's retry
         # waits on a timer of its own (LOCAL_RETRY_THRESHOLD), not in the caller's way.
         assert assigned.workflow_tasks == 1, assigned
-        assert links.attempts == FAILED_LINK, assigned
+        assert signals.attempts == FAILED_SIGNAL, assigned
 
-        async def linked() -> None:
-            async with sessions() as session:
-                pair = relationship_id(creditor.org_id, partner.org_id)
-                assert await session.get(Relationship, pair) is not None
+        async def told() -> None:
+            assert (await account.query(CreditorWorkflow.view)).cases_missing_bank_account == 0
 
-        await eventually(linked)
-        assert links.attempts == RETRIED_LINK
+        await eventually(told)
+        assert signals.attempts == RETRIED_SIGNAL
         state = await handle.query(CaseWorkflow.get_state)
-        assert state.relationship_outbox == []
+        assert state.account_outbox == []
 
 
 async def test_a_signal_still_unsent_holds_continue_as_new_back_until_it_is_sent(
@@ -327,30 +334,30 @@ async def test_a_signal_still_unsent_holds_continue_as_new_back_until_it_is_sent
     task_queue: str,
     sessions: async_sessionmaker[AsyncSession],
     creditor: Actor,
-    partner: Actor,
-    ops: Actor,
 ) -> None:
     env = short_history_env  # suggests continue-as-new to nearly every workflow task
-    links = LinksFailingAtFirst(env.client, task_queue)
-    links.attempts = []
+    signals = SignalsFailingAtFirst(env.client, task_queue)
+    signals.attempts = []
     async with caseloop_worker.build_worker(
         env.client,
         task_queue=task_queue,
         sessions=sessions,
-        accounts=links,
+        accounts=signals,
     ):
-        handle = await validated_case(env, sessions, creditor, task_queue)
+        handle, _ = await open_case(env, creditor, task_queue)  # lacks a bank account
+        account = creditor_account(env, creditor)
+        assert (await account.query(CreditorWorkflow.view)).cases_missing_bank_account == 1
+        signals.failing = True
+        bank_account = await register_bank_account(sessions, creditor)
         await handle.execute_update(
-            CaseWorkflow.assign_partner,
-            AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+            CaseWorkflow.assign_bank_account,
+            AssignBankAccountInput(bank_account=bank_account, user_id=creditor.principal.user_id),
         )
 
-        async def linked() -> None:
-            async with sessions() as session:
-                pair = relationship_id(creditor.org_id, partner.org_id)
-                assert await session.get(Relationship, pair) is not None
+        async def told() -> None:
+            assert (await account.query(CreditorWorkflow.view)).cases_missing_bank_account == 0
 
-        await eventually(linked)
+        await eventually(told)
         latest = env.client.get_workflow_handle(handle.id)
 
         async def assigning_run_continued() -> list[HistoryEvent]:
@@ -360,25 +367,80 @@ async def test_a_signal_still_unsent_holds_continue_as_new_back_until_it_is_sent
                 kinds = [event.event_type for event in events]
                 if EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED in kinds and any(
                     e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
-                    == "assign_partner"
+                    == "assign_bank_account"
                     for e in events
                     if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
                 ):
                     assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
                     return events
-            raise AssertionError("no run accepted the assignment")
+            raise AssertionError("no run accepted the bank account")
 
         events = await eventually(assigning_run_continued)
         state = await latest.query(CaseWorkflow.get_state)
 
     kinds = [event.event_type for event in events]
-    # The run that took the assignment was told to continue as new, but waited for the link's
-    # retry (its backoff timer fired in that run) and continued only once the link was sent.
+    # The run that took the bank account was told to continue as new, but waited for the
+    # signal's retry (its backoff timer fired in that run) and continued only once it was sent.
     answered = kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED)
     assert EventType.EVENT_TYPE_TIMER_FIRED in kinds[answered:]
-    assert links.attempts == RETRIED_LINK
-    assert state.relationship_outbox == []
-    assert state.linked_partners == [partner.org_id]
+    assert signals.attempts == RETRIED_SIGNAL
+    assert state.account_outbox == []
+    assert state.record.bank_account == bank_account
+
+
+async def test_assigning_writes_the_pair_and_its_first_general_message_starts_its_workflow(
+    dev_env: WorkflowEnvironment,
+    worker: Worker,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    handle = await validated_case(dev_env, sessions, creditor, task_queue)
+    recorder = Recorder(handle)
+    await recorder.skip()
+    assigned = await recorder.action(
+        "assign partner",
+        handle.execute_update(
+            CaseWorkflow.assign_partner,
+            AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+        ),
+    )
+    assert assigned.workflow_tasks == 1, assigned
+    # When the assignment answers, the pair is in the read model (its general chat can be
+    # listed and posted to), and no workflow of the pair runs yet: nothing else worked for it.
+    pair_id = relationship_id(creditor.org_id, partner.org_id)
+    async with sessions() as session:
+        row = await session.get(Relationship, pair_id)
+    assert row is not None and row.version == 0
+    pair = dev_env.client.get_workflow_handle(
+        relationship_workflow_id(creditor.org_id, partner.org_id)
+    )
+    with pytest.raises(RPCError) as missing:
+        await pair.describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
+    state = await handle.query(CaseWorkflow.get_state)
+    assert state.pending_links == []
+    # The first general-chat message starts it (update-with-start): one workflow task, one
+    # local activity (the projection), as any chat message.
+    posted = await post_in_relationship(
+        dev_env.client,
+        sessions,
+        task_queue,
+        creditor,
+        partner,
+        message(creditor, Party.CREDITOR, "Welcome aboard"),
+    )
+    assert posted.relationship_id == pair_id
+    first = Action("first general message", list((await pair.fetch_history()).events))
+    assert first.workflow_tasks == 1, first
+    assert first.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 1, first
+    assert first.activities == 0, first
+    async with sessions() as session:
+        row = await session.get(Relationship, pair_id)
+        assert await session.get(ChatMessageRow, posted.id) is not None
+    assert row is not None and row.version >= 1
 
 
 def signals_named(events: list[HistoryEvent], name: str) -> int:
