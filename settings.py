@@ -153,6 +153,15 @@ class Settings(BaseSettings):
     # The local sink `make run` starts (mail/sink.py), keeping messages in VAR_DIR/mail.
     mail_sink_port: int = Field(default=8025, ge=1, le=65535)
 
+    # Prometheus /metrics (observability/), each process on a port of its own, on METRICS_HOST
+    # only (never the public API port): the API's (and its HTTP metrics), the worker's (with the
+    # Temporal SDK's metrics and /healthz). 0 turns one off. The worker computes the domain
+    # gauges (tasks, backlogs) every METRICS_COLLECT_SECONDS (0: never).
+    metrics_host: str = "127.0.0.1"
+    api_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    worker_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    metrics_collect_seconds: float = Field(default=30.0, ge=0)
+
     @field_validator(
         "blob_dir",
         "payload_keys",

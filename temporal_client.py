@@ -9,6 +9,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, TLSConfig
 
 from codec import EncryptionCodec, PayloadKeyError, parse_keys
@@ -98,9 +99,16 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
-async def connect(settings: Settings, *, lazy: bool = False, fail_fast: bool = False) -> Client:
+async def connect(
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    fail_fast: bool = False,
+    runtime: Runtime | None = None,
+) -> Client:
     """A client with caseloop's data converter. ``lazy`` defers the connection to first use;
-    ``fail_fast`` gives up on an unreachable server quickly (the API; the worker keeps trying)."""
+    ``fail_fast`` gives up on an unreachable server quickly (the API; the worker keeps trying).
+    ``runtime``: the worker's, which exports the SDK's metrics (observability/worker.py)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -109,6 +117,7 @@ async def connect(settings: Settings, *, lazy: bool = False, fail_fast: bool = F
         data_converter=data_converter(settings),
         lazy=lazy,
         retry_config=FAIL_FAST_RETRIES if fail_fast else None,
+        runtime=runtime,
     )
 
 

@@ -44,6 +44,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.mail import SEND_CLAIM_MARGIN, SEND_EMAIL, Email, Recipient, SentEmails, message_id
 from mail.render import render
+from observability.metrics import EMAILS
 from settings import Settings
 from store.db import transaction
 from store.models import SentEmail
@@ -93,9 +94,11 @@ class MailActivities:
         if not self._smtp.host:
             raise ApplicationError("SMTP_HOST is not set: the e-mail waits", type="NoSmtpHost")
         done = SentEmails()
+        category = email.category.value
         for recipient in email.to:
             mid = message_id(email.idempotency_key, recipient.email, self._smtp.message_id_domain)
             if not await self._claim(mid, email):
+                EMAILS.labels(category, "already_sent").inc()
                 done.already_sent += 1
                 continue
             message = self._message(email, recipient, mid)
@@ -110,14 +113,18 @@ class MailActivities:
                         email.category.value,
                         exc.recipients[0].code,
                     )
+                    EMAILS.labels(category, "refused").inc()
                     done.refused += 1
                     continue
+                EMAILS.labels(category, "failed").inc()
                 await self._release(mid)
                 raise
             except BaseException:
+                EMAILS.labels(category, "failed").inc()
                 await self._release(mid)
                 raise
             await self._finish(mid, "sent")
+            EMAILS.labels(category, "sent").inc()
             activity.logger.info("e-mail %s (%s) sent", mid, email.category.value)
             done.sent += 1
         return done
