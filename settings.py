@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     api_metrics_port: int = Field(default=9464, ge=0, le=65535)
     worker_metrics_port: int = Field(default=9465, ge=0, le=65535)
-    metrics_collect_seconds: float = Field(default=30.0, ge=0)
+    metrics_collect_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator(
         "blob_dir",

@@ -2,6 +2,9 @@
 labels and meanings are listed in docs/operations.md, "Metrics", and a test checks the two
 agree).
 
+The worker's own (``caseloop_worker_polling``, the collector's) live beside the code that sets
+them (``observability.worker``, ``observability.collector``), so the API's endpoint shows none.
+
 Updating one is an in-memory increment or observation (no I/O), so they may sit on the write
 path. Labels have bounded values only: route templates (never raw paths), activity names,
 exception types, e-mail categories.

@@ -20,6 +20,7 @@ import socket
 import urllib.request
 from typing import Any
 
+from prometheus_client import Gauge
 from temporalio import activity
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -37,6 +38,12 @@ from observability.metrics import ACTIVITY_DURATION, ACTIVITY_FAILURES
 from observability.server import HealthReport
 
 logger = logging.getLogger(__name__)
+
+WORKER_POLLING = Gauge(
+    "caseloop_worker_polling",
+    "1 while Temporal saw this worker poll its workflow and activity task queues in the last "
+    "2 minutes (its /healthz answers 200), else 0.",
+)
 
 
 def error_type(error: BaseException) -> str:
@@ -130,6 +137,7 @@ class WorkerHealth:
             self.error = f"Temporal did not answer ({type(error).__name__})"
             logger.warning("health: %s", self.error)
         self.checked_at = dt.datetime.now(dt.UTC)
+        WORKER_POLLING.set(1 if self.report()[0] == 200 else 0)
 
     async def watch(self, interval: float) -> None:
         """Check every ``interval`` seconds; every second until both polls are seen (so a
