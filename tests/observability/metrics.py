@@ -55,7 +55,10 @@ class Scrape:
 
     def samples(self, name: str) -> list[Sample]:
         return [
-            s for f in text_string_to_metric_families(self.text) for s in f.samples if s.name == name
+            s
+            for f in text_string_to_metric_families(self.text)
+            for s in f.samples
+            if s.name == name
         ]
 
     def value(self, name: str, **labels: str) -> float:
