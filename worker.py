@@ -463,11 +463,12 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             ).start()
         async with worker:
             health.running = True
-            watchers.append(asyncio.create_task(health.watch(HEALTH_CHECK_SECONDS)))
-            if metrics_on and settings.metrics_collect_seconds > 0:
-                watchers.append(
-                    asyncio.create_task(collector.watch(settings.metrics_collect_seconds))
-                )
+            if metrics_on:
+                watchers.append(asyncio.create_task(health.watch(HEALTH_CHECK_SECONDS)))
+                if settings.metrics_collect_seconds > 0:
+                    watchers.append(
+                        asyncio.create_task(collector.watch(settings.metrics_collect_seconds))
+                    )
             await ensure_schedules(client, task_queue=settings.temporal_task_queue)
             logging.info("worker polling task queue %r", settings.temporal_task_queue)
             await stop.wait()

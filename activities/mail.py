@@ -98,7 +98,7 @@ class MailActivities:
         for recipient in email.to:
             mid = message_id(email.idempotency_key, recipient.email, self._smtp.message_id_domain)
             if not await self._claim(mid, email):
-                EMAILS.labels(category, "already_sent").inc()
+                EMAILS.inc(category, "already_sent")
                 done.already_sent += 1
                 continue
             message = self._message(email, recipient, mid)
@@ -113,18 +113,18 @@ class MailActivities:
                         email.category.value,
                         exc.recipients[0].code,
                     )
-                    EMAILS.labels(category, "refused").inc()
+                    EMAILS.inc(category, "refused")
                     done.refused += 1
                     continue
-                EMAILS.labels(category, "failed").inc()
+                EMAILS.inc(category, "failed")
                 await self._release(mid)
                 raise
             except BaseException:
-                EMAILS.labels(category, "failed").inc()
+                EMAILS.inc(category, "failed")
                 await self._release(mid)
                 raise
             await self._finish(mid, "sent")
-            EMAILS.labels(category, "sent").inc()
+            EMAILS.inc(category, "sent")
             activity.logger.info("e-mail %s (%s) sent", mid, email.category.value)
             done.sent += 1
         return done

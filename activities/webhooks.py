@@ -249,7 +249,7 @@ class WebhookActivities:
             if reason is not None:
                 await disable(connection, subscription.id, reason, dt.datetime.now(dt.UTC))
                 state.stopped = True
-        WEBHOOK_ATTEMPTS.labels("delivered" if ok else "failed").inc()
+        WEBHOOK_ATTEMPTS.inc("delivered" if ok else "failed")
         state.attempted += 1
         state.delivered += ok
         activity.heartbeat()

@@ -24,7 +24,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -33,6 +32,7 @@ from temporalio.client import Client
 
 from domain.search_attributes import PROJECTION_BLOCKED
 from domain.tasks import TaskStatus
+from observability.metrics import Counter
 from store.models import TaskRow, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class DomainCollector(Collector):
         try:
             await query()
         except Exception as error:
-            COLLECTOR_FAILURES.labels(name).inc()
+            COLLECTOR_FAILURES.inc(name)
             logger.warning("metrics: the %s query failed (%s)", name, type(error).__name__)
             return False
         finally:

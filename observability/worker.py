@@ -60,10 +60,10 @@ class _ActivityMetricsInbound(ActivityInboundInterceptor):
         try:
             return await super().execute_activity(input)
         except BaseException as error:
-            ACTIVITY_FAILURES.labels(name, error_type(error)).inc()
+            ACTIVITY_FAILURES.inc(name, error_type(error))
             raise
         finally:
-            ACTIVITY_DURATION.labels(name).observe(asyncio.get_running_loop().time() - start)
+            ACTIVITY_DURATION.observe(asyncio.get_running_loop().time() - start, name)
 
 
 class ActivityMetrics(Interceptor):

@@ -46,21 +46,16 @@ class MetricsTestWorkflow:
         return "ok"
 
 
-def _count(activity_name: str) -> float:
-    return sum(
-        s.value
-        for m in ACTIVITY_DURATION.collect()
-        for s in m.samples
-        if s.name.endswith("_count") and s.labels["activity"] == activity_name
-    )
+def _count(activity_name: str) -> int:
+    return ACTIVITY_DURATION.count(activity_name)
 
 
 async def test_activity_attempts_are_timed_and_failures_counted_by_name_and_error_type(
     dev_env: WorkflowEnvironment,
 ) -> None:
     queue = f"tq-{uuid.uuid4()}"
-    not_yet = ACTIVITY_FAILURES.labels("metrics_test_flaky", "NotYet")._value.get()
-    value_error = ACTIVITY_FAILURES.labels("metrics_test_broken", "ValueError")._value.get()
+    not_yet = ACTIVITY_FAILURES.value("metrics_test_flaky", "NotYet")
+    value_error = ACTIVITY_FAILURES.value("metrics_test_broken", "ValueError")
     flaky_runs, broken_runs = _count("metrics_test_flaky"), _count("metrics_test_broken")
     async with Worker(
         dev_env.client,
@@ -77,9 +72,6 @@ async def test_activity_attempts_are_timed_and_failures_counted_by_name_and_erro
     # Two attempts, the first failed; then one attempt, failed. (Local activities go through the
     # same interceptor: test_worker_metrics.py sees the projections.)
     assert _count("metrics_test_flaky") == flaky_runs + 2
-    assert ACTIVITY_FAILURES.labels("metrics_test_flaky", "NotYet")._value.get() == not_yet + 1
+    assert ACTIVITY_FAILURES.value("metrics_test_flaky", "NotYet") == not_yet + 1
     assert _count("metrics_test_broken") == broken_runs + 1
-    assert (
-        ACTIVITY_FAILURES.labels("metrics_test_broken", "ValueError")._value.get()
-        == value_error + 1
-    )
+    assert ACTIVITY_FAILURES.value("metrics_test_broken", "ValueError") == value_error + 1

@@ -127,7 +127,7 @@ async def test_a_failing_query_counts_a_failure_and_keeps_the_previous_values(
     assert await collector.collect_once()
     before = collector.snapshot.open_tasks.copy()
     succeeded = collector.snapshot.last_success
-    failures = COLLECTOR_FAILURES.labels("tasks")._value.get()
+    failures = COLLECTOR_FAILURES.value("tasks")
 
     down = create_engine("postgresql://caseloop@127.0.0.1:1/none")
     collector._sessions = session_factory(down)
@@ -135,6 +135,6 @@ async def test_a_failing_query_counts_a_failure_and_keeps_the_previous_values(
         assert not await collector.collect_once()
     finally:
         await down.dispose()
-    assert COLLECTOR_FAILURES.labels("tasks")._value.get() == failures + 1
+    assert COLLECTOR_FAILURES.value("tasks") == failures + 1
     assert collector.snapshot.open_tasks == before
     assert collector.snapshot.last_success == succeeded
