@@ -118,14 +118,14 @@ def ui_codec_endpoint(settings: Settings) -> str:
     return f"http://{host}:{settings.api_port}{UI_PREFIX}{token}"
 
 
-def _wait_for_worker(settings: Settings, seconds: float) -> bool:
-    """Whether the worker reports polling (its /healthz) within ``seconds``; True at once when
-    it serves no health (WORKER_METRICS_PORT=0)."""
+def _wait_for_worker(settings: Settings, seconds: float, keep_waiting: Callable[[], bool]) -> bool:
+    """Whether the worker reports polling (its /healthz) within ``seconds``, while
+    ``keep_waiting()``; True at once when it serves no health (WORKER_METRICS_PORT=0)."""
     if not settings.worker_metrics_port:
         return True
     url = f"http://{_local(settings.metrics_host)}:{settings.worker_metrics_port}/healthz"
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and keep_waiting():
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return True
@@ -220,9 +220,6 @@ def run_dev_stack(settings: Settings) -> int:
                 subprocess.Popen([sys.executable, "-m", "worker"], env=env, start_new_session=True),
             )
         )
-        # The API after the worker polls: its first request finds a worker to run it.
-        if not _wait_for_worker(settings, 60):
-            print("the worker does not report polling yet: .venv/bin/caseloop worker health")
         children.append(
             (
                 "api",
@@ -237,6 +234,13 @@ def run_dev_stack(settings: Settings) -> int:
                 ),
             )
         )
+
+        # The banner once the worker polls (the API starts meanwhile): what it lists works.
+        def keep_waiting() -> bool:
+            return not stop_requested and all(p.poll() is None for _, p in children)
+
+        if not _wait_for_worker(settings, 60, keep_waiting):
+            print("the worker does not report polling yet: .venv/bin/caseloop worker health")
         metrics = _local(settings.metrics_host)
         metrics_line = (
             f"API http://{metrics}:{settings.api_metrics_port}/metrics, worker "
