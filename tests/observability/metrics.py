@@ -12,7 +12,7 @@ from prometheus_client.samples import Sample
 
 OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 # A row of the "Metrics" tables: | `name` | type | labels | process | meaning |
-_ROW = re.compile(r"^\| `((?:caseloop|temporal)_[a-z0-9_]+)` \| (\w+) \| ([^|]*) \| ([^|]+) \|")
+_ROW = re.compile(r"^\| `((?:caseloop|temporal)_[a-z0-9_]+)` \| (\w+) \|([^|]*)\| ([^|]+) \|")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,11 @@ def assert_documented_are_served(served: Scrape, process: str) -> None:
     expected = [m for m in documented_metrics() if m.process == process]
     assert expected, f"docs/operations.md lists no metric of {process}"
     families = served.families()
+    # And the other way round: every caseloop family served is in the docs (tests run the API
+    # and workers in one process, so any process's).
+    listed = {family_name(m.name, m.type) for m in documented_metrics()}
+    undocumented = {name for name in families if name.startswith("caseloop_")} - listed
+    assert not undocumented, f"served but not in docs/operations.md: {sorted(undocumented)}"
     for metric in expected:
         family = family_name(metric.name, metric.type)
         assert family in families, f"{metric.name} ({process}) is documented but not served"

@@ -7,7 +7,12 @@ import uuid
 import httpx
 
 from observability.server import MetricsServer
-from tests.observability.metrics import assert_documented_are_served, scrape
+from tests.observability.metrics import (
+    OPERATIONS,
+    assert_documented_are_served,
+    documented_metrics,
+    scrape,
+)
 from tests.support import Actor, case_body
 
 
@@ -60,3 +65,12 @@ async def test_the_metrics_server_answers_404_beside_metrics() -> None:
     finally:
         server.stop()
     assert answer.status_code == 404  # the API's metrics server has no health: the API has its own
+
+
+def test_every_row_of_the_metric_tables_is_read() -> None:
+    rows = [
+        line
+        for line in OPERATIONS.read_text().splitlines()
+        if line.startswith(("| `caseloop_", "| `temporal_"))
+    ]
+    assert len(rows) == len(documented_metrics()) >= 20
