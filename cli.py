@@ -435,12 +435,46 @@ def payload_key() -> None:
     typer.echo(new_key_entry())
 
 
-@app.command()
-def worker() -> None:
-    """Run the Temporal worker (all workflows and activities)."""
-    import worker as worker_module
+worker_app = typer.Typer(
+    help="Run the Temporal worker (all workflows and activities); `worker health` checks one.",
+    invoke_without_command=True,
+)
+app.add_typer(worker_app, name="worker")
 
-    worker_module.main()
+
+@worker_app.callback()
+def worker(ctx: typer.Context) -> None:
+    """Run the Temporal worker (all workflows and activities)."""
+    if ctx.invoked_subcommand is None:
+        import worker as worker_module
+
+        worker_module.main()
+
+
+@worker_app.command("health")
+def worker_health(
+    url: Annotated[
+        str | None,
+        typer.Option(help="the worker's /healthz (default: METRICS_HOST:WORKER_METRICS_PORT)"),
+    ] = None,
+) -> None:
+    """Whether the worker polls its task queue (and when it last did); exit 1 when not."""
+    settings = get_settings()
+    if url is None:
+        if not settings.worker_metrics_port:
+            typer.echo("error: WORKER_METRICS_PORT is 0: the worker serves no health", err=True)
+            raise typer.Exit(2)
+        url = f"http://{settings.metrics_host}:{settings.worker_metrics_port}/healthz"
+    try:
+        answer = httpx.get(url, timeout=5)
+    except httpx.HTTPError as exc:
+        typer.echo(f"unavailable: the worker does not answer at {url} ({type(exc).__name__})")
+        raise typer.Exit(1) from exc
+    body = answer.json()
+    polls = ", ".join(f"{kind} {at or 'never'}" for kind, at in body.get("lastPoll", {}).items())
+    typer.echo(f"{body.get('status')}: task queue {body.get('taskQueue')!r}, last polls: {polls}")
+    if answer.status_code != 200:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from pydantic import SecretStr
 
 from api.routes.codec import UI_PREFIX
@@ -112,9 +113,31 @@ def with_mail_sink(settings: Settings) -> tuple[Settings, dict[str, str]]:
 def ui_codec_endpoint(settings: Settings) -> str:
     """The codec endpoint the dev server's Web UI calls from the browser."""
     assert settings.codec_ui_token is not None
-    host = settings.api_host if settings.api_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    host = _local(settings.api_host)
     token = settings.codec_ui_token.get_secret_value()
     return f"http://{host}:{settings.api_port}{UI_PREFIX}{token}"
+
+
+def _wait_for_worker(settings: Settings, seconds: float, keep_waiting: Callable[[], bool]) -> bool:
+    """Whether the worker reports polling (its /healthz) within ``seconds``, while
+    ``keep_waiting()``; True at once when it serves no health (WORKER_METRICS_PORT=0)."""
+    if not settings.worker_metrics_port:
+        return True
+    url = f"http://{_local(settings.metrics_host)}:{settings.worker_metrics_port}/healthz"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and keep_waiting():
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _local(host: str) -> str:
+    """Where this machine reaches a server bound to ``host``."""
+    return host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
 
 
 async def _wait_for_temporal(settings: Settings, seconds: float) -> None:
@@ -211,6 +234,18 @@ def run_dev_stack(settings: Settings) -> int:
                 ),
             )
         )
+
+        # The banner once the worker polls (the API starts meanwhile): what it lists works.
+        def keep_waiting() -> bool:
+            return not stop_requested and all(p.poll() is None for _, p in children)
+
+        if not _wait_for_worker(settings, 60, keep_waiting):
+            print("the worker does not report polling yet: .venv/bin/caseloop worker health")
+        metrics = _local(settings.metrics_host)
+        metrics_line = (
+            f"API http://{metrics}:{settings.api_metrics_port}/metrics, worker "
+            f"http://{metrics}:{settings.worker_metrics_port}/metrics and /healthz"
+        )
         mail_line = (
             f"kept in {settings.mail_directory}: .venv/bin/caseloop mail list / mail show ID"
             if mail_env
@@ -226,6 +261,7 @@ caseloop is running (Ctrl-C stops everything):
   Temporal gRPC  {settings.temporal_address}  (payloads encrypted: decode with
                  --codec-endpoint http://{settings.api_host}:{settings.api_port}/api/ops/codec --codec-auth 'Bearer <ops key>')
   Database       {settings.database_url}
+  Metrics        {metrics_line}
   E-mails        {mail_line}
 Try: .venv/bin/caseloop demo  (prints a creditor, a partner and an ops sign-in)
 """,

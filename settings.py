@@ -169,6 +169,15 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Prometheus /metrics (observability/), each process on a port of its own, on METRICS_HOST
+    # only (never the public API port): the API's (and its HTTP metrics), the worker's (with the
+    # Temporal SDK's metrics and /healthz). 0 turns one off. The worker computes the domain
+    # gauges (tasks, backlogs) every METRICS_COLLECT_SECONDS (0: never).
+    metrics_host: str = "127.0.0.1"
+    api_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    worker_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    metrics_collect_seconds: float = Field(default=60.0, ge=0)
+
     @field_validator(
         "blob_dir",
         "payload_keys",

@@ -10,6 +10,7 @@ from temporalio.client import Client, Interceptor, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, TLSConfig
 
 from codec import EncryptionCodec, PayloadKeyError, parse_keys
@@ -105,11 +106,13 @@ async def connect(
     lazy: bool = False,
     fail_fast: bool = False,
     interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
 ) -> Client:
     """A client with caseloop's data converter. ``lazy`` defers the connection to first use;
     ``fail_fast`` gives up on an unreachable server quickly (the API; the worker keeps trying);
     ``interceptors``: tracing's, when it is on (observability/tracing.py), which a worker on
-    this client runs too."""
+    this client runs too; ``runtime``: the worker's, which exports the SDK's metrics
+    (observability/worker.py)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
@@ -119,6 +122,7 @@ async def connect(
         lazy=lazy,
         retry_config=FAIL_FAST_RETRIES if fail_fast else None,
         interceptors=interceptors,
+        runtime=runtime,
     )
 
 

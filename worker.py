@@ -12,6 +12,7 @@ from typing import Any
 
 import uvloop
 from google.protobuf.message import Message
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.api.common.v1 import Payloads
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
@@ -51,6 +52,15 @@ from activities.projection import ProjectionActivities
 from activities.reply_model import ChatCompletionsClassifier
 from activities.webhooks import DeliveryWaker, WebhookActivities
 from observability import logs, tracing
+from observability.collector import DomainCollector
+from observability.server import MetricsServer
+from observability.worker import (
+    ActivityMetrics,
+    WorkerHealth,
+    free_loopback_port,
+    sdk_metrics,
+    sdk_runtime,
+)
 from schedules import ensure_schedules
 from settings import Settings, get_settings
 from store.db import create_engine, session_factory
@@ -392,7 +402,8 @@ def build_worker(
         workflow_runner=ContextFreeRunner(ReleasingRunner(WORKFLOW_RUNNER))
         if takes_no_context(client.data_converter)
         else ReleasingRunner(WORKFLOW_RUNNER),
-        interceptors=[*INTERCEPTORS, ReleaseStartHeaders()],
+        # ActivityMetrics: activity and projection latency and failures (observability/).
+        interceptors=[*INTERCEPTORS, ReleaseStartHeaders(), ActivityMetrics()],
         activities=list(activities.values()),
         # On SIGTERM/SIGINT, running activities (projections) get this long to finish.
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -430,33 +441,70 @@ def _activity_name(fn: Callable[..., Any]) -> str:
     return str(definition.name)
 
 
-async def run(settings: Settings) -> None:
-    """Poll until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
+HEALTH_CHECK_SECONDS = 15  # how often the worker asks Temporal when it last polled
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Poll until SIGINT or SIGTERM (or ``stop`` is set), then finish the tasks in hand and stop.
+
+    With WORKER_METRICS_PORT (docs/operations.md, "Metrics"): ``/metrics`` (caseloop's metrics,
+    the domain gauges and the Temporal SDK's) and ``/healthz`` on METRICS_HOST at that port."""
+    metrics_on = settings.worker_metrics_port > 0
+    sdk_port = free_loopback_port() if metrics_on else 0
     # Off (None) unless an OTLP endpoint is configured (observability/tracing.py).
     tracer_provider = tracing.tracer_provider(settings, "worker")
-    client = await connect(settings, interceptors=tracing.temporal_interceptors(tracer_provider))
+    client = await connect(
+        settings,
+        runtime=sdk_runtime(sdk_port) if metrics_on else None,
+        interceptors=tracing.temporal_interceptors(tracer_provider),
+    )
     engine = create_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    sessions = session_factory(engine)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+    health = WorkerHealth(client, settings.temporal_task_queue, client.identity)
+    collector = DomainCollector(sessions, client)
+    server: MetricsServer | None = None
+    watchers: list[asyncio.Task[None]] = []
     try:
         worker = build_worker(
-            client,
-            task_queue=settings.temporal_task_queue,
-            sessions=session_factory(engine),
-            settings=settings,
+            client, task_queue=settings.temporal_task_queue, sessions=sessions, settings=settings
         )
+        if metrics_on:
+            REGISTRY.register(collector)
+            server = MetricsServer(
+                settings.metrics_host,
+                settings.worker_metrics_port,
+                extra=lambda: sdk_metrics(sdk_port),
+                health=health.report,
+            ).start()
         async with worker:
+            health.running = True
+            if metrics_on:
+                watchers.append(asyncio.create_task(health.watch(HEALTH_CHECK_SECONDS)))
+                if settings.metrics_collect_seconds > 0:
+                    watchers.append(
+                        asyncio.create_task(collector.watch(settings.metrics_collect_seconds))
+                    )
             await ensure_schedules(client, task_queue=settings.temporal_task_queue)
             logging.info("worker polling task queue %r", settings.temporal_task_queue)
             await stop.wait()
             logging.info("worker stopping")
+            health.running = False
     finally:
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        if server is not None:
+            server.stop()
+            REGISTRY.unregister(collector)
         await engine.dispose()
         if tracer_provider is not None:
             tracer_provider.shutdown()  # exports the spans still buffered

@@ -51,6 +51,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.mail import SEND_CLAIM_MARGIN, SEND_EMAIL, Email, Recipient, SentEmails, message_id
 from mail.render import render
+from observability.metrics import EMAILS
 from settings import Settings
 from store.db import transaction
 from store.models import SentEmail
@@ -144,9 +145,11 @@ class MailActivities:
         if not self._smtp.host:
             raise ApplicationError("SMTP_HOST is not set: the e-mail waits", type="NoSmtpHost")
         done = SentEmails()
+        category = email.category.value
         for recipient in email.to:
             mid = message_id(email.idempotency_key, recipient.email, self._smtp.message_id_domain)
             if not await self._claim(mid, email):
+                EMAILS.inc(category, "already_sent")
                 done.already_sent += 1
                 continue
             message = self._message(email, recipient, mid)
@@ -161,14 +164,18 @@ class MailActivities:
                         email.category.value,
                         exc.recipients[0].code,
                     )
+                    EMAILS.inc(category, "refused")
                     done.refused += 1
                     continue
+                EMAILS.inc(category, "failed")
                 await self._release(mid)
                 raise
             except BaseException:
+                EMAILS.inc(category, "failed")
                 await self._release(mid)
                 raise
             await self._finish(mid, "sent")
+            EMAILS.inc(category, "sent")
             activity.logger.info("e-mail %s (%s) sent", mid, email.category.value)
             done.sent += 1
         return done

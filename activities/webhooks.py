@@ -42,6 +42,7 @@ from domain.webhooks import (
     retry_delay,
     webhook_workflow_id,
 )
+from observability.metrics import WEBHOOK_ATTEMPTS
 from store.db import statements
 from store.webhooks import (
     SUBSCRIPTIONS,
@@ -248,6 +249,7 @@ class WebhookActivities:
             if reason is not None:
                 await disable(connection, subscription.id, reason, dt.datetime.now(dt.UTC))
                 state.stopped = True
+        WEBHOOK_ATTEMPTS.inc("delivered" if ok else "failed")
         state.attempted += 1
         state.delivered += ok
         activity.heartbeat()

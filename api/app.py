@@ -42,6 +42,7 @@ from api.routes import (
 )
 from api.routing import include
 from observability import logs, tracing
+from observability.http import RequestMetrics
 from settings import Settings, get_settings
 from store.blobs import BlobStore, LocalBlobStore
 from store.db import create_engine, session_factory
@@ -120,6 +121,10 @@ def create_app(
     app.add_middleware(codec.CodecCORS, settings=settings)
     # Outermost: API_UPDATE_TIMEOUT_SECONDS bounds the whole request (api/deadline.py).
     app.add_middleware(RequestDeadline, settings=settings)
+    # Outside everything: every request is counted and timed by its route template, answers
+    # of the guard and the deadline included (observability/http.py). Served on
+    # API_METRICS_PORT, never on this app (api/server.py).
+    app.add_middleware(RequestMetrics)
     if settings.log_format == "json":
         # Around everything: each log line of the request names it (observability/logs.py).
         app.add_middleware(logs.RequestIds)

@@ -1,4 +1,4 @@
-"""What every ``/api`` request must pass before the app reads its body (``/api/health`` aside);
+"""What every ``/api`` request must pass before the app reads its body (the health checks aside);
 the portal's (``/portal``) pass the size caps.
 
 A pure ASGI middleware, so it runs before FastAPI parses anything:
@@ -39,7 +39,7 @@ GUARDED_PREFIX = "/api/"
 # The portal's pages (portal/): signed in with a session cookie, not a key, but their form
 # bodies have the same size caps.
 PORTAL_PREFIX = "/portal/"
-UNGUARDED_PATHS = frozenset({"/api/health"})
+UNGUARDED_PATHS = frozenset({"/api/health", "/api/health/live", "/api/health/ready"})
 KEY_HEADERS = ("authorization", "xapikey")
 KEY_HEADER_NAMES = frozenset(name.encode() for name in KEY_HEADERS)  # ASGI: lower-case bytes
 MAX_HEADER_BYTES = 16 * 1024

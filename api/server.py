@@ -19,6 +19,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from api.errors import PROBLEM_JSON, Problem
 from api.guard import MAX_HEADER_BYTES, headers_too_large
 from observability import logs
+from observability.server import MetricsServer
 from settings import get_settings
 
 MAX_HEAD_BYTES = 16 * MAX_HEADER_BYTES
@@ -66,8 +67,12 @@ def uvicorn_options() -> dict[str, Any]:
 
 
 def serve() -> None:
-    """Serve the API on API_HOST:API_PORT."""
+    """Serve the API on API_HOST:API_PORT, and its metrics on METRICS_HOST:API_METRICS_PORT."""
     settings = get_settings()
+    if settings.api_metrics_port:
+        # A port of its own, not a route of the app: the public port never shows metrics, and
+        # a scraper needs no API key (docs/operations.md, "Metrics").
+        MetricsServer(settings.metrics_host, settings.api_metrics_port).start()
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -1,4 +1,10 @@
-"""``GET /api/health``: is the API able to reach Temporal and the database?"""
+"""The API's health checks, public (docs/decisions/0003): they name no data, only up or down.
+
+- ``GET /api/health/live``, liveness: the process answers (no I/O; restart it when it does not).
+- ``GET /api/health/ready``, readiness: Temporal and the database are reachable (take the
+  process out of the load balancer while they are not; 503).
+- ``GET /api/health``: the same as readiness, as it always was (load balancers use it).
+"""
 
 from __future__ import annotations
 
@@ -54,9 +60,30 @@ async def _temporal_ok(client: TemporalDep) -> bool:
         return False
 
 
+class Liveness(ApiModel):
+    status: Literal["ok"]
+
+
+@router.get("/health/live", response_model=Liveness)
+async def live() -> Liveness:
+    """Liveness: the process answers. It checks nothing else (a database or Temporal outage is
+    readiness's business: restarting the API would not mend it)."""
+    return Liveness(status="ok")
+
+
+@router.get("/health/ready", response_model=Health, responses={503: {"model": Health}})
+async def ready(request: Request, client: TemporalDep) -> JSONResponse:
+    """Readiness: Temporal and the database are reachable. Public: it names no data.
+
+    Answers 200 when both are reachable, 503 otherwise.
+    """
+    return await health(request, client)
+
+
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
 async def health(request: Request, client: TemporalDep) -> JSONResponse:
-    """Reachability of Temporal and the database. Public: it names no data, only up or down.
+    """Reachability of Temporal and the database (readiness). Public: it names no data, only
+    up or down.
 
     Answers 200 when both are reachable, 503 otherwise.
     """

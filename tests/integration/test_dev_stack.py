@@ -40,6 +40,8 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "TEMPORAL_UI_PORT": str(_free_port()),
         "API_PORT": str(_free_port()),
         "MAIL_SINK_PORT": str(_free_port()),
+        "API_METRICS_PORT": str(_free_port()),
+        "WORKER_METRICS_PORT": str(_free_port()),
         "VAR_DIR": str(tmp_path / "var"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'caseloop.db'}",
         "TEMPORAL_TASK_QUEUE": "caseloop-stack-test",
@@ -109,6 +111,19 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
     assert stack.wait_healthy() < 60
     ui = httpx.get(f"http://127.0.0.1:{stack_env['TEMPORAL_UI_PORT']}/", timeout=5)
     assert ui.status_code == 200
+    # The metrics and health endpoints on their ports (docs/operations.md, "Metrics and health").
+    worker = f"http://127.0.0.1:{stack_env['WORKER_METRICS_PORT']}"
+    assert httpx.get(f"{worker}/healthz", timeout=5).json()["polling"] is True
+    assert "caseloop_worker_polling 1.0" in httpx.get(f"{worker}/metrics", timeout=5).text
+    assert httpx.get(f"{stack.api}/api/health/live", timeout=5).status_code == 200
+    assert httpx.get(f"{stack.api}/api/health/ready", timeout=5).status_code == 200
+    api_metrics = f"http://127.0.0.1:{stack_env['API_METRICS_PORT']}/metrics"
+    assert 'route="/api/health"' in httpx.get(api_metrics, timeout=5).text
+    assert httpx.get(f"{stack.api}/metrics", timeout=5).status_code == 404
+    health = _run(
+        [str(BIN / "caseloop"), "worker", "health"], {**stack_env, "METRICS_HOST": "127.0.0.1"}
+    )
+    assert health.startswith("ok: task queue 'caseloop-stack-test'")
 
     demo = _run([str(BIN / "caseloop"), "demo", "--api-url", stack.api], stack_env)
     case_id = demo.split("Demo case")[1].split()[0]

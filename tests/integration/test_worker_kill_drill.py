@@ -237,6 +237,9 @@ def process_env(dev_env: WorkflowEnvironment, settings: Settings, var_dir: Path)
         TEMPORAL_TASK_QUEUE=settings.temporal_task_queue,
         DATABASE_URL=settings.database_url,
         VAR_DIR=str(var_dir),
+        # No metrics ports (observability/): fixed ports would clash with other test runs.
+        API_METRICS_PORT="0",
+        WORKER_METRICS_PORT="0",
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
     )
     return env
