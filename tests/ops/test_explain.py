@@ -74,7 +74,9 @@ async def test_explain_names_the_overdue_task_its_deadline_and_who_owes_it(
     assert "Projection: up to date" in text
     assert "Failing: nothing" in text
     assert "timer fired: Generic deadline" in text, "the timers' summaries, in words"
-    assert "monthly survey" in text, "the next survey's timer is pending"
+    pending = text.split("Pending timers:", 1)[1].split("\n\n", 1)[0]
+    # The overdue task's escalation (its ladder's next step) is the case's next timer.
+    assert "Generic escalation" in pending, "the next timer is pending, in words"
     assert "Nordisk" not in text and "jens@" not in text, "no debtor data"
 
 
