@@ -45,6 +45,7 @@ from temporalio.workflow import Info, _Definition
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.mail import MailActivities, SmtpConfig
+from activities.notices import NoticeActivities
 from activities.projection import ProjectionActivities
 from activities.reply_model import ChatCompletionsClassifier
 from activities.webhooks import DeliveryWaker, WebhookActivities
@@ -57,6 +58,7 @@ from workflows.case import CaseWorkflow
 from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
 from workflows.mail import SendEmailWorkflow
+from workflows.notices import NoticeWorkflow
 from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookRetentionWorkflow
@@ -69,6 +71,7 @@ WORKFLOWS = [
     WebhookDeliveryWorkflow,
     WebhookRetentionWorkflow,
     SendEmailWorkflow,
+    NoticeWorkflow,
 ]
 # Part of the workflows' behaviour (an update id is applied once; a workflow whose read model
 # cannot be written refuses new updates): the replayer needs them too. The first is outermost.
@@ -347,6 +350,7 @@ def build_worker(
         concurrency["max_classified_per_night"] = settings.cleanup_model_max_calls_per_night
     cleanup = CleanupActivities(sessions, client, classifier, **concurrency)
     mail = mail or MailActivities(sessions, SmtpConfig.from_settings(settings or get_settings()))
+    notices = NoticeActivities(sessions, mail.portal_base_url)
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -360,6 +364,7 @@ def build_worker(
             webhooks.deliver_due,
             webhooks.prune_deliveries,
             mail.send_email,
+            notices.compose_email,
         )
     }
     for replacement in replace_activities:

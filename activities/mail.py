@@ -87,6 +87,11 @@ class MailActivities:
         self._sessions = sessions
         self._smtp = smtp
 
+    @property
+    def portal_base_url(self) -> str:
+        """The portal the e-mails link to (the notices' composer builds its links on it)."""
+        return self._smtp.portal_base_url
+
     @activity.defn(name=SEND_EMAIL)
     async def send_email(self, email: Email) -> SentEmails:
         """Send each recipient's copy of ``email`` that is not sent yet (see the module)."""
