@@ -350,7 +350,7 @@ def build_worker(
         concurrency["max_classified_per_night"] = settings.cleanup_model_max_calls_per_night
     cleanup = CleanupActivities(sessions, client, classifier, **concurrency)
     mail = mail or MailActivities(sessions, SmtpConfig.from_settings(settings or get_settings()))
-    notices = NoticeActivities(sessions, mail.portal_base_url)
+    notices = NoticeActivities(sessions, mail.portal_base_url, send=mail.configured)
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (

@@ -35,15 +35,26 @@ TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 
 
 class NoticeActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], portal_base_url: str) -> None:
+    """``send`` False: no SMTP server is configured (``SMTP_HOST`` unset), so the notices'
+    e-mails are not composed at all: a deployment without e-mail does not pile up e-mails that
+    wait for a server forever (an e-mail a rule has composed waits for SMTP as long as it takes:
+    activities/mail.py)."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], portal_base_url: str, *, send: bool = True
+    ) -> None:
         self._sessions = sessions
         self._portal = portal_base_url.rstrip("/")
+        self._send = send
 
     @activity.defn(name=COMPOSE_EMAIL)
     async def compose_email(self, input: NoticeInput) -> list[Email]:
         """The e-mails of ``input.notice``; none when there is nobody to tell or nothing left
         to tell."""
         notice = input.notice
+        if not self._send:
+            activity.logger.info("no SMTP_HOST: notice %s is not e-mailed", notice.kind)
+            return []
         async with self._sessions() as session:
             if isinstance(notice, PartnerWroteNotice):
                 return await self._partner_wrote(session, notice)
