@@ -23,8 +23,9 @@ from temporalio.worker import Worker
 
 from activities.mail import MailActivities, SmtpConfig
 from domain.cases import AssignBankAccountInput
-from domain.chat import ChatMessage, PostMessageInput
+from domain.chat import ChatMessage, PostMessageInput, relationship_id
 from domain.enums import OrgKind, Party
+from domain.ids import relationship_workflow_id
 from domain.notices import (
     BANK_ACCOUNT_DIGEST_DELAY,
     PARTNER_BURST_QUIET,
@@ -34,7 +35,7 @@ from domain.notices import (
 from domain.tasks import AssignTaskInput, TaskType
 from mail.sink import KeepInDirectory, list_messages
 from settings import Settings
-from store.models import Organisation, User
+from store.models import Organisation, Relationship, User
 from tests.mail.conftest import start
 from tests.portal.conftest import portal  # noqa: F401 (a fixture)
 from tests.portal.support import signed_in
@@ -49,6 +50,7 @@ from tests.workflows.test_lifecycle import accepted_case, open_tasks, state_of
 from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
+from workflows.relationship import RelationshipWorkflow
 
 PORTAL = "https://caseloop.test/portal"
 
@@ -76,6 +78,33 @@ async def sink(tmp_path: Path) -> AsyncIterator[tuple[Sink, int]]:
         yield Sink(handler.directory), port
 
 
+def worker_sending_to(
+    ts_env: WorkflowEnvironment,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    port: int,
+    **options: Any,
+) -> Worker:
+    """The real worker, sending e-mail to the test's SMTP server; links go to ``PORTAL``."""
+    smtp = SmtpConfig(
+        host="127.0.0.1",
+        port=port,
+        security="none",
+        user="",
+        password=None,
+        timeout=5,
+        sender="caseloop <no-reply@mail.caseloop.test>",
+        portal_base_url=PORTAL,
+    )
+    return build_worker(
+        ts_env.client,
+        task_queue=task_queue,
+        sessions=sessions,
+        mail=MailActivities(sessions, smtp),
+        **options,
+    )
+
+
 @pytest.fixture
 async def mail_worker(
     ts_env: WorkflowEnvironment,
@@ -84,23 +113,7 @@ async def mail_worker(
     sink: tuple[Sink, int],
     ts_leaves_no_workflows: None,
 ) -> AsyncIterator[Worker]:
-    """The real worker, sending e-mail to the test's SMTP server; links go to ``PORTAL``."""
-    smtp = SmtpConfig(
-        host="127.0.0.1",
-        port=sink[1],
-        security="none",
-        user="",
-        password=None,
-        timeout=5,
-        sender="caseloop <no-reply@mail.caseloop.test>",
-        portal_base_url=PORTAL,
-    )
-    async with build_worker(
-        ts_env.client,
-        task_queue=task_queue,
-        sessions=sessions,
-        mail=MailActivities(sessions, smtp),
-    ) as running:
+    async with worker_sending_to(ts_env, task_queue, sessions, sink[1]) as running:
         yield running
 
 
@@ -344,3 +357,40 @@ async def test_a_batch_whose_cases_all_got_a_bank_account_sends_no_digest(
 
     await eventually(batch_done)
     assert mails.received() == 0
+
+
+async def test_a_partners_burst_in_the_general_chat_is_one_email_linking_the_relationship_chat(
+    ts_env: WorkflowEnvironment,
+    mail_worker: Worker,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    sink: tuple[Sink, int],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    mails, _ = sink
+    await accepted_case(ts_env, sessions, creditor, partner, ops, task_queue)
+    pair = relationship_id(creditor.org_id, partner.org_id)
+
+    async def linked() -> None:
+        async with sessions() as session:
+            assert await session.get(Relationship, pair) is not None
+
+    await eventually(linked)
+    chat: WorkflowHandle[Any, Any] = ts_env.client.get_workflow_handle(
+        relationship_workflow_id(creditor.org_id, partner.org_id)
+    )
+    for body in ("New rates from January", "and a question on invoicing"):
+        await chat.execute_update(
+            RelationshipWorkflow.post_message, message(partner, Party.PARTNER, body)
+        )
+        await ts_env.sleep(dt.timedelta(minutes=4))
+    assert mails.received() == 0
+    await ts_env.sleep(PARTNER_BURST_QUIET)
+    await eventually(lambda: _expect(mails, 1))
+    [mail] = mails.messages()
+    text = text_of(mail)
+    assert "New rates from January" in text and "and a question on invoicing" in text
+    assert "in your general chat" in text and str(mail["Subject"]).endswith("general chat")
+    assert link_in(text) == f"{PORTAL}/relationships/{pair}/chat"
