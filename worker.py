@@ -48,6 +48,7 @@ from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.digests import DigestActivities
 from activities.escalation import EscalationActivities
 from activities.mail import MailActivities, SmtpConfig
+from activities.notices import NoticeActivities
 from activities.projection import ProjectionActivities
 from activities.reply_model import ChatCompletionsClassifier
 from activities.webhooks import DeliveryWaker, WebhookActivities
@@ -71,6 +72,7 @@ from workflows.cleanup import ChatCleanupWorkflow
 from workflows.creditor import CreditorWorkflow
 from workflows.digests import DailySummaryWorkflow, OverdueReminderWorkflow
 from workflows.mail import SendEmailWorkflow
+from workflows.notices import NoticeWorkflow
 from workflows.once import ApplyUpdatesOnce
 from workflows.relationship import RelationshipWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookRetentionWorkflow
@@ -85,6 +87,7 @@ WORKFLOWS = [
     SendEmailWorkflow,
     DailySummaryWorkflow,
     OverdueReminderWorkflow,
+    NoticeWorkflow,
 ]
 # Part of the workflows' behaviour (an update id is applied once; a workflow whose read model
 # cannot be written refuses new updates): the replayer needs them too. The first is outermost.
@@ -373,6 +376,7 @@ def build_worker(
     escalation = EscalationActivities(
         sessions, digest_settings.portal_base_url, mail_configured=mail.configured
     )
+    notices = NoticeActivities(sessions, mail.portal_base_url, send=mail.configured)
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -388,6 +392,7 @@ def build_worker(
             digests.send_daily_summaries,
             digests.send_overdue_reminders,
             escalation.ladder_email,
+            notices.compose_email,
         )
     }
     for replacement in replace_activities:

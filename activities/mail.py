@@ -132,6 +132,16 @@ class MailActivities:
         """Whether an SMTP server is set (``SMTP_HOST``)."""
         return bool(self._smtp.host)
 
+    @property
+    def portal_base_url(self) -> str:
+        """The portal the e-mails link to (the notices' composer builds its links on it)."""
+        return self._smtp.portal_base_url
+
+    @property
+    def configured(self) -> bool:
+        """An SMTP server is set (``SMTP_HOST``)."""
+        return bool(self._smtp.host)
+
     @activity.defn(name=SEND_EMAIL)
     async def send_email(self, email: Email) -> SentEmails:
         """Send each recipient's copy of ``email`` that is not sent yet (see the module)."""

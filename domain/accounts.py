@@ -7,6 +7,7 @@ from typing import Literal
 from uuid import UUID
 
 from domain.base import ApiModel
+from domain.notices import BankAccountBatch
 from domain.tasks import OutboxEvent, Task, TaskBookState
 from domain.update_ids import AppliedUpdate
 
@@ -56,6 +57,8 @@ class CreditorState(ApiModel):
     waiting_for_contract: list[UUID] = []
     missing_bank_account: list[UUID] = []
     to_release: list[UUID] = []  # cases to tell that the contract is signed
+    # Cases created without a bank account since the last digest (domain/notices.py).
+    bank_account_batch: BankAccountBatch | None = None
     # Client-key update ids applied lately (domain/update_ids.py, workflows/once.py).
     applied_updates: list[AppliedUpdate] = []
 

@@ -23,6 +23,7 @@ from domain.accounts import AccountSignal, BankAccountRef, OrgRef
 from domain.base import ApiModel, decimal_json_schema
 from domain.chat import ChatMessage, RelationshipLink, ThreadType
 from domain.enums import CaseStatus, ChangedBy, DebtorType, Lifecycle, Party, SubStatus
+from domain.notices import PartnerBurst
 from domain.plausible import InvoiceDate, PlausibleDate, check_payment_term
 from domain.tasks import AccessLevel, OutboxEvent, Task, TaskBookState
 from domain.transitions import FINISHED, CloseCode, Mover
@@ -409,6 +410,8 @@ class CaseState(ApiModel):
     # Chat: messages not yet in the read model, and the numbering of the case's messages.
     message_seq: int = 0
     pending_messages: list[ChatMessage] = []
+    # Partner messages not yet e-mailed to the creditor (domain/notices.py).
+    partner_burst: PartnerBurst | None = None
     # Creditor-partner pairs this case linked, and links not yet in the read model.
     linked_partners: list[UUID] = []
     pending_links: list[RelationshipLink] = []

@@ -18,6 +18,7 @@ from pydantic import Field
 from domain.accounts import OrgRef
 from domain.base import ApiModel
 from domain.enums import Party
+from domain.notices import PartnerBurst
 from domain.tasks import OutboxEvent, Task, TaskBookState, TaskType
 from domain.update_ids import AppliedUpdate
 
@@ -110,6 +111,8 @@ class RelationshipState(ApiModel):
     book: TaskBookState = TaskBookState()
     message_seq: int = 0
     pending_messages: list[ChatMessage] = []
+    # Partner messages not yet e-mailed to the creditor (domain/notices.py).
+    partner_burst: PartnerBurst | None = None
     history_limit: int | None = None
     # Client-key update ids applied lately (domain/update_ids.py, workflows/once.py).
     applied_updates: list[AppliedUpdate] = []

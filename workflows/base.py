@@ -115,17 +115,23 @@ class TaskOwnerWorkflow:
                 continue
             if self._finished() or self._should_continue_as_new():
                 # Let running handlers (an update that just closed the case) answer first and
-                # the outboxes empty (nothing waiting to be sent is ever dropped); a handler
-                # that changes state meanwhile sends the loop round again.
-                await workflow.wait_condition(
-                    lambda: (
-                        (workflow.all_handlers_finished() and not self._sending())
-                        or self._dirty()
-                        or self._outbox_error is not None
+                # the outboxes empty (nothing waiting to be sent is ever dropped), and the
+                # notices be handed over; a handler that changes state meanwhile sends the loop
+                # round again.
+                finishing = self._finished()
+
+                def busy(finishing: bool = finishing) -> bool:
+                    return (
+                        not workflow.all_handlers_finished()
+                        or self._sending()
+                        or self._notifying(finishing)
                     )
+
+                await workflow.wait_condition(
+                    lambda: not busy() or self._dirty() or self._outbox_error is not None
                 )
                 self._raise_outbox_error()
-                if self._dirty() or not workflow.all_handlers_finished() or self._sending():
+                if self._dirty() or busy():
                     continue
                 if self._finished():
                     return
@@ -472,6 +478,12 @@ class TaskOwnerWorkflow:
         self._publish_task_attributes()
 
     def _finished(self) -> bool:
+        return False
+
+    def _notifying(self, finishing: bool) -> bool:
+        """Hook: a notice is being handed over (workflows/notices.py), or, when the workflow is
+        about to complete (``finishing``), one is still pending: the run waits for it. A
+        pending notice continues as new with the state."""
         return False
 
     def _continue_as_new(self) -> None:

@@ -90,6 +90,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
     def __init__(self, input: CaseWorkflowInput) -> None:
         self.state = input.new_state
         self._init_book(case_workflow_id(self.state.record.case_id))
+        self._init_bursts()
         # A digest of the record as this run last projected it (workflow memory, not state).
         self._projected_record: bytes | None = None
 
@@ -111,6 +112,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
                     needs_bank_account=needs_bank_account,
                     contract_signed=self.state.contract_confirmed,
                 )
+        self._resume_bursts()
         await self._serve()
 
     @workflow.update

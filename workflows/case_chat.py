@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         thread_of,
     )
     from domain.enums import CaseStatus, Party
+    from domain.notices import PartnerBurst, PartnerWroteNotice
     from domain.tasks import ResolvedBy, TaskType, task_id
     from domain.transitions import FINISHED
     from workflows.case_core import (
@@ -30,10 +31,12 @@ with workflow.unsafe.imports_passed_through():
         org_name,
     )
     from workflows.chat import check_body, message_of, route_message
+    from workflows.notices import PartnerBursts
 
 
-class ChatHandlers(CaseCore):
-    """Messages in the case's threads and the chat tasks they raise and solve."""
+class ChatHandlers(PartnerBursts, CaseCore):
+    """Messages in the case's threads and the chat tasks they raise and solve, and the
+    creditor's e-mail when a partner writes (workflows/notices.py, ``PartnerBursts``)."""
 
     @workflow.update
     async def post_message(self, input: PostMessageInput) -> ChatMessage:
@@ -53,6 +56,7 @@ class ChatHandlers(CaseCore):
             case_id=record.case_id,
         )
         state.pending_messages.append(message)
+        self._burst_message(message)
         sender = record.creditor if input.party is Party.CREDITOR else partner
         route_message(
             self.book,
@@ -88,6 +92,17 @@ class ChatHandlers(CaseCore):
         check_body(input.body)
         if len(input.attachment_ids) > MAX_ATTACHMENTS_PER_MESSAGE:
             raise failed(f"a message has at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments")
+
+    def _burst_ends_now(self) -> bool:
+        return self.record.status in FINISHED  # its chat is closed: no more messages come
+
+    def _burst_notice(self, burst: PartnerBurst) -> PartnerWroteNotice:
+        return PartnerWroteNotice(
+            case_id=self.record.case_id,
+            first_seq=burst.first_seq,
+            last_seq=burst.last_seq,
+            last_message_id=burst.last_message_id,
+        )
 
     def _thread_partner(self, input: PostMessageInput) -> OrgRef:
         """The partner side of the thread a message goes to; refuses senders who are not in it."""

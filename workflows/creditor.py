@@ -26,8 +26,10 @@ with workflow.unsafe.imports_passed_through():
         SignContractInput,
     )
     from domain.ids import creditor_workflow_id
+    from domain.notices import BankAccountBatch, BankAccountDigestNotice, NoticeInput
     from domain.tasks import AccessLevel, TaskType
     from workflows.base import Outbox, TaskOwnerWorkflow
+    from workflows.notices import Debounced, start_notice
     from workflows.retry import (
         LOCAL_RETRY_THRESHOLD,
         PROJECTION_RETRY,
@@ -52,10 +54,17 @@ class CreditorWorkflow(TaskOwnerWorkflow):
     def __init__(self, input: CreditorWorkflowInput) -> None:
         self.state = input.state or CreditorState(creditor=input.creditor)
         self._init_book(creditor_workflow_id(self.state.creditor.id))
+        self._digest = Debounced(
+            lambda: self.state.bank_account_batch.due if self.state.bank_account_batch else None,
+            self._send_bank_account_digest,
+            summary="cases without a bank account: e-mail the digest",
+        )
 
     @workflow.run
     async def run(self, input: CreditorWorkflowInput) -> None:
         """Serve the account for as long as it exists (continuing as new when history grows)."""
+        if self.state.bank_account_batch is not None:  # carried over continue-as-new
+            self._digest.arm()
         await self._serve()
 
     # -- signals from cases -------------------------------------------------------------------
@@ -73,6 +82,7 @@ class CreditorWorkflow(TaskOwnerWorkflow):
             changed = True
         if event.needs_bank_account and event.case_id not in self.state.missing_bank_account:
             self.state.missing_bank_account.append(event.case_id)
+            self._batch_without_bank_account(event.case_id)
             changed = True
         if changed:  # a release alone changes nothing the read model shows
             self._touch()
@@ -91,6 +101,35 @@ class CreditorWorkflow(TaskOwnerWorkflow):
             if event.case_id in waiting:
                 waiting.remove(event.case_id)
                 self._touch()
+
+    # -- the missing-bank-account digest (domain/notices.py) ----------------------------------
+    def _batch_without_bank_account(self, case_id: UUID) -> None:
+        """A case created without a bank account joins the batch, and the digest's moment
+        moves to an hour after it."""
+        batch = self.state.bank_account_batch or BankAccountBatch(last_at=workflow.now())
+        batch.cases.append(case_id)
+        batch.last_at = workflow.now()
+        self.state.bank_account_batch = batch
+        self._digest.arm()
+
+    async def _send_bank_account_digest(self) -> None:
+        """An hour passed since the batch's last case: one digest of its cases that still lack
+        a bank account, none if every one got one meanwhile (or ended)."""
+        batch = self.state.bank_account_batch
+        assert batch is not None
+        self.state.bank_account_batch = None  # a case from now on starts the next batch
+        lacking = [case for case in batch.cases if case in self.state.missing_bank_account]
+        if lacking:
+            await start_notice(
+                NoticeInput(
+                    notice=BankAccountDigestNotice(
+                        creditor_id=self.state.creditor.id, cases=lacking
+                    )
+                )
+            )
+
+    def _notifying(self, finishing: bool) -> bool:
+        return self._digest.firing
 
     # -- user actions -------------------------------------------------------------------------
     @workflow.update

@@ -29,15 +29,18 @@ with workflow.unsafe.imports_passed_through():
     from domain.enums import Party
     from domain.errors import NOT_A_PARTY, VALIDATION_FAILED
     from domain.ids import relationship_workflow_id
+    from domain.notices import PartnerBurst, PartnerWroteNotice
     from domain.tasks import task_id
     from workflows.base import TaskOwnerWorkflow
     from workflows.chat import ROLE_OF, check_body, message_of, route_message
+    from workflows.notices import PartnerBursts
     from workflows.retry import LOCAL_RETRY_THRESHOLD, PROJECTION_RETRY, PROJECTION_TIMEOUT
 
 
 @workflow.defn
-class RelationshipWorkflow(TaskOwnerWorkflow):
-    """The general chat of one creditor and one partner."""
+class RelationshipWorkflow(PartnerBursts, TaskOwnerWorkflow):
+    """The general chat of one creditor and one partner (and the creditor's e-mail when the
+    partner writes in it: workflows/notices.py, ``PartnerBursts``)."""
 
     @workflow.init
     def __init__(self, input: RelationshipWorkflowInput) -> None:
@@ -45,6 +48,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
             creditor=input.creditor, partner=input.partner, linked_at=input.linked_at
         )
         self._init_book(relationship_workflow_id(self.state.creditor.id, self.state.partner.id))
+        self._init_bursts()
 
     @property
     def pair_id(self) -> UUID:
@@ -56,6 +60,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
         if self.state.linked_at is None:  # started without the row's time
             self.state.linked_at = workflow.now()
             self._touch()
+        self._resume_bursts()
         await self._serve()
 
     @workflow.update
@@ -74,6 +79,7 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
             relationship_id=self.pair_id,
         )
         state.pending_messages.append(message)
+        self._burst_message(message)
         sender_name = (state.creditor if input.party is Party.CREDITOR else state.partner).name
         route_message(
             self.book,
@@ -104,6 +110,14 @@ class RelationshipWorkflow(TaskOwnerWorkflow):
                 type=VALIDATION_FAILED,
                 non_retryable=True,
             )
+
+    def _burst_notice(self, burst: PartnerBurst) -> PartnerWroteNotice:
+        return PartnerWroteNotice(
+            relationship_id=self.pair_id,
+            first_seq=burst.first_seq,
+            last_seq=burst.last_seq,
+            last_message_id=burst.last_message_id,
+        )
 
     def _recall(self, name: str, arg: Any, result_id: str | None) -> Any:
         """post_message applied by an earlier run (workflows/once.py)."""

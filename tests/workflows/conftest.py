@@ -61,14 +61,18 @@ async def terminate_workflows_on(client: Client, task_queue: str) -> None:
             )
             if described.execution_config.task_queue.name != task_queue:
                 continue
-            handle = client.get_workflow_handle(
-                info.execution.workflow_id, run_id=info.execution.run_id
-            )
-            try:
-                await handle.terminate(reason="test finished")
-            except RPCError as exc:
-                if exc.status is not RPCStatusCode.NOT_FOUND:
-                    raise
+            # Its children too (a notice, workflows/notices.py): abandoned by their parent, they
+            # outlive its termination, and the test server does not list them as open.
+            executions = [(child.workflow_id, child.run_id) for child in described.pending_children]
+            executions.append((info.execution.workflow_id, info.execution.run_id))
+            for workflow_id, run_id in executions:
+                try:
+                    await client.get_workflow_handle(workflow_id, run_id=run_id).terminate(
+                        reason="test finished"
+                    )
+                except RPCError as exc:
+                    if exc.status is not RPCStatusCode.NOT_FOUND:
+                        raise
         if not page.next_page_token:
             return
         request.next_page_token = page.next_page_token
