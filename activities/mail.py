@@ -125,15 +125,6 @@ class MailActivities:
 
     @property
     def portal_base_url(self) -> str:
-        return self._smtp.portal_base_url
-
-    @property
-    def configured(self) -> bool:
-        """Whether an SMTP server is set (``SMTP_HOST``)."""
-        return bool(self._smtp.host)
-
-    @property
-    def portal_base_url(self) -> str:
         """The portal the e-mails link to (the notices' composer builds its links on it)."""
         return self._smtp.portal_base_url
 

@@ -25,7 +25,6 @@ from activities.mail import MailActivities, SmtpConfig
 from domain.cases import AssignBankAccountInput
 from domain.chat import ChatMessage, PostMessageInput, relationship_id
 from domain.enums import OrgKind, Party
-from domain.ids import relationship_workflow_id
 from domain.notices import (
     BANK_ACCOUNT_DIGEST_DELAY,
     PARTNER_BURST_QUIET,
@@ -39,7 +38,7 @@ from store.models import Organisation, Relationship, User
 from tests.mail.conftest import start
 from tests.portal.conftest import portal  # noqa: F401 (a fixture)
 from tests.portal.support import signed_in
-from tests.support import Actor, make_actor
+from tests.support import Actor, make_actor, post_in_relationship
 from tests.workflows.test_intake import (
     creditor_account,
     eventually,
@@ -50,7 +49,6 @@ from tests.workflows.test_lifecycle import accepted_case, open_tasks, state_of
 from worker import build_worker
 from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
-from workflows.relationship import RelationshipWorkflow
 
 PORTAL = "https://caseloop.test/portal"
 
@@ -378,12 +376,15 @@ async def test_a_partners_burst_in_the_general_chat_is_one_email_linking_the_rel
             assert await session.get(Relationship, pair) is not None
 
     await eventually(linked)
-    chat: WorkflowHandle[Any, Any] = ts_env.client.get_workflow_handle(
-        relationship_workflow_id(creditor.org_id, partner.org_id)
-    )
     for body in ("New rates from January", "and a question on invoicing"):
-        await chat.execute_update(
-            RelationshipWorkflow.post_message, message(partner, Party.PARTNER, body)
+        # As the API posts: the first message starts the pair's workflow (decision 0015).
+        await post_in_relationship(
+            ts_env.client,
+            sessions,
+            task_queue,
+            creditor,
+            partner,
+            message(partner, Party.PARTNER, body),
         )
         await ts_env.sleep(dt.timedelta(minutes=4))
     assert mails.received() == 0
