@@ -77,7 +77,7 @@ from store.models import (
     TaskRow,
 )
 from store.tasks import refresh_case_tasks
-from store.webhooks import fan_out
+from store.webhooks import EVENTS_RETURNING, WrittenEvents, fan_out
 
 
 def _case_columns(record: CaseRecord, details: dict[str, Any]) -> dict[str, object]:
@@ -525,27 +525,28 @@ async def write_messages(db: AsyncSession | AsyncConnection, messages: list[Chat
 async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEvent]) -> set[UUID]:
     """Write outbox events by their deterministic ids (a re-run task's replaces an earlier
     attempt's, unless it was delivered: module doc), and the webhook deliveries they make
-    (``store.webhooks.fan_out``, in the same transaction); the subscriptions that got one."""
+    (``store.webhooks.fan_out``, in the same transaction); the subscriptions that got one. The
+    upsert returns what fan-out needs to know (``store.webhooks.EVENTS_RETURNING``: the
+    subscriptions' version and the cases' parties), so without a subscriber it is the only
+    statement."""
     if not events:
         return set()
     connection = await _connection(db)
-    await _upsert(
-        connection,
-        EVENTS,
-        [
-            {
-                "id": event.id,
-                "type": event.type,
-                "org_id": event.org_id,
-                "case_id": event.case_id,
-                "occurred_at": event.occurred_at,
-                "payload": event.model_dump(mode="json")["payload"],
-                "delivered_at": None,
-            }
-            for event in events
-        ],
-    )
-    return await fan_out(connection, events)
+    rows = [
+        {
+            "id": event.id,
+            "type": event.type,
+            "org_id": event.org_id,
+            "case_id": event.case_id,
+            "occurred_at": event.occurred_at,
+            "payload": event.model_dump(mode="json")["payload"],
+            "delivered_at": None,
+        }
+        for event in events
+    ]
+    statement = _upsert_statement(connection.dialect.name, EVENTS, tuple(rows[0]), None)
+    written = (await connection.execute(statement.returning(*EVENTS_RETURNING), rows)).all()
+    return await fan_out(connection, events, WrittenEvents.of(written))
 
 
 async def _connection(db: AsyncSession | AsyncConnection) -> AsyncConnection:

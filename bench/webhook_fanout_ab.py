@@ -28,7 +28,7 @@ from tests.store.test_projection_statements import chat_message
 from tests.support import make_actor
 
 
-async def _no_fan_out(_connection: Any, _events: Sequence[Any]) -> set[Any]:
+async def _no_fan_out(_connection: Any, _events: Sequence[Any], *_: Any) -> set[Any]:
     return set()
 
 

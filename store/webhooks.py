@@ -16,7 +16,9 @@ import functools
 import json
 import secrets
 import uuid
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -29,11 +31,13 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal_column,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
@@ -45,16 +49,24 @@ from domain.webhooks import (
     WebhookEventDto,
     audience,
     bodies,
-    candidate_orgs,
     delivery_id,
 )
 from store.db import transaction
-from store.models import Case, Relationship, WebhookDelivery, WebhookSubscription
+from store.models import (
+    Case,
+    OutboxEventRow,
+    Relationship,
+    WebhookDelivery,
+    WebhookSubscription,
+    WebhookSubscriptionsVersion,
+)
 
 SUBSCRIPTIONS: Table = WebhookSubscription.__table__  # type: ignore[assignment]
 DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 _CASES: Table = Case.__table__  # type: ignore[assignment]
 _RELATIONSHIPS: Table = Relationship.__table__  # type: ignore[assignment]
+_EVENTS: Table = OutboxEventRow.__table__  # type: ignore[assignment]
+VERSIONS: Table = WebhookSubscriptionsVersion.__table__  # type: ignore[assignment]
 
 
 def new_secret() -> str:
@@ -71,59 +83,147 @@ def _relationship_id(event: OutboxEvent) -> UUID | None:
         return None
 
 
-# One SELECT finds every active subscription that may see any of a projection's events: of
-# the events' own organisations, of a case's creditor or partner, or of a relationship's
-# creditor. Built once (its lists are expanding parameters): no statement to build or compile
-# per projection.
-_CASES_IN = _CASES.c.id.in_(bindparam("cases", expanding=True))
-_WHO_MAY_SEE = select(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.org_id, SUBSCRIPTIONS.c.events).where(
-    SUBSCRIPTIONS.c.is_active,
-    or_(
-        SUBSCRIPTIONS.c.org_id.in_(bindparam("orgs", expanding=True)),
-        SUBSCRIPTIONS.c.org_id.in_(select(_CASES.c.creditor_id).where(_CASES_IN)),
-        SUBSCRIPTIONS.c.org_id.in_(select(_CASES.c.partner_id).where(_CASES_IN)),
-        SUBSCRIPTIONS.c.org_id.in_(
-            select(_RELATIONSHIPS.c.creditor_id).where(
-                _RELATIONSHIPS.c.id.in_(bindparam("relationships", expanding=True))
-            )
-        ),
-    ),
+# -- which subscriptions are active: a view kept per engine, as long as the database's version ---
+# ``webhook_subscriptions_version`` holds one number that triggers change in the transaction of
+# every insert, delete, or update of ``is_active``, ``org_id`` or ``events`` of a subscription
+# (migration 0017), whichever process or code path writes. The projection reads it with the
+# statement that writes its events (``EVENTS_RETURNING``); while it equals the number the
+# active subscriptions were loaded with, they are what that statement's snapshot would read, so
+# a projection nobody subscribes to sends no statement for webhooks. No row reads as 0.
+_VERSION_NOW = func.coalesce(
+    select(VERSIONS.c.version).where(VERSIONS.c.id == 1).scalar_subquery(), 0
+)
+_VERSION = select(_VERSION_NOW.label("version")).subquery("subscriptions_version")
+# Every active subscription and the version, in one statement (one snapshot): the version row
+# outer-joined with them, so it comes back also when there is none.
+_ACTIVE = select(
+    SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.org_id, SUBSCRIPTIONS.c.events, _VERSION.c.version
+).select_from(_VERSION.outerjoin(SUBSCRIPTIONS, SUBSCRIPTIONS.c.is_active))
+
+
+def _case_column(name: str) -> ColumnElement[Any]:
+    """The event's case's ``name``, for ``RETURNING`` (written out: SQLAlchemy renders the
+    columns of a subquery there without their tables, which would make it ambiguous)."""
+    return literal_column(
+        f"(SELECT {_CASES.name}.{name} FROM {_CASES.name} "
+        f"WHERE {_CASES.name}.id = {_EVENTS.name}.case_id)",
+        type_=_CASES.c[name].type,
+    ).label(f"case_{name}")
+
+
+# What the projection's upsert of outbox events returns for each event it wrote: the
+# subscriptions' version and the parties of the event's case (read in the same statement, after
+# the projection wrote the case row), so fan-out needs no statement of its own to know them.
+EVENTS_RETURNING: tuple[ColumnElement[Any], ...] = (
+    _EVENTS.c.case_id,
+    _VERSION_NOW.label("subscriptions_version"),
+    _case_column("creditor_id"),
+    _case_column("partner_id"),
+    _case_column("close_code"),
 )
 
 
-async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) -> set[UUID]:
-    """Write the deliveries ``events`` make; the subscriptions that got one (to be woken once
-    the transaction commits). Deliveries are written by their derived ids, so a projection
-    that runs again writes none twice (the first attempt's body stays)."""
-    if not events:
-        return set()
-    orgs = set().union(*(candidate_orgs(event) for event in events))
-    case_ids = {e.case_id for e in events if e.case_id is not None}
-    relationship_ids = {r for r in map(_relationship_id, events) if r is not None}
-    subscriptions = (
-        await connection.execute(
-            _WHO_MAY_SEE,
-            {
-                "orgs": list(orgs),
-                "cases": list(case_ids),
-                "relationships": list(relationship_ids),
+@dataclass(frozen=True)
+class Subscriber:
+    id: UUID
+    events: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ActiveSubscriptions:
+    """The active subscriptions as of ``version``, by organisation, and every type one asks for."""
+
+    version: int
+    by_org: dict[UUID, tuple[Subscriber, ...]]
+    types: frozenset[str]
+
+
+# One view per engine (a process's databases; the test suite makes an engine per test).
+_ACTIVE_BY_ENGINE: weakref.WeakKeyDictionary[Engine, ActiveSubscriptions] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class WrittenEvents:
+    """What the upsert of a projection's outbox events returned (``EVENTS_RETURNING``): the
+    subscriptions' version (None: no row came back) and the parties of the events' cases."""
+
+    version: int | None
+    cases: dict[UUID, CaseParties]
+
+    @classmethod
+    def of(cls, rows: Sequence[Row[Any]]) -> WrittenEvents:
+        return cls(
+            version=rows[0].subscriptions_version if rows else None,
+            cases={
+                row.case_id: CaseParties(
+                    row.case_creditor_id, row.case_partner_id, row.case_close_code
+                )
+                for row in rows
+                if row.case_id is not None and row.case_creditor_id is not None
             },
         )
-    ).all()
-    if not subscriptions:
-        return set()
-    cases = (
-        {
-            row.id: CaseParties(row.creditor_id, row.partner_id, row.close_code)
-            for row in await connection.execute(
-                select(
-                    _CASES.c.id, _CASES.c.creditor_id, _CASES.c.partner_id, _CASES.c.close_code
-                ).where(_CASES.c.id.in_(case_ids))
-            )
-        }
-        if case_ids
-        else {}
+
+
+async def active_subscriptions(
+    connection: AsyncConnection, version: int | None = None
+) -> ActiveSubscriptions:
+    """The active subscriptions: the engine's view when it was loaded at ``version`` (the
+    version the caller's transaction just read), else loaded again, with the version, in one
+    statement."""
+    engine = connection.sync_engine
+    known = _ACTIVE_BY_ENGINE.get(engine)
+    if known is not None and version is not None and known.version == version:
+        return known
+    rows = (await connection.execute(_ACTIVE)).all()
+    by_org: dict[UUID, list[Subscriber]] = {}
+    for row in rows:
+        if row.id is not None:
+            by_org.setdefault(row.org_id, []).append(Subscriber(row.id, frozenset(row.events)))
+    loaded = ActiveSubscriptions(
+        version=rows[0].version,
+        by_org={org: tuple(subs) for org, subs in by_org.items()},
+        types=frozenset().union(*(s.events for subs in by_org.values() for s in subs)),
     )
+    _ACTIVE_BY_ENGINE[engine] = loaded
+    return loaded
+
+
+async def fan_out(
+    connection: AsyncConnection,
+    events: Sequence[OutboxEvent],
+    written: WrittenEvents | None = None,
+) -> set[UUID]:
+    """Write the deliveries ``events`` make; the subscriptions that got one (to be woken once
+    the transaction commits). Deliveries are written by their derived ids, so a projection
+    that runs again writes none twice (the first attempt's body stays).
+
+    ``written``: what writing the events returned (the projection's upsert). With it, an
+    unchanged view of the active subscriptions and the cases' parties need no statement: when
+    no active subscription asks for a type these events make, or none of them belongs to an
+    organisation allowed to see one, fan-out sends nothing. Without it (or after a change of
+    any subscription), one SELECT loads the active subscriptions."""
+    if not events:
+        return set()
+    active = await active_subscriptions(connection, written.version if written else None)
+    if not active.by_org:
+        return set()
+    # Events that make a type some active subscription asks for (the case's close code only
+    # changes a body, never which types an event makes).
+    wanted = [e for e in events if any(t in active.types for t, _, _ in bodies(e, None))]
+    if not wanted:
+        return set()
+    cases = dict(written.cases) if written else {}
+    missing = {e.case_id for e in wanted if e.case_id is not None and e.case_id not in cases}
+    if missing:
+        for row in await connection.execute(
+            select(
+                _CASES.c.id, _CASES.c.creditor_id, _CASES.c.partner_id, _CASES.c.close_code
+            ).where(_CASES.c.id.in_(missing))
+        ):
+            cases[row.id] = CaseParties(row.creditor_id, row.partner_id, row.close_code)
+    relationship_ids = {r for r in map(_relationship_id, wanted) if r is not None}
     relationship_creditors: dict[UUID, UUID] = (
         {
             row.id: row.creditor_id
@@ -137,19 +237,20 @@ async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) ->
         else {}
     )
     rows: list[dict[str, Any]] = []
-    for event in events:
+    for event in wanted:
         case = cases.get(event.case_id) if event.case_id else None
         relationship = _relationship_id(event)
         allowed = audience(
             event, case, relationship_creditors.get(relationship) if relationship else None
         )
+        subscribers = [s for org in allowed for s in active.by_org.get(org, ())]
+        if not subscribers:
+            continue
         made = list(bodies(event, case))
-        for subscription in subscriptions:
-            if subscription.org_id not in allowed:
-                continue
+        for subscriber in subscribers:
             for event_type, event_id, body in made:
-                if event_type in subscription.events:
-                    rows.append(_delivery_row(subscription.id, event_type, event_id, event, body))
+                if event_type in subscriber.events:
+                    rows.append(_delivery_row(subscriber.id, event_type, event_id, event, body))
     if rows:
         await connection.execute(_insert_new(connection.dialect.name), rows)
     return {row["subscription_id"] for row in rows}
