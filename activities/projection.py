@@ -33,8 +33,9 @@ of each outbox were delivered, in order, and the workflow's outbox sends the res
 its own retries.
 
 The events a projection writes also make their webhook deliveries, in the same transaction
-(``store.webhooks.fan_out``: one indexed SELECT when nobody subscribes, nothing without
-events); once it has committed, the projection wakes the delivery workflows of the
+(``store.webhooks.fan_out``: no statement of its own when no active subscription may receive
+them, the events' upsert returning what it needs to know; nothing without events); once it has
+committed, the projection wakes the delivery workflows of the
 subscriptions that got one (docs/decisions/0013-webhook-delivery.md).
 """
 
