@@ -18,7 +18,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.projection import ProjectionActivities
 from domain.cases import CaseProjection
 from domain.enums import OrgKind
-from domain.tasks import OutboxEvent
+from domain.ids import case_workflow_id
+from domain.tasks import OutboxEvent, task_id
 from store.db import create_engine, session_factory, transaction
 from store.models import WebhookSubscription, WebhookSubscriptionsVersion
 from tests.store.test_projection_statements import statements as sent_statements
@@ -51,7 +52,7 @@ async def status_changes(sessions: async_sessionmaker[AsyncSession], creditor: A
     async def change() -> str:
         version = next(versions)
         event = OutboxEvent(
-            id=f"{record.case_id}#event#{version}",
+            id=task_id(case_workflow_id(record.case_id), f"event#{version}"),
             type="case.status.changed",
             org_id=creditor.org_id,
             case_id=record.case_id,
