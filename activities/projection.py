@@ -545,9 +545,15 @@ async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEv
         }
         for event in events
     ]
-    statement = _upsert_statement(connection.dialect.name, EVENTS, tuple(rows[0]), None)
-    written = (await connection.execute(statement.returning(*EVENTS_RETURNING), rows)).all()
+    statement = _events_upsert(connection.dialect.name, tuple(rows[0]))
+    written = (await connection.execute(statement, rows)).all()
     return await fan_out(connection, events, WrittenEvents.of(written))
+
+
+@functools.cache
+def _events_upsert(dialect: str, columns: tuple[str, ...]) -> Insert:
+    """The events' upsert, returning what fan-out needs (built once, as ``_upsert_statement``)."""
+    return _upsert_statement(dialect, EVENTS, columns, None).returning(*EVENTS_RETURNING)
 
 
 async def _connection(db: AsyncSession | AsyncConnection) -> AsyncConnection:
