@@ -34,7 +34,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    literal_column,
     or_,
     select,
     update,
@@ -104,26 +103,12 @@ _ACTIVE = select(
 ).select_from(_VERSION.outerjoin(SUBSCRIPTIONS, SUBSCRIPTIONS.c.is_active))
 
 
-def _case_column(name: str) -> ColumnElement[Any]:
-    """The event's case's ``name``, for ``RETURNING`` (written out: SQLAlchemy renders the
-    columns of a subquery there without their tables, which would make it ambiguous)."""
-    return literal_column(
-        f"(SELECT {_CASES.name}.{name} FROM {_CASES.name} "
-        f"WHERE {_CASES.name}.id = {_EVENTS.name}.case_id)",
-        type_=_CASES.c[name].type,
-    ).label(f"case_{name}")
-
-
 # What the projection's upsert of outbox events returns for each event it wrote: the
-# subscriptions' version and the parties of the event's case (read in the same statement, after
-# the projection wrote the case row), so fan-out needs no statement of its own to know them.
-EVENTS_RETURNING: tuple[ColumnElement[Any], ...] = (
-    _EVENTS.c.case_id,
-    _VERSION_NOW.label("subscriptions_version"),
-    _case_column("creditor_id"),
-    _case_column("partner_id"),
-    _case_column("close_code"),
-)
+# subscriptions' version, read in the same statement, so fan-out needs no statement of its own
+# to know its view is current. (Returning the case's parties there too, as correlated
+# subqueries, cost a chat message's projection more CPU than the SELECT it saved:
+# docs/performance.md, issue 10's sixth session.)
+EVENTS_RETURNING: tuple[ColumnElement[Any], ...] = (_VERSION_NOW.label("subscriptions_version"),)
 
 
 @dataclass(frozen=True)
@@ -150,23 +135,13 @@ _ACTIVE_BY_ENGINE: weakref.WeakKeyDictionary[Engine, ActiveSubscriptions] = (
 @dataclass(frozen=True)
 class WrittenEvents:
     """What the upsert of a projection's outbox events returned (``EVENTS_RETURNING``): the
-    subscriptions' version (None: no row came back) and the parties of the events' cases."""
+    subscriptions' version (None: no row came back, every event was already delivered)."""
 
     version: int | None
-    cases: dict[UUID, CaseParties]
 
     @classmethod
     def of(cls, rows: Sequence[Row[Any]]) -> WrittenEvents:
-        return cls(
-            version=rows[0].subscriptions_version if rows else None,
-            cases={
-                row.case_id: CaseParties(
-                    row.case_creditor_id, row.case_partner_id, row.case_close_code
-                )
-                for row in rows
-                if row.case_id is not None and row.case_creditor_id is not None
-            },
-        )
+        return cls(version=rows[0].subscriptions_version if rows else None)
 
 
 async def active_subscriptions(
@@ -203,10 +178,11 @@ async def fan_out(
     that runs again writes none twice (the first attempt's body stays).
 
     ``written``: what writing the events returned (the projection's upsert). With it, an
-    unchanged view of the active subscriptions and the cases' parties need no statement: when
-    no active subscription asks for a type these events make, or none of them belongs to an
-    organisation allowed to see one, fan-out sends nothing. Without it (or after a change of
-    any subscription), one SELECT loads the active subscriptions."""
+    unchanged view of the active subscriptions needs no statement: when there is none, or none
+    asks for a type these events make, fan-out sends nothing; else it reads the parties of
+    the events' cases (by primary key) and, for a general-chat message, the relationship's
+    creditor. Without it (or after a change of any subscription), one SELECT loads the active
+    subscriptions first."""
     if not events:
         return set()
     active = await active_subscriptions(connection, written.version if written else None)
@@ -217,15 +193,19 @@ async def fan_out(
     wanted = [e for e in events if any(t in active.types for t, _, _ in bodies(e, None))]
     if not wanted:
         return set()
-    cases = dict(written.cases) if written else {}
-    missing = {e.case_id for e in wanted if e.case_id is not None and e.case_id not in cases}
-    if missing:
-        for row in await connection.execute(
-            select(
-                _CASES.c.id, _CASES.c.creditor_id, _CASES.c.partner_id, _CASES.c.close_code
-            ).where(_CASES.c.id.in_(missing))
-        ):
-            cases[row.id] = CaseParties(row.creditor_id, row.partner_id, row.close_code)
+    case_ids = {e.case_id for e in wanted if e.case_id is not None}
+    cases = (
+        {
+            row.id: CaseParties(row.creditor_id, row.partner_id, row.close_code)
+            for row in await connection.execute(
+                select(
+                    _CASES.c.id, _CASES.c.creditor_id, _CASES.c.partner_id, _CASES.c.close_code
+                ).where(_CASES.c.id.in_(case_ids))
+            )
+        }
+        if case_ids
+        else {}
+    )
     relationship_ids = {r for r in map(_relationship_id, wanted) if r is not None}
     relationship_creditors: dict[UUID, UUID] = (
         {

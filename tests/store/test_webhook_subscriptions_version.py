@@ -98,15 +98,29 @@ async def test_without_a_subscriber_a_projection_sends_no_statement_for_webhooks
     ]
 
 
-async def test_subscriptions_of_other_organisations_cost_a_projection_no_statement(
+async def test_subscriptions_of_other_organisations_cost_a_projection_one_read_of_its_case(
     sessions: async_sessionmaker[AsyncSession], creditor: Actor
 ) -> None:
-    """The case's parties come back with the events' upsert, so a projection no subscriber may
-    see reads neither the subscriptions nor the case."""
+    """With subscribers elsewhere asking for the event's type, the projection reads who sees its
+    case (by primary key) and not the subscriptions; none asking for it, not even that."""
     outsider = await make_actor(sessions, OrgKind.CREDITOR)
     theirs = await add_subscription(sessions, outsider.org_id, URL)
     change = await status_changes(sessions, creditor)
     await change()
+    with sent_statements(sessions) as sent:
+        await change()
+    assert [s for s in sent if s.startswith(("SELECT", "INSERT", "UPDATE"))] == [
+        "UPDATE CASES SET",
+        "INSERT INTO OUTBOX_EVENTS",
+        "SELECT CASES.ID, CASES.CREDITOR_ID,",
+    ]
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == theirs.id)
+            .values(events=["task.created"])
+        )
+    await change()  # loads the view again
     with sent_statements(sessions) as sent:
         await change()
     assert [s for s in sent if s.startswith(("SELECT", "INSERT", "UPDATE"))] == [
