@@ -33,8 +33,8 @@ of each outbox were delivered, in order, and the workflow's outbox sends the res
 its own retries.
 
 The events a projection writes also make their webhook deliveries, in the same transaction
-(``store.webhooks.fan_out``: no statement of its own when no active subscription may receive
-them, the events' upsert returning what it needs to know; nothing without events); once it has
+(``store.webhooks.fan_out``: no statement of its own when no active subscription asks for
+their types, the events' upsert returning the subscriptions' version; nothing without events); once it has
 committed, the projection wakes the delivery workflows of the
 subscriptions that got one (docs/decisions/0013-webhook-delivery.md).
 """
@@ -527,9 +527,8 @@ async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEv
     """Write outbox events by their deterministic ids (a re-run task's replaces an earlier
     attempt's, unless it was delivered: module doc), and the webhook deliveries they make
     (``store.webhooks.fan_out``, in the same transaction); the subscriptions that got one. The
-    upsert returns what fan-out needs to know (``store.webhooks.EVENTS_RETURNING``: the
-    subscriptions' version and the cases' parties), so without a subscriber it is the only
-    statement."""
+    upsert returns the subscriptions' version (``store.webhooks.EVENTS_RETURNING``), so without
+    a subscriber it is the only statement."""
     if not events:
         return set()
     connection = await _connection(db)

@@ -4,9 +4,8 @@
 writes one ``webhook_deliveries`` row per outbox event and active subscription allowed to see
 it (``domain.webhooks.audience``) and subscribed to its type. It keeps the active
 subscriptions in memory per engine while the database's subscriptions version (a row triggers
-bump on every change, read with the events' upsert) stays the same, and the upsert also returns
-the cases' parties: a projection no active subscription may receive sends no statement for
-webhooks; with no event, nothing. The delivery activity reads what is due with
+bump on every change, read with the events' upsert) stays the same: a projection whose event
+types no active subscription asks for sends no statement for webhooks; with no event, nothing. The delivery activity reads what is due with
 ``due_deliveries`` (one case's events strictly in ``seq`` order) and records each attempt with
 ``record_attempt``; the API's queries follow.
 """
