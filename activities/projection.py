@@ -33,8 +33,9 @@ of each outbox were delivered, in order, and the workflow's outbox sends the res
 its own retries.
 
 The events a projection writes also make their webhook deliveries, in the same transaction
-(``store.webhooks.fan_out``: one indexed SELECT when nobody subscribes, nothing without
-events); once it has committed, the projection wakes the delivery workflows of the
+(``store.webhooks.fan_out``: no statement of its own when no active subscription asks for
+their types, the events' upsert returning the subscriptions' version; nothing without events); once it has
+committed, the projection wakes the delivery workflows of the
 subscriptions that got one (docs/decisions/0013-webhook-delivery.md).
 """
 
@@ -85,7 +86,7 @@ from store.models import (
     TaskRow,
 )
 from store.tasks import refresh_case_tasks
-from store.webhooks import fan_out
+from store.webhooks import EVENTS_RETURNING, WrittenEvents, fan_out
 
 
 def _case_columns(record: CaseRecord, details: dict[str, Any]) -> dict[str, object]:
@@ -577,27 +578,33 @@ async def write_messages(db: AsyncSession | AsyncConnection, messages: list[Chat
 async def write_events(db: AsyncSession | AsyncConnection, events: list[OutboxEvent]) -> set[UUID]:
     """Write outbox events by their deterministic ids (a re-run task's replaces an earlier
     attempt's, unless it was delivered: module doc), and the webhook deliveries they make
-    (``store.webhooks.fan_out``, in the same transaction); the subscriptions that got one."""
+    (``store.webhooks.fan_out``, in the same transaction); the subscriptions that got one. The
+    upsert returns the subscriptions' version (``store.webhooks.EVENTS_RETURNING``), so without
+    a subscriber it is the only statement."""
     if not events:
         return set()
     connection = await _connection(db)
-    await _upsert(
-        connection,
-        EVENTS,
-        [
-            {
-                "id": event.id,
-                "type": event.type,
-                "org_id": event.org_id,
-                "case_id": event.case_id,
-                "occurred_at": event.occurred_at,
-                "payload": event.model_dump(mode="json")["payload"],
-                "delivered_at": None,
-            }
-            for event in events
-        ],
-    )
-    return await fan_out(connection, events)
+    rows = [
+        {
+            "id": event.id,
+            "type": event.type,
+            "org_id": event.org_id,
+            "case_id": event.case_id,
+            "occurred_at": event.occurred_at,
+            "payload": event.model_dump(mode="json")["payload"],
+            "delivered_at": None,
+        }
+        for event in events
+    ]
+    statement = _events_upsert(connection.dialect.name, tuple(rows[0]))
+    written = (await connection.execute(statement, rows)).all()
+    return await fan_out(connection, events, WrittenEvents.of(written))
+
+
+@functools.cache
+def _events_upsert(dialect: str, columns: tuple[str, ...]) -> Insert:
+    """The events' upsert, returning what fan-out needs (built once, as ``_upsert_statement``)."""
+    return _upsert_statement(dialect, EVENTS, columns, None).returning(*EVENTS_RETURNING)
 
 
 async def _connection(db: AsyncSession | AsyncConnection) -> AsyncConnection:

@@ -490,6 +490,19 @@ class WebhookSubscription(Base):
     updated_utc: Mapped[dt.datetime]
 
 
+class WebhookSubscriptionsVersion(Base):
+    """One row (``id`` 1): a number the database changes with every insert or delete of a webhook
+    subscription and every update of its ``is_active``, ``org_id`` or ``events`` (triggers of
+    migration 0017, in the writing transaction). The projection's fan-out reads it with the
+    statement that writes its events and keeps the active subscriptions in memory while it
+    stays the same (store/webhooks.py ``fan_out``). No row: no change since it was made."""
+
+    __tablename__ = "webhook_subscriptions_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class WebhookDelivery(Base):
     """One event for one subscription: the delivery log (Debitura's ``WebhookEventDto``).
     Written in the projection's transaction for each active subscription allowed to see the

@@ -2,8 +2,10 @@
 
 ``fan_out`` runs in the projection's transaction (``activities.projection.write_events``): it
 writes one ``webhook_deliveries`` row per outbox event and active subscription allowed to see
-it (``domain.webhooks.audience``) and subscribed to its type. With no subscription it costs one
-indexed SELECT; with no event, nothing. The delivery activity reads what is due with
+it (``domain.webhooks.audience``) and subscribed to its type. It keeps the active
+subscriptions in memory per engine while the database's subscriptions version (a row triggers
+bump on every change, read with the events' upsert) stays the same: a projection whose event
+types no active subscription asks for sends no statement for webhooks; with no event, nothing. The delivery activity reads what is due with
 ``due_deliveries`` (one case's events strictly in ``seq`` order) and records each attempt with
 ``record_attempt``; the API's queries follow.
 """
@@ -16,7 +18,9 @@ import functools
 import json
 import secrets
 import uuid
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -34,6 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 
@@ -45,16 +50,24 @@ from domain.webhooks import (
     WebhookEventDto,
     audience,
     bodies,
-    candidate_orgs,
     delivery_id,
 )
 from store.db import transaction
-from store.models import Case, Relationship, WebhookDelivery, WebhookSubscription
+from store.models import (
+    Case,
+    OutboxEventRow,
+    Relationship,
+    WebhookDelivery,
+    WebhookSubscription,
+    WebhookSubscriptionsVersion,
+)
 
 SUBSCRIPTIONS: Table = WebhookSubscription.__table__  # type: ignore[assignment]
 DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 _CASES: Table = Case.__table__  # type: ignore[assignment]
 _RELATIONSHIPS: Table = Relationship.__table__  # type: ignore[assignment]
+_EVENTS: Table = OutboxEventRow.__table__  # type: ignore[assignment]
+VERSIONS: Table = WebhookSubscriptionsVersion.__table__  # type: ignore[assignment]
 
 
 def new_secret() -> str:
@@ -71,47 +84,115 @@ def _relationship_id(event: OutboxEvent) -> UUID | None:
         return None
 
 
-# One SELECT finds every active subscription that may see any of a projection's events: of
-# the events' own organisations, of a case's creditor or partner, or of a relationship's
-# creditor. Built once (its lists are expanding parameters): no statement to build or compile
-# per projection.
-_CASES_IN = _CASES.c.id.in_(bindparam("cases", expanding=True))
-_WHO_MAY_SEE = select(SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.org_id, SUBSCRIPTIONS.c.events).where(
-    SUBSCRIPTIONS.c.is_active,
-    or_(
-        SUBSCRIPTIONS.c.org_id.in_(bindparam("orgs", expanding=True)),
-        SUBSCRIPTIONS.c.org_id.in_(select(_CASES.c.creditor_id).where(_CASES_IN)),
-        SUBSCRIPTIONS.c.org_id.in_(select(_CASES.c.partner_id).where(_CASES_IN)),
-        SUBSCRIPTIONS.c.org_id.in_(
-            select(_RELATIONSHIPS.c.creditor_id).where(
-                _RELATIONSHIPS.c.id.in_(bindparam("relationships", expanding=True))
-            )
-        ),
-    ),
+# -- which subscriptions are active: a view kept per engine, as long as the database's version ---
+# ``webhook_subscriptions_version`` holds one number that triggers change in the transaction of
+# every insert, delete, or update of ``is_active``, ``org_id`` or ``events`` of a subscription
+# (migration 0017), whichever process or code path writes. The projection reads it with the
+# statement that writes its events (``EVENTS_RETURNING``); while it equals the number the
+# active subscriptions were loaded with, they are what that statement's snapshot would read, so
+# a projection nobody subscribes to sends no statement for webhooks. No row reads as 0.
+_VERSION_NOW = func.coalesce(
+    select(VERSIONS.c.version).where(VERSIONS.c.id == 1).scalar_subquery(), 0
+)
+_VERSION = select(_VERSION_NOW.label("version")).subquery("subscriptions_version")
+# Every active subscription and the version, in one statement (one snapshot): the version row
+# outer-joined with them, so it comes back also when there is none.
+_ACTIVE = select(
+    SUBSCRIPTIONS.c.id, SUBSCRIPTIONS.c.org_id, SUBSCRIPTIONS.c.events, _VERSION.c.version
+).select_from(_VERSION.outerjoin(SUBSCRIPTIONS, SUBSCRIPTIONS.c.is_active))
+
+
+# What the projection's upsert of outbox events returns for each event it wrote: the
+# subscriptions' version, read in the same statement, so fan-out needs no statement of its own
+# to know its view is current. (Returning the case's parties there too, as correlated
+# subqueries, cost a chat message's projection more CPU than the SELECT it saved:
+# docs/performance.md, issue 10's sixth session.)
+EVENTS_RETURNING: tuple[ColumnElement[Any], ...] = (_VERSION_NOW.label("subscriptions_version"),)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: UUID
+    events: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ActiveSubscriptions:
+    """The active subscriptions as of ``version``, by organisation, and every type one asks for."""
+
+    version: int
+    by_org: dict[UUID, tuple[Subscriber, ...]]
+    types: frozenset[str]
+
+
+# One view per engine (a process's databases; the test suite makes an engine per test).
+_ACTIVE_BY_ENGINE: weakref.WeakKeyDictionary[Engine, ActiveSubscriptions] = (
+    weakref.WeakKeyDictionary()
 )
 
 
-async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) -> set[UUID]:
+@dataclass(frozen=True)
+class WrittenEvents:
+    """What the upsert of a projection's outbox events returned (``EVENTS_RETURNING``): the
+    subscriptions' version (None: no row came back, every event was already delivered)."""
+
+    version: int | None
+
+    @classmethod
+    def of(cls, rows: Sequence[Row[Any]]) -> WrittenEvents:
+        return cls(version=rows[0].subscriptions_version if rows else None)
+
+
+async def active_subscriptions(
+    connection: AsyncConnection, version: int | None = None
+) -> ActiveSubscriptions:
+    """The active subscriptions: the engine's view when it was loaded at ``version`` (the
+    version the caller's transaction just read), else loaded again, with the version, in one
+    statement."""
+    engine = connection.sync_engine
+    known = _ACTIVE_BY_ENGINE.get(engine)
+    if known is not None and version is not None and known.version == version:
+        return known
+    rows = (await connection.execute(_ACTIVE)).all()
+    by_org: dict[UUID, list[Subscriber]] = {}
+    for row in rows:
+        if row.id is not None:
+            by_org.setdefault(row.org_id, []).append(Subscriber(row.id, frozenset(row.events)))
+    loaded = ActiveSubscriptions(
+        version=rows[0].version,
+        by_org={org: tuple(subs) for org, subs in by_org.items()},
+        types=frozenset().union(*(s.events for subs in by_org.values() for s in subs)),
+    )
+    _ACTIVE_BY_ENGINE[engine] = loaded
+    return loaded
+
+
+async def fan_out(
+    connection: AsyncConnection,
+    events: Sequence[OutboxEvent],
+    written: WrittenEvents | None = None,
+) -> set[UUID]:
     """Write the deliveries ``events`` make; the subscriptions that got one (to be woken once
     the transaction commits). Deliveries are written by their derived ids, so a projection
-    that runs again writes none twice (the first attempt's body stays)."""
+    that runs again writes none twice (the first attempt's body stays).
+
+    ``written``: what writing the events returned (the projection's upsert). With it, an
+    unchanged view of the active subscriptions needs no statement: when there is none, or none
+    asks for a type these events make, fan-out sends nothing; else it reads the parties of
+    the events' cases (by primary key) and, for a general-chat message, the relationship's
+    creditor. Without it (or after a change of any subscription), one SELECT loads the active
+    subscriptions first."""
     if not events:
         return set()
-    orgs = set().union(*(candidate_orgs(event) for event in events))
-    case_ids = {e.case_id for e in events if e.case_id is not None}
-    relationship_ids = {r for r in map(_relationship_id, events) if r is not None}
-    subscriptions = (
-        await connection.execute(
-            _WHO_MAY_SEE,
-            {
-                "orgs": list(orgs),
-                "cases": list(case_ids),
-                "relationships": list(relationship_ids),
-            },
-        )
-    ).all()
-    if not subscriptions:
+    active = await active_subscriptions(connection, written.version if written else None)
+    if not active.by_org:
         return set()
+    # Events that make a type some active subscription asks for (the case's close code only
+    # changes a body, never which types an event makes).
+    wanted = [e for e in events if any(t in active.types for t, _, _ in bodies(e, None))]
+    if not wanted:
+        return set()
+    case_ids = {e.case_id for e in wanted if e.case_id is not None}
     cases = (
         {
             row.id: CaseParties(row.creditor_id, row.partner_id, row.close_code)
@@ -124,6 +205,7 @@ async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) ->
         if case_ids
         else {}
     )
+    relationship_ids = {r for r in map(_relationship_id, wanted) if r is not None}
     relationship_creditors: dict[UUID, UUID] = (
         {
             row.id: row.creditor_id
@@ -137,19 +219,20 @@ async def fan_out(connection: AsyncConnection, events: Sequence[OutboxEvent]) ->
         else {}
     )
     rows: list[dict[str, Any]] = []
-    for event in events:
+    for event in wanted:
         case = cases.get(event.case_id) if event.case_id else None
         relationship = _relationship_id(event)
         allowed = audience(
             event, case, relationship_creditors.get(relationship) if relationship else None
         )
+        subscribers = [s for org in allowed for s in active.by_org.get(org, ())]
+        if not subscribers:
+            continue
         made = list(bodies(event, case))
-        for subscription in subscriptions:
-            if subscription.org_id not in allowed:
-                continue
+        for subscriber in subscribers:
             for event_type, event_id, body in made:
-                if event_type in subscription.events:
-                    rows.append(_delivery_row(subscription.id, event_type, event_id, event, body))
+                if event_type in subscriber.events:
+                    rows.append(_delivery_row(subscriber.id, event_type, event_id, event, body))
     if rows:
         await connection.execute(_insert_new(connection.dialect.name), rows)
     return {row["subscription_id"] for row in rows}

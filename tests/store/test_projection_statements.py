@@ -188,6 +188,30 @@ async def test_a_chat_message_projection_on_sqlite_is_one_thread_trip_per_statem
     assert trips == ["_run"] * 6 + ["commit"]
 
 
+async def test_a_chat_message_projection_without_subscribers_sends_only_its_five_writes(
+    sessions: async_sessionmaker[AsyncSession], creditor: Actor, partner: Actor
+) -> None:
+    """Once a process has loaded the active webhook subscriptions (its first projection with
+    events, above), the events' upsert reads their version and the case's parties, and
+    fan-out sends nothing: five statements and their COMMIT, six trips on SQLite
+    (store/webhooks.py ``fan_out``; tests/store/test_webhook_subscriptions_version.py)."""
+    engine: AsyncEngine = sessions.kw["bind"]
+    project, _ = await chat_message(sessions, creditor, partner)
+    await project()
+    with statements(sessions) as sent, thread_trips(engine) as trips:
+        await project()
+    kinds = [s for s in sent if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SELECT 1"))]
+    assert kinds == [
+        "UPDATE CASES SET",
+        "INSERT INTO CHAT_MESSAGES",
+        "INSERT INTO TASKS",
+        "UPDATE TASKS SET",
+        "INSERT INTO OUTBOX_EVENTS",
+    ], sent
+    if engine.dialect.name == "sqlite":
+        assert trips == ["_run"] * 5 + ["commit"]
+
+
 async def test_a_status_change_leaves_invitations_and_other_tasks_alone_unless_visibility_moved(
     sessions: async_sessionmaker[AsyncSession], creditor: Actor, partner: Actor
 ) -> None:

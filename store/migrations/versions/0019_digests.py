@@ -1,7 +1,7 @@
 """Digests: a user's own time zone, and what the daily summary and overdue reminders sent
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-02 05:40:00
 
 Issue 13, item 2: the partner daily summary goes out in the morning of the user's time zone
@@ -17,7 +17,7 @@ from alembic import op
 
 revision: str = "0019"
 # On this branch the last migration is 0016; the lead chains it after 0018 at merge.
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
