@@ -7,37 +7,19 @@ a partner never hears of a creditor's task, nor a creditor of a partner's.
 
 from __future__ import annotations
 
-import uuid
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from domain.escalation import LADDER_EMAIL, Audience, LadderEmail, StepNotice, idempotency_key
-from domain.mail import MAX_RECIPIENTS, Email, Recipient
+from domain.mail import MAX_RECIPIENTS, Email
 from domain.tasks import CATALOGUE, TaskStatus, TaskType, solution_url
 from store.models import Organisation, TaskRow, User
+from store.recipients import recipients
 
 # A subject is one line of at most 200 characters (``Email.subject``).
 _SUBJECT_MAX = 200
-
-
-def _recipients(users: list[User]) -> list[Recipient]:
-    """The users as recipients, each address once; an address the mail model refuses is left
-    out (and logged by user id), so one bad address never holds a step's e-mail back."""
-    recipients: list[Recipient] = []
-    seen: set[str] = set()
-    for user in users:
-        if user.email.lower() in seen:  # each address once (``Email.to``)
-            continue
-        seen.add(user.email.lower())
-        try:
-            recipients.append(Recipient(email=user.email, name=user.name, user_id=user.id))
-        except ValidationError:
-            activity.logger.warning("user %s has an address mail refuses; left out", user.id)
-    return recipients
 
 
 class EscalationActivities:
@@ -71,13 +53,14 @@ class EscalationActivities:
             if step is None:  # the table no longer has the step: nothing to say
                 return LadderEmail()
             assignee = await self._assignee(session, row)
-            if step.audience is Audience.ASSIGNEE and assignee is not None:
-                users = [assignee]
-            else:
-                users = await self._active_users(session, row.owner_org_id)
+            # The assignee, or the admins (decision 0014: the organisation's active users); at
+            # most MAX_RECIPIENTS of them, oldest first.
+            assigned = (
+                [assignee.id] if step.audience is Audience.ASSIGNEE and assignee is not None else []
+            )
+            to = (await recipients(session, row.owner_org_id, assigned=assigned))[:MAX_RECIPIENTS]
             org = await session.get(Organisation, row.owner_org_id)
-        recipients = _recipients(users)
-        if not recipients:
+        if not to:
             return LadderEmail()
         timezone = org.timezone if org is not None else "UTC"
         deadline = (
@@ -90,7 +73,7 @@ class EscalationActivities:
             email=Email(
                 idempotency_key=idempotency_key(row.id, step.name, notice.deadline),
                 category=step.spec.category,
-                to=recipients,
+                to=to,
                 subject=subject[:_SUBJECT_MAX],
                 template=step.spec.template,
                 context={
@@ -121,14 +104,3 @@ class EscalationActivities:
         if user is None or not user.active or user.org_id != row.owner_org_id:
             return None
         return user
-
-    @staticmethod
-    async def _active_users(session: AsyncSession, org_id: uuid.UUID) -> list[User]:
-        """The organisation's active users (its admins, decision 0014), first MAX_RECIPIENTS."""
-        result = await session.scalars(
-            select(User)
-            .where(User.org_id == org_id, User.active.is_(True))
-            .order_by(User.created_at, User.id)
-            .limit(MAX_RECIPIENTS)
-        )
-        return list(result)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +29,7 @@ from domain.notices import (
 )
 from domain.tasks import CATALOGUE, TaskStatus, TaskType, solution_url
 from store.models import Case, ChatMessageRow, Organisation, Relationship, TaskRow, User
+from store.recipients import recipients
 
 TIME_FORMAT = "%Y-%m-%d %H:%M UTC"
 
@@ -145,11 +145,8 @@ class NoticeActivities:
             else page
         )
         assigned = {t.assignee_id for t in open_tasks if t.assignee_id is not None}
-        recipients = await self._creditor_users(session, creditor_id, only=assigned)
-        if not recipients:
-            recipients = await self._creditor_users(session, creditor_id)
         return self._emails(
-            recipients,
+            await recipients(session, creditor_id, assigned=assigned),
             key=notice.idempotency_key,
             category=MailCategory.PARTNER_MESSAGES,
             subject=subject,
@@ -179,7 +176,7 @@ class NoticeActivities:
             return []  # every case got one meanwhile
         count = len(cases)
         return self._emails(
-            await self._creditor_users(session, notice.creditor_id),
+            await recipients(session, notice.creditor_id),
             key=notice.idempotency_key,
             category=MailCategory.BANK_ACCOUNT_DIGEST,
             subject=f"{count} case{'s' if count != 1 else ''} need{'' if count != 1 else 's'} "
@@ -200,17 +197,6 @@ class NoticeActivities:
                 self._portal, CATALOGUE[TaskType.ASSIGN_BANK_ACCOUNT], task_id=task.id, case_id=None
             ),
         )
-
-    async def _creditor_users(
-        self, session: AsyncSession, creditor_id: UUID, *, only: set[UUID] | None = None
-    ) -> list[Recipient]:
-        if only is not None and not only:
-            return []
-        query = select(User).where(User.org_id == creditor_id, User.active.is_(True))
-        if only is not None:
-            query = query.where(User.id.in_(only))
-        users = await session.scalars(query.order_by(User.email))
-        return [Recipient(email=user.email, name=user.name, user_id=user.id) for user in users]
 
     @staticmethod
     def _emails(
