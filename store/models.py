@@ -538,3 +538,17 @@ class SentEmail(Base):
     claimed_at: Mapped[dt.datetime]
     claim_expires_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
+
+
+class NotificationPreference(Base):
+    """A user's choice for one e-mail category (domain.mail.MailCategory), where they made one:
+    no row means the category is on (store/preferences.py)."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    enabled: Mapped[bool]
+    updated_at: Mapped[dt.datetime]
