@@ -29,7 +29,7 @@ async def preferences_of(*, session: AsyncSession, user_id: uuid.UUID) -> dict[M
             NotificationPreference.user_id == user_id
         )
     )
-    chosen = {category: enabled for category, enabled in rows.tuples()}
+    chosen = {category: enabled for category, enabled in rows}
     return {category: chosen.get(category.value, True) for category in MailCategory}
 
 
