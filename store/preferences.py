@@ -22,6 +22,7 @@ from sqlalchemy.sql.dml import Insert
 from domain.mail import MailCategory
 from store.models import NotificationPreference
 
+
 async def preferences_of(*, session: AsyncSession, user_id: uuid.UUID) -> dict[MailCategory, bool]:
     """Every category, on or off for ``user_id``, in the catalogue's order."""
     rows = await session.execute(

@@ -7,7 +7,7 @@ import datetime as dt
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from api.deps import CurrentPrincipal, SessionDep
 from api.errors import not_found
@@ -75,7 +75,7 @@ class NotificationPreferences(ApiModel):
 
 class PreferenceChoice(ApiModel):
     category: MailCategory
-    enabled: bool
+    enabled: StrictBool  # true or false: 0, 1 and "yes" are refused, as the schema says
 
 
 class UpdateNotificationPreferences(ApiModel):

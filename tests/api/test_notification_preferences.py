@@ -110,6 +110,7 @@ async def test_a_user_reads_and_changes_only_their_own_preferences(
     [
         {"preferences": [{"category": "newsletter", "enabled": False}]},
         {"preferences": [{"category": "daily_summary", "enabled": "sometimes"}]},
+        {"preferences": [{"category": "daily_summary", "enabled": 0}]},
         {
             "preferences": [
                 {"category": "daily_summary", "enabled": False},
@@ -119,7 +120,14 @@ async def test_a_user_reads_and_changes_only_their_own_preferences(
         {"preferences": []},
         {"dailySummary": False},
     ],
-    ids=["unknown category", "not a boolean", "a category twice", "nothing", "another shape"],
+    ids=[
+        "unknown category",
+        "not a boolean",
+        "a number for a boolean",
+        "a category twice",
+        "nothing",
+        "another shape",
+    ],
 )
 async def test_an_invalid_change_is_a_422_problem_and_changes_nothing(
     client: httpx.AsyncClient, creditor: Actor, body: object

@@ -19,7 +19,7 @@ from settings import Settings
 from store.models import NotificationPreference
 from store.preferences import preferences_of
 from tests.portal.support import csrf_of, post_form, signed_in
-from tests.support import Actor, make_actor
+from tests.support import Actor, make_actor, reads
 
 PAGE = "/portal/preferences"
 
@@ -165,3 +165,19 @@ async def test_a_tampered_or_foreign_unsubscribe_token_is_a_400_page_and_changes
     async with sessions() as session:
         assert (await session.execute(select(NotificationPreference))).first() is None
     assert (await portal.post(good)).status_code == 200, "the untouched link still works"
+
+
+async def test_the_preferences_and_unsubscribe_pages_read_a_fixed_number_of_statements(
+    portal: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    creditor: Actor,
+) -> None:
+    path = link(settings, creditor, MailCategory.DAILY_SUMMARY)
+    with reads() as seen:
+        assert (await portal.get(path)).status_code == 200
+    assert len(seen) == 2, seen  # the token's user, its preferences
+    await signed_in(portal, sessions, creditor)
+    with reads() as seen:
+        assert (await portal.get(PAGE)).status_code == 200
+    assert len(seen) == 2, seen  # the session's user, their preferences
