@@ -5,6 +5,7 @@ skips that recipient for that category only."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -19,7 +20,9 @@ from activities.mail import MailActivities
 from api.app import create_app
 from domain.enums import OrgKind
 from domain.mail import Email, MailCategory, Recipient
+from mail.render import unsubscribe_url
 from mail.sink import list_messages, read_message
+from mail.unsubscribe import read_unsubscribe_token
 from settings import Settings
 from store.models import NotificationPreference
 from tests.mail.conftest import Sink, partner_wrote, smtp_config
@@ -154,3 +157,31 @@ async def test_the_sender_reads_every_recipients_choice_in_one_statement(
         event.remove(engine.sync_engine, "before_cursor_execute", count)
     assert result.sent == 5
     assert len(reads) == 1, reads
+
+
+def test_the_unsubscribe_secret_is_its_own_key_else_the_portals_and_never_short() -> None:
+    portal_key, own_key = "p" * 32, "u" * 32
+    base = {"_env_file": None}
+    assert Settings(**base).unsubscribe_secret is None  # type: ignore[arg-type]
+    assert Settings(portal_secret_key=portal_key, **base).unsubscribe_secret == portal_key  # type: ignore[arg-type]
+    both = Settings(portal_secret_key=portal_key, unsubscribe_secret_key=own_key, **base)  # type: ignore[arg-type]
+    assert both.unsubscribe_secret == own_key
+    with pytest.raises(ValueError, match="UNSUBSCRIBE_SECRET_KEY must have at least 32"):
+        Settings(unsubscribe_secret_key="too short", **base)  # type: ignore[arg-type]
+
+
+def test_a_recipient_without_a_user_id_or_a_sender_without_a_key_gets_the_preferences_page() -> (
+    None
+):
+    user = Recipient(email="a@example.com", user_id=uuid.uuid4())
+    guest = Recipient(email="b@example.com")
+    category = MailCategory.OVERDUE_REMINDER
+    page = f"{PORTAL}/preferences?category=overdue_reminder"
+    assert unsubscribe_url(PORTAL, guest, category, secret="k" * 32) == page
+    assert unsubscribe_url(PORTAL, user, category, secret=None) == page
+    signed = unsubscribe_url(PORTAL + "/", user, category, secret="k" * 32)
+    token = signed.removeprefix(f"{PORTAL}/unsubscribe?token=")
+    assert token != signed
+    asked = read_unsubscribe_token("k" * 32, token)
+    assert asked is not None and (asked.user_id, asked.category) == (user.user_id, category)
+    assert read_unsubscribe_token("x" * 32, token) is None, "another key does not read it"
