@@ -7,7 +7,7 @@ import datetime as dt
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, StrictBool
 
 from api.deps import CurrentPrincipal, SessionDep
 from api.errors import not_found
@@ -79,16 +79,10 @@ class PreferenceChoice(ApiModel):
 
 
 class UpdateNotificationPreferences(ApiModel):
-    """The categories to turn on or off; those left out keep their setting."""
+    """The categories to turn on or off; those left out keep their setting. A category named
+    more than once takes its last entry."""
 
     preferences: list[PreferenceChoice] = Field(min_length=1, max_length=len(MailCategory))
-
-    @field_validator("preferences")
-    @classmethod
-    def _each_once(cls, value: list[PreferenceChoice]) -> list[PreferenceChoice]:
-        if len({choice.category for choice in value}) != len(value):
-            raise ValueError("name each category once")
-        return value
 
 
 def preferences_view(chosen: dict[MailCategory, bool]) -> NotificationPreferences:
