@@ -6,7 +6,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # What a chat attachment may be: documents, images, spreadsheets and e-mails.
@@ -150,6 +157,10 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     # The From of every e-mail; its domain is also the Message-IDs' domain.
     mail_from: str = "caseloop <no-reply@caseloop.localhost>"
+    # Signs the unsubscribe link of every e-mail (mail/unsubscribe.py; at least 32 characters),
+    # read by the worker (which builds the links) and the API (which honours them). Unset:
+    # PORTAL_SECRET_KEY signs them. Changing it revokes every link sent before.
+    unsubscribe_secret_key: SecretStr | None = None
     # The local sink `make run` starts (mail/sink.py), keeping messages in VAR_DIR/mail.
     mail_sink_port: int = Field(default=8025, ge=1, le=65535)
     # The digests (activities/digests.py): the local hour from which a partner user's daily
@@ -183,6 +194,7 @@ class Settings(BaseSettings):
         "payload_keys",
         "codec_ui_token",
         "portal_secret_key",
+        "unsubscribe_secret_key",
         "smtp_password",
         "cleanup_model_api_key",
         mode="before",
@@ -199,11 +211,11 @@ class Settings(BaseSettings):
             raise ValueError("CODEC_UI_TOKEN must have at least 32 characters")
         return value
 
-    @field_validator("portal_secret_key")
+    @field_validator("portal_secret_key", "unsubscribe_secret_key")
     @classmethod
-    def _long_portal_key(cls, value: SecretStr | None) -> SecretStr | None:
+    def _long_portal_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("PORTAL_SECRET_KEY must have at least 32 characters")
+            raise ValueError(f"{(info.field_name or '').upper()} must have at least 32 characters")
         return value
 
     @model_validator(mode="after")
@@ -221,6 +233,13 @@ class Settings(BaseSettings):
         """The Temporal Web UI page of a workflow (its latest run)."""
         base = (self.temporal_ui_url or f"http://localhost:{self.temporal_ui_port}").rstrip("/")
         return f"{base}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+
+    @property
+    def unsubscribe_secret(self) -> str | None:
+        """What signs unsubscribe links: UNSUBSCRIBE_SECRET_KEY, else PORTAL_SECRET_KEY; None
+        when neither is set (e-mails then link to the preferences page, behind sign-in)."""
+        key = self.unsubscribe_secret_key or self.portal_secret_key
+        return key.get_secret_value() if key is not None else None
 
     @property
     def mail_directory(self) -> Path:

@@ -22,6 +22,8 @@ and the address, domain.mail.message_id):
 - Not guaranteed: if the worker dies (or the database fails) after the SMTP server accepted a
   copy and before it is marked sent, the copy is sent again. Receivers see the same
   ``Message-ID`` twice and may deduplicate by it. The window is one database write long.
+- A recipient who turned the e-mail's category off (store/preferences.py; read once per attempt,
+  for all recipients in one statement) is skipped: no claim, no copy, counted ``skipped``.
 - A recipient the SMTP server refuses for good (a 5xx answer to its address) is recorded
   "refused" and not retried; the activity succeeds for the others.
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.header import Header
@@ -55,6 +58,7 @@ from observability.metrics import EMAILS
 from settings import Settings
 from store.db import transaction
 from store.models import SentEmail
+from store.preferences import turned_off
 
 
 def _text_header(value: str) -> str:
@@ -82,6 +86,8 @@ class SmtpConfig:
     timeout: float
     sender: str
     portal_base_url: str
+    # Signs each recipient's unsubscribe link (``Settings.unsubscribe_secret``, mail/render.py).
+    unsubscribe_secret: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig:
@@ -94,6 +100,7 @@ class SmtpConfig:
             timeout=settings.smtp_timeout_seconds,
             sender=settings.mail_from,
             portal_base_url=settings.portal_base_url,
+            unsubscribe_secret=settings.unsubscribe_secret,
         )
 
     @property
@@ -147,7 +154,11 @@ class MailActivities:
             raise ApplicationError("SMTP_HOST is not set: the e-mail waits", type="NoSmtpHost")
         done = SentEmails()
         category = email.category.value
+        off = await self._turned_off(email)
         for recipient in email.to:
+            if recipient.user_id in off:
+                done.skipped += 1
+                continue
             mid = message_id(email.idempotency_key, recipient.email, self._smtp.message_id_domain)
             if not await self._claim(mid, email):
                 EMAILS.inc(category, "already_sent")
@@ -181,12 +192,25 @@ class MailActivities:
             done.sent += 1
         return done
 
+    async def _turned_off(self, email: Email) -> set[uuid.UUID]:
+        """The recipients (user ids) who turned ``email``'s category off."""
+        users = [r.user_id for r in email.to if r.user_id is not None]
+        if not users:
+            return set()
+        async with self._sessions() as session:
+            return await turned_off(session=session, user_ids=users, category=email.category)
+
     def _message(self, email: Email, recipient: Recipient, mid: str) -> Message:
         """The copy as MIME (multipart/alternative: text, then HTML; UTF-8), built with the
         ``email`` package's compat32 classes: its modern API parses and refolds every header
         through its header registry, which cost a digest's worker more than rendering, the
         claims and the SMTP conversation together (docs/performance.md)."""
-        rendered = render(email, recipient, portal_base_url=self._smtp.portal_base_url)
+        rendered = render(
+            email,
+            recipient,
+            portal_base_url=self._smtp.portal_base_url,
+            unsubscribe_secret=self._smtp.unsubscribe_secret,
+        )
         message = MIMEMultipart("alternative")
         message["From"] = _address(*parseaddr(self._smtp.sender))
         message["To"] = _address(recipient.name or "", recipient.email)
@@ -194,7 +218,8 @@ class MailActivities:
         message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
         message["Message-ID"] = mid
         message["List-Unsubscribe"] = f"<{rendered.unsubscribe_url}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        if rendered.one_click:  # RFC 8058: only a link that takes the POST without a sign-in
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message["Auto-Submitted"] = "auto-generated"
         message["X-Caseloop-Category"] = email.category.value
         message.attach(MIMEText(rendered.text, "plain", "utf-8"))

@@ -49,6 +49,16 @@ class MailCategory(StrEnum):
     DEADLINE_ESCALATION = "deadline_escalation"  # the ladder: before, at and after a deadline
 
 
+# What the preferences page and API call each category.
+CATEGORY_LABELS: dict[MailCategory, str] = {
+    MailCategory.PARTNER_MESSAGES: "Messages from collection partners",
+    MailCategory.CONTRACT_REMINDER: "Contract-signing reminders",
+    MailCategory.BANK_ACCOUNT_DIGEST: "Cases without a bank account",
+    MailCategory.DAILY_SUMMARY: "Daily summary of new tasks",
+    MailCategory.OVERDUE_REMINDER: "Overdue task reminders",
+    MailCategory.DEADLINE_ESCALATION: "Deadline warnings and escalations",
+}
+
 # Why the recipient gets an e-mail of each category: the footer of every e-mail says it.
 CATEGORY_REASONS: dict[MailCategory, str] = {
     MailCategory.PARTNER_MESSAGES: "a collection partner wrote in one of your cases",
@@ -105,6 +115,8 @@ class SentEmails(ApiModel):
     sent: int = 0
     already_sent: int = 0
     refused: int = 0
+    # Recipients who turned the e-mail's category off (store/preferences.py): not sent.
+    skipped: int = 0
 
 
 def email_workflow_id(idempotency_key: str) -> str:

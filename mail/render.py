@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from domain.mail import CATEGORY_REASONS, Email, MailCategory, Recipient
+from mail.unsubscribe import unsubscribe_token
 
 TEMPLATES = Path(__file__).parent / "templates"
 PORTAL_NAME = "caseloop"
@@ -29,12 +30,35 @@ _environment = Environment(
 )
 
 
-def unsubscribe_url(portal_base_url: str, recipient: Recipient, category: MailCategory) -> str:
+def preferences_url(portal_base_url: str, category: MailCategory | None = None) -> str:
+    """The portal's preferences page (behind sign-in), opened at ``category``."""
+    query = f"?{urlencode({'category': category.value})}" if category is not None else ""
+    return f"{portal_base_url.rstrip('/')}/preferences{query}"
+
+
+def unsubscribe_url(
+    portal_base_url: str,
+    recipient: Recipient,
+    category: MailCategory,
+    *,
+    secret: str | None = None,
+) -> str:
     """Where ``recipient`` turns ``category`` off: the ``List-Unsubscribe`` header and every
-    footer link. The one place that builds it (issue 13, item 4, makes it a signed link that
-    works without signing in); until then the portal's preferences page for the category."""
-    query = urlencode({"category": category.value})
-    return f"{portal_base_url.rstrip('/')}/preferences?{query}"
+    footer link; the one place that builds it. For a caseloop user, with a signing ``secret``
+    (``Settings.unsubscribe_secret``): the signed link ``<portal>/unsubscribe?token=...``
+    (mail/unsubscribe.py), which works without signing in, as a page (GET) and as the RFC 8058
+    one-click target (POST). Otherwise the preferences page, behind sign-in."""
+    return _unsubscribe(portal_base_url, recipient, category, secret)[0]
+
+
+def _unsubscribe(
+    portal_base_url: str, recipient: Recipient, category: MailCategory, secret: str | None
+) -> tuple[str, bool]:
+    """``unsubscribe_url``, and whether it is the signed (one-click) link."""
+    if recipient.user_id is None or secret is None:
+        return preferences_url(portal_base_url, category), False
+    token = unsubscribe_token(secret, recipient.user_id, category)
+    return f"{portal_base_url.rstrip('/')}/unsubscribe?{urlencode({'token': token})}", True
 
 
 @dataclass(frozen=True)
@@ -42,11 +66,22 @@ class Rendered:
     text: str
     html: str
     unsubscribe_url: str
+    # Whether ``unsubscribe_url`` takes an RFC 8058 one-click POST (the signed link does).
+    one_click: bool
 
 
-def render(email: Email, recipient: Recipient, *, portal_base_url: str) -> Rendered:
-    """``recipient``'s copy of ``email``: both bodies and its unsubscribe link."""
-    unsubscribe = unsubscribe_url(portal_base_url, recipient, email.category)
+def render(
+    email: Email,
+    recipient: Recipient,
+    *,
+    portal_base_url: str,
+    unsubscribe_secret: str | None = None,
+) -> Rendered:
+    """``recipient``'s copy of ``email``: both bodies and its unsubscribe link (signed with
+    ``unsubscribe_secret``: ``unsubscribe_url``)."""
+    unsubscribe, one_click = _unsubscribe(
+        portal_base_url, recipient, email.category, unsubscribe_secret
+    )
     context: dict[str, Any] = {
         **email.context,
         "portal_name": PORTAL_NAME,
@@ -60,4 +95,9 @@ def render(email: Email, recipient: Recipient, *, portal_base_url: str) -> Rende
     }
     text = _environment.get_template(f"{email.template}.txt").render(context)
     html = _environment.get_template(f"{email.template}.html").render(context)
-    return Rendered(text=text, html=html, unsubscribe_url=unsubscribe)
+    return Rendered(
+        text=text,
+        html=html,
+        unsubscribe_url=unsubscribe,
+        one_click=one_click,
+    )

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import Problem
-from portal.pages import account, auth, case_actions, cases, chat, task, tasks
+from portal.pages import account, auth, case_actions, cases, chat, preferences, task, tasks
 from portal.rendering import render
 from portal.security import PREFIX, Signer, SignInRequired
 from settings import Settings
@@ -60,6 +60,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     router.include_router(cases.router)
     router.include_router(account.router)
     router.include_router(chat.router)
+    router.include_router(preferences.router)
     # Last: its /cases/{id}/{page} solution pages must not shadow the routes above.
     router.include_router(case_actions.router)
     app.include_router(router)

@@ -605,3 +605,17 @@ class OverdueReminderMark(Base):
     period_start: Mapped[dt.date]
     sent: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[dt.datetime]
+
+
+class NotificationPreference(Base):
+    """A user's choice for one e-mail category (domain.mail.MailCategory), where they made one:
+    no row means the category is on (store/preferences.py)."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(40), primary_key=True)
+    enabled: Mapped[bool]
+    updated_at: Mapped[dt.datetime]

@@ -1,7 +1,7 @@
 """Cleanup verdicts: a model's "reply still expected" remembered per task and thread state
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0020
 Create Date: 2026-12-02 05:45:00
 
 Issue 13, item 6: the nightly cleanup asks a model about a stale chat task only when its thread
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0019"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
