@@ -3,8 +3,9 @@ caller's own settings (their time zone: the morning of their daily summary)."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi import APIRouter, Request
 from pydantic import Field, field_validator
@@ -48,11 +49,18 @@ async def list_users(principal: CurrentPrincipal, session: SessionDep, page: Pag
     )
 
 
+# An IANA time zone name: the schema lists every one this Python knows (``zoneinfo``), so a
+# client, and the contract test, can offer only those; the validator refuses any other.
+TimeZoneName = Annotated[
+    str, Field(max_length=64, json_schema_extra={"enum": sorted(available_timezones())})
+]
+
+
 class UserSettings(ApiModel):
     """``timezone``: an IANA time zone name (``Europe/Copenhagen``), or null for the
     organisation's."""
 
-    timezone: str | None = Field(max_length=64)
+    timezone: TimeZoneName | None
 
     @field_validator("timezone")
     @classmethod

@@ -17,12 +17,11 @@ from store.models import WebhookDelivery, WebhookSubscription
 from tests.observability.metrics import Scrape
 from tests.support import Actor, make_task, reads
 
-NOW = dt.datetime.now(dt.UTC)
-
 
 async def _seed(
     sessions: async_sessionmaker[AsyncSession], creditor: Actor, partner: Actor
 ) -> None:
+    NOW = dt.datetime.now(dt.UTC)  # the moment the gauges are read against
     late = NOW - dt.timedelta(days=2)
     tasks = [
         make_task(creditor, access=AccessLevel.CREDITOR, case_id=None, deadline=None),
