@@ -20,6 +20,7 @@ anyway is left as generated, to be refused.
   must lie in the future (422 ``invalid_deadline``). A PATCH does not know the stored date, so
   generated case dates lie within the last year, which keeps a due date alone consistent.
 - An IBAN must follow its country's rules (``schwifty``): the ``iban`` format draws real ones.
+- A time zone must be one ``zoneinfo`` knows: the ``time-zone`` format draws those.
 - An e-mail address must be one a mail can reach (``email-validator``, behind pydantic's
   ``EmailStr``: no special-use domain such as ``.test``): the ``email`` format draws those.
 - An ``after`` cursor must be one the list gave out, and comes without ``page`` (422
@@ -40,6 +41,7 @@ import datetime as dt
 import os
 import uuid
 from typing import Any
+from zoneinfo import available_timezones
 
 import schemathesis
 from hypothesis import strategies as st
@@ -200,6 +202,9 @@ def _accepted_email(value: str) -> bool:
 
 # "format": "email" (a debtor's, a division's office): addresses EmailStr accepts.
 schemathesis.openapi.format("email", st.emails().filter(_accepted_email))
+
+# "format": "time-zone" (PATCH /api/users/me): IANA names zoneinfo knows.
+schemathesis.openapi.format("time-zone", st.sampled_from(sorted(available_timezones())))
 
 # "format": "iban" (POST /api/bank-accounts): real IBANs, for positive tests to get past.
 schemathesis.openapi.format(
