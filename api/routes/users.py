@@ -7,13 +7,15 @@ from typing import Annotated
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import Field, field_validator
 from sqlalchemy import update
 
 from api.deps import CurrentPrincipal, SessionDep
 from api.errors import not_found
+from api.idempotency import idempotent
 from api.pagination import PageDep, PageInfo, page_info
+from api.responses import json_response
 from domain.base import ApiModel
 from store import directory
 from store.db import transaction
@@ -79,19 +81,26 @@ class MySettings(ApiModel):
 
 
 @router.patch("/me", response_model=MySettings, responses={401: {}, 422: {}})
-async def update_me(
-    body: UserSettings, principal: CurrentPrincipal, request: Request
-) -> MySettings:
-    """Set the caller's own time zone (null: their organisation's again)."""
-    async with transaction(request.app.state.sessions) as session:
-        await session.execute(
-            update(User).where(User.id == principal.user_id).values(timezone=body.timezone)
+async def update_me(body: UserSettings, principal: CurrentPrincipal, request: Request) -> Response:
+    """Set the caller's own time zone (null: their organisation's again). An
+    ``Idempotency-Key`` replays the first answer, as on every write."""
+
+    async def execute() -> Response:
+        async with transaction(request.app.state.sessions) as session:
+            await session.execute(
+                update(User).where(User.id == principal.user_id).values(timezone=body.timezone)
+            )
+            org = await session.get(Organisation, principal.org_id)
+        if org is None:
+            raise not_found("Organisation")
+        return json_response(
+            MySettings(
+                id=principal.user_id,
+                timezone=body.timezone,
+                effective_timezone=body.timezone or org.timezone,
+            )
         )
-        org = await session.get(Organisation, principal.org_id)
-    if org is None:
-        raise not_found("Organisation")
-    return MySettings(
-        id=principal.user_id,
-        timezone=body.timezone,
-        effective_timezone=body.timezone or org.timezone,
-    )
+
+    # The user in the fingerprint: a colleague reusing the key gets 422, never this answer.
+    fingerprint = {"userId": str(principal.user_id), **body.model_dump(mode="json")}
+    return await idempotent(request, principal, fingerprint, execute)
