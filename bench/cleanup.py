@@ -24,15 +24,13 @@ import asyncio
 import datetime as dt
 import math
 import random
-import time
 import uuid
 from typing import Any
 
 from sqlalchemy import func, insert, inspect, select, update
-from temporalio.client import ScheduleActionExecutionStartWorkflow
 
 from bench.flows import Api, parties, validated_case
-from bench.harness import Actor, Report, Stack, phase, stack
+from bench.harness import Actor, Report, Stack, phase, stack, trigger_schedule
 from domain.chat import ThreadType, chat_task_key
 from domain.enums import OrgKind, Party
 from schedules import CHAT_CLEANUP
@@ -174,28 +172,7 @@ async def seed_rows(s: Stack, real_ids: list[str], count: int, rng: random.Rando
 async def trigger_and_wait(s: Stack, give_up_after: float) -> tuple[float, Any, str]:
     """Trigger the nightly schedule now; the seconds until its run finished, its result and
     the workflow id."""
-    schedule = s.client.get_schedule_handle(CHAT_CLEANUP)
-
-    async def started_runs() -> set[str]:
-        info = (await schedule.describe()).info
-        actions = [*info.running_actions, *(a.action for a in info.recent_actions)]
-        return {
-            a.workflow_id for a in actions if isinstance(a, ScheduleActionExecutionStartWorkflow)
-        }
-
-    before = await started_runs()
-    started = time.monotonic()
-    await schedule.trigger()
-    while True:
-        fresh = sorted(await started_runs() - before)
-        if fresh:
-            break
-        if time.monotonic() - started > 30:
-            raise TimeoutError("the chat-cleanup schedule did not start a run")
-        await asyncio.sleep(0.05)
-    handle = s.client.get_workflow_handle(fresh[0])
-    result = await asyncio.wait_for(handle.result(), give_up_after)
-    return time.monotonic() - started, result, fresh[0]
+    return await trigger_schedule(s, CHAT_CLEANUP, give_up_after)
 
 
 async def run(args: argparse.Namespace) -> Report:

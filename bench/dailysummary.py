@@ -38,7 +38,6 @@ from zoneinfo import ZoneInfo
 
 import aiosmtplib
 from sqlalchemy import func, insert, select
-from temporalio.client import ScheduleActionExecutionStartWorkflow
 
 from bench.harness import (
     Report,
@@ -48,7 +47,7 @@ from bench.harness import (
     stack,
     start_child,
     summary,
-    wait_for,
+    trigger_schedule,
 )
 from bench.harness import _python_env as python_env
 from domain.digests import SUMMARY_WINDOW, summary_window
@@ -184,26 +183,8 @@ async def seed(s: Stack, args: argparse.Namespace, zones: list[str], now: dt.dat
 async def trigger_and_wait(s: Stack, give_up_after: float) -> tuple[float, Any]:
     """Trigger the daily-summary schedule now; the seconds until its run finished, and its
     result."""
-    schedule = s.client.get_schedule_handle(DAILY_SUMMARY)
-
-    async def started_runs() -> set[str]:
-        info = (await schedule.describe()).info
-        actions = [*info.running_actions, *(a.action for a in info.recent_actions)]
-        return {
-            a.workflow_id for a in actions if isinstance(a, ScheduleActionExecutionStartWorkflow)
-        }
-
-    before = await started_runs()
-    started = time.monotonic()
-    await schedule.trigger()
-    fresh = await wait_for(lambda: _fresh(started_runs, before), seconds=30)
-    result = await asyncio.wait_for(s.client.get_workflow_handle(fresh).result(), give_up_after)
-    return time.monotonic() - started, result
-
-
-async def _fresh(started_runs: Any, before: set[str]) -> str | None:
-    fresh = sorted(await started_runs() - before)
-    return fresh[0] if fresh else None
+    seconds, result, _ = await trigger_schedule(s, DAILY_SUMMARY, give_up_after)
+    return seconds, result
 
 
 def received(directory: Path) -> int:

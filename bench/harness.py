@@ -693,3 +693,28 @@ async def history_per_action(
         if run_after == run_before:
             return (events_after - events_before) / count, (tasks_after - tasks_before) / count
     raise RuntimeError(f"{workflow_id} continued as new twice while counting its history")
+
+
+async def trigger_schedule(s: Stack, name: str, give_up_after: float) -> tuple[float, Any, str]:
+    """Trigger the schedule ``name`` now; the seconds until the run it started finished, its
+    result and its workflow id (bench cleanup, bench dailysummary)."""
+    from temporalio.client import ScheduleActionExecutionStartWorkflow
+
+    schedule = s.client.get_schedule_handle(name)
+
+    async def started_runs() -> set[str]:
+        info = (await schedule.describe()).info
+        actions = [*info.running_actions, *(a.action for a in info.recent_actions)]
+        return {
+            a.workflow_id for a in actions if isinstance(a, ScheduleActionExecutionStartWorkflow)
+        }
+
+    before = await started_runs()
+    started = time.monotonic()
+    await schedule.trigger()
+    while not (fresh := sorted(await started_runs() - before)):
+        if time.monotonic() - started > 30:
+            raise TimeoutError(f"the {name} schedule did not start a run")
+        await asyncio.sleep(0.05)
+    result = await asyncio.wait_for(s.client.get_workflow_handle(fresh[0]).result(), give_up_after)
+    return time.monotonic() - started, result, fresh[0]
