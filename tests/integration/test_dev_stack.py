@@ -76,6 +76,24 @@ class Stack:
             time.sleep(0.5)
         raise AssertionError(f"not healthy within {seconds}s:\n{self.output()}")
 
+    def wait_worker_polling(self, seconds: float = 60) -> dict[str, Any]:
+        """The worker's ``/healthz`` once it reports polling: the API answers before the
+        worker has polled both task queue types, and until then ``/healthz`` says 503."""
+        url = f"http://127.0.0.1:{self.env['WORKER_METRICS_PORT']}/healthz"
+        started = time.monotonic()
+        last: Any = None
+        while time.monotonic() - started < seconds:
+            assert self.process.poll() is None, self.output()
+            try:
+                answer = httpx.get(url, timeout=2)
+                last = answer.json()
+                if answer.status_code == 200:
+                    return dict(last)
+            except httpx.HTTPError as error:
+                last = repr(error)
+            time.sleep(0.5)
+        raise AssertionError(f"worker not polling within {seconds}s: {last}\n{self.output()}")
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
@@ -113,7 +131,7 @@ def test_dev_stack_serves_api_ui_and_demo_and_keeps_data(
     assert ui.status_code == 200
     # The metrics and health endpoints on their ports (docs/operations.md, "Metrics and health").
     worker = f"http://127.0.0.1:{stack_env['WORKER_METRICS_PORT']}"
-    assert httpx.get(f"{worker}/healthz", timeout=5).json()["polling"] is True
+    assert stack.wait_worker_polling()["polling"] is True
     assert "caseloop_worker_polling 1.0" in httpx.get(f"{worker}/metrics", timeout=5).text
     assert httpx.get(f"{stack.api}/api/health/live", timeout=5).status_code == 200
     assert httpx.get(f"{stack.api}/api/health/ready", timeout=5).status_code == 200
