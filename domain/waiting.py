@@ -176,9 +176,7 @@ def task_in_words(task: Task) -> str:
     return f"on {CATALOGUE[task.type].label}"
 
 
-def waiting_lines(
-    waiting: Waiting, names: Mapping[UUID, str], *, timezone: str
-) -> list[str]:
+def waiting_lines(waiting: Waiting, names: Mapping[UUID, str], *, timezone: str) -> list[str]:
     """One line per party owed a step and one for the next timer, in words. ``names``: the
     organisations of the case by id (organisation names; never a debtor's); ``timezone``: the
     case's (its creditor's), for the timer and the sides without a task."""

@@ -25,8 +25,8 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.accounts import AccountActivities
     from activities.projection import ProjectionActivities
-    from domain.accounts import AccountSignal
     from domain import search_attributes as sa
+    from domain.accounts import AccountSignal
     from domain.cases import (
         AssignBankAccountInput,
         AssignPartnerInput,
