@@ -588,7 +588,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         self._said_orphan = waiting.orphan
         lifecycle = lifecycle_of(record.status, record.sub_status)
         partner = record.partner or record.worked_by
-        lines = waiting_lines(waiting, self._org_names(), timezone=record.creditor.timezone)
+        lines = self._waiting_lines(waiting)
         workflow.set_current_details(
             f"**{self._status_label()}** ({lifecycle.value})\n\n"
             f"Case {record.case_number} · creditor {org_name(record.creditor)}"
@@ -598,6 +598,15 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             + f"\n\nOpen tasks:\n{self._task_lines()}\n\n"
             f"Projected version {self.state.projected_version} of {self.state.version}"
         )
+
+    @workflow.query
+    def waiting_in_words(self) -> list[str]:
+        """What the case waits on, in words (as its current details say): for ``caseloop case
+        explain``."""
+        return self._waiting_lines(self.waiting())
+
+    def _waiting_lines(self, waiting: Waiting) -> list[str]:
+        return waiting_lines(waiting, self._org_names(), timezone=self.record.creditor.timezone)
 
     def _org_names(self) -> dict[UUID, str]:
         """The case's organisations by id, by name (organisation names only)."""
