@@ -171,7 +171,9 @@ async def test_the_current_details_name_the_parties_and_the_next_timer_in_words(
     creditor_name = creditor.principal.org_name
     assert f"creditor {creditor_name} · partner {partner_name}" in text
     line = next(line for line in text.splitlines() if "to reply in Invoice Chat" in line)
-    assert line.startswith(f"- Waiting for {partner_name} (partner) to reply in Invoice Chat until ")
+    assert line.startswith(
+        f"- Waiting for {partner_name} (partner) to reply in Invoice Chat until "
+    )
     place = partner.principal.timezone.rsplit("/", 1)[-1].replace("_", " ")
     assert line.endswith(f" 23:59 {place}"), line
     assert "- Waiting for partner to collect the debt" in text
