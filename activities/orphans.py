@@ -14,7 +14,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecution
 
 from domain.enums import CaseStatus
 from domain.orphans import (
@@ -63,8 +63,8 @@ class OrphanActivities:
                 if (finding := await self._finding(kind, execution)) is not None
             ]
             activity.heartbeat(kind.value)
-            # An ended case is counted only once its later runs are ruled out (the listing);
-            # the others are counted by the server (the listing may be cut at ``listed``).
+            # An ended case counts once its later runs are ruled out, so among the ``listed``
+            # newest only; the server counts the others (their listing may be cut there).
             counts[kind] = (
                 len(found)
                 if kind is OrphanKind.ENDED
@@ -102,12 +102,8 @@ class OrphanActivities:
         )
         if kind is OrphanKind.ENDED:
             latest = await self._client.get_workflow_handle(execution.id).describe()
-            if latest.run_id != execution.run_id or latest.status in (
-                WorkflowExecutionStatus.RUNNING,
-                WorkflowExecutionStatus.COMPLETED,
-                WorkflowExecutionStatus.CONTINUED_AS_NEW,
-            ):
-                return None  # a later run took over (a reset, a restart): it is that run's
+            if latest.run_id != execution.run_id:
+                return None  # a later run took over (a reset, a restart): the case is its
         return finding
 
     async def _store(self, result: OrphanCheckResult) -> None:

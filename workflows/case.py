@@ -588,13 +588,12 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         self._said_orphan = waiting.orphan
         lifecycle = lifecycle_of(record.status, record.sub_status)
         partner = record.partner or record.worked_by
-        lines = self._waiting_lines(waiting)
+        lines = self._waiting_lines(waiting)  # none for a finished case with nothing open
         workflow.set_current_details(
             f"**{self._status_label()}** ({lifecycle.value})\n\n"
             f"Case {record.case_number} · creditor {org_name(record.creditor)}"
             + (f" · partner {org_name(partner)}" if partner else "")
-            + "\n\n"
-            + "\n".join(f"- {line}" for line in lines)
+            + ("\n\n" + "\n".join(f"- {line}" for line in lines) if lines else "")
             + f"\n\nOpen tasks:\n{self._task_lines()}\n\n"
             f"Projected version {self.state.projected_version} of {self.state.version}"
         )
