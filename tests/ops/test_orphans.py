@@ -4,6 +4,8 @@ and one whose workflow ended while it is open, are reported (the check's result,
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import uuid
 from typing import Any
@@ -12,9 +14,11 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
+import workflows.case
+from activities.orphans import OrphanActivities
 from domain import search_attributes as sa
 from domain.cases import CaseWorkflowInput
 from domain.enums import OrgKind
@@ -180,3 +184,45 @@ async def test_the_current_details_name_the_parties_and_the_next_timer_in_words(
     assert "- Next step: NewMessage " in text
     assert "Open tasks:\n- NewMessage due " in text, "what ops relied on stays"
     assert "Jens" not in text and "Nordisk" not in text, "no debtor data"
+
+
+async def test_a_case_whose_next_timer_passed_without_moving_it_is_reported_stalled(
+    api: httpx.AsyncClient,
+    dev_env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case_id = (await in_collection(api, creditor, partner, ops))["caseId"]
+    ordinary = (await in_collection(api, creditor, partner, ops))["caseId"]
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+    created = await api.post(
+        "/api/tasks",
+        json={"caseId": case_id, "title": "Call back", "deadline": deadline.isoformat()},
+        headers=creditor.headers,
+    )
+    assert created.status_code == 201, created.text
+    handle = dev_env.client.get_workflow_handle(case_workflow_id(case_id))
+    next_step = (await handle.describe()).typed_search_attributes.get(sa.NEXT_STEP_AT)
+    assert next_step is not None and next_step <= deadline + dt.timedelta(seconds=1)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("deliberately broken workflow code (test)")
+
+    # The timer fires, but the workflow task it starts fails (a bad deploy): the case does not
+    # move and its NextStepAt stays in the past.
+    monkeypatch.setattr(workflows.case, "waiting_of", broken)
+    await asyncio.sleep(max(0.0, (next_step - dt.datetime.now(dt.UTC)).total_seconds()) + 3)
+    check = OrphanActivities(sessions, dev_env.client, stalled_after=dt.timedelta(seconds=1))
+    try:
+        result = await ActivityEnvironment().run(check.check_orphans, OrphanCheckInput())
+    finally:
+        monkeypatch.undo()
+
+    found = {str(f.case_id): f for f in result.findings if str(f.case_id) in (case_id, ordinary)}
+    assert list(found) == [case_id]
+    assert found[case_id].kind is OrphanKind.STALLED
+    assert found[case_id].next_step_at == next_step
+    assert result.counts[OrphanKind.STALLED] >= 1
