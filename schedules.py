@@ -23,6 +23,7 @@ from temporalio.client import (
 
 from domain.chat import CleanupInput
 from domain.digests import DigestInput
+from domain.orphans import OrphanCheckInput
 from domain.webhooks import RetentionInput
 
 CHAT_CLEANUP = "chat-cleanup"
@@ -35,6 +36,9 @@ DAILY_SUMMARY = "daily-summary"
 DAILY_SUMMARY_CRON = "0 * * * *"
 OVERDUE_REMINDERS = "overdue-reminders"
 OVERDUE_REMINDERS_CRON = "0 6 * * *"  # every day at 06:00 UTC
+# Issue 14: the cases nothing will move (domain/orphans.py), hourly.
+ORPHAN_CHECK = "orphan-check"
+ORPHAN_CHECK_CRON = "40 * * * *"
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +85,13 @@ NIGHTLY = (
         "OverdueReminderWorkflow",
         DigestInput(),
         "Daily overdue-task reminders (at most one per user per 7 days)",
+    ),
+    Nightly(
+        ORPHAN_CHECK,
+        ORPHAN_CHECK_CRON,
+        "OrphanCheckWorkflow",
+        OrphanCheckInput(),
+        "Hourly: the open cases nothing will move (GET /api/ops/orphans)",
     ),
 )
 

@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     cleanup_model_max_calls_per_night: int = Field(default=5000, ge=0)
     # Webhook deliveries delivered or given up longer ago than this are pruned (nightly).
     webhooks_retention_days: float = Field(default=30.0, gt=0)
+    # The orphan check (domain/orphans.py) reports a running case whose next timer
+    # (``NextStepAt``) passed longer ago than this: it should have fired and moved the case.
+    orphan_stalled_after_minutes: float = Field(default=60.0, gt=0)
 
     # Chat attachments: the bytes live in a blob store (a local directory by default), never in
     # workflow history. Empty BLOB_DIR: VAR_DIR/blobs.

@@ -49,6 +49,7 @@ from activities.digests import DigestActivities
 from activities.escalation import EscalationActivities
 from activities.mail import MailActivities, SmtpConfig
 from activities.notices import NoticeActivities
+from activities.orphans import OrphanActivities
 from activities.projection import ProjectionActivities
 from activities.reply_model import ChatCompletionsClassifier
 from activities.webhooks import DeliveryWaker, WebhookActivities
@@ -74,6 +75,7 @@ from workflows.digests import DailySummaryWorkflow, OverdueReminderWorkflow
 from workflows.mail import SendEmailWorkflow
 from workflows.notices import NoticeWorkflow
 from workflows.once import ApplyUpdatesOnce
+from workflows.orphans import OrphanCheckWorkflow
 from workflows.relationship import RelationshipWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookRetentionWorkflow
 
@@ -88,6 +90,7 @@ WORKFLOWS = [
     DailySummaryWorkflow,
     OverdueReminderWorkflow,
     NoticeWorkflow,
+    OrphanCheckWorkflow,
 ]
 # Part of the workflows' behaviour (an update id is applied once; a workflow whose read model
 # cannot be written refuses new updates): the replayer needs them too. The first is outermost.
@@ -377,6 +380,11 @@ def build_worker(
         sessions, digest_settings.portal_base_url, mail_configured=mail.configured
     )
     notices = NoticeActivities(sessions, mail.portal_base_url, send=mail.configured)
+    orphans = OrphanActivities(
+        sessions,
+        client,
+        stalled_after=timedelta(minutes=digest_settings.orphan_stalled_after_minutes),
+    )
     activities: dict[str, Callable[..., Any]] = {
         _activity_name(fn): fn
         for fn in (
@@ -393,6 +401,7 @@ def build_worker(
             digests.send_overdue_reminders,
             escalation.ladder_email,
             notices.compose_email,
+            orphans.check_orphans,
         )
     }
     for replacement in replace_activities:

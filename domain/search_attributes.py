@@ -10,6 +10,10 @@ NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 OVERDUE_TASK_COUNT = SearchAttributeKey.for_int("OverdueTaskCount")
 # Set while the workflow's read model cannot be written (docs/operations.md: a blocked projection).
 PROJECTION_BLOCKED = SearchAttributeKey.for_bool("ProjectionBlocked")
+# What an open case waits on (domain/waiting.py): sides ("Creditor", "Partner", "Ops"), "Timer"
+# when one is to come, or "Nobody" (an orphan); and when its next timer moves it. Cases only.
+WAITING_ON = SearchAttributeKey.for_keyword_list("WaitingOn")
+NEXT_STEP_AT = SearchAttributeKey.for_datetime("NextStepAt")
 
 ALL = (
     CASE_STATUS,
@@ -19,6 +23,8 @@ ALL = (
     NEXT_DEADLINE,
     OVERDUE_TASK_COUNT,
     PROJECTION_BLOCKED,
+    WAITING_ON,
+    NEXT_STEP_AT,
 )
 
 _CLI_TYPES = {

@@ -8,7 +8,9 @@ Each collection runs a fixed set of queries, each one statement on an index (doc
 - the webhook backlog: deliveries due now of active subscriptions, and how late the oldest is
   (per subscription a range of ``ix_webhook_deliveries_due``);
 - blocked projections and e-mails waiting: two Temporal visibility counts
-  (``ProjectionBlocked = true``, running ``SendEmailWorkflow``s).
+  (``ProjectionBlocked = true``, running ``SendEmailWorkflow``s);
+- the orphan check's last findings: its latest ``orphan_checks`` row (the primary key), so every
+  worker shows what the scheduled check found, without a visibility scan per collection.
 
 A scrape reads the last snapshot (``collect``); a query that fails keeps its previous values,
 counts ``caseloop_collector_failures_total`` and leaves ``caseloop_collector_last_success``
@@ -34,6 +36,7 @@ from domain.search_attributes import PROJECTION_BLOCKED
 from domain.tasks import TaskStatus
 from observability.metrics import Counter
 from store.models import TaskRow, WebhookDelivery, WebhookSubscription
+from store.orphans import counts_of, latest_check
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ class Snapshot:
     webhook_lag_seconds: float | None = None
     projections_blocked: int | None = None
     emails_waiting: int | None = None
+    orphans: dict[str, int] = field(default_factory=dict)  # by OrphanKind, of the last check
+    orphan_check_at: float | None = None
     durations: dict[str, float] = field(default_factory=dict)
     last_success: float | None = None
 
@@ -97,6 +102,7 @@ class DomainCollector(Collector):
             ("webhooks", self._webhooks),
             ("projections_blocked", self._blocked),
             ("emails_waiting", self._emails),
+            ("orphans", self._orphans),
         ):
             ok = await self._timed(name, query) and ok
         if ok:
@@ -138,6 +144,14 @@ class DomainCollector(Collector):
         counted = await self._client.count_workflows(EMAILS_QUERY)
         self.snapshot.emails_waiting = counted.count
 
+    async def _orphans(self) -> None:
+        async with self._sessions() as session:
+            last = await latest_check(session)
+        if last is None:
+            return  # no check has run yet: the gauges stay absent
+        self.snapshot.orphans = {kind.value: count for kind, count in counts_of(last).items()}
+        self.snapshot.orphan_check_at = last.checked_at.timestamp()
+
     async def watch(self, interval: float) -> None:
         while True:
             await self.collect_once()
@@ -157,6 +171,15 @@ class DomainCollector(Collector):
             for (task_type, side), value in sorted(values.items()):
                 family.add_metric([task_type, side], value)
             yield family
+        family = GaugeMetricFamily(
+            "caseloop_orphan_cases",
+            "Open cases nothing will move, by kind (waiting_on_nobody, stalled, ended), as the "
+            "last orphan check found them.",
+            labels=["kind"],
+        )
+        for kind, value in sorted(s.orphans.items()):
+            family.add_metric([kind], value)
+        yield family
         scalars: tuple[tuple[str, str, float | None], ...] = (
             (
                 "caseloop_webhook_deliveries_due",
@@ -177,6 +200,11 @@ class DomainCollector(Collector):
                 "caseloop_emails_waiting",
                 "E-mails not sent yet: running SendEmailWorkflows (retrying a send).",
                 s.emails_waiting,
+            ),
+            (
+                "caseloop_orphan_check_last_run",
+                "Unix time of the last orphan check (the hourly orphan-check schedule).",
+                s.orphan_check_at,
             ),
             (
                 "caseloop_collector_last_success",

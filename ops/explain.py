@@ -93,6 +93,12 @@ class CaseExplanation(ApiModel):
     read_model_version: int | None
     projection_lag: int | None
     failing: list[FailingWork]
+    # What the case waits on (domain/waiting.py), as its workflow publishes it: the
+    # ``WaitingOn`` and ``NextStepAt`` search attributes, and in words (its ``waiting_in_words``
+    # query, the lines of its current details).
+    waiting_on: list[str] | None = None
+    next_step_at: dt.datetime | None = None
+    waiting: list[str] = []
     notes: list[str]
 
     def text(self) -> str:
@@ -106,6 +112,15 @@ class CaseExplanation(ApiModel):
             f"(status and tasks as the {self.state_from} has them)",
             "",
         ]
+        if self.waiting_on is not None:
+            next_step = f", next step {_when(self.next_step_at)}" if self.next_step_at else ""
+            orphan = (
+                " (an orphan: nothing will move it; docs/operations.md, 'A case waits on nobody')"
+                if "Nobody" in self.waiting_on
+                else ""
+            )
+            lines.append(f"Waiting on: {', '.join(self.waiting_on) or '-'}{next_step}{orphan}")
+            lines += [f"  - {line}" for line in self.waiting]
         if self.open_tasks:
             lines.append("Open tasks:")
             for task in self.open_tasks:
@@ -193,6 +208,7 @@ async def explain_case(
         return None
 
     state: CaseState | None = None
+    waiting: list[str] = []
     history = _History()
     if description is not None:
         try:
@@ -204,6 +220,13 @@ async def explain_case(
                 f"The workflow did not answer its state query ({type(error).__name__}: "
                 f"{str(error)[:_TEXT_LIMIT]}); status and tasks are the read model's."
             )
+        if state is not None:
+            try:
+                waiting = await handle.query(
+                    CaseWorkflow.waiting_in_words, rpc_timeout=dt.timedelta(seconds=QUERY_SECONDS)
+                )
+            except Exception:  # an older worker without the query: the attributes say enough
+                waiting = []
         await history.read(client, handle)
     else:
         notes.append("Temporal has no workflow for this case (deleted, or past retention).")
@@ -292,6 +315,13 @@ async def explain_case(
         read_model_version=read_version,
         projection_lag=lag,
         failing=failing,
+        waiting_on=description.typed_search_attributes.get(sa.WAITING_ON)
+        if description is not None
+        else None,
+        next_step_at=description.typed_search_attributes.get(sa.NEXT_STEP_AT)
+        if description is not None
+        else None,
+        waiting=waiting,
         notes=notes,
     )
 

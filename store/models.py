@@ -619,3 +619,19 @@ class NotificationPreference(Base):
     category: Mapped[str] = mapped_column(String(40), primary_key=True)
     enabled: Mapped[bool]
     updated_at: Mapped[dt.datetime]
+
+
+class OrphanCheck(Base):
+    """One run of the orphan check (activities/orphans.py): how many cases it found of each
+    kind and the first of them (``findings``: case id, workflow id, kind, status and, for a
+    stalled case, its ``NextStepAt``; ids and enums only). ``GET /api/ops/orphans`` shows the
+    latest; the worker's ``caseloop_orphan_cases`` gauge reads it; the last few are kept."""
+
+    __tablename__ = "orphan_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(index=True)
+    waiting_on_nobody: Mapped[int] = mapped_column(Integer)
+    stalled: Mapped[int] = mapped_column(Integer)
+    ended: Mapped[int] = mapped_column(Integer)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

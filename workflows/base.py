@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ResolvedBy,
         Task,
     )
+    from domain.waiting import Timer, TimerKind
     from workflows.mail import send
     from workflows.retry import (
         LADDER_EMAIL_RETRY,
@@ -328,10 +329,33 @@ class TaskOwnerWorkflow:
             limit and info.get_current_history_length() >= limit
         )
 
-    def _wakeups(self) -> list[tuple[datetime, str]]:
+    def _wakeups(self) -> list[Timer]:
         """Hook: other moments (besides task deadlines) the loop must wake at, with a summary
         naming them for the Temporal UI. ``_advance`` handles them when they are due."""
         return []
+
+    def _timers(self) -> list[Timer]:
+        """Every moment the loop wakes at that is still to come: the hook's, the first task
+        deadline and the first ladder step (the alarm's, and what ``NextStepAt`` shows)."""
+        now = workflow.now()
+        # A moment ``_advance`` left in the past would wake the loop at once, forever: skip it.
+        timers = [timer for timer in self._wakeups() if timer.at > now]
+        next_task = self.book.next_deadline()
+        if next_task is not None and next_task.deadline is not None:
+            timers.append(
+                Timer(
+                    next_task.deadline,
+                    TimerKind.TASK_DEADLINE,
+                    f"{next_task.type.value} deadline ({next_task.id})",
+                )
+            )
+        next_step = self.book.next_step()
+        if next_step is not None:
+            when, task, step = next_step
+            timers.append(
+                Timer(when, TimerKind.LADDER_STEP, f"{task.type.value} {step.name} ({task.id})")
+            )
+        return timers
 
     async def _sleep_until_change_or_deadline(self) -> None:
         """Wait for a change or the earliest moment. One timer runs at a time and is left
@@ -339,20 +363,11 @@ class TaskOwnerWorkflow:
         postponed) costs one early wake-up later instead of a cancelled and restarted timer
         now, in the workflow task the user waits for."""
         now = workflow.now()
-        # A moment ``_advance`` left in the past would wake the loop at once, forever: skip it.
-        moments = [(when, summary) for when, summary in self._wakeups() if when > now]
-        next_task = self.book.next_deadline()
-        if next_task is not None and next_task.deadline is not None:
-            moments.append(
-                (next_task.deadline, f"{next_task.type.value} deadline ({next_task.id})")
-            )
-        next_step = self.book.next_step()
-        if next_step is not None:
-            when, task, step = next_step
-            moments.append((when, f"{task.type.value} {step.name} ({task.id})"))
+        moments = self._timers()
         due = False
         if moments:
-            when, summary = min(moments, key=lambda moment: moment[0])
+            first = min(moments, key=lambda timer: timer.at)
+            when, summary = first.at, first.summary
             if when <= now:
                 due = True  # a deadline that passed while the loop was busy: handled below
             elif self._alarm is None or self._alarm_at is None or when < self._alarm_at:

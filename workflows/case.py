@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -24,6 +25,7 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.accounts import AccountActivities
     from activities.projection import ProjectionActivities
+    from domain import search_attributes as sa
     from domain.accounts import AccountSignal
     from domain.cases import (
         AssignBankAccountInput,
@@ -58,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
         Mover,
     )
     from domain.validation import validate_case
+    from domain.waiting import Timer, TimerKind, Waiting, waiting_lines, waiting_of
     from workflows.base import Outbox
     from workflows.case_aftercare import AftercareHandlers
     from workflows.case_chat import ChatHandlers
@@ -93,6 +96,7 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         self._init_bursts()
         # A digest of the record as this run last projected it (workflow memory, not state).
         self._projected_record: bytes | None = None
+        self._said_orphan = False  # logged that the case waits on nobody (workflow memory)
 
     @workflow.run
     async def run(self, input: CaseWorkflowInput) -> None:
@@ -458,11 +462,11 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
         self._chase_unpaid_commission()
         self._close_stale_chat_tasks()
 
-    def _wakeups(self) -> list[tuple[dt.datetime, str]]:
+    def _wakeups(self) -> list[Timer]:
         state = self.state
         moments = []
         if state.next_survey_at is not None:
-            moments.append((state.next_survey_at, "monthly survey"))
+            moments.append(Timer(state.next_survey_at, TimerKind.SURVEY, "monthly survey"))
         if (
             state.first_quote_at is not None
             and self.record.sub_status is SubStatus.PENDING_QUOTE_SELECTION
@@ -470,12 +474,19 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             sent = state.quote_reminders_sent
             if sent < len(QUOTE_SELECTION_REMINDERS):
                 moments.append(
-                    (
+                    Timer(
                         state.first_quote_at + QUOTE_SELECTION_REMINDERS[sent],
+                        TimerKind.QUOTE_REMINDER,
                         f"quote reminder {sent + 1}",
                     )
                 )
-            moments.append((self._quotes_expire_at(state.first_quote_at), "quotes expire"))
+            moments.append(
+                Timer(
+                    self._quotes_expire_at(state.first_quote_at),
+                    TimerKind.QUOTES_EXPIRE,
+                    "quotes expire",
+                )
+            )
         return moments
 
     def _finished(self) -> bool:
@@ -550,18 +561,58 @@ class CaseWorkflow(QuoteHandlers, AftercareHandlers, ChatHandlers):
             summary=f"{signal.name} → creditor account",
         )
 
-    def _publish(self) -> None:
-        """Search attributes and the current details shown in the Temporal UI."""
-        self._publish_task_attributes()
+    def waiting(self) -> Waiting:
+        """What the case waits on now (domain/waiting.py): its sides and its next step."""
         record = self.record
+        return waiting_of(
+            record.status, record.sub_status, self.book.open_tasks(), self._timers(), workflow.now()
+        )
+
+    def _publish(self) -> None:
+        """Search attributes (the tasks', and what the case waits on: one upsert) and the
+        current details shown in the Temporal UI."""
+        record = self.record
+        waiting = self.waiting()
+        next_step = waiting.next_step
+        self._upsert(
+            [
+                sa.WAITING_ON.value_set(waiting.waiting_on),
+                sa.NEXT_STEP_AT.value_set(next_step.at)
+                if next_step is not None
+                else sa.NEXT_STEP_AT.value_unset(),
+            ]
+        )
+        self._publish_task_attributes()
+        if waiting.orphan and not self._said_orphan:
+            workflow.logger.warning("the case waits on nobody: no open task and no timer")
+        self._said_orphan = waiting.orphan
         lifecycle = lifecycle_of(record.status, record.sub_status)
+        partner = record.partner or record.worked_by
+        lines = self._waiting_lines(waiting)  # none for a finished case with nothing open
         workflow.set_current_details(
             f"**{self._status_label()}** ({lifecycle.value})\n\n"
-            f"Case {record.case_number} · creditor {record.creditor.id}"
-            + (f" · partner {record.partner.id}" if record.partner else "")
+            f"Case {record.case_number} · creditor {org_name(record.creditor)}"
+            + (f" · partner {org_name(partner)}" if partner else "")
+            + ("\n\n" + "\n".join(f"- {line}" for line in lines) if lines else "")
             + f"\n\nOpen tasks:\n{self._task_lines()}\n\n"
             f"Projected version {self.state.projected_version} of {self.state.version}"
         )
+
+    @workflow.query
+    def waiting_in_words(self) -> list[str]:
+        """What the case waits on, in words (as its current details say): for ``caseloop case
+        explain``."""
+        return self._waiting_lines(self.waiting())
+
+    def _waiting_lines(self, waiting: Waiting) -> list[str]:
+        return waiting_lines(waiting, self._org_names(), timezone=self.record.creditor.timezone)
+
+    def _org_names(self) -> dict[UUID, str]:
+        """The case's organisations by id, by name (organisation names only)."""
+        record = self.record
+        orgs = [q.partner for q in record.quotes]
+        orgs += [org for org in (record.worked_by, record.partner) if org is not None]
+        return {org.id: org_name(org) for org in (*orgs, record.creditor)}
 
     async def _project(self) -> None:
         """Write what changed since the last projection to the read model: new history,

@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from activities.projection import write_tasks
+from domain.orphans import OrphanCheckResult, OrphanKind
 from domain.tasks import AccessLevel, TaskStatus, TaskType
 from observability.collector import COLLECTOR_FAILURES, DomainCollector
 from store.db import create_engine, session_factory, transaction
 from store.models import WebhookDelivery, WebhookSubscription
+from store.orphans import store_check
 from tests.observability.metrics import Scrape
 from tests.support import Actor, make_task, reads
 
@@ -86,11 +88,22 @@ async def test_the_gauges_count_open_and_overdue_tasks_by_type_and_side_and_the_
     partner: Actor,
 ) -> None:
     await _seed(sessions, creditor, partner)
+    checked_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    async with transaction(sessions) as session:
+        for nobody in (7, 2):  # the latest check counts, not an earlier one
+            await store_check(
+                session,
+                OrphanCheckResult(
+                    checked_at=checked_at,
+                    counts={OrphanKind.WAITING_ON_NOBODY: nobody, OrphanKind.ENDED: 1},
+                    findings=[],
+                ),
+            )
     collector = DomainCollector(sessions, dev_env.client)
     with reads() as statements:
         assert await collector.collect_once()
     # One statement per read-model gauge, whatever the data.
-    assert len(statements) == 2, statements
+    assert len(statements) == 3, statements
 
     registry = CollectorRegistry()
     registry.register(collector)
@@ -107,11 +120,16 @@ async def test_the_gauges_count_open_and_overdue_tasks_by_type_and_side_and_the_
     for gauge in ("caseloop_projections_blocked", "caseloop_emails_waiting"):
         assert len(served.samples(gauge)) == 1, gauge  # a count from Temporal's visibility
     assert served.value("caseloop_collector_last_success") > 0
+    assert served.value("caseloop_orphan_cases", kind="waiting_on_nobody") == 2
+    assert served.value("caseloop_orphan_cases", kind="stalled") == 0
+    assert served.value("caseloop_orphan_cases", kind="ended") == 1
+    assert served.value("caseloop_orphan_check_last_run") == checked_at.timestamp()
     assert {s.labels["query"] for s in served.samples("caseloop_collector_duration_seconds")} == {
         "tasks",
         "webhooks",
         "projections_blocked",
         "emails_waiting",
+        "orphans",
     }
 
 

@@ -4,15 +4,18 @@ projection lag and what fails."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+import workflows.case
 from settings import Settings
 from store.models import Case
 from tests.api.test_faults import BreakableProjection, _api_with, budget_settings
@@ -77,6 +80,11 @@ async def test_explain_names_the_overdue_task_its_deadline_and_who_owes_it(
     pending = text.split("Pending timers:", 1)[1].split("\n\n", 1)[0]
     # The overdue task's escalation (its ladder's next step) is the case's next timer.
     assert "Generic escalation" in pending, "the next timer is pending, in words"
+    # What it waits on: the creditor's overdue task, the partner working it, a timer.
+    assert "Waiting on: Creditor, Partner, Timer, next step " in text
+    org = creditor.principal.org_name
+    assert f"  - Waiting for {org} (creditor) on Generic, overdue since " in text
+    assert "  - Waiting for partner to collect the debt" in text
     assert "Nordisk" not in text and "jens@" not in text, "no debtor data"
 
 
@@ -177,3 +185,46 @@ async def test_explain_of_an_unknown_case_exits_2_and_says_so(
 
     assert result.exit_code == 2
     assert f"no case {unknown}" in result.output
+
+
+async def test_explain_says_a_workflow_task_fails_and_why(
+    api: httpx.AsyncClient,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    settings: Settings,
+    dev_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case_id = (await in_collection(api, creditor, partner, ops))["caseId"]
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("deliberately broken workflow code (test)")
+
+    # The worker's workflow code breaks: the case's next workflow task raises, and keeps
+    # raising on every retry, as a bad deploy would.
+    monkeypatch.setattr(workflows.case, "waiting_of", broken)
+    change = asyncio.create_task(
+        api.post("/api/tasks", json={"caseId": case_id, "title": "x"}, headers=creditor.headers)
+    )
+    path = f"/api/ops/cases/{case_id}/explain"
+
+    async def failing() -> dict[str, Any] | None:
+        body = dict((await api.get(path, headers=ops.headers)).json())
+        retrying = [f for f in body["failing"] if f["what"].startswith("workflow task (retrying")]
+        return body if retrying and (retrying[0]["attempts"] or 0) > 1 else None
+
+    try:
+        body = await eventually(failing, seconds=40)
+        result = await caseloop(cli_env(settings, dev_env), "case", "explain", case_id)
+    finally:
+        monkeypatch.undo()
+        answered = await change
+    [retrying] = [f for f in body["failing"] if f["what"].startswith("workflow task (retrying")]
+    assert "deliberately broken workflow code (test)" in retrying["lastFailure"]
+    assert any("workflow task failed" in e["what"] for e in body["recentEvents"])
+    assert result.exit_code == 0, result.output
+    failing_lines = result.output.split("Failing:", 1)[1].split("\n\n", 1)[0]
+    assert "workflow task (retrying: the worker fails it) (attempt " in failing_lines
+    assert "RuntimeError" in failing_lines or "deliberately broken" in failing_lines
+    assert answered.status_code in (201, 503), answered.text  # answered, not left hanging

@@ -176,6 +176,8 @@ async def attributes(handle: WorkflowHandle[Any, Any], client: Client) -> dict[s
         "OpenTaskTypes": found.get(sa.OPEN_TASK_TYPES),
         "NextDeadline": found.get(sa.NEXT_DEADLINE),
         "OverdueTaskCount": found.get(sa.OVERDUE_TASK_COUNT),
+        "WaitingOn": found.get(sa.WAITING_ON),
+        "NextStepAt": found.get(sa.NEXT_STEP_AT),
     }
 
 
@@ -451,6 +453,10 @@ async def test_an_unreviewed_case_turns_overdue_and_postponing_moves_its_timer(
     seen = await attributes(handle, ts_env.client)
     assert (seen["OpenTaskTypes"], seen["OverdueTaskCount"]) == (["ReviewNewCase"], 0)
     assert same_instant(seen["NextDeadline"], deadline)
+    # The partner owes the review; its deadline (or a reminder before it) comes next.
+    assert seen["WaitingOn"] == ["Partner", "Timer"]
+    assert isinstance(seen["NextStepAt"], dt.datetime)
+    assert seen["NextStepAt"] <= deadline + dt.timedelta(seconds=1)
 
     # Nobody reviews it: a minute after the deadline the task is overdue, and still open.
     await ts_env.sleep(deadline - await ts_env.get_current_time() + dt.timedelta(minutes=1))
@@ -546,6 +552,10 @@ async def test_an_unreviewed_case_turns_overdue_and_postponing_moves_its_timer(
             0,
         )
         assert seen["NextDeadline"] is None
+        # The partner works the case; the monthly survey is its next timer.
+        assert seen["WaitingOn"] == ["Partner", "Timer"]
+        survey = (await handle.query(CaseWorkflow.get_state)).next_survey_at
+        assert survey is not None and same_instant(seen["NextStepAt"], survey)
 
     await eventually(nothing_open)
 
@@ -599,6 +609,7 @@ async def test_a_rejected_case_is_validated_again_with_the_reason_in_its_history
             None,
             [],
         )
+        assert (seen["WaitingOn"], seen["NextStepAt"]) == (["Ops"], None)
 
     await eventually(unassigned)
 
@@ -704,10 +715,11 @@ async def test_a_new_case_upserts_only_the_search_attributes_that_changed_since_
         for event in events
         if event.HasField("upsert_workflow_search_attributes_event_attributes")
     ]
-    # Its status moved on from the start's Created; it has no partner and has never had a task,
-    # so the partner and task attributes stay absent, as the case started (each value upserted
-    # is one the worker keeps for as long as the case stays cached).
-    assert upserted == [["CaseStatus"]]
+    # Its status moved on from the start's Created, and it now waits on ops (ready for
+    # assignment), in one upsert; it has no partner and has never had a task, so the partner
+    # and task attributes stay absent, as the case started (each value upserted is one the
+    # worker keeps for as long as the case stays cached), and no timer is to come.
+    assert upserted == [["CaseStatus", "WaitingOn"]]
     seen = await attributes(handle, ts_env.client)
     assert seen == {
         "CaseStatus": "Validated",
@@ -715,4 +727,6 @@ async def test_a_new_case_upserts_only_the_search_attributes_that_changed_since_
         "OpenTaskTypes": None,
         "NextDeadline": None,
         "OverdueTaskCount": None,
+        "WaitingOn": ["Ops"],
+        "NextStepAt": None,
     }

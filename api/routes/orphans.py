@@ -1,0 +1,56 @@
+"""``GET /api/ops/orphans``: what the last orphan check found (domain/orphans.py), ops only.
+
+The hourly ``orphan-check`` schedule stores each run's findings (``orphan_checks``); this reads
+the latest, so a request costs one indexed row, not a visibility scan. To check now, trigger
+the schedule (``temporal schedule trigger --schedule-id orphan-check``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from api.deps import OpsPrincipal
+from domain.base import ApiModel
+from domain.orphans import ORPHAN_MEANINGS, WAITING_ON_NOBODY_QUERY, OrphanFinding, OrphanKind
+from store.orphans import counts_of, latest_check
+
+router = APIRouter(prefix="/ops/orphans", tags=["ops"])
+
+
+class OrphanReport(ApiModel):
+    """The last orphan check: when it ran, how many cases of each kind, and the first of them."""
+
+    checked_at: dt.datetime | None = Field(description="null: no check has run yet")
+    counts: dict[OrphanKind, int]
+    meanings: dict[OrphanKind, str]
+    findings: list[OrphanFinding]
+    temporal_ui_query: str = Field(
+        description="The Temporal UI query that lists the running cases waiting on nobody now"
+    )
+
+
+@router.get("", response_model=OrphanReport, responses={403: {}})
+async def orphans(request: Request, principal: OpsPrincipal) -> OrphanReport:
+    """The open cases nothing will move, as the last orphan check found them: waiting on
+    nobody, stalled (their next timer passed long ago) or ended (their workflow terminated or
+    failed while the case is open). Ops only."""
+    async with request.app.state.sessions() as session:
+        last = await latest_check(session)
+    report = OrphanReport(
+        checked_at=None,
+        counts={},
+        meanings=dict(ORPHAN_MEANINGS),
+        findings=[],
+        temporal_ui_query=WAITING_ON_NOBODY_QUERY,
+    )
+    if last is None:
+        return report
+    return report.model_copy(
+        update={
+            "checked_at": last.checked_at,
+            "counts": counts_of(last),
+            "findings": [OrphanFinding.model_validate(f) for f in last.findings],
+        }
+    )
