@@ -105,7 +105,7 @@ class Step:
     def describe(self) -> str:
         days = abs(self.business_days)
         if self.business_days == 0:
-            when = "at the deadline"
+            when = "at the first working moment after the deadline"
         elif self.anchor is Anchor.CREATED:
             when = f"{days} bd after it opened"
         else:
