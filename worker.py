@@ -43,6 +43,7 @@ from temporalio.worker.workflow_sandbox import (
 )
 from temporalio.workflow import Info, _Definition
 
+import payload_passes
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.digests import DigestActivities
@@ -107,6 +108,9 @@ STRICT_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 # every recorded history in the strict sandbox above, and tests/workflows/test_determinism.py
 # reads the workflow modules: docs/decisions/0012-the-worker-runs-workflows-unsandboxed.md.
 WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
+# One payload walk per activation and per completion instead of five, with no external storage
+# (payload_passes.py): for every workflow worker and replayer of a process that imports this.
+payload_passes.install()
 
 
 class ContextFreeRunner(WorkflowRunner):
