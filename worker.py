@@ -116,13 +116,14 @@ payload_passes.install()
 class ContextFreeRunner(WorkflowRunner):
     """Runs workflows with ``inner``, answering the SDK's per-payload questions itself.
 
-    For every payload of every activation and completion (three passes each way), temporalio
-    asks the workflow instance which serialization context the payload's command has, and a
-    sandboxed instance answers by ``exec``-ing code inside the sandbox with its import hooks in
-    place: a tenth of the worker's CPU per chat message. The answer only picks which converter
-    encodes the payload, and caseloop's converter is the same in every context (no component
-    takes one, no external storage): ``build_worker`` uses this runner only then
-    (``takes_no_context``), and the workflow's own context is the answer for every payload.
+    For every payload of every activation and completion (in each of its walks over them: three
+    each way in temporalio, one with ``payload_passes``), temporalio asks the workflow instance
+    which serialization context the payload's command has, and a sandboxed instance answers by
+    ``exec``-ing code inside the sandbox with its import hooks in place: a tenth of the worker's
+    CPU per chat message. The answer only picks which converter encodes the payload, and
+    caseloop's converter is the same in every context (no component takes one, no external
+    storage): ``build_worker`` uses this runner only then (``takes_no_context``), and the
+    workflow's own context is the answer for every payload.
     """
 
     def __init__(self, inner: WorkflowRunner) -> None:
