@@ -43,7 +43,6 @@ from temporalio.worker.workflow_sandbox import (
 )
 from temporalio.workflow import Info, _Definition
 
-import payload_passes
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.digests import DigestActivities
@@ -111,22 +110,18 @@ STRICT_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 # every recorded history in the strict sandbox above, and tests/workflows/test_determinism.py
 # reads the workflow modules: docs/decisions/0012-the-worker-runs-workflows-unsandboxed.md.
 WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
-# One payload walk per activation and per completion instead of five, with no external storage
-# (payload_passes.py): for every workflow worker and replayer of a process that imports this.
-payload_passes.install()
 
 
 class ContextFreeRunner(WorkflowRunner):
     """Runs workflows with ``inner``, answering the SDK's per-payload questions itself.
 
-    For every payload of every activation and completion (in each of its walks over them: three
-    each way in temporalio, one with ``payload_passes``), temporalio asks the workflow instance
-    which serialization context the payload's command has, and a sandboxed instance answers by
-    ``exec``-ing code inside the sandbox with its import hooks in place: a tenth of the worker's
-    CPU per chat message. The answer only picks which converter encodes the payload, and
-    caseloop's converter is the same in every context (no component takes one, no external
-    storage): ``build_worker`` uses this runner only then (``takes_no_context``), and the
-    workflow's own context is the answer for every payload.
+    For every payload of every activation and completion (three passes each way), temporalio
+    asks the workflow instance which serialization context the payload's command has, and a
+    sandboxed instance answers by ``exec``-ing code inside the sandbox with its import hooks in
+    place: a tenth of the worker's CPU per chat message. The answer only picks which converter
+    encodes the payload, and caseloop's converter is the same in every context (no component
+    takes one, no external storage): ``build_worker`` uses this runner only then
+    (``takes_no_context``), and the workflow's own context is the answer for every payload.
     """
 
     def __init__(self, inner: WorkflowRunner) -> None:
