@@ -4,9 +4,13 @@ through ``MailActivities.deliver``, the ``send_email`` activity's own path: each
 in ``sent_emails`` by a ``Message-ID`` derived from the e-mail's idempotency key, so a page
 retried after a crash, a re-run or an overlapping run sends no copy twice.
 
+Who hears of which task is store/recipients.py's rule (``audiences``), the same as for every
+other e-mail: assigned to them, or to no active user of their organisation.
+
 A page's queries, whatever its size: the users (one), what they were sent (one), their tasks
-(one or two); then one write before sending (overdue reminders: the periods they start) and one
-after (the marks).
+(one or two) and who hears of them (one, none when no task is assigned); then one write before
+sending (overdue reminders: the periods they start) and one after (the marks, also of a page
+that failed: of the e-mails it sent before).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -45,6 +49,7 @@ from domain.mail import Email, MailCategory, Recipient
 from domain.tasks import CATALOGUE, AccessLevel, TaskStatus, TaskType, solution_url
 from store.db import transaction
 from store.models import DailySummaryMark, Organisation, OverdueReminderMark, TaskRow, User
+from store.recipients import Audience, audiences
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,9 @@ class DigestActivities:
     @activity.defn(name=SEND_DAILY_SUMMARIES)
     async def send_daily_summaries(self, page: DigestPage) -> DigestPageResult:
         """Send the summary of each partner user of the page whose morning has come today (in
-        their time zone) and whose day is not marked done; mark each day done after."""
+        their time zone) and whose day is not marked done; mark each day done after. A user's
+        summary lists the new tasks they hear of (store/recipients.py: assigned to them, or
+        to no active user of their organisation)."""
         async with self._sessions() as session:
             users = await _users(session, page, OrgKind.PARTNER)
             days = {
@@ -99,18 +106,27 @@ class DigestActivities:
             done = await _summaries_done(session, due)
             due = [(u, day) for u, day in due if (u.id, day.local_date) not in done]
             tasks = await _new_partner_tasks(session, due)
+            heard = await _audiences_of(session, [t for ts in tasks.values() for t in ts])
         counts = DigestCounts(looked_at=len(users), not_due=len(users) - len(due))
+        listings: dict[uuid.UUID, list[TaskRow]] = {}
         outgoing = []
         for user, day in due:
-            new = [t for t in tasks.get(user.org_id, []) if day.start <= t.date_created < day.end]
+            new = listings[user.id] = [
+                t
+                for t in tasks.get(user.org_id, [])
+                if day.start <= t.date_created < day.end
+                and heard[t.id].includes(user.id, user.org_id)
+            ]
             if not new:
                 outgoing.append(_Outgoing(user, None))
             elif email := _addressed(partial(self._summary, user, day, new), user, counts):
                 outgoing.append(_Outgoing(user, email))
-        marks = await self._send(outgoing, counts)
-        if marks:
+        marks, error = await self._send(outgoing, counts)
+        if marks:  # a page that failed marks the days it finished; its retry does the rest
             async with transaction(self._sessions) as session:
-                await _mark_summaries(session, [(u, days[u.timezone]) for u in marks], tasks)
+                await _mark_summaries(session, [(u, days[u.timezone]) for u in marks], listings)
+        if error is not None:
+            raise error
         return DigestPageResult(counts=counts, next=_next(users, page))
 
     def _summary(self, user: _User, day: SummaryDay, tasks: list[TaskRow]) -> Email:
@@ -135,19 +151,20 @@ class DigestActivities:
 
     @activity.defn(name=SEND_OVERDUE_REMINDERS)
     async def send_overdue_reminders(self, page: DigestPage) -> DigestPageResult:
-        """Remind each active user of the page who has overdue tasks open (assigned to them, or
-        unassigned and their organisation's) and no reminder within the interval."""
+        """Remind each active user of the page who hears of overdue open tasks of their
+        organisation (store/recipients.py: assigned to them, or to no active user of it) and
+        had no reminder within the interval."""
         today = page.at.astimezone(dt.UTC).date()
         async with self._sessions() as session:
             users = await _users(session, page, None)
             marks = await _reminder_marks(session, users)
-            listed, totals = await _overdue_tasks(session, users)
+            found = await _overdue_tasks(session, users)
         counts = DigestCounts(looked_at=len(users))
         periods: dict[uuid.UUID, dt.date] = {}
         outgoing = []
         for user in users:
-            own = [*listed.get((user.org_id, user.id), []), *listed.get((user.org_id, None), [])]
-            total = totals.get((user.org_id, user.id), 0) + totals.get((user.org_id, None), 0)
+            heard = [group for group in found if group.audience.includes(user.id, user.org_id)]
+            own = [task for group in heard for task in group.listed]
             if not own:
                 counts.nothing_to_send += 1
                 continue
@@ -157,6 +174,7 @@ class DigestActivities:
                 counts.not_due += 1
                 continue
             own.sort(key=lambda t: (t.overdue_since or t.date_created, t.id))
+            total = sum(group.total for group in heard)
             reminder = partial(self._reminder, user, period, own, total)
             if (email := _addressed(reminder, user, counts)) is not None:
                 periods[user.id] = period
@@ -164,14 +182,16 @@ class DigestActivities:
         if periods:  # before sending: a retry or re-run finishes these periods' reminders
             async with transaction(self._sessions) as session:
                 await _start_periods(session, periods, marks)
-        sent = await self._send(outgoing, counts)
-        if sent:
+        sent, error = await self._send(outgoing, counts)
+        if sent:  # a page that failed marks the reminders it sent; its retry does the rest
             async with transaction(self._sessions) as session:
                 await session.execute(
                     update(OverdueReminderMark)
                     .where(OverdueReminderMark.user_id.in_([u.id for u in sent]))
                     .values(sent=True, updated_at=dt.datetime.now(dt.UTC))
                 )
+        if error is not None:
+            raise error
         return DigestPageResult(counts=counts, next=_next(users, page))
 
     def _reminder(self, user: _User, period: dt.date, tasks: list[TaskRow], total: int) -> Email:
@@ -192,33 +212,39 @@ class DigestActivities:
 
     # -- shared -------------------------------------------------------------------------------
 
-    async def _send(self, outgoing: Sequence[_Outgoing], counts: DigestCounts) -> list[_User]:
+    async def _send(
+        self, outgoing: Sequence[_Outgoing], counts: DigestCounts
+    ) -> tuple[list[_User], Exception | None]:
         """Send the e-mails (``send_concurrency`` at a time, on as many open connections, opened
-        when first needed) and count what happened; the users
-        whose e-mail went out (or had none to send). The first error fails the page (it is
-        retried, and its copies already sent are not sent again)."""
+        when first needed) and count what happened; the users whose e-mail went out (or had
+        none to send), and the first error, which fails the page once the marks of those are
+        written (it is retried, and its copies already sent are not sent again). An error
+        never cuts the other e-mails' conversations short: one cancelled after the server took
+        its message and before it was marked sent would be sent again by the retry."""
         done: list[_User] = []
+        errors: list[Exception] = []
 
         async def one(pool: SmtpPool, item: _Outgoing) -> None:
             if item.email is None:
                 counts.nothing_to_send += 1
             else:
-                result = await pool.deliver(item.email)
+                try:
+                    result = await pool.deliver(item.email)
+                except Exception as exc:
+                    errors.append(exc)
+                    return
                 counts.sent += result.sent
                 counts.already_sent += result.already_sent + result.refused
             done.append(item.user)
             activity.heartbeat(len(done))
 
-        try:
-            async with (
-                SmtpPool(self._mail, self._send_concurrency) as pool,
-                asyncio.TaskGroup() as group,
-            ):
-                for item in outgoing:
-                    group.create_task(one(pool, item))
-        except ExceptionGroup as errors:
-            raise errors.exceptions[0] from None
-        return done
+        async with (
+            SmtpPool(self._mail, self._send_concurrency) as pool,
+            asyncio.TaskGroup() as group,
+        ):
+            for item in outgoing:
+                group.create_task(one(pool, item))
+        return done, errors[0] if errors else None
 
     def _line(self, task: TaskRow, timezone: str) -> dict[str, Any]:
         zone = ZoneInfo(timezone)
@@ -325,19 +351,32 @@ async def _new_partner_tasks(
 async def _mark_summaries(
     session: AsyncSession,
     done: Iterable[tuple[_User, SummaryDay | None]],
-    tasks: dict[uuid.UUID, list[TaskRow]],
+    listings: dict[uuid.UUID, list[TaskRow]],
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     values = []
     for user, day in done:
         assert day is not None
-        listed = [t for t in tasks.get(user.org_id, []) if day.start <= t.date_created < day.end]
         values.append(
-            {"user_id": user.id, "local_date": day.local_date, "tasks": len(listed), "done_at": now}
+            {
+                "user_id": user.id,
+                "local_date": day.local_date,
+                "tasks": len(listings[user.id]),
+                "done_at": now,
+            }
         )
     dialect = session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DailySummaryMark)
     await session.execute(insert.on_conflict_do_nothing(), values)  # an overlapping run's
+
+
+async def _audiences_of(session: AsyncSession, tasks: list[TaskRow]) -> dict[str, Audience]:
+    """Who hears of each task, by task id (store/recipients.py)."""
+    found = await audiences(
+        session,
+        [(t.owner_org_id, [t.assignee_id] if t.assignee_id else []) for t in tasks],
+    )
+    return {task.id: audience for task, audience in zip(tasks, found, strict=True)}
 
 
 async def _reminder_marks(
@@ -353,27 +392,27 @@ async def _reminder_marks(
     return {user_id: (start, sent) for user_id, start, sent in rows}
 
 
-async def _overdue_tasks(
-    session: AsyncSession, users: list[_User]
-) -> tuple[
-    dict[tuple[uuid.UUID, uuid.UUID | None], list[TaskRow]],
-    dict[tuple[uuid.UUID, uuid.UUID | None], int],
-]:
-    """The open overdue tasks that remind the page's users, by (owner organisation, assignee:
-    None for the organisation's), the first ``MAX_TASKS_LISTED`` of each and each one's count.
-    A task assigned to a user who is no longer active reminds its organisation instead."""
+@dataclass(frozen=True)
+class _Overdue:
+    """The open overdue tasks of one (owner organisation, assignee) and who hears of them."""
+
+    audience: Audience
+    listed: list[TaskRow]  # the first MAX_TASKS_LISTED (oldest overdue first)
+    total: int
+
+
+async def _overdue_tasks(session: AsyncSession, users: list[_User]) -> list[_Overdue]:
+    """The open overdue tasks of the page's users' organisations, by (owner organisation,
+    assignee), each group's first ``MAX_TASKS_LISTED`` and its count, and who hears of it
+    (store/recipients.py): a task assigned to one who is no longer an active user of its
+    organisation reminds the organisation instead."""
     if not users:
-        return {}, {}
-    inactive = select(User.id).where(User.active.is_(False)).scalar_subquery()
-    unassigned = or_(TaskRow.assignee_id.is_(None), TaskRow.assignee_id.in_(inactive))
+        return []
     relevant = and_(
         TaskRow.status == TaskStatus.OPEN.value,
         TaskRow.overdue_since.is_not(None),
         TaskRow.case_visible.is_(True),
-        or_(
-            and_(TaskRow.assignee_id.in_([u.id for u in users]), ~unassigned),
-            and_(TaskRow.owner_org_id.in_({u.org_id for u in users}), unassigned),
-        ),
+        TaskRow.owner_org_id.in_({u.org_id for u in users}),
     )
     rank = (
         func.row_number()
@@ -384,26 +423,27 @@ async def _overdue_tasks(
         .label("rank")
     )
     ranked = select(TaskRow.id, rank).where(relevant).subquery()
-    rows = await session.scalars(
+    listed: dict[tuple[uuid.UUID, uuid.UUID | None], list[TaskRow]] = {}
+    for row in await session.scalars(
         select(TaskRow)
         .join(ranked, ranked.c.id == TaskRow.id)
         .where(ranked.c.rank <= MAX_TASKS_LISTED)
-    )
-    active = {u.id for u in users}
-    listed: dict[tuple[uuid.UUID, uuid.UUID | None], list[TaskRow]] = {}
-    for row in rows:
-        whom = row.assignee_id if row.assignee_id in active else None
-        listed.setdefault((row.owner_org_id, whom), []).append(row)
-    totals: dict[tuple[uuid.UUID, uuid.UUID | None], int] = {}
-    for org_id, assignee_id, count in await session.execute(
-        select(TaskRow.owner_org_id, TaskRow.assignee_id, func.count())
-        .where(relevant)
-        .group_by(TaskRow.owner_org_id, TaskRow.assignee_id)
     ):
-        whom = assignee_id if assignee_id in active else None
-        key = (org_id, whom)
-        totals[key] = totals.get(key, 0) + count
-    return listed, totals
+        listed.setdefault((row.owner_org_id, row.assignee_id), []).append(row)
+    totals = {
+        (org_id, assignee_id): count
+        for org_id, assignee_id, count in await session.execute(
+            select(TaskRow.owner_org_id, TaskRow.assignee_id, func.count())
+            .where(relevant)
+            .group_by(TaskRow.owner_org_id, TaskRow.assignee_id)
+        )
+    }
+    groups = list(totals)
+    found = await audiences(session, [(org, [a] if a else []) for org, a in groups])
+    return [
+        _Overdue(audience, listed.get(group, []), totals[group])
+        for group, audience in zip(groups, found, strict=True)
+    ]
 
 
 async def _start_periods(

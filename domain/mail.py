@@ -22,6 +22,7 @@ from typing import Annotated
 from pydantic import EmailStr, Field, JsonValue, field_validator
 
 from domain.base import ApiModel
+from domain.enums import OrgKind
 
 # The activity's name and how a workflow runs it (workflows/mail.py, ``send``): each attempt may
 # take SEND_EMAIL_TIMEOUT (the SMTP conversations of every recipient, at most MAX_RECIPIENTS);
@@ -50,25 +51,60 @@ class MailCategory(StrEnum):
     DEADLINE_ESCALATION = "deadline_escalation"  # the ladder: before, at and after a deadline
 
 
-# What the preferences page and API call each category.
-CATEGORY_LABELS: dict[MailCategory, str] = {
-    MailCategory.PARTNER_MESSAGES: "Messages from collection partners",
-    MailCategory.CONTRACT_REMINDER: "Contract-signing reminders",
-    MailCategory.BANK_ACCOUNT_DIGEST: "Cases without a bank account",
-    MailCategory.DAILY_SUMMARY: "Daily summary of new tasks",
-    MailCategory.OVERDUE_REMINDER: "Overdue task reminders",
-    MailCategory.DEADLINE_ESCALATION: "Deadline warnings and escalations",
+_CREDITORS = frozenset({OrgKind.CREDITOR})
+_PARTNERS = frozenset({OrgKind.PARTNER})
+_BOTH = _CREDITORS | _PARTNERS
+
+
+class CategoryInfo(ApiModel):
+    """A category: what the preferences page and API call it (``label``), why its recipient
+    gets one (``reason``: the footer of every e-mail says it), and the sides whose users get
+    it (``sides``): the preferences list only the caller's side's categories. Ops users get
+    none (they own no tasks and take part in no case as a party)."""
+
+    label: str
+    reason: str
+    sides: frozenset[OrgKind]
+
+
+CATEGORIES: dict[MailCategory, CategoryInfo] = {
+    MailCategory.PARTNER_MESSAGES: CategoryInfo(
+        label="Messages from collection partners",
+        reason="a collection partner wrote in one of your cases",
+        sides=_CREDITORS,
+    ),
+    MailCategory.CONTRACT_REMINDER: CategoryInfo(
+        label="Contract-signing reminders",
+        reason="your organisation's contract with caseloop is not signed",
+        sides=_CREDITORS,
+    ),
+    MailCategory.BANK_ACCOUNT_DIGEST: CategoryInfo(
+        label="Cases without a bank account",
+        reason="cases of your organisation have no bank account",
+        sides=_CREDITORS,
+    ),
+    MailCategory.DAILY_SUMMARY: CategoryInfo(
+        label="Daily summary of new tasks",
+        reason="new tasks were created for your organisation",
+        sides=_PARTNERS,
+    ),
+    MailCategory.OVERDUE_REMINDER: CategoryInfo(
+        label="Overdue task reminders",
+        reason="tasks of yours or your organisation's are overdue",
+        sides=_BOTH,
+    ),
+    MailCategory.DEADLINE_ESCALATION: CategoryInfo(
+        label="Deadline warnings and escalations",
+        reason="a task's deadline is near or has passed",
+        sides=_BOTH,
+    ),
 }
 
-# Why the recipient gets an e-mail of each category: the footer of every e-mail says it.
-CATEGORY_REASONS: dict[MailCategory, str] = {
-    MailCategory.PARTNER_MESSAGES: "a collection partner wrote in one of your cases",
-    MailCategory.CONTRACT_REMINDER: "your organisation's contract with caseloop is not signed",
-    MailCategory.BANK_ACCOUNT_DIGEST: "cases of your organisation have no bank account",
-    MailCategory.DAILY_SUMMARY: "new tasks were created for your organisation",
-    MailCategory.OVERDUE_REMINDER: "tasks of yours or your organisation's are overdue",
-    MailCategory.DEADLINE_ESCALATION: "a task's deadline is near or has passed",
-}
+
+def categories_of(role: OrgKind) -> list[MailCategory]:
+    """The categories a user of ``role``'s side gets, in the catalogue's order."""
+    return [c for c in MailCategory if role in CATEGORIES[c].sides]
+
 
 # A template's name: a file stem under mail/templates (``<name>.txt`` and ``<name>.html``).
 TemplateName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from domain.mail import CATEGORY_REASONS, Email, MailCategory, Recipient
+from domain.mail import CATEGORIES, Email, MailCategory, Recipient
 from mail.unsubscribe import unsubscribe_token
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -90,7 +90,7 @@ def render(
         "subject": email.subject,
         "link": email.link,
         "recipient_name": recipient.name,
-        "reason": CATEGORY_REASONS[email.category],
+        "reason": CATEGORIES[email.category].reason,
         "unsubscribe_url": unsubscribe,
     }
     text = _environment.get_template(f"{email.template}.txt").render(context)

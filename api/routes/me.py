@@ -10,12 +10,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field, StrictBool
 
 from api.deps import CurrentPrincipal, SessionDep
-from api.errors import not_found
+from api.errors import invalid, not_found
 from api.idempotency import idempotent
 from api.responses import json_response
 from domain.base import ApiModel
 from domain.enums import OrgKind
-from domain.mail import CATEGORY_LABELS, CATEGORY_REASONS, MailCategory
+from domain.mail import CATEGORIES, MailCategory, categories_of
 from store import directory
 from store import preferences as preference_store
 
@@ -68,7 +68,8 @@ class NotificationPreference(ApiModel):
 
 
 class NotificationPreferences(ApiModel):
-    """Every category, in a fixed order, for the caller's own user."""
+    """Every category the caller's side gets (``domain.mail.CATEGORIES``), in a fixed order,
+    for the caller's own user."""
 
     preferences: list[NotificationPreference]
 
@@ -85,16 +86,17 @@ class UpdateNotificationPreferences(ApiModel):
     preferences: list[PreferenceChoice] = Field(min_length=1, max_length=len(MailCategory))
 
 
-def preferences_view(chosen: dict[MailCategory, bool]) -> NotificationPreferences:
+def preferences_view(role: OrgKind, chosen: dict[MailCategory, bool]) -> NotificationPreferences:
+    """The categories ``role``'s side gets, each on or off as ``chosen`` says."""
     return NotificationPreferences(
         preferences=[
             NotificationPreference(
                 category=category,
-                label=CATEGORY_LABELS[category],
-                description=f"Sent when {CATEGORY_REASONS[category]}.",
-                enabled=enabled,
+                label=CATEGORIES[category].label,
+                description=f"Sent when {CATEGORIES[category].reason}.",
+                enabled=chosen[category],
             )
-            for category, enabled in chosen.items()
+            for category in categories_of(role)
         ]
     )
 
@@ -105,10 +107,11 @@ def preferences_view(chosen: dict[MailCategory, bool]) -> NotificationPreference
 async def get_notification_preferences(
     principal: CurrentPrincipal, session: SessionDep
 ) -> NotificationPreferences:
-    """The e-mail categories the caller's user gets, and those they turned off. Only ever the
-    caller's own: no one reads or changes another user's."""
+    """The e-mail categories the caller's side gets (creditors, partners: ops users get none),
+    each on or turned off by the caller's user. Only ever the caller's own: no one reads or
+    changes another user's."""
     chosen = await preference_store.preferences_of(session=session, user_id=principal.user_id)
-    return preferences_view(chosen)
+    return preferences_view(principal.role, chosen)
 
 
 @router.put(
@@ -120,9 +123,16 @@ async def update_notification_preferences(
     body: UpdateNotificationPreferences, request: Request, principal: CurrentPrincipal
 ) -> Response:
     """Turn e-mail categories on or off for the caller's user (categories the body leaves out
-    keep their setting); answers with every category. An unknown category is a 422 and
-    changes nothing. The e-mails already on their way are not held back: each copy checks
+    keep their setting); answers with every category of the caller's side. An unknown
+    category, or one the caller's side never gets, is a 422 and changes nothing. The e-mails already on their way are not held back: each copy checks
     its recipient's choice when it is sent."""
+    theirs = categories_of(principal.role)
+    for n, choice in enumerate(body.preferences):
+        if choice.category not in theirs:
+            raise invalid(
+                f"preferences[{n}].category",
+                f"{principal.role.value} users get no e-mails of this category",
+            )
 
     async def execute() -> Response:
         async with request.app.state.sessions() as session, session.begin():
@@ -135,7 +145,7 @@ async def update_notification_preferences(
             chosen = await preference_store.preferences_of(
                 session=session, user_id=principal.user_id
             )
-        return json_response(preferences_view(chosen))
+        return json_response(preferences_view(principal.role, chosen))
 
     # The user in the fingerprint: a colleague reusing the key gets 422, never this answer.
     fingerprint = {"userId": str(principal.user_id), **body.model_dump(mode="json")}

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from api.errors import Problem
 from api.routes import me as me_routes
-from domain.mail import CATEGORY_LABELS, CATEGORY_REASONS, MailCategory
+from domain.mail import CATEGORIES, MailCategory, categories_of
 from mail.unsubscribe import Unsubscribe, read_unsubscribe_token
 from portal.actions import answer_of, problem_messages, run
 from portal.invoke import invoke
@@ -80,13 +80,22 @@ async def preferences_page(request: Request, principal: PortalUser) -> Response:
 
 @router.post("/preferences", dependencies=[Depends(check_csrf)])
 async def save_preferences(request: Request, principal: PortalUser) -> Response:
-    """Every category of the page: ticked is on, unticked off (a form sends ticked boxes only)."""
+    """Every category of the page (the user's side's): ticked is on, unticked off (a form sends
+    ticked boxes only). A ticked category of the other side's is passed on, for the API to
+    refuse (422, nothing changed); a user whose side gets no e-mails (ops) has nothing else."""
     form = await request.form()
-    ticked = set(form.getlist("enabled"))
+    ticked = {str(value) for value in form.getlist("enabled")}
+    theirs = categories_of(principal.role)
+    foreign = [c for c in MailCategory if c.value in ticked and c not in theirs]
+    if not theirs and not foreign:
+        return await render_preferences(request, principal)
     body = me_routes.UpdateNotificationPreferences(
         preferences=[
-            me_routes.PreferenceChoice(category=category, enabled=category.value in ticked)
-            for category in MailCategory
+            *(
+                me_routes.PreferenceChoice(category=category, enabled=category.value in ticked)
+                for category in theirs
+            ),
+            *(me_routes.PreferenceChoice(category=category, enabled=True) for category in foreign),
         ]
     )
     problem = await run(
@@ -123,8 +132,8 @@ def _render_unsubscribe(
         request,
         "unsubscribe.html",
         email=email,
-        category_label=CATEGORY_LABELS[asked.category],
-        reason=CATEGORY_REASONS[asked.category],
+        category_label=CATEGORIES[asked.category].label,
+        reason=CATEGORIES[asked.category].reason,
         enabled=enabled,
         done=done,
         action=f"{PREFIX}/unsubscribe?{request.url.query}",

@@ -1,5 +1,6 @@
 """``GET/PUT /api/me/notification-preferences``: each user reads and changes their own e-mail
-categories only; an unknown category is a 422 problem and changes nothing."""
+categories only, and only those of their side (creditors, partners; ops users get none); an
+unknown category, or one of the other side's, is a 422 problem and changes nothing."""
 
 from __future__ import annotations
 
@@ -7,15 +8,25 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.app import create_app
 from domain.enums import OrgKind
-from domain.mail import MailCategory
 from settings import Settings
+from store.models import NotificationPreference
 from tests.support import Actor, make_actor
 
 PATH = "/api/me/notification-preferences"
+# What each side is offered, in this order (SPEC.md "Notifications").
+CREDITORS = [
+    "partner_messages",
+    "contract_reminder",
+    "bank_account_digest",
+    "overdue_reminder",
+    "deadline_escalation",
+]
+PARTNERS = ["daily_summary", "overdue_reminder", "deadline_escalation"]
 
 
 @pytest.fixture
@@ -45,26 +56,26 @@ async def test_every_category_is_on_until_the_user_turns_it_off(
     got = await client.get(PATH, headers=creditor.headers)
     assert got.status_code == 200
     listed = got.json()["preferences"]
-    assert [p["category"] for p in listed] == [c.value for c in MailCategory]
+    assert [p["category"] for p in listed] == CREDITORS
     assert all(p["enabled"] is True for p in listed)
     assert set(listed[0]) == {"category", "label", "description", "enabled"}
     assert listed[0]["label"] == "Messages from collection partners"
 
     put = await client.put(
         PATH,
-        json={"preferences": [{"category": "daily_summary", "enabled": False}]},
+        json={"preferences": [{"category": "deadline_escalation", "enabled": False}]},
         headers=creditor.headers,
     )
     assert put.status_code == 200, put.text
     answered = {p["category"]: p["enabled"] for p in put.json()["preferences"]}
     assert answered == await enabled(client, creditor)
-    assert [c for c, on in answered.items() if not on] == ["daily_summary"]
+    assert [c for c, on in answered.items() if not on] == ["deadline_escalation"]
 
     on_again = await client.put(
         PATH,
         json={
             "preferences": [
-                {"category": "daily_summary", "enabled": True},
+                {"category": "deadline_escalation", "enabled": True},
                 {"category": "overdue_reminder", "enabled": False},
             ]
         },
@@ -143,6 +154,52 @@ async def test_an_invalid_change_is_a_422_problem_and_changes_nothing(
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["code"] == "validation_failed"
     assert all((await enabled(client, creditor)).values())
+
+
+async def test_each_side_is_offered_only_the_categories_its_users_get(
+    client: httpx.AsyncClient, creditor: Actor, partner: Actor, ops: Actor
+) -> None:
+    assert list(await enabled(client, creditor)) == CREDITORS
+    assert list(await enabled(client, partner)) == PARTNERS
+    assert list(await enabled(client, ops)) == [], "ops users get no e-mails"
+
+
+@pytest.mark.parametrize(
+    ("side", "category"),
+    [
+        ("partner", "partner_messages"),
+        ("partner", "contract_reminder"),
+        ("partner", "bank_account_digest"),
+        ("creditor", "daily_summary"),
+        ("ops", "overdue_reminder"),
+    ],
+)
+async def test_a_category_of_the_other_side_is_a_422_problem_and_changes_nothing(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+    side: str,
+    category: str,
+) -> None:
+    actor = {"creditor": creditor, "partner": partner, "ops": ops}[side]
+    body = {
+        "preferences": [
+            {"category": "overdue_reminder", "enabled": False},
+            {"category": category, "enabled": False},
+        ]
+    }
+    refused = await client.put(PATH, json=body, headers=actor.headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["code"] == "validation_failed"
+    first_foreign = 0 if side == "ops" else 1  # ops users get no category at all
+    assert [e["field"] for e in problem["errors"]] == [f"preferences[{first_foreign}].category"]
+    async with sessions() as session:
+        rows = (await session.scalars(select(NotificationPreference))).all()
+    assert rows == [], "not even the valid entry beside it is saved"
 
 
 async def test_preferences_need_a_key(client: httpx.AsyncClient) -> None:

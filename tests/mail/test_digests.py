@@ -12,13 +12,21 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from sqlalchemy import delete, update
+from aiosmtplib import SMTPRecipientsRefused
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.digests import DigestActivities
 from activities.mail import SmtpPool
-from domain.digests import DigestCounts, DigestInput, reminder_period, summary_window
+from domain.digests import (
+    DigestCounts,
+    DigestInput,
+    DigestPage,
+    reminder_period,
+    summary_window,
+)
 from domain.enums import OrgKind
 from domain.tasks import CATALOGUE, AccessLevel, Scope, TaskType, solution_url
 from mail.sink import KeepInDirectory, list_messages, read_message
@@ -366,3 +374,40 @@ async def test_pooled_sends_reconnect_when_the_server_hangs_up_and_send_each_cop
     assert sorted(m.to for m in list_messages(handler.directory)) == sorted(
         f"User{n} <user{n}@creditor.example>" for n in range(4)
     )
+
+
+class RefusesOneForNow(KeepInDirectory):
+    """Refuses ``refused@...`` for now (a 4xx: retried later) at once; takes its time with
+    every other recipient, so their conversations are under way when the refusal comes."""
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.startswith("refused@"):
+            return "451 4.3.0 try again later"
+        await asyncio.sleep(0.5)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def test_a_page_whose_one_email_fails_sends_and_marks_the_others_then_fails(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    partner, users = await org(sessions, OrgKind.PARTNER, "refused", "a", "b", "c", "d")
+    await add_task(sessions, partner, "Update case status 1", created=MORNING - dt.timedelta(1))
+    handler = RefusesOneForNow(tmp_path / "mail")
+    server, port = await start(handler)
+    async with server:
+        digests = DigestActivities(
+            sessions, mail_activities(sessions, port), morning_hour=7, send_concurrency=8
+        )
+        page = DigestPage(at=MORNING, after=None, size=10)
+        with pytest.raises(SMTPRecipientsRefused):
+            await ActivityEnvironment().run(digests.send_daily_summaries, page)
+        # The others' conversations were not cut short: they got theirs, and their days are
+        # marked, so the page's retry has only the refused one left to send.
+        got = sorted(m.to.rpartition("<")[2].rstrip(">") for m in list_messages(handler.directory))
+        assert got == [f"{n}@partner.example" for n in "abcd"]
+        async with sessions() as session:
+            marked = set((await session.scalars(select(DailySummaryMark.user_id))).all())
+        assert marked == set(users[1:])
