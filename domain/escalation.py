@@ -3,7 +3,9 @@
 Each task type's steps are a column of the task catalogue (``TaskSpec.ladder``, domain/tasks.py;
 docs/tasks.md shows them). A step is a moment, counted in business days of the owning
 organisation's calendar from the task's deadline (``Anchor.DEADLINE``) or from when the task was
-raised (``Anchor.CREATED``), and an audience that gets one e-mail when it comes. Each kind of
+raised (``Anchor.CREATED``), always at ``WORKING_HOUR`` local time of a business day (the breach
+the first such moment after the deadline; the task is overdue from the deadline itself), and an
+audience that gets one e-mail when it comes. Each kind of
 step emits its event (``task.deadline_approaching``, ``task.overdue``, ``task.escalated``) and
 sends its template; SignContract's contract reminders are steps of the same ladder.
 
