@@ -46,7 +46,6 @@ from temporalio.workflow import Info, _Definition
 from activities.accounts import AccountActivities
 from activities.cleanup import CleanupActivities, ReplyClassifier
 from activities.digests import DigestActivities
-from activities.escalation import EscalationActivities
 from activities.mail import MailActivities, SmtpConfig
 from activities.notices import NoticeActivities
 from activities.orphans import OrphanActivities
@@ -376,9 +375,6 @@ def build_worker(
         morning_hour=digest_settings.daily_summary_hour,
         send_concurrency=digest_settings.digest_send_concurrency,
     )
-    escalation = EscalationActivities(
-        sessions, digest_settings.portal_base_url, mail_configured=mail.configured
-    )
     notices = NoticeActivities(sessions, mail.portal_base_url, send=mail.configured)
     orphans = OrphanActivities(
         sessions,
@@ -399,7 +395,6 @@ def build_worker(
             mail.send_email,
             digests.send_daily_summaries,
             digests.send_overdue_reminders,
-            escalation.ladder_email,
             notices.compose_email,
             orphans.check_orphans,
         )

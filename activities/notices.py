@@ -5,22 +5,23 @@ Recipients are active users only. A partner's messages go to the users the credi
 the case's (or relationship's) open tasks to, where any is assigned, else to every active user
 of the creditor organisation: the case has no owner of its own, and the user a creditor gives
 its tasks to is the one who works it. The digest goes to every active user of the creditor.
-Recipients come in e-mails of at most ``MAX_RECIPIENTS``, all with the notice's idempotency key
-(each copy's ``Message-ID`` derives from the key and the address).
+A ladder step's e-mail is activities/escalation.py's. Recipients come in e-mails of at most
+``MAX_RECIPIENTS``, all with the notice's idempotency key (``domain.mail.emails_to``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
+from activities.escalation import ladder_emails
 from domain.chat import ChatRole, ThreadType, chat_task_key
 from domain.enums import Party
-from domain.mail import MAX_RECIPIENTS, Email, MailCategory, Recipient
+from domain.escalation import StepNotice
+from domain.mail import Email, MailCategory, emails_to
 from domain.notices import (
     COMPOSE_EMAIL,
     BankAccountDigestNotice,
@@ -58,6 +59,8 @@ class NoticeActivities:
         async with self._sessions() as session:
             if isinstance(notice, PartnerWroteNotice):
                 return await self._partner_wrote(session, notice)
+            if isinstance(notice, StepNotice):
+                return await ladder_emails(session, notice, self._portal)
             return await self._bank_account_digest(session, notice)
 
     async def _partner_wrote(
@@ -145,9 +148,9 @@ class NoticeActivities:
             else page
         )
         assigned = {t.assignee_id for t in open_tasks if t.assignee_id is not None}
-        return self._emails(
+        return emails_to(
             await recipients(session, creditor_id, assigned=assigned),
-            key=notice.idempotency_key,
+            idempotency_key=notice.idempotency_key,
             category=MailCategory.PARTNER_MESSAGES,
             subject=subject,
             template="partner_wrote",
@@ -175,9 +178,9 @@ class NoticeActivities:
         if not cases or task is None:
             return []  # every case got one meanwhile
         count = len(cases)
-        return self._emails(
+        return emails_to(
             await recipients(session, notice.creditor_id),
-            key=notice.idempotency_key,
+            idempotency_key=notice.idempotency_key,
             category=MailCategory.BANK_ACCOUNT_DIGEST,
             subject=f"{count} case{'s' if count != 1 else ''} need{'' if count != 1 else 's'} "
             "a bank account",
@@ -197,27 +200,3 @@ class NoticeActivities:
                 self._portal, CATALOGUE[TaskType.ASSIGN_BANK_ACCOUNT], task_id=task.id, case_id=None
             ),
         )
-
-    @staticmethod
-    def _emails(
-        recipients: Sequence[Recipient],
-        *,
-        key: str,
-        category: MailCategory,
-        subject: str,
-        template: str,
-        context: dict[str, Any],
-        link: str,
-    ) -> list[Email]:
-        return [
-            Email(
-                idempotency_key=key,
-                category=category,
-                to=list(recipients[start : start + MAX_RECIPIENTS]),
-                subject=subject,
-                template=template,
-                context=context,
-                link=link,
-            )
-            for start in range(0, len(recipients), MAX_RECIPIENTS)
-        ]

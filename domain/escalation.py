@@ -3,7 +3,9 @@
 Each task type's steps are a column of the task catalogue (``TaskSpec.ladder``, domain/tasks.py;
 docs/tasks.md shows them). A step is a moment, counted in business days of the owning
 organisation's calendar from the task's deadline (``Anchor.DEADLINE``) or from when the task was
-raised (``Anchor.CREATED``), and an audience that gets one e-mail when it comes. Each kind of
+raised (``Anchor.CREATED``), always at ``WORKING_HOUR`` local time of a business day (the breach
+the first such moment after the deadline; the task is overdue from the deadline itself), and an
+audience that gets one e-mail when it comes. Each kind of
 step emits its event (``task.deadline_approaching``, ``task.overdue``, ``task.escalated``) and
 sends its template; SignContract's contract reminders are steps of the same ladder.
 
@@ -23,11 +25,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from domain.base import ApiModel
 from domain.calendar import add_business_days, is_business_day
-from domain.mail import Email, MailCategory
+from domain.mail import MailCategory
 
 
 class Anchor(StrEnum):
@@ -104,7 +107,7 @@ class Step:
     def describe(self) -> str:
         days = abs(self.business_days)
         if self.business_days == 0:
-            when = "at the deadline"
+            when = "at the first working moment after the deadline"
         elif self.anchor is Anchor.CREATED:
             when = f"{days} bd after it opened"
         else:
@@ -156,37 +159,64 @@ class LadderRequest(ApiModel):
     timezone: str
 
 
-def start_of_day(day: dt.date, timezone: str) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), tzinfo=ZoneInfo(timezone)).astimezone(dt.UTC)
+# The local hour of a business day at which a ladder step comes (its e-mail is sent then): a
+# warning or an escalation reaches people at work, never at midnight.
+WORKING_HOUR = dt.time(9)
+
+
+def working_moment(day: dt.date, timezone: str) -> dt.datetime:
+    """``WORKING_HOUR`` local time on ``day``, in UTC (DST-correct for that date)."""
+    return dt.datetime.combine(day, WORKING_HOUR, tzinfo=ZoneInfo(timezone)).astimezone(dt.UTC)
+
+
+def next_working_moment(at: dt.datetime, *, country: str, timezone: str) -> dt.datetime:
+    """The first working moment at or after ``at``: ``WORKING_HOUR`` of its local date if that
+    is a business day not yet past it, else of the next business day."""
+    day = at.astimezone(ZoneInfo(timezone)).date()
+    while not is_business_day(day, country) or working_moment(day, timezone) < at:
+        day += dt.timedelta(days=1)
+    return working_moment(day, timezone)
 
 
 def business_days_before(
     end: dt.datetime, days: int, *, country: str, timezone: str
 ) -> dt.datetime:
-    """The start (00:00 local) of the ``days``-th business day before ``end``'s local date: 1 bd
-    before a deadline at the end of Tuesday is Monday 00:00, so the whole Monday is left."""
+    """The working moment of the ``days``-th business day before ``end``'s local date: 1 bd
+    before a deadline at the end of Tuesday is Monday 09:00, so most of the Monday is left."""
     day = end.astimezone(ZoneInfo(timezone)).date()
     counted = 0
     while counted < days:
         day -= dt.timedelta(days=1)
         if is_business_day(day, country):
             counted += 1
-    return start_of_day(day, timezone)
+    return working_moment(day, timezone)
+
+
+def business_days_after(
+    start: dt.datetime, days: int, *, country: str, timezone: str
+) -> dt.datetime:
+    """The working moment of the ``days``-th business day after ``start``'s local date (the
+    day the end of which ``add_business_days`` answers)."""
+    end = add_business_days(start, days, country=country, timezone=timezone)
+    return working_moment(end.astimezone(ZoneInfo(timezone)).date(), timezone)
 
 
 def moment(
     step: Step, *, created: dt.datetime, deadline: dt.datetime | None, country: str, timezone: str
 ) -> dt.datetime | None:
     """When ``step`` comes for a task raised at ``created`` with ``deadline`` (None: a step
-    counted from a deadline the task does not have)."""
+    counted from a deadline the task does not have): always a working moment of the
+    organisation's calendar. A step at its anchor (the breach) comes at the first working
+    moment at or after it; the task is overdue from the deadline itself (``mark_overdue``)."""
+    calendar = {"country": country, "timezone": timezone}
     anchor = created if step.anchor is Anchor.CREATED else deadline
     if anchor is None:
         return None
     if step.business_days == 0:
-        return anchor
+        return next_working_moment(anchor, **calendar)
     if step.business_days < 0:
-        return business_days_before(anchor, -step.business_days, country=country, timezone=timezone)
-    return add_business_days(anchor, step.business_days, country=country, timezone=timezone)
+        return business_days_before(anchor, -step.business_days, **calendar)
+    return business_days_after(anchor, step.business_days, **calendar)
 
 
 def plan_ladder(ladder: Ladder, request: LadderRequest) -> LadderPlan:
@@ -211,18 +241,15 @@ def idempotency_key(task_id: str, step: str, deadline: dt.datetime | None) -> st
 
 
 class StepNotice(ApiModel):
-    """A step that fired and whose e-mail is still to send (the owner's ``ladder`` outbox)."""
+    """A step that fired, whose e-mail is still to hand over: one kind of notice
+    (domain/notices.py), held in the owner's ``ladder`` outbox until its ``NoticeWorkflow``
+    started; that workflow's compose activity reads the e-mail from the read model."""
 
+    kind: Literal["ladder_step"] = "ladder_step"
     task_id: str
     step: str
     deadline: dt.datetime | None = None
 
-
-# The activity that reads a fired step's e-mail from the read model (activities/escalation.py).
-LADDER_EMAIL = "ladder_email"
-
-
-class LadderEmail(ApiModel):
-    """Its answer: the e-mail to send, or None (the task is solved or its side has no user)."""
-
-    email: Email | None = None
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.task_id, self.step, self.deadline)

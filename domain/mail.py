@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -143,6 +144,34 @@ class Email(ApiModel):
         if len({r.email.lower() for r in value}) != len(value):
             raise ValueError("each recipient once")
         return value
+
+
+def emails_to(
+    recipients: Sequence[Recipient],
+    *,
+    idempotency_key: str,
+    category: MailCategory,
+    subject: str,
+    template: str,
+    context: dict[str, JsonValue],
+    link: str,
+) -> list[Email]:
+    """The e-mails that tell every one of ``recipients`` (none: none): one per at most
+    ``MAX_RECIPIENTS`` of them, in their order, all with the same ``idempotency_key``. Each
+    copy's ``Message-ID`` derives from the key and its address (``message_id``), so a copy is
+    sent once however the recipients are split, and the split may change between attempts."""
+    return [
+        Email(
+            idempotency_key=idempotency_key,
+            category=category,
+            to=list(recipients[start : start + MAX_RECIPIENTS]),
+            subject=subject,
+            template=template,
+            context=context,
+            link=link,
+        )
+        for start in range(0, len(recipients), MAX_RECIPIENTS)
+    ]
 
 
 class SentEmails(ApiModel):

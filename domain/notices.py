@@ -13,7 +13,8 @@ Two rules keep a durable timer in the workflow that already hears of what they a
   still lacking one (none: no e-mail).
 
 When the moment passes, the workflow starts a ``NoticeWorkflow`` (child, abandoned) with a
-``Notice``: it composes the e-mail from the read model (activities/notices.py) and sends it
+``Notice``; so does a task owner for each escalation-ladder step that fires (``StepNotice``):
+it composes the e-mail from the read model (activities/notices.py) and sends it
 through ``workflows.mail.send``, with the notice's idempotency key.
 """
 
@@ -27,6 +28,7 @@ from uuid import UUID
 from pydantic import Field
 
 from domain.base import ApiModel
+from domain.escalation import StepNotice
 
 PARTNER_BURST_QUIET = dt.timedelta(minutes=10)
 BANK_ACCOUNT_DIGEST_DELAY = dt.timedelta(hours=1)
@@ -114,7 +116,11 @@ class BankAccountDigestNotice(ApiModel):
         return f"bank-account-digest:{self.creditor_id}:{self.cases[-1]}"
 
 
-Notice = Annotated[PartnerWroteNotice | BankAccountDigestNotice, Field(discriminator="kind")]
+# A ladder step that fired (``StepNotice``, domain/escalation.py) is a notice too: the owner
+# hands it to a ``NoticeWorkflow`` the same way, so SMTP never holds the owner up.
+Notice = Annotated[
+    PartnerWroteNotice | BankAccountDigestNotice | StepNotice, Field(discriminator="kind")
+]
 
 
 class NoticeInput(ApiModel):

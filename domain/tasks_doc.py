@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from domain.escalation import KINDS, Ladder
+from domain.escalation import KINDS, WORKING_HOUR, Ladder
 from domain.tasks import CATALOGUE, Action
 
 
@@ -45,10 +45,13 @@ def render() -> str:
         "fires once per deadline, is recorded in the task's `escalations`, emits its event and",
         "sends one e-mail to its audience: `assignee` (the task's assignee, else the owning",
         "organisation's active users), `organisation` (its active users) or `admins` (its",
-        "admins: its active users, docs/decisions/0014-escalation-ladder.md). A step n bd",
-        "before the deadline comes at the start (00:00) of the n-th business day before the",
-        "deadline's day; n bd after it, at the end of the n-th business day after (like a",
-        "deadline). Postponing plans the ladder again for the new deadline.",
+        "admins: its active users, docs/decisions/0014-escalation-ladder.md). Every step comes",
+        f"at {WORKING_HOUR:%H:%M} local time (the owning organisation's time zone) on a business",
+        "day: a step n bd before the deadline on the n-th business day before the deadline's",
+        "day, n bd after it (or after the task opened) on the n-th business day after, and",
+        "the breach at the first such moment after the deadline (the next business day's, for",
+        "a deadline at 23:59:59), while the task is overdue from the deadline itself.",
+        "Postponing plans the ladder again for the new deadline.",
         "",
         "| step kind | event | e-mail category | template |",
         "|---|---|---|---|",

@@ -59,9 +59,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server: months of timers in seconds."""
+async def start_time_skipping() -> WorkflowEnvironment:
+    """A time-skipping test server of its own, with the search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=bundled_binary("temporal-test-server"),
         data_converter=TEST_DATA_CONVERTER,
@@ -74,6 +73,13 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
             },
         )
     )
+    return env
+
+
+@pytest.fixture(scope="session")
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server: months of timers in seconds."""
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 

@@ -33,7 +33,8 @@ with workflow.unsafe.imports_passed_through():
         TASK_NOT_RESOLVABLE_BY_HAND,
         THREAD_CHANGED,
     )
-    from domain.escalation import LADDER_EMAIL, LadderEmail, StepNotice
+    from domain.escalation import StepNotice
+    from domain.notices import NoticeInput
     from domain.tasks import (
         AssignTaskInput,
         CloseTaskInput,
@@ -42,12 +43,8 @@ with workflow.unsafe.imports_passed_through():
         Task,
     )
     from domain.waiting import Timer, TimerKind
-    from workflows.mail import send
-    from workflows.retry import (
-        LADDER_EMAIL_RETRY,
-        LADDER_EMAIL_TIMEOUT,
-        PROJECTION_REPAIR_RETRY,
-    )
+    from workflows.notices import start_notice
+    from workflows.retry import PROJECTION_REPAIR_RETRY
     from workflows.taskbook import TaskBook, check_open_and_resolvable_by_hand
 
 
@@ -158,31 +155,22 @@ class TaskOwnerWorkflow:
         return []
 
     def _all_outboxes(self) -> list[Outbox]:
-        """The workflow's outboxes and the ladder's: the e-mails of the ladder steps that
-        fired (``TaskBookState.notices``), sent one by one by their own coroutine beside the
-        main loop (``_send_notice``), so the loop never waits on SMTP. No projection carries
-        them (``ProjectionResult.sent`` never names it)."""
+        """The workflow's outboxes and the ladder's: the ladder steps that fired
+        (``TaskBookState.notices``), each handed to a ``NoticeWorkflow`` of its own by their
+        own coroutine beside the main loop (``_send_notice``). A step leaves the outbox once
+        its child started, so neither the loop nor finishing nor continue-as-new ever waits on
+        SMTP. No projection carries them (``ProjectionResult.sent`` never names it)."""
         return [
             *self._outboxes(),
             Outbox(LADDER_OUTBOX, lambda: self.book.state.notices, self._send_notice),
         ]
 
     async def _send_notice(self, notice: StepNotice) -> None:
-        """Send one fired step's e-mail: an activity reads its recipients and link from the
-        read model (None once the task is solved there), then ``send`` sends it. A task no
-        longer open here (solved, dismissed) sends none."""
-        if not any(task.id == notice.task_id for task in self.book.open_tasks()):
-            return
-        planned = await workflow.execute_activity(
-            LADDER_EMAIL,
-            notice,
-            start_to_close_timeout=LADDER_EMAIL_TIMEOUT,
-            retry_policy=LADDER_EMAIL_RETRY,
-            result_type=LadderEmail,
-            summary=f"{notice.step} e-mail ({notice.task_id})",
-        )
-        if planned.email is not None:
-            await send(planned.email)
+        """Hand one fired step's e-mail to its ``NoticeWorkflow`` (workflows/notices.py), which
+        composes it from the read model (none once the task is solved there) and sends it. A
+        task no longer open here (solved, dismissed) sends none."""
+        if any(task.id == notice.task_id for task in self.book.open_tasks()):
+            await start_notice(NoticeInput(notice=notice))
 
     def _queue(self, carried_as: str, item: Any) -> None:
         """Put ``item`` at the end of the outbox ``carried_as``: the next projection carries it,

@@ -35,8 +35,3 @@ SIGNAL_TIMEOUT = timedelta(seconds=5)
 
 # Releasing a creditor's waiting cases is one signal per case, sent a few at a time.
 RELEASE_TIMEOUT = timedelta(seconds=30)
-
-# A ladder step's e-mail (workflows/base.py ``_send_notice``): its recipients are read from the
-# read model by a regular activity, retried like a projection until the database answers.
-LADDER_EMAIL_TIMEOUT = timedelta(seconds=10)
-LADDER_EMAIL_RETRY = PROJECTION_RETRY

@@ -253,7 +253,8 @@ class TaskBook:
         """Fire every planned ladder step whose moment has come, in order, each once per
         deadline: record it on the task (``escalations``), emit its event (the breach's
         ``task.overdue`` is ``mark_overdue``'s, one per breach) and answer with the e-mails
-        to send (``StepNotice``), which the owner's ``ladder`` outbox sends."""
+        to send (``StepNotice``), which the owner's ``ladder`` outbox hands to their own
+        ``NoticeWorkflow``s."""
         notices: list[StepNotice] = []
         for task in self.open_tasks():
             due = [(step, when) for step, when in self._planned(task) if when <= now]

@@ -6,15 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from domain.accounts import OrgRef
 from domain.calendar import end_of_day
 from domain.escalation import (
     KINDS,
+    STANDARD,
+    WORKING_HOUR,
     Anchor,
     LadderRequest,
     StepKind,
     business_days_before,
+    next_working_moment,
     plan_ladder,
 )
 from domain.tasks import (
@@ -54,14 +58,107 @@ def test_sign_contract_has_at_most_three_follow_ups_and_nothing_else() -> None:
     assert all(step.anchor is Anchor.CREATED for step in ladder)
 
 
-def test_a_day_before_a_deadline_is_the_start_of_the_business_day_before_it() -> None:
+def test_a_day_before_a_deadline_is_the_working_hour_of_the_business_day_before_it() -> None:
     tuesday = end_of_day(dt.date(2026, 12, 8), TZ)
-    monday = dt.datetime(2026, 12, 7, tzinfo=dt.UTC) - dt.timedelta(hours=1)  # 00:00 CET
+    monday = dt.datetime(2026, 12, 7, 8, tzinfo=dt.UTC)  # 09:00 CET
     assert business_days_before(tuesday, 1, country="DK", timezone=TZ) == monday
-    # Over a weekend: a Monday deadline is warned of from Friday's start.
+    # Over a weekend: a Monday deadline is warned of on Friday morning.
     next_monday = end_of_day(dt.date(2026, 12, 14), TZ)
-    friday = dt.datetime(2026, 12, 11, tzinfo=dt.UTC) - dt.timedelta(hours=1)
+    friday = dt.datetime(2026, 12, 11, 8, tzinfo=dt.UTC)
     assert business_days_before(next_monday, 1, country="DK", timezone=TZ) == friday
+
+
+def moments(
+    type: TaskType, deadline: dt.datetime, *, country: str, timezone: str
+) -> dict[str, dt.datetime]:
+    """The standard ladder's moments of a task due at ``deadline``, as the planner makes them."""
+    request = LadderRequest(
+        ladder=[step.name for step in STANDARD],
+        created=deadline - dt.timedelta(days=14),
+        deadline=deadline,
+        country=country,
+        timezone=timezone,
+    )
+    return plan_ladder(CATALOGUE[type].ladder, request).moments
+
+
+def local(moment: dt.datetime, timezone: str) -> tuple[str, str]:
+    """A moment as the organisation reads it: its local weekday and time."""
+    there = moment.astimezone(ZoneInfo(timezone))
+    return there.strftime("%a %Y-%m-%d"), there.strftime("%H:%M")
+
+
+def test_every_step_comes_at_the_working_hour_in_copenhagen_across_the_end_of_summer_time() -> None:
+    # Due at the end of Monday 26 October 2026; summer time ended on Sunday the 25th.
+    deadline = end_of_day(dt.date(2026, 10, 26), TZ)
+    planned = moments(TaskType.ASSIGN_BANK_ACCOUNT, deadline, country="DK", timezone=TZ)
+    assert {name: local(when, TZ) for name, when in planned.items()} == {
+        "approaching": ("Fri 2026-10-23", "09:00"),  # CEST: 07:00 UTC
+        "breach": ("Tue 2026-10-27", "09:00"),  # CET: 08:00 UTC
+        "escalation": ("Wed 2026-10-28", "09:00"),
+    }
+    assert planned["approaching"] == dt.datetime(2026, 10, 23, 7, tzinfo=dt.UTC)
+    assert planned["breach"] == dt.datetime(2026, 10, 27, 8, tzinfo=dt.UTC)
+    # The working hour is WORKING_HOUR, wherever it is set.
+    assert all(local(when, TZ)[1] == f"{WORKING_HOUR:%H:%M}" for when in planned.values())
+
+
+def test_a_breach_before_christmas_is_told_on_the_next_danish_business_day() -> None:
+    # Due at the end of Thursday 24 December; the 25th and 26th are holidays, then a Sunday.
+    deadline = end_of_day(dt.date(2026, 12, 24), TZ)
+    planned = moments(TaskType.ASSIGN_BANK_ACCOUNT, deadline, country="DK", timezone=TZ)
+    assert local(planned["approaching"], TZ) == ("Wed 2026-12-23", "09:00")
+    assert local(planned["breach"], TZ) == ("Mon 2026-12-28", "09:00")
+    assert local(planned["escalation"], TZ) == ("Tue 2026-12-29", "09:00")
+
+
+def test_new_york_steps_skip_thanksgiving_and_the_weekend_and_follow_its_summer_time() -> None:
+    ny = "America/New_York"
+    # Due at the end of Wednesday 25 November 2026; Thursday the 26th is Thanksgiving.
+    deadline = end_of_day(dt.date(2026, 11, 25), ny)
+    planned = moments(TaskType.ASSIGN_BANK_ACCOUNT, deadline, country="US", timezone=ny)
+    assert {name: local(when, ny) for name, when in planned.items()} == {
+        "approaching": ("Tue 2026-11-24", "09:00"),
+        "breach": ("Fri 2026-11-27", "09:00"),
+        "escalation": ("Mon 2026-11-30", "09:00"),
+    }
+    assert planned["breach"] == dt.datetime(2026, 11, 27, 14, tzinfo=dt.UTC)  # EST
+    # Due at the end of Monday 2 November; US summer time ended on Sunday the 1st.
+    deadline = end_of_day(dt.date(2026, 11, 2), ny)
+    planned = moments(TaskType.ASSIGN_BANK_ACCOUNT, deadline, country="US", timezone=ny)
+    assert planned["approaching"] == dt.datetime(2026, 10, 30, 13, tzinfo=dt.UTC)  # Fri, EDT
+    assert planned["breach"] == dt.datetime(2026, 11, 3, 14, tzinfo=dt.UTC)  # Tue, EST
+
+
+def test_a_breach_comes_at_the_first_working_moment_at_or_after_the_deadline() -> None:
+    calendar = {"country": "DK", "timezone": TZ}
+    tuesday_0800 = dt.datetime(2026, 12, 8, 7, tzinfo=dt.UTC)
+    tuesday_0900 = dt.datetime(2026, 12, 8, 8, tzinfo=dt.UTC)
+    assert next_working_moment(tuesday_0800, **calendar) == tuesday_0900
+    assert next_working_moment(tuesday_0900, **calendar) == tuesday_0900
+    wednesday_0900 = dt.datetime(2026, 12, 9, 8, tzinfo=dt.UTC)
+    assert next_working_moment(tuesday_0900 + dt.timedelta(minutes=1), **calendar) == (
+        wednesday_0900
+    )
+    friday_night = end_of_day(dt.date(2026, 12, 11), TZ)
+    assert local(next_working_moment(friday_night, **calendar), TZ) == ("Mon 2026-12-14", "09:00")
+
+
+def test_contract_reminders_come_in_the_morning_of_their_business_days() -> None:
+    opened = dt.datetime(2026, 12, 4, 15, tzinfo=dt.UTC)  # a Friday afternoon
+    request = LadderRequest(
+        ladder=[step.name for step in CATALOGUE[TaskType.SIGN_CONTRACT].ladder],
+        created=opened,
+        deadline=None,
+        country="DK",
+        timezone=TZ,
+    )
+    planned = plan_ladder(CATALOGUE[TaskType.SIGN_CONTRACT].ladder, request).moments
+    assert {name: local(when, TZ) for name, when in planned.items()} == {
+        "reminder-1": ("Tue 2026-12-08", "09:00"),
+        "reminder-2": ("Fri 2026-12-11", "09:00"),
+        "reminder-3": ("Fri 2026-12-18", "09:00"),
+    }
 
 
 def book_with_task(now: dt.datetime) -> tuple[TaskBook, str]:
@@ -110,9 +207,13 @@ def test_each_step_fires_once_per_deadline_and_a_postponement_never_fires_one_in
     plan(book, task_id, now)
     assert book.fire_due_steps(now) == []
     when, _, step = book.next_step()  # type: ignore[misc]
-    assert (step.name, when) == ("breach", new_deadline)
-    book.mark_overdue(new_deadline)
-    [breach] = book.fire_due_steps(new_deadline)
+    # The breach's e-mail waits for the next morning; the task is overdue from the deadline.
+    morning = dt.datetime(2026, 12, 10, 8, tzinfo=dt.UTC)  # Thursday 09:00 CET
+    assert (step.name, when) == ("breach", morning)
+    assert book.mark_overdue(new_deadline)
+    assert [e.type for e in book.state.events][-1] == "task.overdue"
+    assert book.fire_due_steps(new_deadline) == []
+    [breach] = book.fire_due_steps(morning)
     assert (breach.step, breach.deadline) == ("breach", new_deadline)
     assert [e.step for e in task.escalations] == ["approaching", "breach"]
     # The breach's event is the overdue flag's, once.

@@ -11,32 +11,48 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import uuid
 from collections.abc import AsyncIterator
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from aiosmtpd.smtp import SMTP
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.accounts import CaseAccountEvent, CreditorWorkflowInput, SignContractInput
 from domain.calendar import add_business_days
+from domain.cases import AssignPartnerInput
 from domain.enums import OrgKind
-from domain.escalation import business_days_before
+from domain.escalation import (
+    business_days_after,
+    business_days_before,
+    idempotency_key,
+    next_working_moment,
+)
 from domain.ids import creditor_workflow_id
 from domain.mail import MailCategory
+from domain.notices import notice_workflow_id
 from domain.tasks import AssignTaskInput, PostponeTaskInput, TaskType
 from mail.sink import KeepInDirectory, StoredMessage, list_messages, read_message
 from settings import Settings
+from store import accounts
+from store.db import transaction
 from store.models import OutboxEventRow, SentEmail, TaskRow
-from tests.mail.conftest import Sink, mail_activities, start
+from tests.conftest import start_time_skipping
+from tests.mail.conftest import PORTAL, Sink, mail_activities, start
 from tests.support import Actor, make_actor
-from tests.workflows.test_intake import eventually
+from tests.workflows.test_intake import eventually, validated_case
+from tests.workflows.test_lifecycle import open_tasks, runs_of
 from worker import build_worker
+from workflows.case import CaseWorkflow
 from workflows.creditor import CreditorWorkflow
 
 MINUTE = dt.timedelta(minutes=1)
@@ -156,6 +172,7 @@ def addressed_to(message: StoredMessage, actor: Actor) -> bool:
 
 
 CALENDAR = {"country": "DK", "timezone": "Europe/Copenhagen"}  # make_actor's
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 
 
 async def test_the_ladder_fires_each_step_once_in_order_to_its_audience_until_the_end(
@@ -177,7 +194,12 @@ async def test_the_ladder_fires_each_step_once_in_order_to_its_audience_until_th
     task = await task_of(sessions, TaskType.ASSIGN_BANK_ACCOUNT)
     assert task.deadline is not None
     approaching = business_days_before(task.deadline, 1, **CALENDAR)
-    escalation = add_business_days(task.deadline, 2, **CALENDAR)
+    breach = next_working_moment(task.deadline, **CALENDAR)
+    escalation = business_days_after(task.deadline, 2, **CALENDAR)
+    # Every step's e-mail goes out at 09:00 local, the breach's the next business morning.
+    for when in (approaching, breach, escalation):
+        assert when.astimezone(COPENHAGEN).time() == dt.time(9)
+    assert breach.astimezone(COPENHAGEN).date() > task.deadline.astimezone(COPENHAGEN).date()
 
     # Nothing before the first step.
     await until(ts_env, approaching - MINUTE)
@@ -190,8 +212,17 @@ async def test_the_ladder_fires_each_step_once_in_order_to_its_audience_until_th
     assert all(m.subject.startswith("Due soon: ") for m in got)
     assert await steps_of(sessions, task.id) == ["approaching"]
 
-    # At breach: told again, with the one task.overdue.
+    # At breach the task is overdue (its task.overdue at once) and its e-mail waits for the
+    # next working morning.
     await until(ts_env, task.deadline + MINUTE)
+
+    async def overdue() -> None:
+        assert (await row_of(sessions, task.id)).overdue_since is not None
+
+    await eventually(overdue)
+    await received(sink, 2)
+    assert await steps_of(sessions, task.id) == ["approaching"]
+    await until(ts_env, breach + MINUTE)
     got = await received(sink, 4)
     assert all(m.subject.startswith("Overdue: ") for m in got[2:])
     assert await steps_of(sessions, task.id) == ["approaching", "breach"]
@@ -221,7 +252,7 @@ async def test_the_ladder_fires_each_step_once_in_order_to_its_audience_until_th
         assert sorted(addressed_to(m, creditor) for m in pair) == [False, True]
         assert sorted(addressed_to(m, other) for m in pair) == [False, True]
     assert not any(addressed_to(m, partner) for m in got)
-    assert all("https://portal.example.test/account/bank-accounts" in body_of(sink, m) for m in got)
+    assert all(f"{PORTAL}/account/bank-accounts" in body_of(sink, m) for m in got)
     async with sessions() as session:
         categories = {row.category for row in (await session.scalars(select(SentEmail))).all()}
     assert categories == {MailCategory.DEADLINE_ESCALATION.value}
@@ -265,7 +296,7 @@ async def test_solving_the_task_mid_ladder_stops_it_and_an_assignee_alone_is_rem
         assert (await row_of(sessions, task.id)).status == "Solved"
 
     await eventually(solved)
-    await until(ts_env, add_business_days(task.deadline, 2, **CALENDAR) + MINUTE)
+    await until(ts_env, business_days_after(task.deadline, 2, **CALENDAR) + MINUTE)
     await ts_env.sleep(dt.timedelta(days=30))
     await received(sink, 1)
     assert await steps_of(sessions, task.id) == ["approaching"]
@@ -296,13 +327,13 @@ async def test_an_unsigned_contract_is_followed_up_three_times_and_no_more(
 ) -> None:
     _, task = await contract_task(ts_env, sessions, creditor, task_queue)
     for n, days in enumerate((2, 5, 10), start=1):
-        await until(ts_env, add_business_days(task.date_created, days, **CALENDAR) + MINUTE)
+        await until(ts_env, business_days_after(task.date_created, days, **CALENDAR) + MINUTE)
         got = await received(sink, n)
         assert got[-1].subject == "Reminder: Sign the collection contract"
         assert addressed_to(got[-1], creditor)
     await ts_env.sleep(dt.timedelta(days=60))
     got = await received(sink, 3)
-    assert all("https://portal.example.test/account/contract" in body_of(sink, m) for m in got)
+    assert all(f"{PORTAL}/account/contract" in body_of(sink, m) for m in got)
     assert await steps_of(sessions, task.id) == ["reminder-1", "reminder-2", "reminder-3"]
     async with sessions() as session:
         categories = {row.category for row in (await session.scalars(select(SentEmail))).all()}
@@ -318,7 +349,7 @@ async def test_signing_the_contract_ends_its_reminders(
     creditor: Actor,
 ) -> None:
     handle, task = await contract_task(ts_env, sessions, creditor, task_queue)
-    await until(ts_env, add_business_days(task.date_created, 2, **CALENDAR) + MINUTE)
+    await until(ts_env, business_days_after(task.date_created, 2, **CALENDAR) + MINUTE)
     await received(sink, 1)
     await handle.execute_update(
         CreditorWorkflow.sign_contract, SignContractInput(user_id=creditor.principal.user_id)
@@ -346,7 +377,7 @@ async def test_postponing_plans_the_ladder_again_and_a_new_breach_fires_again(
     task = await task_of(sessions, TaskType.ASSIGN_BANK_ACCOUNT)
     first = task.deadline
     assert first is not None
-    await until(ts_env, first + MINUTE)
+    await until(ts_env, next_working_moment(first, **CALENDAR) + MINUTE)
     await received(sink, 2)  # approaching and breach, for the first deadline
     second = add_business_days(first, 5, **CALENDAR)
     await handle.execute_update(
@@ -356,11 +387,11 @@ async def test_postponing_plans_the_ladder_again_and_a_new_breach_fires_again(
         ),
     )
     # The first deadline's escalation is gone with it: nothing until the second comes near.
-    await until(ts_env, add_business_days(first, 2, **CALENDAR) + MINUTE)
+    await until(ts_env, business_days_after(first, 2, **CALENDAR) + MINUTE)
     await received(sink, 2)
     await until(ts_env, business_days_before(second, 1, **CALENDAR) + MINUTE)
     await received(sink, 3)
-    await until(ts_env, add_business_days(second, 2, **CALENDAR) + MINUTE)
+    await until(ts_env, business_days_after(second, 2, **CALENDAR) + MINUTE)
     got = await received(sink, 5)
     assert [m.subject.split(":")[0] for m in got] == [
         "Due soon",
@@ -387,3 +418,131 @@ async def test_postponing_plans_the_ladder_again_and_a_new_breach_fires_again(
         "task.overdue",
         "task.escalated",
     ]
+
+
+async def test_every_one_of_120_active_users_gets_the_escalation_e_mail_once(
+    ts_env: WorkflowEnvironment,
+    mail_worker: Worker,
+    sink: Sink,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    creditor: Actor,
+) -> None:
+    # More active users than one e-mail's MAX_RECIPIENTS (50): the step is split over three
+    # e-mails with one idempotency key, never cut short.
+    async with transaction(sessions) as session:
+        for n in range(119):
+            await accounts.create_user(
+                session=session, org_id=creditor.org_id, email=f"admin-{n:03}@example.com"
+            )
+    addresses = {f"admin-{n:03}@example.com" for n in range(119)}
+    addresses.add(creditor.principal.user_email.lower())
+    await account(
+        ts_env,
+        creditor,
+        task_queue,
+        CaseAccountEvent(case_id=uuid.uuid4(), needs_bank_account=True, contract_signed=True),
+    )
+    task = await task_of(sessions, TaskType.ASSIGN_BANK_ACCOUNT)
+    assert task.deadline is not None
+    await until(ts_env, business_days_before(task.deadline, 1, **CALENDAR) + MINUTE)
+    got = await received(sink, 120)
+    assert all(m.subject.startswith("Due soon: ") for m in got)
+    assert sorted(parseaddr(m.to)[1].lower() for m in got) == sorted(addresses)
+    async with sessions() as session:
+        keys = {row.idempotency_key for row in (await session.scalars(select(SentEmail))).all()}
+    assert keys == {f"ladder:{task.id}:approaching:{task.deadline.isoformat()}"}
+
+
+def free_port() -> int:
+    """A local port nobody listens on (yet): an SMTP server that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.fixture
+async def own_ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server for one test: once an activity has waited to be retried, the
+    test server skips no more time (its lock is not given back), which would stop the clock
+    of every later test on the shared one."""
+    env = await start_time_skipping()
+    yield env
+    await env.shutdown()
+
+
+async def test_an_smtp_outage_holds_up_the_ladder_e_mail_but_never_its_case(
+    own_ts_env: WorkflowEnvironment,
+    task_queue: str,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    tmp_path: Path,
+    creditor: Actor,
+    partner: Actor,
+    ops: Actor,
+) -> None:
+    ts_env = own_ts_env
+    port = free_port()
+    async with build_worker(
+        ts_env.client,
+        task_queue=task_queue,
+        sessions=sessions,
+        settings=settings,
+        mail=mail_activities(sessions, port),
+    ):
+        handle = await validated_case(ts_env, sessions, creditor, task_queue, history_limit=60)
+        await handle.execute_update(
+            CaseWorkflow.assign_partner,
+            AssignPartnerInput(partner=partner.org_ref, user_id=ops.principal.user_id),
+        )
+        [review] = await open_tasks(sessions, TaskType.REVIEW_NEW_CASE)
+        assert review.deadline is not None
+        await until(ts_env, business_days_before(review.deadline, 1, **CALENDAR) + MINUTE)
+
+        async def fired() -> None:
+            assert await steps_of(sessions, review.id) == ["approaching"]
+
+        await eventually(fired)
+        # SMTP is down and the e-mail waits for it; the case goes on regardless: it takes
+        # updates and continues as new when its history is long (it did not before: its own
+        # coroutine retried the send, and the run waited for it to finish).
+        before = len(await runs_of(ts_env, handle.id))
+        assign = AssignTaskInput(
+            task_id=review.id,
+            assignee_id=partner.principal.user_id,
+            user_id=partner.principal.user_id,
+        )
+        for _ in range(30):
+            await handle.execute_update(CaseWorkflow.assign_task, assign)
+            if len(await runs_of(ts_env, handle.id)) > before:
+                break
+        else:
+            raise AssertionError("the case never continued as new while SMTP was down")
+        async with sessions() as session:
+            copies = (await session.scalars(select(SentEmail))).all()
+        assert "sent" not in {copy.outcome for copy in copies}  # at most claimed by an attempt
+
+        # SMTP is back: the e-mail arrives, once, to the partner's user.
+        handler = KeepInDirectory(tmp_path / "mail")
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(handler), host="127.0.0.1", port=port)
+        async with server:
+            sink = Sink(handler, port)
+
+            # The send's next attempt, in real time: the time-skipping server skips no clock
+            # while an activity waits to be retried (its backoff is seconds by now).
+            async def arrived() -> None:
+                assert len(mails(sink)) >= 1
+
+            await eventually(arrived, seconds=120)
+            [mail] = await received(sink, 1)
+            assert mail.subject.startswith("Due soon: ") and addressed_to(mail, partner)
+            # Nothing more: the notice's workflow is done.
+            notice = ts_env.client.get_workflow_handle(
+                notice_workflow_id(idempotency_key(review.id, "approaching", review.deadline))
+            )
+            assert (await notice.describe()).status == WorkflowExecutionStatus.COMPLETED
+            await asyncio.sleep(1)
+            await received(sink, 1)
+        assert await steps_of(sessions, review.id) == ["approaching"]
