@@ -76,9 +76,17 @@ async def start_time_skipping() -> WorkflowEnvironment:
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server: months of timers in seconds."""
+    """A time-skipping test server of the test's own: months of timers in seconds.
+
+    One per test, not one per session (it starts in about 0.1 s): the test server skips time
+    only while no workflow task or activity is outstanding, so a workflow an earlier test left
+    behind (a child it abandoned, one on another task queue), whose timer fires for a worker
+    that is gone, stops the clock for every later test on a shared server: their ``env.sleep``
+    waits in real time until it times out ("Timeout expired"), as 11 tests did when
+    tests/workflows ran after the rest of the suite in one process (docs/operations.md, "Tests
+    and CI")."""
     env = await start_time_skipping()
     yield env
     await env.shutdown()

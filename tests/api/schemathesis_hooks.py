@@ -31,6 +31,8 @@ anyway is left as generated, to be refused.
 - A webhook's ``url`` must be one caseloop may post to (https, no private address:
   ``outbound.check_url``, 422 ``webhook_url_unsafe``): a generated one becomes
   ``WEBHOOK_URL``.
+- A user changes only the e-mail categories of their side (``domain.mail.categories_of``, 422
+  otherwise): a generated category becomes one of the caller's (``CASELOOP_ROLE``).
 - An uploaded file's bytes must be of its declared type (``api.filetypes``): a generated file
   becomes a small real PDF, the first type the schema names for it.
 """
@@ -50,12 +52,27 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from api.idempotency import HEADER, MAX_KEY_LENGTH
 from api.routes.chat import LEAD_THREADS
 from domain.base import invisible_text
+from domain.enums import OrgKind
+from domain.mail import MailCategory, categories_of
 from domain.plausible import MAX_PAYMENT_TERM
 from tests.files import PDF
 
 CASE_BODIES = {("POST", "/api/cases"), ("PATCH", "/api/cases/{case_id}")}
 WEBHOOK_BODIES = {("POST", "/api/webhooks"), ("PATCH", "/api/webhooks/{webhook_id}")}
 WEBHOOK_URL = "https://hooks.example.com/caseloop"
+
+PREFERENCES = "/api/me/notification-preferences"
+
+
+def _own_categories(body: dict[str, Any]) -> None:
+    role = os.environ.get("CASELOOP_ROLE")
+    theirs = categories_of(OrgKind(role)) if role else []
+    choices = body.get("preferences")
+    if not theirs or not isinstance(choices, list):
+        return
+    for n, choice in enumerate(choices):
+        if isinstance(choice, dict) and choice.get("category") in set(MailCategory):
+            choice["category"] = theirs[n % len(theirs)].value
 
 
 def _is_uuid(value: object) -> bool:
@@ -185,6 +202,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         body["deadline"] = (dt.datetime.now(dt.UTC) + dt.timedelta(days=7)).isoformat()
     if (case.method.upper(), case.path) in CASE_BODIES:
         _case_dates(body, patch=case.method.upper() == "PATCH")
+    if case.path == PREFERENCES:
+        _own_categories(body)
     if (case.method.upper(), case.path) in WEBHOOK_BODIES and isinstance(body.get("url"), str):
         body["url"] = WEBHOOK_URL
 
