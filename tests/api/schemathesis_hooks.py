@@ -71,7 +71,8 @@ def _own_categories(body: dict[str, Any]) -> None:
     if not theirs or not isinstance(choices, list):
         return
     for n, choice in enumerate(choices):
-        if isinstance(choice, dict) and choice.get("category") in set(MailCategory):
+        category = choice.get("category") if isinstance(choice, dict) else None
+        if isinstance(category, str) and category in set(MailCategory):
             choice["category"] = theirs[n % len(theirs)].value
 
 
