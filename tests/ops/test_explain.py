@@ -78,8 +78,9 @@ async def test_explain_names_the_overdue_task_its_deadline_and_who_owes_it(
     assert "Failing: nothing" in text
     assert "timer fired: Generic deadline" in text, "the timers' summaries, in words"
     pending = text.split("Pending timers:", 1)[1].split("\n\n", 1)[0]
-    # The overdue task's escalation (its ladder's next step) is the case's next timer.
-    assert "Generic escalation" in pending, "the next timer is pending, in words"
+    # The overdue task's breach e-mail (its ladder's next step, at the first working hour after
+    # the deadline: domain/escalation.py) is the case's next timer.
+    assert "Generic breach" in pending, "the next timer is pending, in words"
     # What it waits on: the creditor's overdue task, the partner working it, a timer.
     assert "Waiting on: Creditor, Partner, Timer, next step " in text
     org = creditor.principal.org_name
