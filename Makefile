@@ -24,12 +24,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# tests/workflows (the time-skipping server) in a pytest process of its own: after the rest of
-# the suite in one process, its long time skips time out ("Timeout expired"; cause not found
-# yet, see docs/operations.md "Tests and CI"). Both runs must pass.
 unit: $(STAMP)
-	$(BIN)/pytest -m "not browser" --ignore=tests/workflows
-	$(BIN)/pytest -m "not browser" tests/workflows
+	$(BIN)/pytest -m "not browser"
 
 test: lint typecheck unit
 
