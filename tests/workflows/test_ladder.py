@@ -46,7 +46,6 @@ from settings import Settings
 from store import accounts
 from store.db import transaction
 from store.models import OutboxEventRow, SentEmail, TaskRow
-from tests.conftest import start_time_skipping
 from tests.mail.conftest import PORTAL, Sink, mail_activities, start
 from tests.support import Actor, make_actor
 from tests.workflows.test_intake import eventually, validated_case
@@ -462,18 +461,8 @@ def free_port() -> int:
     return port
 
 
-@pytest.fixture
-async def own_ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server for one test: once an activity has waited to be retried, the
-    test server skips no more time (its lock is not given back), which would stop the clock
-    of every later test on the shared one."""
-    env = await start_time_skipping()
-    yield env
-    await env.shutdown()
-
-
 async def test_an_smtp_outage_holds_up_the_ladder_e_mail_but_never_its_case(
-    own_ts_env: WorkflowEnvironment,
+    ts_env: WorkflowEnvironment,
     task_queue: str,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -482,7 +471,8 @@ async def test_an_smtp_outage_holds_up_the_ladder_e_mail_but_never_its_case(
     partner: Actor,
     ops: Actor,
 ) -> None:
-    ts_env = own_ts_env
+    # ts_env is the test's own server: once an activity has waited to be retried, the test
+    # server skips no more time (its lock is not given back).
     port = free_port()
     async with build_worker(
         ts_env.client,
