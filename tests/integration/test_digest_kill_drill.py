@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, ScheduleActionStartWorkflow
@@ -23,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.digests import DigestCounts, DigestInput
 from domain.enums import OrgKind
-from mail.sink import KeepInDirectory, list_messages
+from mail.sink import list_messages
 from schedules import NIGHTLY
 from settings import Settings
 from store.models import DailySummaryMark, SentEmail
@@ -32,7 +31,7 @@ from tests.integration.test_worker_kill_drill import (
     process_env,
     remove_cleanup_schedule,
 )
-from tests.mail.conftest import start
+from tests.mail.conftest import HoldingSink, held_sink
 from tests.mail.test_digests import MORNING, add_task, org
 from workflows.digests import PAGE_TIMEOUT, DailySummaryWorkflow
 
@@ -42,34 +41,10 @@ PASSED = 10  # the conversations the server finishes before it starts holding th
 CONCURRENCY = 8  # DIGEST_SEND_CONCURRENCY: at the kill, 8 e-mails in flight, 22 not started
 
 
-class HoldsAfterTheFirst(KeepInDirectory):
-    """Lets the first ``PASSED`` SMTP conversations through; every later one waits at its
-    recipient (nothing handed over) until ``release`` is set, as a server slowed down would."""
-
-    def __init__(self, directory: Path) -> None:
-        super().__init__(directory)
-        self.holding = asyncio.Event()
-        self.release = asyncio.Event()
-        self.conversations = 0
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        self.conversations += 1
-        if self.conversations > PASSED and not self.release.is_set():
-            self.holding.set()
-            await self.release.wait()
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-
-@pytest.fixture
-async def held_sink(tmp_path: Path) -> AsyncIterator[tuple[HoldsAfterTheFirst, int]]:
-    handler = HoldsAfterTheFirst(tmp_path / "received")
-    server, port = await start(handler)
-    async with server:
-        yield handler, port
-        handler.release.set()
+@pytest.fixture(name="held_sink")
+async def held_sink_fixture(tmp_path: Path) -> AsyncIterator[tuple[HoldingSink, int]]:
+    async for running in held_sink(tmp_path / "received", lambda n: n > PASSED):
+        yield running
 
 
 async def remove_digest_schedules(client: Client, task_queue: str) -> None:
@@ -96,7 +71,7 @@ async def test_a_worker_killed_mid_page_of_daily_summaries_sends_each_exactly_on
     dev_env: WorkflowEnvironment,
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
-    held_sink: tuple[HoldsAfterTheFirst, int],
+    held_sink: tuple[HoldingSink, int],
     tmp_path: Path,
 ) -> None:
     sink, port = held_sink

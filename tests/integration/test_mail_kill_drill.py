@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHandle
@@ -17,7 +16,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.mail import SEND_EMAIL_TIMEOUT, SentEmails, email_workflow_id
-from mail.sink import KeepInDirectory, list_messages
+from mail.sink import list_messages
 from settings import Settings
 from store.models import SentEmail
 from tests.integration.test_worker_kill_drill import (
@@ -25,45 +24,21 @@ from tests.integration.test_worker_kill_drill import (
     process_env,
     remove_cleanup_schedule,
 )
-from tests.mail.conftest import partner_wrote, start
+from tests.mail.conftest import HoldingSink, held_sink, partner_wrote
 from workflows.mail import SendEmailWorkflow
 
 
-class HoldsTheFirstConversation(KeepInDirectory):
-    """Keeps the first SMTP conversation waiting at its recipient (before any message is handed
-    over) until ``release`` is set; later ones go through."""
-
-    def __init__(self, directory: Path) -> None:
-        super().__init__(directory)
-        self.holding = asyncio.Event()
-        self.release = asyncio.Event()
-        self.conversations = 0
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        self.conversations += 1
-        if self.conversations == 1:
-            self.holding.set()
-            await self.release.wait()
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-
-@pytest.fixture
-async def held_sink(tmp_path: Path) -> AsyncIterator[tuple[HoldsTheFirstConversation, int]]:
-    handler = HoldsTheFirstConversation(tmp_path / "received")
-    server, port = await start(handler)
-    async with server:
-        yield handler, port
-        handler.release.set()
+@pytest.fixture(name="held_sink")
+async def held_sink_fixture(tmp_path: Path) -> AsyncIterator[tuple[HoldingSink, int]]:
+    async for running in held_sink(tmp_path / "received", lambda n: n == 1):
+        yield running
 
 
 async def test_a_worker_killed_mid_send_sends_the_email_exactly_once_after_restart(
     dev_env: WorkflowEnvironment,
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
-    held_sink: tuple[HoldsTheFirstConversation, int],
+    held_sink: tuple[HoldingSink, int],
     tmp_path: Path,
 ) -> None:
     sink, port = held_sink

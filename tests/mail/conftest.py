@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from activities.mail import MailActivities, SmtpConfig
 from domain.mail import Email, MailCategory, Recipient
@@ -35,6 +35,40 @@ async def start(handler: KeepInDirectory) -> tuple[asyncio.Server, int]:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(handler), host="127.0.0.1", port=0)
     return server, server.sockets[0].getsockname()[1]
+
+
+class HoldingSink(KeepInDirectory):
+    """Keeps what it receives, but holds the SMTP conversations numbered (from 1) in ``held``
+    at their recipient, nothing handed over, until ``release`` is set, as a stalled server
+    would: a worker can be killed while an e-mail is mid-send."""
+
+    def __init__(self, directory: Path, held: Callable[[int], bool]) -> None:
+        super().__init__(directory)
+        self.held = held
+        self.holding = asyncio.Event()  # set once a conversation is held
+        self.release = asyncio.Event()
+        self.conversations = 0
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        self.conversations += 1
+        if self.held(self.conversations) and not self.release.is_set():
+            self.holding.set()
+            await self.release.wait()
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+async def held_sink(
+    directory: Path, held: Callable[[int], bool]
+) -> AsyncIterator[tuple[HoldingSink, int]]:
+    """A running ``HoldingSink`` and its port, for a fixture to yield from; released at the end."""
+    handler = HoldingSink(directory, held)
+    server, port = await start(handler)
+    async with server:
+        yield handler, port
+        handler.release.set()
 
 
 @pytest.fixture
