@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import Field
 
-from api.deps import OpsPrincipal
+from api.deps import OpsPrincipal, SessionDep
 from domain.base import ApiModel
 from domain.orphans import ORPHAN_MEANINGS, WAITING_ON_NOBODY_QUERY, OrphanFinding, OrphanKind
 from store.orphans import counts_of, latest_check
@@ -32,25 +32,17 @@ class OrphanReport(ApiModel):
 
 
 @router.get("", response_model=OrphanReport, responses={403: {}})
-async def orphans(request: Request, principal: OpsPrincipal) -> OrphanReport:
+async def orphans(principal: OpsPrincipal, session: SessionDep) -> OrphanReport:
     """The open cases nothing will move, as the last orphan check found them: waiting on
     nobody, stalled (their next timer passed long ago) or ended (their workflow terminated or
     failed while the case is open). Ops only."""
-    async with request.app.state.sessions() as session:
-        last = await latest_check(session)
-    report = OrphanReport(
-        checked_at=None,
-        counts={},
+    last = await latest_check(session)
+    return OrphanReport(
+        checked_at=last.checked_at if last is not None else None,
+        counts=counts_of(last) if last is not None else {},
         meanings=dict(ORPHAN_MEANINGS),
-        findings=[],
+        findings=[OrphanFinding.model_validate(f) for f in last.findings]
+        if last is not None
+        else [],
         temporal_ui_query=WAITING_ON_NOBODY_QUERY,
-    )
-    if last is None:
-        return report
-    return report.model_copy(
-        update={
-            "checked_at": last.checked_at,
-            "counts": counts_of(last),
-            "findings": [OrphanFinding.model_validate(f) for f in last.findings],
-        }
     )
