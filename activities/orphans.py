@@ -17,6 +17,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecution
 
 from domain.enums import CaseStatus
+from domain.ids import case_id_of
 from domain.orphans import (
     CHECK_ORPHANS,
     ORPHAN_MEANINGS,
@@ -24,7 +25,6 @@ from domain.orphans import (
     OrphanCheckResult,
     OrphanFinding,
     OrphanKind,
-    case_id_of,
     queries,
 )
 from domain.search_attributes import CASE_STATUS, NEXT_STEP_AT

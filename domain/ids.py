@@ -2,10 +2,22 @@
 
 from uuid import UUID
 
+_CASE = "case-"
+
 
 def case_workflow_id(case_id: UUID | str) -> str:
     """The id of the workflow that owns a case."""
-    return f"case-{case_id}"
+    return f"{_CASE}{case_id}"
+
+
+def case_id_of(workflow_id: str) -> UUID | None:
+    """The case a case workflow id (``case_workflow_id``) names, or None for any other id."""
+    if not workflow_id.startswith(_CASE):
+        return None
+    try:
+        return UUID(workflow_id.removeprefix(_CASE))
+    except ValueError:
+        return None
 
 
 def case_number(sequence: int, year: int) -> str:

@@ -66,15 +66,6 @@ def queries(now: dt.datetime, stalled_after: dt.timedelta) -> dict[OrphanKind, s
     }
 
 
-def case_id_of(workflow_id: str) -> UUID | None:
-    """The case of a case workflow id (``case-<id>``), or None."""
-    prefix, _, rest = workflow_id.partition("-")
-    try:
-        return UUID(rest) if prefix == "case" else None
-    except ValueError:
-        return None
-
-
 class OrphanFinding(ApiModel):
     """One case the check reports: ids and enums only."""
 
