@@ -14,28 +14,35 @@ import argparse
 import asyncio
 import functools
 import statistics
+import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import bare
+from bench import bare, floor
 from bench.flows import STATUS_CYCLE, Api, Parties
 from bench.harness import (
     Actor,
+    Child,
     CpuMeter,
     Report,
     Stack,
     phase,
     stack,
+    start_child,
     summary,
     this_process_cpu,
 )
+from bench.harness import _python_env as python_env
 from domain.enums import OrgKind
+from domain.ids import case_workflow_id, creditor_workflow_id
 
 NAME = "fullcase"
 CASELOOP = ("server", "worker", "api", "database")
 BARE = ("server", "bare_worker", "client")
+FLOOR = ("server", "floor_worker", "client")
 
 # Each caseloop step and the bare round trip it stands for (the poll has none).
 STEPS = (
@@ -141,8 +148,9 @@ async def new_creditor(s: Stack, partner: Actor, ops: Actor) -> Parties:
     return Parties(creditor, partner, ops, account)
 
 
-async def full_case(api: Api, who: Parties, steps: Steps | None = None) -> None:
-    """The scenario, as a creditor onboarding with its first case and a partner working it."""
+async def full_case(api: Api, who: Parties, steps: Steps | None = None) -> str:
+    """The scenario, as a creditor onboarding with its first case and a partner working it;
+    returns the case's id."""
     steps = steps or Steps()
     created = await steps.time("create", api.create_case(who.creditor))
     case_id = str(created["caseId"])
@@ -168,6 +176,7 @@ async def full_case(api: Api, who: Parties, steps: Steps | None = None) -> None:
         "message 2", api.post_message(who.creditor, case_id, "Thanks, keep me posted.")
     )
     await steps.time("status change", api.change_status(who.partner, case_id, **STATUS_CYCLE[0]))
+    return case_id
 
 
 async def bare_case(s: Stack, steps: Steps | None = None) -> None:
@@ -180,7 +189,19 @@ async def bare_case(s: Stack, steps: Steps | None = None) -> None:
         await steps.time(name, bare.change(handle, change))
 
 
-async def batch(jobs: list[Callable[[], Awaitable[None]]], concurrency: int) -> float:
+def start_floor_worker(s: Stack) -> tuple[Child, str]:
+    """The floor's worker (bench/floor.py) on the stack's dev server, and its task queue."""
+    queue = f"floor-{uuid.uuid4().hex[:8]}"
+    child = start_child(
+        "floor",
+        [sys.executable, "-m", "bench.floor", s.server.address, queue],
+        env=python_env({}),
+        cwd=s.workdir,
+    )
+    return child, queue
+
+
+async def batch(jobs: list[Callable[[], Awaitable[object]]], concurrency: int) -> float:
     """Run ``jobs`` with ``concurrency`` clients; returns cases per second."""
     queue = list(jobs)
     started = time.perf_counter()
@@ -203,62 +224,92 @@ async def run(args: argparse.Namespace) -> Report:
         },
     )
     async with stack(database=args.database) as s:
-        api = Api(s.http)
-        partner = await s.actor(OrgKind.PARTNER)
-        ops = await s.actor(OrgKind.OPS)
-        with phase("warm-up"):
-            await full_case(api, await new_creditor(s, partner, ops))
-            await bare_case(s)
-        meter = CpuMeter(
-            {
-                "server": s.server.child.cpu,
-                "worker": s.worker.cpu,
-                "api": s.api.cpu,
-                "database": s.database_cpu,
-                "bare_worker": s.bare_worker.cpu,
-                "client": this_process_cpu,
-            }
-        )
-        rates: dict[int, dict[str, list[float]]] = {}
-        steps: dict[int, dict[str, Steps]] = {}
-        for level in args.concurrency:
-            size = level * args.cases_per_client
-            rates[level] = {"caseloop": [], "bare": []}
-            steps[level] = {"caseloop": Steps(), "bare": Steps()}
-            for _ in range(args.full_rounds):
-                with phase(f"concurrency {level}: creditors for {size} cases"):
-                    creditors = [await new_creditor(s, partner, ops) for _ in range(size)]
-                with phase(f"concurrency {level}: {size} caseloop cases"):
-                    meter.start()
-                    rates[level]["caseloop"].append(
-                        await batch(
-                            [
-                                functools.partial(full_case, api, c, steps[level]["caseloop"])
-                                for c in creditors
-                            ],
-                            level,
-                        )
+        floor_worker, floor_queue = start_floor_worker(s)
+        try:
+            return await _measure(args, report, s, floor_worker, floor_queue)
+        finally:
+            floor_worker.stop()
+
+
+async def _measure(
+    args: argparse.Namespace, report: Report, s: Stack, floor_worker: Child, floor_queue: str
+) -> Report:
+    api = Api(s.http)
+    partner = await s.actor(OrgKind.PARTNER)
+    ops = await s.actor(OrgKind.OPS)
+    with phase("warm-up, and the floor's history shape against caseloop's"):
+        who = await new_creditor(s, partner, ops)
+        case_id = await full_case(api, who)
+        await bare_case(s)
+        floor_case_id, floor_account_id = await floor.full_case(s.bare_client, floor_queue)
+        await asyncio.sleep(1)  # the account's task after the bank account follows the answer
+        shapes = {
+            "case": (
+                await floor.shape(s.client, case_workflow_id(case_id)),
+                await floor.shape(s.bare_client, floor_case_id),
+            ),
+            "account": (
+                await floor.shape(s.client, creditor_workflow_id(who.creditor.org_id)),
+                await floor.shape(s.bare_client, floor_account_id),
+            ),
+        }
+    meter = CpuMeter(
+        {
+            "server": s.server.child.cpu,
+            "worker": s.worker.cpu,
+            "api": s.api.cpu,
+            "database": s.database_cpu,
+            "bare_worker": s.bare_worker.cpu,
+            "floor_worker": floor_worker.cpu,
+            "client": this_process_cpu,
+        }
+    )
+    rates: dict[int, dict[str, list[float]]] = {}
+    steps: dict[int, dict[str, Steps]] = {}
+    for level in args.concurrency:
+        size = level * args.cases_per_client
+        rates[level] = {"caseloop": [], "bare": [], "floor": []}
+        steps[level] = {"caseloop": Steps(), "bare": Steps()}
+        for _ in range(args.full_rounds):
+            with phase(f"concurrency {level}: creditors for {size} cases"):
+                creditors = [await new_creditor(s, partner, ops) for _ in range(size)]
+            with phase(f"concurrency {level}: {size} caseloop cases"):
+                meter.start()
+                rates[level]["caseloop"].append(
+                    await batch(
+                        [
+                            functools.partial(full_case, api, c, steps[level]["caseloop"])
+                            for c in creditors
+                        ],
+                        level,
                     )
-                    meter.stop(f"caseloop {level}", count=CASELOOP)
-                with phase(f"concurrency {level}: {size} bare cases"):
-                    meter.start()
-                    bare_case_timed = functools.partial(bare_case, s, steps[level]["bare"])
-                    rates[level]["bare"].append(
-                        await batch([bare_case_timed for _ in range(size)], level)
-                    )
-                    meter.stop(f"bare {level}", count=BARE)
-                s.check()
-        cpu_steps = {"caseloop": Steps(), "bare": Steps()}
-        if args.cpu_cases:
-            with phase(f"CPU per step: {args.cpu_cases} cases each, one step at a time"):
-                sampler = StepCpu(meter.processes)
-                await sampler.measure_idle()
-                cpu_steps = {"caseloop": Steps(sampler), "bare": Steps(sampler)}
-                for _ in range(args.cpu_cases):
-                    who = await new_creditor(s, partner, ops)
-                    await full_case(api, who, cpu_steps["caseloop"])
-                    await bare_case(s, cpu_steps["bare"])
-                s.check()
+                )
+                meter.stop(f"caseloop {level}", count=CASELOOP)
+            with phase(f"concurrency {level}: {size} bare cases"):
+                meter.start()
+                bare_case_timed = functools.partial(bare_case, s, steps[level]["bare"])
+                rates[level]["bare"].append(
+                    await batch([bare_case_timed for _ in range(size)], level)
+                )
+                meter.stop(f"bare {level}", count=BARE)
+            with phase(f"concurrency {level}: {size} floor cases"):
+                meter.start()
+                floor_case = functools.partial(floor.full_case, s.bare_client, floor_queue)
+                rates[level]["floor"].append(await batch([floor_case for _ in range(size)], level))
+                meter.stop(f"floor {level}", count=FLOOR)
+            s.check()
+            floor_worker.check()
+    cpu_steps = {"caseloop": Steps(), "bare": Steps()}
+    if args.cpu_cases:
+        with phase(f"CPU per step: {args.cpu_cases} cases each, one step at a time"):
+            sampler = StepCpu(meter.processes)
+            await sampler.measure_idle()
+            cpu_steps = {"caseloop": Steps(sampler), "bare": Steps(sampler)}
+            for _ in range(args.cpu_cases):
+                who = await new_creditor(s, partner, ops)
+                await full_case(api, who, cpu_steps["caseloop"])
+                await bare_case(s, cpu_steps["bare"])
+            s.check()
     cases = {level: level * args.cases_per_client * args.full_rounds for level in rates}
     cpu = {label: seconds * 1000 for label, seconds in meter.totals.items()}
     report.data = {
@@ -278,7 +329,34 @@ async def run(args: argparse.Namespace) -> Report:
         "cpu_ms_per_case": {
             label: total / cases[int(label.split()[-1])] for label, total in cpu.items()
         },
+        "cpu_ms_per_case_by_process": {
+            label: {
+                name: seconds * 1000 / cases[int(label.split()[-1])]
+                for name, seconds in parts.items()
+            }
+            for label, parts in meter.by_process.items()
+        },
     }
+    report.data["history_shapes"] = {
+        side: {"caseloop": dict(mine), "floor": dict(floors)}
+        for side, (mine, floors) in shapes.items()
+    }
+    for side, (mine, floors) in shapes.items():
+        differences = {
+            kind: (mine[kind], floors[kind])
+            for kind in mine.keys() | floors.keys()
+            if mine[kind] != floors[kind]
+        }
+        row = report.figure(
+            f"  history events of the {side}, caseloop vs floor",
+            sum(mine.values()),
+            sum(floors.values()),
+            note="same types and counts"
+            if not differences
+            else f"differ (caseloop, floor): {differences}",
+        )
+        row.passed = not differences
+        row.target = "same shape"
     for level, measured in rates.items():
         caseloop = statistics.median(measured["caseloop"])
         bare_rate = statistics.median(measured["bare"])
@@ -290,8 +368,23 @@ async def run(args: argparse.Namespace) -> Report:
             at_least=0.4,
             target="≥ 0.4x (aim 0.6x)",
         )
+        floor_rate = statistics.median(measured["floor"])
+        report.figure(
+            f"  floor cases/s, concurrency {level}",
+            floor_rate,
+            bare_rate,
+            unit="cases/s",
+            note="(the design's floor: bench/floor.py)",
+        )
+        report.figure(
+            f"  caseloop / floor, concurrency {level}",
+            caseloop,
+            floor_rate,
+            unit="cases/s",
+            note="(what caseloop's own code costs)",
+        )
     for level, sides in steps.items():
-        _breakdown(report, level, sides, cpu, cases[level])
+        _breakdown(report, level, sides, cpu, cases[level], meter.by_process)
     for step, counterpart in STEPS:
         ours = cpu_steps["caseloop"].cpu_ms(step, CASELOOP)
         base = cpu_steps["bare"].cpu_ms(counterpart, BARE)
@@ -309,7 +402,12 @@ async def run(args: argparse.Namespace) -> Report:
 
 
 def _breakdown(
-    report: Report, level: int, sides: dict[str, Steps], cpu: dict[str, float], cases: int
+    report: Report,
+    level: int,
+    sides: dict[str, Steps],
+    cpu: dict[str, float],
+    cases: int,
+    by_process: dict[str, dict[str, float]],
 ) -> None:
     """The per-step rows of one concurrency level (no targets: they explain the throughput)."""
     mine, theirs = sides["caseloop"].times, sides["bare"].times
@@ -335,5 +433,21 @@ def _breakdown(
         cpu.get(f"caseloop {level}", 0) / cases,
         cpu.get(f"bare {level}", 0) / cases,
         unit="ms",
-        note="(breakdown)",
+        note=f"(breakdown) {_parts(by_process, f'caseloop {level}', cases)}"
+        f" | bare: {_parts(by_process, f'bare {level}', cases)}",
+    )
+    report.figure(
+        f"  c{level} CPU / case, floor",
+        cpu.get(f"floor {level}", 0) / cases,
+        cpu.get(f"bare {level}", 0) / cases,
+        unit="ms",
+        note=f"(breakdown) {_parts(by_process, f'floor {level}', cases)}",
+    )
+
+
+def _parts(by_process: dict[str, dict[str, float]], label: str, cases: int) -> str:
+    """CPU milliseconds per case of each process under ``label``."""
+    return " ".join(
+        f"{name} {seconds * 1000 / cases:.0f}"
+        for name, seconds in by_process.get(label, {}).items()
     )
