@@ -5,6 +5,8 @@ Counts, not times: bench/ times it."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 
+from store import sqlite_driver
 from store.db import create_engine, session_factory
+from store.sqlite_driver import WRITE_TURNS
 from tests.support import thread_trips
 
 metadata = MetaData()
@@ -104,13 +108,17 @@ async def test_sqlite_errors_surface_as_sqlalchemy_exceptions(engine: AsyncEngin
         await connection.rollback()
         with pytest.raises(sa_exc.OperationalError, match="no such table"):
             await connection.execute(text("SELECT * FROM missing"))
-    async with engine.connect() as holder, engine.connect() as other:
-        await holder.execute(insert(items).values(name="held"))  # holds SQLite's write lock
+    # SQLite's write lock held by another process's writer (a plain sqlite3 connection: it does
+    # not take this process's write turn, which would make ``other`` wait for it instead).
+    holder = sqlite3.connect(engine.url.database or "")
+    async with engine.connect() as other:
+        holder.execute("BEGIN IMMEDIATE")  # holds SQLite's write lock
         await other.exec_driver_sql("PRAGMA busy_timeout=0")
         with pytest.raises(sa_exc.OperationalError, match="database is locked"):
             await other.execute(insert(items).values(name="blocked"))
         await other.rollback()
-        await holder.rollback()
+        holder.rollback()
+        holder.close()
         await other.exec_driver_sql("PRAGMA busy_timeout=10000")
 
 
@@ -148,3 +156,81 @@ async def test_in_memory_sqlite_keeps_one_connection_and_streams_still_work() ->
         assert pragmas == [1, 10000]
     finally:
         await engine.dispose()
+
+
+# -- writers of one process take turns (store/sqlite_driver.py, "Writers take turns") ----------
+
+
+async def test_a_connection_holds_the_write_turn_exactly_while_its_write_transaction_is_open(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    turn = WRITE_TURNS.lock(str(tmp_path / "driver.db"))
+    async with engine.connect() as connection:
+        await connection.execute(select(items))
+        assert not turn.locked()  # a read opens no write transaction
+        await connection.execute(insert(items).values(name="a"))
+        assert turn.locked()
+        await connection.commit()
+        assert not turn.locked()
+        await connection.execute(update(items).values(name="b"))
+        assert turn.locked()
+        await connection.rollback()
+        assert not turn.locked()
+        await connection.execute(insert(items).values(name="c"))
+        with pytest.raises(sa_exc.IntegrityError):
+            await connection.execute(insert(items).values(name="c"))
+        assert turn.locked()  # the failed statement left the transaction open
+        await connection.rollback()
+        assert not turn.locked()
+    async with engine.connect() as connection:  # returned to the pool mid-transaction
+        await connection.execute(insert(items).values(name="d"))
+        assert turn.locked()
+    assert not turn.locked()
+
+
+async def test_a_waiting_writer_starts_as_soon_as_the_previous_one_commits(
+    engine: AsyncEngine,
+) -> None:
+    """SQLite's busy handler would have the second writer asleep (25-100 ms steps by then)
+    when the first commits; its turn wakes it at once."""
+    async with engine.connect() as first, engine.connect() as second:
+        await first.execute(insert(items).values(name="first"))
+        started = asyncio.get_running_loop().time()
+        waiting = asyncio.create_task(second.execute(insert(items).values(name="second")))
+        await asyncio.sleep(0.25)
+        assert not waiting.done()
+        await first.commit()
+        committed = asyncio.get_running_loop().time()
+        await waiting
+        assert asyncio.get_running_loop().time() - committed < 0.04
+        assert committed - started >= 0.25
+        await second.commit()
+        names = (await second.execute(select(items.c.name).order_by(items.c.id))).scalars()
+        assert list(names) == ["first", "second"]
+
+
+async def test_a_writer_that_gets_no_turn_within_the_busy_timeout_fails_as_sqlite_would(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_driver, "BUSY_TIMEOUT_SECONDS", 0.2)
+    async with engine.connect() as first, engine.connect() as second:
+        await first.execute(insert(items).values(name="first"))
+        with pytest.raises(sa_exc.OperationalError, match="database is locked"):
+            await second.execute(insert(items).values(name="second"))
+        await second.rollback()
+        await first.commit()
+        await second.execute(insert(items).values(name="second"))  # its turn now
+        await second.commit()
+
+
+async def test_a_connection_invalidated_mid_transaction_gives_its_turn_back(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    turn = WRITE_TURNS.lock(str(tmp_path / "driver.db"))
+    async with engine.connect() as connection:
+        await connection.execute(insert(items).values(name="a"))
+        assert turn.locked()
+        await connection.invalidate()
+        assert not turn.locked()
+    async with engine.begin() as connection:
+        await connection.execute(insert(items).values(name="b"))
