@@ -13,15 +13,14 @@ ratio to the bare update. It is the floor under caseloop's design: what remains 
 table and ``bench latency`` is caseloop's own code (the API, the workflow code, the projection's
 writes). Compare only within one run.
 
-Run: ``PYTHONPATH=$PWD .venv/bin/python -m bench.write_path_floor [--rounds 20] [--per-round 40]
-[--out bench/results/write-path-floor.json]``.
+Run: ``PYTHONPATH=$PWD .venv/bin/python -m bench.write_path_floor [--rounds 20] [--per-round 40]``
+(a table as every benchmark prints, and JSON in bench/results/ with the machine and commit).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import tempfile
 import time
@@ -35,8 +34,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
 
-from bench.harness import DevServer, cpu_seconds, this_process_cpu
+from bench.harness import DevServer, Report, cpu_seconds, this_process_cpu
 
+NAME = "write_path_floor"
 TASK_QUEUE = "write-path-floor"
 STATUS = SearchAttributeKey.for_keyword("CaseStatus")  # registered by the harness's dev server
 
@@ -134,32 +134,29 @@ async def measure(rounds: int, per_round: int) -> dict[str, dict[str, float]]:
     }
 
 
+def report(result: dict[str, dict[str, float]], options: dict[str, object]) -> Report:
+    """Each variant against the bare update: p50, the dev server's CPU and this process's."""
+    built = Report(NAME, options, columns=("variant", "bare update"))
+    base = result[VARIANTS[0].name]
+    for name, figures in result.items():
+        for figure, what in (
+            ("p50_ms", "p50"),
+            ("server_cpu_ms", "dev server CPU / update"),
+            ("worker_client_cpu_ms", "worker + client CPU / update"),
+        ):
+            built.figure(f"{name}: {what}", figures[figure], base[figure], unit="ms")
+    built.data = {"figures": result}
+    return built
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--per-round", type=int, default=40)
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    result = asyncio.run(measure(args.rounds, args.per_round))
-    base = result[VARIANTS[0].name]
-    print(
-        f"{'variant':28} {'p50 ms':>8} {'ratio':>6} {'server CPU':>11} {'ratio':>6} "
-        f"{'worker+client CPU':>18} {'ratio':>6}"
-    )
-    for name, figures in result.items():
-        print(
-            f"{name:28} {figures['p50_ms']:8.2f} {figures['p50_ms'] / base['p50_ms']:5.2f}x "
-            f"{figures['server_cpu_ms']:11.2f} "
-            f"{figures['server_cpu_ms'] / base['server_cpu_ms']:5.2f}x "
-            f"{figures['worker_client_cpu_ms']:18.2f} "
-            f"{figures['worker_client_cpu_ms'] / base['worker_client_cpu_ms']:5.2f}x"
-        )
-    if args.out:
-        args.out.write_text(
-            json.dumps(
-                {"options": vars(args) | {"out": str(args.out)}, "figures": result}, indent=2
-            )
-        )
+    built = report(asyncio.run(measure(args.rounds, args.per_round)), vars(args))
+    built.print()
+    print(f"written {built.write()}")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ PostgreSQL runs on psycopg's async driver. SQLite runs on ``store.sqlite_driver`
 (``sqlite+caseloop``): SQLAlchemy's aiosqlite dialect whose statements each cross once to the
 connection's thread (cursor, execute, fetch and close in one call there, where SQLAlchemy's own
 adapter made three or four round trips), with COMMIT and ROLLBACK sent only when SQLite has a
-transaction open. Every SQLite connection is in WAL mode with a 10 s busy_timeout and foreign
-keys on (``_sqlite_pragmas``), and is rolled back on its return to the pool only if a
-transaction is still open (``_sqlite_reset``)."""
+transaction open, and with the writers of one process taking turns for SQLite's write lock
+(``store.sqlite_driver.WriteTurns``) instead of sleeping in its busy handler. Every SQLite
+connection is in WAL mode with a 10 s busy_timeout and foreign keys on (``_sqlite_pragmas``),
+and is rolled back on its return to the pool only if a transaction is still open
+(``_sqlite_reset``)."""
 
 from __future__ import annotations
 
