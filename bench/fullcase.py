@@ -21,7 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import bare, floor
+import httpx
+
+from bench import bare, floor, floor_http
 from bench.flows import STATUS_CYCLE, Api, Parties
 from bench.harness import (
     Actor,
@@ -29,11 +31,13 @@ from bench.harness import (
     CpuMeter,
     Report,
     Stack,
+    free_port,
     phase,
     stack,
     start_child,
     summary,
     this_process_cpu,
+    wait_for,
 )
 from bench.harness import _python_env as python_env
 from domain.enums import OrgKind
@@ -43,6 +47,7 @@ NAME = "fullcase"
 CASELOOP = ("server", "worker", "api", "database")
 BARE = ("server", "bare_worker", "client")
 FLOOR = ("server", "floor_worker", "client")
+FLOOR_HTTP = ("server", "floor_worker", "floor_api")
 
 # Each caseloop step and the bare round trip it stands for (the poll has none).
 STEPS = (
@@ -201,6 +206,29 @@ def start_floor_worker(s: Stack) -> tuple[Child, str]:
     return child, queue
 
 
+async def start_floor_api(s: Stack, queue: str) -> tuple[Child, str]:
+    """The floor's HTTP API (bench/floor_http.py) for the floor's task queue, and its URL."""
+    port = free_port()
+    child = start_child(
+        "floor-api",
+        [sys.executable, "-m", "bench.floor_http", s.server.address, queue, str(port)],
+        env=python_env({}),
+        cwd=s.workdir,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    async def up() -> bool:
+        child.check()
+        try:
+            async with httpx.AsyncClient(base_url=url) as http:
+                return (await http.get("/openapi.json")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    await wait_for(up, seconds=60, every=0.2)
+    return child, url
+
+
 async def batch(jobs: list[Callable[[], Awaitable[object]]], concurrency: int) -> float:
     """Run ``jobs`` with ``concurrency`` clients; returns cases per second."""
     queue = list(jobs)
@@ -225,15 +253,31 @@ async def run(args: argparse.Namespace) -> Report:
     )
     async with stack(database=args.database) as s:
         floor_worker, floor_queue = start_floor_worker(s)
+        floor_api: Child | None = None
         try:
-            return await _measure(args, report, s, floor_worker, floor_queue)
+            floor_api, floor_url = await start_floor_api(s, floor_queue)
+            async with httpx.AsyncClient(base_url=floor_url, timeout=60) as floor_client:
+                return await _measure(
+                    args, report, s, Floor(floor_worker, floor_queue, floor_api, floor_client)
+                )
         finally:
+            if floor_api is not None:
+                floor_api.stop()
             floor_worker.stop()
 
 
-async def _measure(
-    args: argparse.Namespace, report: Report, s: Stack, floor_worker: Child, floor_queue: str
-) -> Report:
+@dataclass
+class Floor:
+    """The floor's processes (bench/floor.py, bench/floor_http.py)."""
+
+    worker: Child
+    queue: str
+    api: Child
+    http: httpx.AsyncClient
+
+
+async def _measure(args: argparse.Namespace, report: Report, s: Stack, fl: Floor) -> Report:
+    floor_worker, floor_queue = fl.worker, fl.queue
     api = Api(s.http)
     partner = await s.actor(OrgKind.PARTNER)
     ops = await s.actor(OrgKind.OPS)
@@ -242,6 +286,7 @@ async def _measure(
         case_id = await full_case(api, who)
         await bare_case(s)
         floor_case_id, floor_account_id = await floor.full_case(s.bare_client, floor_queue)
+        await floor_http.full_case(fl.http)
         await asyncio.sleep(1)  # the account's task after the bank account follows the answer
         shapes = {
             "case": (
@@ -261,6 +306,7 @@ async def _measure(
             "database": s.database_cpu,
             "bare_worker": s.bare_worker.cpu,
             "floor_worker": floor_worker.cpu,
+            "floor_api": fl.api.cpu,
             "client": this_process_cpu,
         }
     )
@@ -268,7 +314,7 @@ async def _measure(
     steps: dict[int, dict[str, Steps]] = {}
     for level in args.concurrency:
         size = level * args.cases_per_client
-        rates[level] = {"caseloop": [], "bare": [], "floor": []}
+        rates[level] = {"caseloop": [], "bare": [], "floor": [], "floor_http": []}
         steps[level] = {"caseloop": Steps(), "bare": Steps()}
         for _ in range(args.full_rounds):
             with phase(f"concurrency {level}: creditors for {size} cases"):
@@ -297,8 +343,16 @@ async def _measure(
                 floor_case = functools.partial(floor.full_case, s.bare_client, floor_queue)
                 rates[level]["floor"].append(await batch([floor_case for _ in range(size)], level))
                 meter.stop(f"floor {level}", count=FLOOR)
+            with phase(f"concurrency {level}: {size} floor cases behind HTTP"):
+                meter.start()
+                floor_http_case = functools.partial(floor_http.full_case, fl.http)
+                rates[level]["floor_http"].append(
+                    await batch([floor_http_case for _ in range(size)], level)
+                )
+                meter.stop(f"floor_http {level}", count=FLOOR_HTTP)
             s.check()
             floor_worker.check()
+            fl.api.check()
     cpu_steps = {"caseloop": Steps(), "bare": Steps()}
     if args.cpu_cases:
         with phase(f"CPU per step: {args.cpu_cases} cases each, one step at a time"):
@@ -383,6 +437,21 @@ async def _measure(
             unit="cases/s",
             note="(what caseloop's own code costs)",
         )
+        floor_http_rate = statistics.median(measured["floor_http"])
+        report.figure(
+            f"  floor behind HTTP cases/s, concurrency {level}",
+            floor_http_rate,
+            bare_rate,
+            unit="cases/s",
+            note="(the floor with a bare FastAPI in front: bench/floor_http.py)",
+        )
+        report.figure(
+            f"  caseloop / floor behind HTTP, concurrency {level}",
+            caseloop,
+            floor_http_rate,
+            unit="cases/s",
+            note="(what caseloop's own code costs beyond any HTTP API)",
+        )
     for level, sides in steps.items():
         _breakdown(report, level, sides, cpu, cases[level], meter.by_process)
     for step, counterpart in STEPS:
@@ -436,13 +505,14 @@ def _breakdown(
         note=f"(breakdown) {_parts(by_process, f'caseloop {level}', cases)}"
         f" | bare: {_parts(by_process, f'bare {level}', cases)}",
     )
-    report.figure(
-        f"  c{level} CPU / case, floor",
-        cpu.get(f"floor {level}", 0) / cases,
-        cpu.get(f"bare {level}", 0) / cases,
-        unit="ms",
-        note=f"(breakdown) {_parts(by_process, f'floor {level}', cases)}",
-    )
+    for side in ("floor", "floor_http"):
+        report.figure(
+            f"  c{level} CPU / case, {side.replace('_', ' ')}",
+            cpu.get(f"{side} {level}", 0) / cases,
+            cpu.get(f"bare {level}", 0) / cases,
+            unit="ms",
+            note=f"(breakdown) {_parts(by_process, f'{side} {level}', cases)}",
+        )
 
 
 def _parts(by_process: dict[str, dict[str, float]], label: str, cases: int) -> str:
