@@ -193,9 +193,9 @@ def _queue() -> str:
 CHANGES = ("assign", "accept", "message 1", "message 2", "status change")
 
 
-async def full_case(client: Client, task_queue: str) -> tuple[str, str]:
-    """The full case's 8 round trips on the floor's workflows (the creditor is new, as in
-    ``bench fullcase``); returns the case's and the account's workflow ids."""
+async def create(client: Client, task_queue: str) -> tuple[str, str]:
+    """Create a case of a new creditor (update-with-start); the case's and the account's
+    workflow ids."""
     case_id = f"floor-case-{uuid.uuid4()}"
     account_id = f"floor-account-{uuid.uuid4()}"
     start = WithStartWorkflowOperation(
@@ -211,7 +211,14 @@ async def full_case(client: Client, task_queue: str) -> tuple[str, str]:
     await client.execute_update_with_start_workflow(
         FloorCase.submit, account_id, start_workflow_operation=start
     )
-    case = await start.workflow_handle()
+    return case_id, account_id
+
+
+async def full_case(client: Client, task_queue: str) -> tuple[str, str]:
+    """The full case's 8 round trips on the floor's workflows (the creditor is new, as in
+    ``bench fullcase``); returns the case's and the account's workflow ids."""
+    case_id, account_id = await create(client, task_queue)
+    case = client.get_workflow_handle(case_id)
     # The account exists: the update's local activity started it before the update answered.
     account = client.get_workflow_handle(account_id)
     await account.execute_update(FloorAccount.sign)

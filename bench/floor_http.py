@@ -11,20 +11,15 @@ Run as its own process: ``python -m bench.floor_http ADDRESS TASK_QUEUE PORT``.
 from __future__ import annotations
 
 import sys
-import uuid
 from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
+from temporalio.client import Client
 
-from bench.floor import CHANGES, CREDITOR, STATUS, FloorAccount, FloorCase
+from bench import floor
+from bench.floor import CHANGES, FloorAccount, FloorCase
 
 
 def create_app(address: str, task_queue: str) -> FastAPI:
@@ -38,20 +33,7 @@ def create_app(address: str, task_queue: str) -> FastAPI:
 
     @app.post("/cases", status_code=201)
     async def create() -> dict[str, str]:
-        case_id = f"floor-case-{uuid.uuid4()}"
-        account_id = f"floor-account-{uuid.uuid4()}"
-        start = WithStartWorkflowOperation(
-            FloorCase.run,
-            id=case_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(STATUS, "Created"), SearchAttributePair(CREDITOR, account_id)]
-            ),
-        )
-        await (await client()).execute_update_with_start_workflow(
-            FloorCase.submit, account_id, start_workflow_operation=start
-        )
+        case_id, account_id = await floor.create(await client(), task_queue)
         return {"caseId": case_id, "accountId": account_id}
 
     @app.post("/accounts/{account_id}/sign")

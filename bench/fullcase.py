@@ -34,9 +34,9 @@ from bench.harness import (
     free_port,
     phase,
     stack,
+    stack_processes,
     start_child,
     summary,
-    this_process_cpu,
     wait_for,
 )
 from bench.harness import _python_env as python_env
@@ -299,16 +299,7 @@ async def _measure(args: argparse.Namespace, report: Report, s: Stack, fl: Floor
             ),
         }
     meter = CpuMeter(
-        {
-            "server": s.server.child.cpu,
-            "worker": s.worker.cpu,
-            "api": s.api.cpu,
-            "database": s.database_cpu,
-            "bare_worker": s.bare_worker.cpu,
-            "floor_worker": floor_worker.cpu,
-            "floor_api": fl.api.cpu,
-            "client": this_process_cpu,
-        }
+        {**stack_processes(s), "floor_worker": floor_worker.cpu, "floor_api": fl.api.cpu}
     )
     rates: dict[int, dict[str, list[float]]] = {}
     steps: dict[int, dict[str, Steps]] = {}
@@ -422,36 +413,29 @@ async def _measure(args: argparse.Namespace, report: Report, s: Stack, fl: Floor
             at_least=0.4,
             target="≥ 0.4x (aim 0.6x)",
         )
-        floor_rate = statistics.median(measured["floor"])
-        report.figure(
-            f"  floor cases/s, concurrency {level}",
-            floor_rate,
-            bare_rate,
-            unit="cases/s",
-            note="(the design's floor: bench/floor.py)",
-        )
-        report.figure(
-            f"  caseloop / floor, concurrency {level}",
-            caseloop,
-            floor_rate,
-            unit="cases/s",
-            note="(what caseloop's own code costs)",
-        )
-        floor_http_rate = statistics.median(measured["floor_http"])
-        report.figure(
-            f"  floor behind HTTP cases/s, concurrency {level}",
-            floor_http_rate,
-            bare_rate,
-            unit="cases/s",
-            note="(the floor with a bare FastAPI in front: bench/floor_http.py)",
-        )
-        report.figure(
-            f"  caseloop / floor behind HTTP, concurrency {level}",
-            caseloop,
-            floor_http_rate,
-            unit="cases/s",
-            note="(what caseloop's own code costs beyond any HTTP API)",
-        )
+        for side, name, source in (
+            ("floor", "floor", "the design's floor: bench/floor.py"),
+            (
+                "floor_http",
+                "floor behind HTTP",
+                "with a bare FastAPI in front: bench/floor_http.py",
+            ),
+        ):
+            rate = statistics.median(measured[side])
+            report.figure(
+                f"  {name} cases/s, concurrency {level}",
+                rate,
+                bare_rate,
+                unit="cases/s",
+                note=f"({source})",
+            )
+            report.figure(
+                f"  caseloop / {name}, concurrency {level}",
+                caseloop,
+                rate,
+                unit="cases/s",
+                note="(what caseloop's own code costs beyond it)",
+            )
     for level, sides in steps.items():
         _breakdown(report, level, sides, cpu, cases[level], meter.by_process)
     for step, counterpart in STEPS:

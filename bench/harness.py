@@ -505,6 +505,19 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - started
 
 
+def stack_processes(s: Stack) -> dict[str, Callable[[], float]]:
+    """The CPU-time readers of a stack's processes and of this one (``client``), by the names
+    the benchmarks count them under (``CpuMeter``)."""
+    return {
+        "server": s.server.child.cpu,
+        "worker": s.worker.cpu,
+        "api": s.api.cpu,
+        "database": s.database_cpu,
+        "bare_worker": s.bare_worker.cpu,
+        "client": this_process_cpu,
+    }
+
+
 @dataclass
 class CpuMeter:
     """CPU seconds of some processes between ``start()`` and ``stop()``, added up per label."""

@@ -16,8 +16,8 @@ from bench.harness import (
     history_per_action,
     phase,
     stack,
+    stack_processes,
     summary,
-    this_process_cpu,
     timed,
 )
 from domain.ids import case_workflow_id
@@ -53,16 +53,7 @@ async def run(args: argparse.Namespace) -> Report:
                 await statuses.change()
                 await bare_update()
 
-        meter = CpuMeter(
-            {
-                "server": s.server.child.cpu,
-                "worker": s.worker.cpu,
-                "api": s.api.cpu,
-                "database": s.database_cpu,
-                "bare_worker": s.bare_worker.cpu,
-                "client": this_process_cpu,
-            }
-        )
+        meter = CpuMeter(stack_processes(s))
         samples: dict[str, list[float]] = {"chat": [], "status": [], "bare": []}
         plan = [
             ("chat", conversation.say, CASELOOP),
