@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import sqlite3
 import weakref
 from threading import Thread
@@ -56,8 +57,10 @@ DRIVER_NAME = "sqlite+caseloop"
 # How long a writer waits for the database: SQLite's busy timeout (store.db's pragma) and the
 # process's write turn alike.
 BUSY_TIMEOUT_SECONDS = 10
-# Statements before which sqlite3 opens a write transaction (or that may: a WITH may write).
-_WRITE_HEADS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "BEGIN")
+# Statements before which sqlite3 opens a write transaction. Not WITH: the read model's CTEs are
+# reads, which must never queue behind a writer (WAL lets them run beside it); a writing WITH,
+# or a write inside a transaction a SAVEPOINT opened, waits in SQLite's busy handler as before.
+_WRITE_HEADS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN")
 
 
 class WriteTurns:
@@ -219,7 +222,8 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     def _end_write_turn(self) -> None:
         turn, self._turn = self._turn, None
         if turn is not None and turn.locked():
-            turn.release()
+            with contextlib.suppress(RuntimeError):  # a loop already closed (collected late)
+                turn.release()
 
     def commit(self) -> None:
         try:

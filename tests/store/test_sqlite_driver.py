@@ -234,3 +234,14 @@ async def test_a_connection_invalidated_mid_transaction_gives_its_turn_back(
         assert not turn.locked()
     async with engine.begin() as connection:
         await connection.execute(insert(items).values(name="b"))
+
+
+async def test_a_read_never_waits_for_another_connections_write_turn(engine: AsyncEngine) -> None:
+    """WAL lets reads run beside a writer; a CTE is a read too (the lists' counts use them)."""
+    total = select(items.c.id).cte("total")
+    async with engine.connect() as writer, engine.connect() as reader:
+        await writer.execute(insert(items).values(name="held"))
+        async with asyncio.timeout(1):
+            assert (await reader.execute(select(items.c.name))).all() == []
+            assert (await reader.execute(select(total.c.id))).all() == []
+        await writer.commit()
