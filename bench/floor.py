@@ -17,16 +17,17 @@ full-case step             the floor's workflow tasks (case / account)
 create                     case: update-with-start, local activity that signal-with-starts the
                            account, upsert. account: the signal, local activity, upsert, two
                            timers (the missing-bank-account digest, the task deadline alarm)
-sign contract              account: update, local activity that signals the case, upsert.
-                           case: the signal, local activity
-bank account               case: update, local activity that signals the account, upsert.
-                           account: the signal, local activity, upsert
+sign contract              account: update-with-start (joining it), local activity that
+                           signals the case, upsert. case: the signal, local activity
+bank account               case: update, local activity that signal-with-starts the account
+                           (joining it), upsert. account: the signal, local activity, upsert
 assign, message 1          case: update, local activity, upsert, a timer
 accept, message 2          case: update, local activity, upsert
 status change              case: update, local activity
 =========================  ==================================================================
 
-That is caseloop's history for one full case, event for event (counted on main at 054532c with
+The calls are caseloop's too (update-with-start for signing, signal-with-start to the account,
+a plain signal to release the case). That is caseloop's history for one full case, event for event (counted on main at 054532c with
 both workflows' histories listed: 8 + 3 workflow tasks, 11 local activities, 9 upserts, 4
 timers, 3 signals, 2 workflow starts).
 
@@ -73,23 +74,33 @@ async def project(version: int) -> int:
     return version
 
 
+def _account_start(account_id: str, task_queue: str) -> dict[str, Any]:
+    """How caseloop starts (or joins) a creditor's account (activities/accounts.py)."""
+    return {
+        "id": account_id,
+        "task_queue": task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "search_attributes": TypedSearchAttributes([SearchAttributePair(CREDITOR, account_id)]),
+    }
+
+
 @activity.defn
-async def project_and_open_account(account_id: str, case_id: str, task_queue: str) -> None:
-    """The case's first projection delivers ``case_opened`` (signal-with-start)."""
+async def tell_account(account_id: str, name: str, case_id: str, task_queue: str) -> None:
+    """A case's projection delivers ``case_opened`` or ``bank_account_assigned`` to its account
+    as caseloop's does: signal-with-start."""
     assert _client is not None
     await _client.start_workflow(
         FloorAccount.run,
-        id=account_id,
-        task_queue=task_queue,
-        start_signal="case_opened",
+        start_signal=name,
         start_signal_args=[case_id],
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        **_account_start(account_id, task_queue),
     )
 
 
 @activity.defn
 async def project_and_signal(workflow_id: str, name: str, arg: str) -> None:
-    """A projection that delivers one signal to another workflow."""
+    """A projection that delivers one signal to another workflow (the account releasing a
+    case: a plain signal, as caseloop's)."""
     assert _client is not None
     await _client.get_workflow_handle(workflow_id).signal(name, arg)
 
@@ -126,7 +137,7 @@ class FloorCase(_Loop):
     @workflow.update
     async def submit(self, account_id: str) -> None:
         await self._project(
-            project_and_open_account, account_id, workflow.info().workflow_id, _queue()
+            tell_account, account_id, "case_opened", workflow.info().workflow_id, _queue()
         )
         self._upsert("Created")
 
@@ -137,7 +148,7 @@ class FloorCase(_Loop):
     @workflow.update
     async def bank_account(self, account_id: str) -> None:
         await self._project(
-            project_and_signal, account_id, "bank_account_assigned", workflow.info().workflow_id
+            tell_account, account_id, "bank_account_assigned", workflow.info().workflow_id, _queue()
         )
         self._upsert("Validated")
 
@@ -214,14 +225,21 @@ async def create(client: Client, task_queue: str) -> tuple[str, str]:
     return case_id, account_id
 
 
+async def sign(client: Client, account_id: str, task_queue: str) -> None:
+    """Sign the account's contract as caseloop's API does: update-with-start (joining the
+    account the case's projection started)."""
+    start = WithStartWorkflowOperation(FloorAccount.run, **_account_start(account_id, task_queue))
+    await client.execute_update_with_start_workflow(
+        FloorAccount.sign, start_workflow_operation=start
+    )
+
+
 async def full_case(client: Client, task_queue: str) -> tuple[str, str]:
     """The full case's 8 round trips on the floor's workflows (the creditor is new, as in
     ``bench fullcase``); returns the case's and the account's workflow ids."""
     case_id, account_id = await create(client, task_queue)
     case = client.get_workflow_handle(case_id)
-    # The account exists: the update's local activity started it before the update answered.
-    account = client.get_workflow_handle(account_id)
-    await account.execute_update(FloorAccount.sign)
+    await sign(client, account_id, task_queue)
     await case.execute_update(FloorCase.bank_account, account_id)
     for step in CHANGES:
         await case.execute_update(FloorCase.change, step)
@@ -245,7 +263,7 @@ async def serve(address: str, task_queue: str) -> None:
         _client,
         task_queue=task_queue,
         workflows=[FloorCase, FloorAccount],
-        activities=[project, project_and_open_account, project_and_signal],
+        activities=[project, tell_account, project_and_signal],
     ):
         await stop.wait()
 

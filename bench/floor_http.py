@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from bench import floor
-from bench.floor import CHANGES, FloorAccount, FloorCase
+from bench.floor import CHANGES, FloorCase
 
 
 def create_app(address: str, task_queue: str) -> FastAPI:
@@ -38,7 +38,7 @@ def create_app(address: str, task_queue: str) -> FastAPI:
 
     @app.post("/accounts/{account_id}/sign")
     async def sign(account_id: str) -> dict[str, str]:
-        await (await client()).get_workflow_handle(account_id).execute_update(FloorAccount.sign)
+        await floor.sign(await client(), account_id, task_queue)
         return {"accountId": account_id}
 
     @app.put("/cases/{case_id}/bank-account")
