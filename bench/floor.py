@@ -27,9 +27,10 @@ status change              case: update, local activity
 =========================  ==================================================================
 
 The calls are caseloop's too (update-with-start for signing, signal-with-start to the account,
-a plain signal to release the case). That is caseloop's history for one full case, event for event (counted on main at 054532c with
-both workflows' histories listed: 8 + 3 workflow tasks, 11 local activities, 9 upserts, 4
-timers, 3 signals, 2 workflow starts).
+a plain signal to release the case). That is caseloop's history for one full case, event for
+event (counted on main at 054532c with both workflows' histories listed: 8 + 3 workflow tasks,
+11 local activities, 9 upserts, 4 timers, 3 signals, 2 workflow starts); ``bench fullcase``
+checks it every run (its ``history events ... caseloop vs floor`` rows).
 
 Run as its own worker process (``python -m bench.floor ADDRESS TASK_QUEUE``), as the bare
 baseline's worker is, so that its CPU time is its own. Workflows run unsandboxed, as caseloop's
