@@ -6,7 +6,12 @@ alternate, round by round.
 Besides the throughput, a breakdown: each step's wall time (p50/p99 per concurrency level, the
 caseloop step next to the bare round trip it stands for), how many ``GET /api/cases/{id}`` the
 client needed until the case was Validated, and CPU per case (dev server + worker + API vs dev
-server + bare worker + the calling process), all from the same interleaved batches."""
+server + bare worker + the calling process), all from the same interleaved batches.
+
+Beside them, the design's floor (bench/floor.py: caseloop's history for a full case with none of
+its code, its shape checked against a caseloop case's first) and the same floor behind a bare
+FastAPI app (bench/floor_http.py): how much of bare the design itself leaves, and what
+caseloop's own code costs beyond it."""
 
 from __future__ import annotations
 
