@@ -40,6 +40,7 @@ from bench.harness import (
     phase,
     stack,
     stack_processes,
+    start_bare_worker,
     start_child,
     summary,
     wait_for,
@@ -202,11 +203,8 @@ async def bare_case(s: Stack, steps: Steps | None = None) -> None:
 def start_floor_worker(s: Stack) -> tuple[Child, str]:
     """The floor's worker (bench/floor.py) on the stack's dev server, and its task queue."""
     queue = f"floor-{uuid.uuid4().hex[:8]}"
-    child = start_child(
-        "floor",
-        [sys.executable, "-m", "bench.floor", s.server.address, queue],
-        env=python_env({}),
-        cwd=s.workdir,
+    child = start_bare_worker(
+        s.workdir, s.server.address, queue, name="floor", module="bench.floor"
     )
     return child, queue
 
@@ -282,7 +280,6 @@ class Floor:
 
 
 async def _measure(args: argparse.Namespace, report: Report, s: Stack, fl: Floor) -> Report:
-    floor_worker, floor_queue = fl.worker, fl.queue
     api = Api(s.http)
     partner = await s.actor(OrgKind.PARTNER)
     ops = await s.actor(OrgKind.OPS)
@@ -290,7 +287,7 @@ async def _measure(args: argparse.Namespace, report: Report, s: Stack, fl: Floor
         who = await new_creditor(s, partner, ops)
         case_id = await full_case(api, who)
         await bare_case(s)
-        floor_case_id, floor_account_id = await floor.full_case(s.bare_client, floor_queue)
+        floor_case_id, floor_account_id = await floor.full_case(s.bare_client, fl.queue)
         await floor_http.full_case(fl.http)
         await asyncio.sleep(1)  # the account's task after the bank account follows the answer
         shapes = {
@@ -303,9 +300,7 @@ async def _measure(args: argparse.Namespace, report: Report, s: Stack, fl: Floor
                 await floor.shape(s.bare_client, floor_account_id),
             ),
         }
-    meter = CpuMeter(
-        {**stack_processes(s), "floor_worker": floor_worker.cpu, "floor_api": fl.api.cpu}
-    )
+    meter = CpuMeter({**stack_processes(s), "floor_worker": fl.worker.cpu, "floor_api": fl.api.cpu})
     rates: dict[int, dict[str, list[float]]] = {}
     steps: dict[int, dict[str, Steps]] = {}
     for level in args.concurrency:
@@ -336,7 +331,7 @@ async def _measure(args: argparse.Namespace, report: Report, s: Stack, fl: Floor
                 meter.stop(f"bare {level}", count=BARE)
             with phase(f"concurrency {level}: {size} floor cases"):
                 meter.start()
-                floor_case = functools.partial(floor.full_case, s.bare_client, floor_queue)
+                floor_case = functools.partial(floor.full_case, s.bare_client, fl.queue)
                 rates[level]["floor"].append(await batch([floor_case for _ in range(size)], level))
                 meter.stop(f"floor {level}", count=FLOOR)
             with phase(f"concurrency {level}: {size} floor cases behind HTTP"):
@@ -347,7 +342,7 @@ async def _measure(args: argparse.Namespace, report: Report, s: Stack, fl: Floor
                 )
                 meter.stop(f"floor_http {level}", count=FLOOR_HTTP)
             s.check()
-            floor_worker.check()
+            fl.worker.check()
             fl.api.check()
     cpu_steps = {"caseloop": Steps(), "bare": Steps()}
     if args.cpu_cases:

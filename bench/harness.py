@@ -354,10 +354,14 @@ def start_worker(workdir: Path, env: dict[str, str], *, name: str = "worker") ->
     return start_child(name, [sys.executable, "-m", "worker"], env=env, cwd=workdir)
 
 
-def start_bare_worker(workdir: Path, address: str, task_queue: str, *, name: str = "bare") -> Child:
+def start_bare_worker(
+    workdir: Path, address: str, task_queue: str, *, name: str = "bare", module: str = "bench.bare"
+) -> Child:
+    """A worker process of ``module`` (``python -m MODULE ADDRESS TASK_QUEUE``): the bare
+    baseline's, or another baseline's (bench/floor.py)."""
     return start_child(
         name,
-        [sys.executable, "-m", "bench.bare", address, task_queue],
+        [sys.executable, "-m", module, address, task_queue],
         env=_python_env({}),
         cwd=workdir,
     )
