@@ -114,10 +114,10 @@ class MailActivities:
         self._sessions = sessions
         self._smtp = smtp
         # SQLite has one writer at a time, and a transaction that read before it writes (a
-        # claim) fails at once when another wrote meanwhile; writers that wait in its busy
-        # handler are not served in order, so under many sends at once (the digests) one could
-        # wait past the busy timeout. This process's claim writes queue here instead, in order.
-        # PostgreSQL: None, no queue.
+        # claim) fails at once when another wrote meanwhile. Every writer of this process takes
+        # its turn at SQLite's write lock in order (store/sqlite_driver.py), but a claim reads
+        # first: this process's claim batches queue here, read and write together, so none reads
+        # rows another batch is about to write. PostgreSQL: None, no queue.
         engine = sessions.kw.get("bind")
         self._writes: asyncio.Lock | contextlib.AbstractAsyncContextManager[None] = (
             asyncio.Lock()
